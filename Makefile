@@ -1,0 +1,33 @@
+# evp: the two commands a new user needs are `make run` and `make test` (see README.md).
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+BIN      := bin/evp
+FUZZTIME ?= 10s
+
+.PHONY: run build test test-short fuzz bench clean
+
+## run: build evp and run it with embedded backends on http://localhost:3001 (data in ./data)
+run: build
+	./$(BIN)
+
+## build: compile bin/evp
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/evp
+
+## test: the full test suite (what CI runs), then a bounded fuzz run of the event decoder
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
+
+## test-short: unit tests only, no processes or services
+test-short:
+	$(GO) test -short ./...
+
+## bench: hot-path micro-benchmarks (see BENCHMARKS.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/... ./internal/httpapi
+
+clean:
+	rm -rf bin

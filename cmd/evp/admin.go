@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/store/sqlitestore"
+)
+
+const apikeyUsage = `Usage:
+  evp apikey create --name NAME [--expires-in DURATION]
+  evp apikey list
+  evp apikey revoke KEY_ID
+`
+
+func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, apikeyUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	sub, args := args[0], args[1:]
+	var name string
+	var expiresIn time.Duration
+	extra := func(fs *flag.FlagSet) {
+		if sub == "create" {
+			fs.StringVar(&name, "name", "", "a name that says who uses the key (required)")
+			fs.DurationVar(&expiresIn, "expires-in", 0, "lifetime of the key, like 720h (default: no expiry)")
+		}
+	}
+	cfg, rest, code, ok := load("evp apikey "+sub, args, getenv, stdout, stderr, extra)
+	if !ok {
+		return code
+	}
+	if err := cfg.PrepareDataDir(); err != nil {
+		fmt.Fprintf(stderr, "evp: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := accounts.Open(ctx, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "evp: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+
+	switch sub {
+	case "create":
+		if strings.TrimSpace(name) == "" || len(rest) > 0 {
+			fmt.Fprintf(stderr, "evp: apikey create needs --name NAME\n\n%s", apikeyUsage)
+			return 2
+		}
+		if expiresIn < 0 {
+			fmt.Fprintf(stderr, "evp: invalid --expires-in=%s: must be positive\n", expiresIn)
+			return 2
+		}
+		var exp *time.Time
+		if expiresIn > 0 {
+			t := time.Now().Add(expiresIn).UTC().Truncate(time.Millisecond)
+			exp = &t
+		}
+		plain, k, err := st.CreateAPIKey(ctx, name, cfg.APIKeyPrefix, exp)
+		if err != nil {
+			fmt.Fprintf(stderr, "evp: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s\n", plain)
+		fmt.Fprintf(stderr, "Created API key %s (%q). It is shown only this once: store it now.\n", k.ID, k.Name)
+		return 0
+	case "list":
+		keys, err := st.ListAPIKeys(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "evp: %v\n", err)
+			return 1
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tKEY\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
+		now := time.Now()
+		for _, k := range keys {
+			status := "active"
+			switch {
+			case k.RevokedAt != nil:
+				status = "revoked"
+			case !k.Usable(now):
+				status = "expired"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s...%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Last4,
+				k.CreatedAt.Format(time.RFC3339), fmtTime(k.LastUsedAt), fmtTime(k.ExpiresAt), status)
+		}
+		tw.Flush()
+		return 0
+	case "revoke":
+		if len(rest) != 1 {
+			fmt.Fprintf(stderr, "evp: apikey revoke needs one KEY_ID (see evp apikey list)\n")
+			return 2
+		}
+		if err := st.RevokeAPIKey(ctx, rest[0]); err != nil {
+			if errors.Is(err, accounts.ErrKeyNotFound) {
+				fmt.Fprintf(stderr, "evp: no API key with id %q\n", rest[0])
+				return 1
+			}
+			fmt.Fprintf(stderr, "evp: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "Revoked %s. Running evp processes stop accepting it within 60 s.\n", rest[0])
+		return 0
+	}
+	fmt.Fprintf(stderr, "evp: unknown apikey command %q\n\n%s", sub, apikeyUsage)
+	return 2
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+// migrate applies the migrations of the account and event stores. The buffer migrates
+// itself when evp starts (it may be held by a running evp).
+func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, _, code, ok := load("evp migrate", args, getenv, stdout, stderr, nil)
+	if !ok {
+		return code
+	}
+	if err := cfg.PrepareDataDir(); err != nil {
+		fmt.Fprintf(stderr, "evp: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	acc, err := accounts.Open(ctx, cfg.DataDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "evp: accounts: %v\n", err)
+		return 1
+	}
+	acc.Close()
+	st, err := sqlitestore.Open(ctx, cfg.DataDir, "FULL")
+	if err != nil {
+		fmt.Fprintf(stderr, "evp: event store: %v\n", err)
+		return 1
+	}
+	st.Close()
+	fmt.Fprintf(stdout, "Migrations applied in %s.\n", cfg.DataDir)
+	return 0
+}

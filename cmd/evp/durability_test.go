@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// evpBinary builds this command once per test run.
+func evpBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "evp-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "evp")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a real evp process.
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	logs *bytes.Buffer
+	done chan error
+}
+
+func startProc(t *testing.T, dir string, port int) *proc {
+	t.Helper()
+	cmd := exec.Command(evpBinary(t))
+	cmd.Env = append(os.Environ(), "EVP_DATA_DIR="+dir, "PORT="+strconv.Itoa(port), "SERVER_HOST=127.0.0.1",
+		"WORKER_BATCH_TIMEOUT_MS=20", "LOG_LEVEL=info", "EVP_LOG_FORMAT=json")
+	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("evp logs:\n%s", p.logs)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.url + "/api/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("evp exited during start: %v\n%s", err, p.logs)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("evp not ready within 30 s\n%s", p.logs)
+	return nil
+}
+
+type outcome struct {
+	mu        sync.Mutex
+	accepted  map[string]bool // answered 202
+	uncertain map[string]bool // sent, no answer (the process died)
+	dups      int
+}
+
+func send(client *http.Client, url, key string, ids []string) (int, error) {
+	events := make([]map[string]any, len(ids))
+	for i, id := range ids {
+		events[i] = map[string]any{"eventId": id, "eventType": "durability", "userId": "u" + strconv.Itoa(i%7),
+			"sessionId": "s", "timestamp": time.Now().UTC().Format(time.RFC3339Nano), "payload": map[string]any{"i": i}}
+	}
+	body, _ := json.Marshal(map[string]any{"events": events})
+	req, _ := http.NewRequest("POST", url+"/api/v1/events/batch", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-api-key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			EventIDs []string `json:"eventIds"`
+		} `json:"data"`
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	if resp.StatusCode == 202 && len(r.Data.EventIDs) != len(ids) {
+		return resp.StatusCode, fmt.Errorf("202 with %d of %d ids", len(r.Data.EventIDs), len(ids))
+	}
+	return resp.StatusCode, nil
+}
+
+// TestKillNineLosesNothingAndDuplicatesNothing sends batches from several clients, kills
+// evp with SIGKILL in the middle of the load, restarts it, and checks the store: every
+// event answered 202 is stored exactly once, and nothing else is stored.
+func TestKillNineLosesNothingAndDuplicatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills real evp processes")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	p := startProc(t, dir, port)
+
+	var out bytes.Buffer
+	cmd := exec.Command(evpBinary(t), "apikey", "create", "--name", "durability")
+	cmd.Env = append(os.Environ(), "EVP_DATA_DIR="+dir)
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out.String())
+
+	o := &outcome{accepted: map[string]bool{}, uncertain: map[string]bool{}}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for n := 0; ctx.Err() == nil; n++ {
+				ids := make([]string, 25)
+				for i := range ids {
+					ids[i] = fmt.Sprintf("c%d-n%d-i%d", c, n, i)
+				}
+				status, err := send(client, p.url, key, ids)
+				o.mu.Lock()
+				for _, id := range ids {
+					switch {
+					case err == nil && status == 202:
+						o.accepted[id] = true
+					case err != nil:
+						o.uncertain[id] = true
+					}
+				}
+				o.mu.Unlock()
+				if err != nil && status == 0 {
+					return // the server is gone
+				}
+				if status != 202 {
+					t.Errorf("status %d during load", status)
+					return
+				}
+			}
+		}()
+	}
+	// Kill once a good amount is accepted, while requests are in flight.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o.mu.Lock()
+		n := len(o.accepted)
+		o.mu.Unlock()
+		if n >= 5000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	p.done <- nil
+	wg.Wait()
+	stop()
+	if len(o.accepted) < 1000 {
+		t.Fatalf("only %d events accepted before the kill", len(o.accepted))
+	}
+	t.Logf("accepted %d events before SIGKILL; %d in requests without an answer", len(o.accepted), len(o.uncertain))
+
+	// Restart: what was buffered and not stored must be processed now.
+	p2 := startProc(t, dir, port)
+	waitDrained(t, p2.url, key)
+
+	// A client retrying accepted events after the crash gets duplicates, not new events.
+	var retry []string
+	for id := range o.accepted {
+		retry = append(retry, id)
+		if len(retry) == 25 {
+			break
+		}
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]any{"events": batchOf(retry)})
+	req, _ := http.NewRequest("POST", p2.url+"/api/v1/events/batch", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-api-key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Data struct{ Accepted, Duplicates int }
+	}
+	json.NewDecoder(resp.Body).Decode(&r)
+	resp.Body.Close()
+	if r.Data.Duplicates != len(retry) || r.Data.Accepted != 0 {
+		t.Errorf("retry after crash: accepted %d duplicates %d, want 0 and %d", r.Data.Accepted, r.Data.Duplicates, len(retry))
+	}
+
+	// Graceful stop: SIGTERM ends the process with code 0 within 10 s.
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p2.done:
+		p2.done <- err
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("evp did not exit within 10 s of SIGTERM")
+	}
+
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "events.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT event_id, COUNT(*) FROM events GROUP BY event_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var n int
+		rows.Scan(&id, &n)
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+		stored[id] = true
+	}
+	rows.Close()
+	missing := 0
+	for id := range o.accepted {
+		if !stored[id] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d events answered 202 are not stored", missing, len(o.accepted))
+	}
+	for id := range stored {
+		if !o.accepted[id] && !o.uncertain[id] {
+			t.Errorf("stored event %s was never sent", id)
+		}
+	}
+	var dlq int
+	db.QueryRow(`SELECT COUNT(*) FROM events_dlq`).Scan(&dlq)
+	if dlq != 0 {
+		t.Errorf("%d events dead-lettered", dlq)
+	}
+	t.Logf("stored %d events (%d accepted + %d of the unanswered)", len(stored), len(o.accepted), len(stored)-len(o.accepted))
+}
+
+func batchOf(ids []string) []map[string]any {
+	events := make([]map[string]any, len(ids))
+	for i, id := range ids {
+		events[i] = map[string]any{"eventId": id, "eventType": "durability", "userId": "u", "sessionId": "s",
+			"timestamp": time.Now().UTC().Format(time.RFC3339)}
+	}
+	return events
+}
+
+// waitDrained polls /api/metrics until the buffer is empty.
+func waitDrained(t *testing.T, url, key string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", url+"/api/metrics", nil)
+		req.Header.Set("x-api-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var m struct {
+				Data struct {
+					Queue struct {
+						StreamLength int64 `json:"streamLength"`
+					} `json:"queue"`
+				} `json:"data"`
+			}
+			json.NewDecoder(resp.Body).Decode(&m)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && m.Data.Queue.StreamLength == 0 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("buffer not drained within 60 s")
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, func(k string) string { return env[k] }, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadSettingsExitWithCode2NamingTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	os.WriteFile(file, []byte("x"), 0o600)
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"port not a number", map[string]string{"PORT": "abc"}, nil, "PORT"},
+		{"port flag", nil, []string{"--port", "70000"}, "--port"},
+		{"batch size zero", map[string]string{"WORKER_BATCH_SIZE": "0"}, nil, "WORKER_BATCH_SIZE"},
+		{"batch timeout", map[string]string{"WORKER_BATCH_TIMEOUT_MS": "soon"}, nil, "WORKER_BATCH_TIMEOUT_MS"},
+		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{"data dir is a file", map[string]string{"EVP_DATA_DIR": filepath.Join(file, "sub")}, nil, "EVP_DATA_DIR"},
+		{"unknown flag", nil, []string{"--nope"}, "nope"},
+		{"api role on embedded", map[string]string{"EVP_DATA_DIR": dir}, []string{"api"}, "REDIS_URL"},
+		{"worker role on embedded", map[string]string{"EVP_DATA_DIR": dir}, []string{"worker"}, "REDIS_URL"},
+		{"unknown command", nil, []string{"frobnicate"}, "unknown command"},
+		{"apikey create without name", map[string]string{"EVP_DATA_DIR": dir}, []string{"apikey", "create"}, "--name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, c.env, c.args...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and a message naming %q", code, stderr, c.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	code, out, _ := runCmd(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"PORT", "3001", "EVP_DATA_DIR", "./data", "WORKER_BATCH_SIZE", "100", "WORKER_BATCH_TIMEOUT_MS", "500",
+		"REDIS_URL", "MONGO_URI", "DATABASE_URL", "JWT_SECRET", "API_KEY_PREFIX", "CONSUMER_GROUP", "evp-workers-group", "apikey create"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+}
+
+func TestAPIKeyCommands(t *testing.T) {
+	env := map[string]string{"EVP_DATA_DIR": t.TempDir()}
+	code, key, stderr := runCmd(t, env, "apikey", "create", "--name", "demo")
+	key = strings.TrimSpace(key)
+	if code != 0 || !strings.HasPrefix(key, "evp_") || len(key) != len("evp_")+43 {
+		t.Fatalf("create: exit %d, key %q, stderr %q", code, key, stderr)
+	}
+	code, list, _ := runCmd(t, env, "apikey", "list")
+	if code != 0 || !strings.Contains(list, "demo") || !strings.Contains(list, "active") || strings.Contains(list, key) {
+		t.Fatalf("list: exit %d:\n%s", code, list)
+	}
+	id := strings.Fields(strings.Split(list, "\n")[1])[0]
+	if code, _, stderr := runCmd(t, env, "apikey", "revoke", id); code != 0 {
+		t.Fatalf("revoke: exit %d %s", code, stderr)
+	}
+	if _, list, _ = runCmd(t, env, "apikey", "list"); !strings.Contains(list, "revoked") {
+		t.Fatalf("after revoke:\n%s", list)
+	}
+	if code, _, _ := runCmd(t, env, "apikey", "revoke", "key_unknown"); code != 1 {
+		t.Fatalf("revoke unknown: exit %d, want 1", code)
+	}
+}

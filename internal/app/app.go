@@ -1,0 +1,244 @@
+// Package app wires evp's roles from configuration: it opens the backends, starts the HTTP
+// API and the workers, and shuts them down in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/config"
+	"github.com/evp-dev/evp/internal/dedup"
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/httpapi"
+	"github.com/evp-dev/evp/internal/openapi"
+	"github.com/evp-dev/evp/internal/queue/sqlitequeue"
+	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/store/sqlitestore"
+	"github.com/evp-dev/evp/internal/worker"
+)
+
+// Role is what a process runs.
+type Role string
+
+// The roles of the evp binary.
+const (
+	RoleAll    Role = "all"
+	RoleAPI    Role = "api"
+	RoleWorker Role = "worker"
+)
+
+// Options are the parts of a run that do not come from configuration.
+type Options struct {
+	Version string
+	Log     *slog.Logger
+	// OnListen, when set, is called with the HTTP address once the API accepts requests.
+	OnListen func(addr string)
+}
+
+// NewLogger returns the process logger: JSON unless format is "text" or "auto" on a terminal.
+func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	hopts := &slog.HandlerOptions{Level: level}
+	text := cfg.LogFormat == "text" || cfg.LogFormat == "auto" && isatty.IsTerminal(w.Fd())
+	if text {
+		return slog.New(slog.NewTextHandler(w, hopts))
+	}
+	return slog.New(slog.NewJSONHandler(w, hopts))
+}
+
+// CheckRole refuses role/backend combinations that cannot work. A split role needs a shared
+// buffer: the embedded one lives inside a single process.
+func CheckRole(role Role, cfg *config.Config) error {
+	if cfg.RedisURL != "" || cfg.MongoURI != "" || cfg.DatabaseURL != "" {
+		return &config.Error{Setting: "REDIS_URL/MONGO_URI/DATABASE_URL", Value: "(set)",
+			Reason: "the production backends (Redis Streams, MongoDB, PostgreSQL) are not in this build yet; unset them to run on the embedded backends"}
+	}
+	if role == RoleAPI || role == RoleWorker {
+		return &config.Error{Setting: "role", Value: string(role),
+			Reason: fmt.Sprintf("`evp %s` runs one role and needs a buffer shared between processes (Redis Streams, REDIS_URL); "+
+				"the embedded buffer lives inside one process, so run `evp` to get the API and the workers together", role)}
+	}
+	return nil
+}
+
+func syncMode(s string) sqlitedb.Sync {
+	if s == "normal" {
+		return sqlitedb.SyncNormal
+	}
+	return sqlitedb.SyncFull
+}
+
+// Run runs role until ctx is cancelled, then shuts down gracefully within
+// cfg.ShutdownTimeout: readiness turns false, new requests are refused, requests and batches
+// in flight finish, and the backends are closed.
+func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error {
+	log := opts.Log
+	if err := CheckRole(role, cfg); err != nil {
+		return err
+	}
+	if err := cfg.PrepareDataDir(); err != nil {
+		return err
+	}
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelOpen()
+
+	q, err := sqlitequeue.Open(openCtx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
+	if err != nil {
+		return fmt.Errorf("open buffer: %w", err)
+	}
+	defer q.Close()
+	st, err := sqlitestore.Open(openCtx, cfg.DataDir, syncMode(cfg.StoreSync))
+	if err != nil {
+		return fmt.Errorf("open event store: %w", err)
+	}
+	defer st.Close()
+	acc, err := accounts.Open(openCtx, cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("open account store: %w", err)
+	}
+	defer acc.Close()
+
+	window, err := rebuildDedup(openCtx, cfg.DedupWindow, q, st)
+	if err != nil {
+		return err
+	}
+	log.Info("dedup window restored", "ids", window.Len(), "window", cfg.DedupWindow.String())
+
+	pool := worker.New(worker.Config{
+		BatchSize: cfg.WorkerBatchSize, BatchTimeout: cfg.WorkerBatchTimeout, Concurrency: cfg.Workers,
+	}, q, st, log)
+	processed := httpapi.NewRateCounter(10)
+	pool.OnStored = func(events []event.Event) { processed.Add(int64(len(events))) }
+
+	keys := accounts.NewKeyAuth(acc, 60*time.Second)
+	srv := httpapi.New(httpapi.Deps{
+		Queue: q, Dedup: window, Keys: keys, Log: log, Version: opts.Version,
+		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(),
+		Health: []httpapi.HealthCheck{
+			{Name: "buffer", Ping: q.Ping},
+			{Name: "eventStore", Ping: st.Ping},
+			{Name: "accountStore", Ping: acc.Ping},
+		},
+		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
+			total, err := st.Count(ctx)
+			if err != nil {
+				return httpapi.ProcessingStats{}, err
+			}
+			dlq, err := st.DeadLetterCount(ctx)
+			if err != nil {
+				return httpapi.ProcessingStats{}, err
+			}
+			ps := httpapi.ProcessingStats{
+				TotalEvents: total, EventsPerSecond: processed.Rate(), DLQEvents: dlq,
+				TotalBatches: pool.Stats.Batches.Load(), LastBatchSize: pool.Stats.LastBatchSize.Load(),
+				FailedEvents: pool.Stats.Failed.Load(),
+			}
+			if at := pool.Stats.LastProcessedAt.Load(); at > 0 {
+				ps.LastProcessedAt = time.Unix(0, at)
+			}
+			return ps, nil
+		},
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return &config.Error{Setting: "PORT", Value: cfg.Addr(), Reason: fmt.Sprintf("cannot listen: %v", err)}
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	workersDone := make(chan struct{})
+	go func() {
+		defer close(workersDone)
+		pool.Run(workCtx)
+	}()
+	usageDone := make(chan struct{})
+	go func() {
+		defer close(usageDone)
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := keys.FlushUsage(workCtx); err != nil {
+					log.Warn("api key usage not recorded", "err", err)
+				}
+			case <-workCtx.Done():
+				return
+			}
+		}
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	srv.SetReady(true)
+	addr := ln.Addr().String()
+	log.Info("evp started", "role", string(role), "addr", addr, "data_dir", cfg.DataDir, "version", opts.Version,
+		"workers", cfg.Workers, "batch_size", cfg.WorkerBatchSize)
+	if opts.OnListen != nil {
+		opts.OnListen(addr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+
+	deadline, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	srv.SetReady(false)
+	if err := hs.Shutdown(deadline); err != nil {
+		log.Warn("http shutdown incomplete", "err", err)
+		hs.Close()
+	}
+	stopWork()
+	select {
+	case <-workersDone:
+	case <-deadline.Done():
+		log.Warn("workers did not finish in time; their batches stay in the buffer and are delivered again")
+	}
+	<-usageDone
+	if err := keys.FlushUsage(context.Background()); err != nil {
+		log.Warn("api key usage not recorded", "err", err)
+	}
+	if err := q.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("buffer close", "err", err)
+	}
+	log.Info("evp stopped")
+	return runErr
+}
+
+// rebuildDedup refills the dedup window after a start: ids still in the buffer and ids
+// stored within the window are duplicates if a client sends them again.
+func rebuildDedup(ctx context.Context, span time.Duration, q *sqlitequeue.Queue, st *sqlitestore.Store) (*dedup.Window, error) {
+	w := dedup.New(span)
+	now := time.Now()
+	if err := q.PendingEventIDs(ctx, func(id string) { w.AddAt(id, now) }); err != nil {
+		return nil, fmt.Errorf("restore dedup window from buffer: %w", err)
+	}
+	if err := st.RecentEventIDs(ctx, now.Add(-span), func(id string, at time.Time) { w.AddAt(id, at) }); err != nil {
+		return nil, fmt.Errorf("restore dedup window from store: %w", err)
+	}
+	return w, nil
+}

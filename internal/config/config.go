@@ -1,0 +1,314 @@
+// Package config holds every evp setting: its environment variable, its flag, its default,
+// and its validation. Flags win over the environment, the environment over defaults.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is evp's whole configuration.
+type Config struct {
+	Port         int
+	Host         string
+	LogLevel     string
+	LogFormat    string // "json", "text" or "auto" (text on a terminal)
+	Env          string // NODE_ENV / EVP_ENV: "production" tightens defaults
+	DataDir      string
+	DatabaseURL  string
+	MongoURI     string
+	MongoDB      string
+	RedisURL     string
+	JWTSecret    string
+	JWTExpiresIn time.Duration
+	APIKeyPrefix string
+
+	ConsumerGroup      string
+	ConsumerName       string
+	WorkerBatchSize    int
+	WorkerBatchTimeout time.Duration
+	Workers            int
+
+	MaxBodyBytes    int64
+	DedupWindow     time.Duration
+	ClaimIdle       time.Duration
+	BufferSync      string
+	StoreSync       string
+	ShutdownTimeout time.Duration
+}
+
+// setting describes one configuration value.
+type setting struct {
+	env   []string // first is the primary name; later ones are aliases read if it is unset
+	flag  string
+	def   string
+	usage string
+	apply func(c *Config, v string) error
+}
+
+func intIn(lo, hi int, dst func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be an integer from %d to %d", lo, hi)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+func str(dst func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *dst(c) = v; return nil }
+}
+
+func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		v = strings.ToLower(strings.TrimSpace(v))
+		for _, a := range allowed {
+			if v == strings.ToLower(a) {
+				*dst(c) = a
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func duration(min time.Duration, dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < min {
+			return fmt.Errorf("must be a duration of at least %s, like 30s or 10m", min)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+func millis(lo, hi int, dst func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number of milliseconds from %d to %d", lo, hi)
+		}
+		*dst(c) = time.Duration(n) * time.Millisecond
+		return nil
+	}
+}
+
+var settings = []setting{
+	{env: []string{"PORT"}, flag: "port", def: "3001", usage: "HTTP port",
+		apply: intIn(0, 65535, func(c *Config) *int { return &c.Port })},
+	{env: []string{"SERVER_HOST"}, flag: "host", def: "0.0.0.0", usage: "address to listen on",
+		apply: str(func(c *Config) *string { return &c.Host })},
+	{env: []string{"LOG_LEVEL"}, flag: "log-level", def: "info", usage: "debug, info, warn or error",
+		apply: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{env: []string{"EVP_LOG_FORMAT"}, flag: "log-format", def: "auto", usage: "json, text, or auto (text on a terminal, JSON otherwise)",
+		apply: oneOf(func(c *Config) *string { return &c.LogFormat }, "auto", "json", "text")},
+	{env: []string{"EVP_ENV", "NODE_ENV"}, flag: "env", def: "development", usage: "development or production",
+		apply: oneOf(func(c *Config) *string { return &c.Env }, "development", "production", "test")},
+	{env: []string{"EVP_DATA_DIR"}, flag: "data-dir", def: "./data", usage: "directory of the embedded backends' files",
+		apply: func(c *Config, v string) error {
+			if strings.TrimSpace(v) == "" {
+				return errors.New("must not be empty")
+			}
+			c.DataDir = v
+			return nil
+		}},
+	{env: []string{"DATABASE_URL"}, flag: "database-url", usage: "PostgreSQL for accounts (empty: embedded SQLite)",
+		apply: str(func(c *Config) *string { return &c.DatabaseURL })},
+	{env: []string{"MONGO_URI"}, flag: "mongo-uri", usage: "MongoDB for events (empty: embedded SQLite)",
+		apply: str(func(c *Config) *string { return &c.MongoURI })},
+	{env: []string{"MONGO_DATABASE"}, flag: "mongo-database", def: "event_processor", usage: "MongoDB database name",
+		apply: str(func(c *Config) *string { return &c.MongoDB })},
+	{env: []string{"REDIS_URL"}, flag: "redis-url", usage: "Redis for the buffer and shared state (empty: embedded)",
+		apply: str(func(c *Config) *string { return &c.RedisURL })},
+	{env: []string{"JWT_SECRET"}, flag: "jwt-secret", usage: "HS256 secret for dashboard sessions (32+ bytes)",
+		apply: str(func(c *Config) *string { return &c.JWTSecret })},
+	{env: []string{"JWT_EXPIRES_IN"}, flag: "jwt-expires-in", def: "24h", usage: "session lifetime",
+		apply: duration(time.Minute, func(c *Config) *time.Duration { return &c.JWTExpiresIn })},
+	{env: []string{"API_KEY_PREFIX"}, flag: "api-key-prefix", def: "evp_", usage: "prefix of generated API keys",
+		apply: func(c *Config, v string) error {
+			if len(v) > 16 || strings.ContainsAny(v, " \t\r\n") {
+				return errors.New("must be at most 16 characters without spaces")
+			}
+			c.APIKeyPrefix = v
+			return nil
+		}},
+	{env: []string{"CONSUMER_GROUP"}, flag: "consumer-group", def: "evp-workers-group", usage: "worker consumer group",
+		apply: str(func(c *Config) *string { return &c.ConsumerGroup })},
+	{env: []string{"CONSUMER_NAME"}, flag: "consumer-name", usage: "this worker's consumer name (default: host-derived)",
+		apply: str(func(c *Config) *string { return &c.ConsumerName })},
+	{env: []string{"WORKER_BATCH_SIZE"}, flag: "worker-batch-size", def: "100", usage: "most events a worker stores in one write",
+		apply: intIn(1, 10000, func(c *Config) *int { return &c.WorkerBatchSize })},
+	{env: []string{"WORKER_BATCH_TIMEOUT_MS"}, flag: "worker-batch-timeout-ms", def: "500", usage: "longest a worker waits for a batch (ms)",
+		apply: millis(1, 60000, func(c *Config) *time.Duration { return &c.WorkerBatchTimeout })},
+	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "2", usage: "worker goroutines in this process",
+		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
+	{env: []string{"EVP_MAX_BODY_BYTES"}, flag: "max-body-bytes", def: "5242880", usage: "largest request body, after decompression",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < 1024 || n > 1<<30 {
+				return errors.New("must be a byte count from 1024 to 1073741824")
+			}
+			c.MaxBodyBytes = n
+			return nil
+		}},
+	{env: []string{"EVP_DEDUP_WINDOW"}, flag: "dedup-window", def: "10m", usage: "how long a repeated eventId is answered as a duplicate",
+		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.DedupWindow })},
+	{env: []string{"EVP_CLAIM_IDLE"}, flag: "claim-idle", def: "60s", usage: "in-flight entries idle this long are delivered again",
+		apply: duration(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ClaimIdle })},
+	{env: []string{"EVP_BUFFER_SYNC"}, flag: "buffer-sync", def: "full", usage: "embedded buffer commit: full (fsync, survives power loss) or normal (survives a killed process)",
+		apply: oneOf(func(c *Config) *string { return &c.BufferSync }, "full", "normal")},
+	{env: []string{"EVP_STORE_SYNC"}, flag: "store-sync", def: "full", usage: "embedded store commit: full or normal",
+		apply: oneOf(func(c *Config) *string { return &c.StoreSync }, "full", "normal")},
+	{env: []string{"EVP_SHUTDOWN_TIMEOUT"}, flag: "shutdown-timeout", def: "10s", usage: "longest graceful shutdown",
+		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+}
+
+// Error is a bad setting; evp exits with code 2 on it.
+type Error struct {
+	Setting string // the env name or --flag that carried the value
+	Value   string
+	Reason  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid %s=%q: %s", e.Setting, e.Value, e.Reason)
+}
+
+// Load reads the environment (through getenv) and args, validates everything and returns
+// the config and the positional arguments left after the flags. extra registers a
+// subcommand's own flags on the same flag set. The error is a *Error for a bad value, or
+// flag.ErrHelp after --help.
+func Load(name string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := make([]*string, len(settings))
+	for i, s := range settings {
+		vals[i] = fs.String(s.flag, "", s.usage)
+	}
+	var own *flag.FlagSet
+	if extra != nil {
+		own = flag.NewFlagSet(name, flag.ContinueOnError)
+		extra(own)
+		own.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
+	}
+	fs.Usage = func() {
+		if own != nil {
+			fmt.Fprintf(out, "Usage: %s [flags]\n\nCommand flags:\n", name)
+			own.SetOutput(out)
+			own.PrintDefaults()
+			fmt.Fprintln(out)
+		}
+		Usage(out, name)
+	}
+	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			return nil, nil, &Error{Setting: "flags", Value: strings.Join(args, " "), Reason: err.Error()}
+		}
+		return nil, nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	c := &Config{}
+	for i, s := range settings {
+		v, source := s.def, s.env[0]
+		for _, env := range s.env {
+			if ev, ok := lookup(getenv, env); ok {
+				v, source = ev, env
+				break
+			}
+		}
+		if given[s.flag] {
+			v, source = *vals[i], "--"+s.flag
+		}
+		if err := s.apply(c, v); err != nil {
+			return nil, nil, &Error{Setting: source, Value: redact(s, v), Reason: err.Error()}
+		}
+	}
+	if err := c.validate(); err != nil {
+		return nil, nil, err
+	}
+	return c, fs.Args(), nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func redact(s setting, v string) string {
+	if s.flag == "jwt-secret" || strings.Contains(s.flag, "url") || strings.Contains(s.flag, "uri") {
+		return "(hidden)"
+	}
+	return v
+}
+
+// validate checks rules that span settings and prepares the data directory.
+func (c *Config) validate() error {
+	if c.Env == "production" && c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		return &Error{Setting: "JWT_SECRET", Value: "(hidden)", Reason: "must be at least 32 bytes in production"}
+	}
+	return nil
+}
+
+// PrepareDataDir creates the data directory if needed and checks that evp can write there.
+func (c *Config) PrepareDataDir() error {
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return &Error{Setting: "EVP_DATA_DIR", Value: c.DataDir, Reason: fmt.Sprintf("cannot create it: %v", err)}
+	}
+	probe, err := os.CreateTemp(c.DataDir, ".write-probe-*")
+	if err != nil {
+		return &Error{Setting: "EVP_DATA_DIR", Value: c.DataDir, Reason: fmt.Sprintf("not writable: %v", err)}
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	abs, err := filepath.Abs(c.DataDir)
+	if err == nil {
+		c.DataDir = abs
+	}
+	return nil
+}
+
+// Embedded reports whether no production backend is configured.
+func (c *Config) Embedded() bool {
+	return c.RedisURL == "" && c.MongoURI == "" && c.DatabaseURL == ""
+}
+
+// Addr is the listen address.
+func (c *Config) Addr() string {
+	return c.Host + ":" + strconv.Itoa(c.Port)
+}
+
+// Usage prints every setting with its flag, environment variable and default.
+func Usage(out io.Writer, name string) {
+	fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery setting is a flag or an environment variable (the flag wins):\n\n", name)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\t%s\t%s\n", s.flag, strings.Join(s.env, ", "), def, s.usage)
+	}
+	tw.Flush()
+}
+
+// EnvNames lists every environment variable evp reads.
+func EnvNames() []string {
+	var names []string
+	for _, s := range settings {
+		names = append(names, s.env...)
+	}
+	return names
+}

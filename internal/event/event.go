@@ -1,0 +1,44 @@
+// Package event defines the event evp ingests, its wire decoding and its validation
+// against the rules of the HTTP contract.
+package event
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Event is one validated event as it travels from the API through the buffer to the store.
+// Metadata and Payload hold the client's JSON objects unchanged (nil when absent).
+type Event struct {
+	EventID    string          `json:"eventId"`
+	EventType  string          `json:"eventType"`
+	UserID     string          `json:"userId"`
+	SessionID  string          `json:"sessionId"`
+	Timestamp  time.Time       `json:"timestamp"`
+	Metadata   json.RawMessage `json:"metadata,omitempty"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+	Priority   int             `json:"priority"`
+	ReceivedAt time.Time       `json:"receivedAt"`
+}
+
+// IDPrefix starts every eventId that evp generates.
+const IDPrefix = "evt_"
+
+// NewID returns a new unique, time-ordered event id ("evt_" + ULID). Time order keeps the
+// store's unique index appending at its right edge instead of writing at random places.
+// Safe for concurrent use.
+func NewID() string {
+	return IDPrefix + ulid.Make().String()
+}
+
+// Marshal encodes e for the buffer.
+func Marshal(e *Event) ([]byte, error) {
+	return json.Marshal(e)
+}
+
+// Unmarshal decodes an event written by Marshal.
+func Unmarshal(data []byte, e *Event) error {
+	return json.Unmarshal(data, e)
+}

@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/queue"
+)
+
+type eventAnswer struct {
+	EventID   string `json:"eventId"`
+	Accepted  bool   `json:"accepted"`
+	Duplicate bool   `json:"duplicate"`
+	Message   string `json:"message"`
+}
+
+type batchAnswer struct {
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+	Total      int      `json:"total"`
+	EventIDs   []string `json:"eventIds"`
+	Message    string   `json:"message"`
+}
+
+func decodeError(err error) *Error {
+	var se *event.SyntaxError
+	if errors.As(err, &se) {
+		return errorf(http.StatusBadRequest, "INVALID_JSON", "request body is not valid JSON: %s", se.Msg)
+	}
+	var ve *event.ValidationError
+	if errors.As(err, &ve) {
+		return &Error{Status: http.StatusBadRequest, Code: "VALIDATION_ERROR", Message: "validation failed: " + ve.Error(), Details: ve.Fields}
+	}
+	return errorf(http.StatusBadRequest, "VALIDATION_ERROR", "%v", err)
+}
+
+// postEvent is POST /api/v1/events.
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
+	if !s.ready.Load() {
+		return errUnavailable("evp is not ready or is shutting down")
+	}
+	buf, e := readJSONBody(r, s.MaxBodyBytes)
+	if e != nil {
+		return e
+	}
+	ev, err := event.DecodeOne(buf.Bytes(), time.Now().UTC())
+	releaseBody(buf)
+	if err != nil {
+		return decodeError(err)
+	}
+	ids := [1]string{ev.EventID}
+	var seen [1]bool
+	s.Dedup.Seen(ids[:], seen[:])
+	if seen[0] {
+		writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
+		return nil
+	}
+	data, err := event.Marshal(&ev)
+	if err != nil {
+		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
+	}
+	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: ev.EventID, Data: data}}); err != nil {
+		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", 1, "err", err)
+		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+	}
+	s.Dedup.Add(ev.EventID)
+	s.ingest.Add(1)
+	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
+	return nil
+}
+
+// postBatch is POST /api/v1/events/batch. A repeated eventId, whether seen before or twice
+// in the same batch, counts as a duplicate and is buffered once.
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
+	if !s.ready.Load() {
+		return errUnavailable("evp is not ready or is shutting down")
+	}
+	buf, e := readJSONBody(r, s.MaxBodyBytes)
+	if e != nil {
+		return e
+	}
+	events, err := event.DecodeBatch(buf.Bytes(), time.Now().UTC())
+	releaseBody(buf)
+	if err != nil {
+		return decodeError(err)
+	}
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].EventID
+	}
+	seen := make([]bool, len(events))
+	s.Dedup.Seen(ids, seen)
+	inBatch := make(map[string]struct{}, len(events))
+	entries := make([]queue.Entry, 0, len(events))
+	accepted := make([]string, 0, len(events))
+	for i := range events {
+		id := ids[i]
+		if seen[i] {
+			continue
+		}
+		if _, dup := inBatch[id]; dup {
+			continue
+		}
+		inBatch[id] = struct{}{}
+		data, err := event.Marshal(&events[i])
+		if err != nil {
+			return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
+		}
+		entries = append(entries, queue.Entry{EventID: id, Data: data})
+		accepted = append(accepted, id)
+	}
+	if err := s.Queue.Enqueue(r.Context(), entries); err != nil {
+		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)
+		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+	}
+	s.Dedup.Add(accepted...)
+	s.ingest.Add(int64(len(accepted)))
+	writeData(w, http.StatusAccepted, batchAnswer{
+		Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
+		EventIDs: accepted, Message: "Batch processed successfully",
+	})
+	return nil
+}

@@ -1,0 +1,145 @@
+// Package httpapi serves evp's HTTP surface (see shared API_CONTRACT.md): ingestion, stats,
+// processing metrics, health, and the API documentation.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/dedup"
+	"github.com/evp-dev/evp/internal/queue"
+)
+
+// KeyAuthenticator checks ingestion API keys.
+type KeyAuthenticator interface {
+	Authenticate(ctx context.Context, plain string) (accounts.APIKey, error)
+}
+
+// HealthCheck is one backend in /api/health.
+type HealthCheck struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// ProcessingStats is what the metrics routes report about the workers and the store.
+type ProcessingStats struct {
+	TotalEvents     int64     // events stored
+	EventsPerSecond float64   // stored over the last 10 s
+	TotalBatches    int64     // since start
+	LastBatchSize   int64     // events in the last batch
+	LastProcessedAt time.Time // zero before the first batch
+	FailedEvents    int64     // failed store attempts
+	DLQEvents       int64     // entries in the dead-letter queue
+}
+
+// Deps are what the server needs from the rest of evp.
+type Deps struct {
+	Queue      queue.Queue
+	Dedup      *dedup.Window
+	Keys       KeyAuthenticator
+	Health     []HealthCheck
+	Processing func(ctx context.Context) (ProcessingStats, error)
+	Log        *slog.Logger
+	Version    string
+	// MaxBodyBytes bounds a request body after decompression.
+	MaxBodyBytes int64
+	// Docs, when set, serves /openapi.json and /docs.
+	Docs http.Handler
+}
+
+// Server is the HTTP API. Create with New; serve Handler().
+type Server struct {
+	Deps
+	log     *slog.Logger
+	ids     *requestIDs
+	started time.Time
+	ready   atomic.Bool
+	ingest  *RateCounter
+	handler http.Handler
+	routes  []string
+}
+
+// New builds the server. It starts not ready; call SetReady(true) once serving.
+func New(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 5 << 20
+	}
+	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10)}
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		s.routes = append(s.routes, pattern)
+		mux.Handle(pattern, h)
+	}
+	handle("POST /api/v1/events", s.requireKey(s.postEvent))
+	handle("POST /api/v1/events/batch", s.requireKey(s.postBatch))
+	handle("GET /api/v1/events/stats", s.requireKey(s.getStats))
+	handle("GET /api/metrics", s.requireKey(s.getMetrics))
+	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
+	handle("GET /api/health", s.getHealth)
+	handle("GET /api/ready", s.getReady)
+	handle("GET /api/live", s.getLive)
+	if d.Docs != nil {
+		handle("GET /openapi.json", d.Docs.ServeHTTP)
+		handle("GET /docs", d.Docs.ServeHTTP)
+		mux.Handle("GET /docs/", d.Docs)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no route for %s %s", r.Method, r.URL.Path))
+	})
+	s.handler = s.wrap(mux)
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the registered route patterns ("METHOD /path").
+func (s *Server) Routes() []string {
+	r := append([]string(nil), s.routes...)
+	sort.Strings(r)
+	return r
+}
+
+// SetReady switches /api/ready; false also makes ingestion answer 503 (shutting down).
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// IngestionRate returns accepted events per second over the last 10 s.
+func (s *Server) IngestionRate() float64 { return s.ingest.Rate() }
+
+func errUnavailable(format string, args ...any) *Error {
+	e := errorf(http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", format, args...)
+	e.RetryAfter = 1
+	return e
+}
+
+// requireKey authenticates the x-api-key header before h.
+func (s *Server) requireKey(h func(http.ResponseWriter, *http.Request) *Error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("x-api-key")
+		if key == "" {
+			writeError(w, errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an API key in the x-api-key header"))
+			return
+		}
+		if _, err := s.Keys.Authenticate(r.Context(), key); err != nil {
+			if errors.Is(err, accounts.ErrInvalidKey) {
+				writeError(w, errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the API key is unknown, revoked or expired"))
+				return
+			}
+			s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
+			writeError(w, errUnavailable("the account store is unavailable; retry shortly"))
+			return
+		}
+		if e := h(w, r); e != nil {
+			writeError(w, e)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+type serviceHealth struct {
+	Status    string  `json:"status"`
+	LatencyMs float64 `json:"latencyMs"`
+	Error     string  `json:"error,omitempty"`
+}
+
+type healthAnswer struct {
+	Status    string                   `json:"status"`
+	Version   string                   `json:"version"`
+	Uptime    float64                  `json:"uptime"`
+	Timestamp time.Time                `json:"timestamp"`
+	Services  map[string]serviceHealth `json:"services"`
+}
+
+// getHealth is GET /api/health: every backend pinged with a timeout. One backend down makes
+// evp unhealthy (503), and the answer names it.
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	ans := healthAnswer{Status: "healthy", Version: s.Version, Uptime: time.Since(s.started).Seconds(),
+		Timestamp: time.Now().UTC(), Services: map[string]serviceHealth{}}
+	for _, c := range s.Health {
+		start := time.Now()
+		err := c.Ping(ctx)
+		h := serviceHealth{Status: "up", LatencyMs: float64(time.Since(start).Microseconds()) / 1000}
+		if err != nil {
+			h.Status, h.Error = "down", err.Error()
+			ans.Status = "unhealthy"
+		}
+		ans.Services[c.Name] = h
+	}
+	status := http.StatusOK
+	if ans.Status == "unhealthy" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, ans)
+}
+
+// getReady is GET /api/ready.
+func (s *Server) getReady(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+// getLive is GET /api/live.
+func (s *Server) getLive(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+type statsAnswer struct {
+	IngestionRate float64   `json:"ingestionRate"`
+	TotalIngested int64     `json:"totalIngested"`
+	Timestamp     time.Time `json:"timestamp"`
+}
+
+// getStats is GET /api/v1/events/stats. totalIngested is the buffer's persisted count of
+// accepted events, so it survives restarts.
+func (s *Server) getStats(w http.ResponseWriter, r *http.Request) *Error {
+	qs, err := s.Queue.Stats(r.Context())
+	if err != nil {
+		s.log.Error("stats failed", "err", err)
+		return errorf(http.StatusInternalServerError, "STATS_ERROR", "could not read ingestion stats")
+	}
+	writeData(w, http.StatusOK, statsAnswer{IngestionRate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued, Timestamp: time.Now().UTC()})
+	return nil
+}
+
+type ingestionMetrics struct {
+	Rate          float64 `json:"rate"`
+	TotalIngested int64   `json:"totalIngested"`
+}
+
+type processingMetrics struct {
+	TotalEvents            int64      `json:"totalEvents"`
+	EventsPerSecond        float64    `json:"eventsPerSecond"`
+	TotalBatches           int64      `json:"totalBatches"`
+	LastBatchSize          int64      `json:"lastBatchSize"`
+	LastProcessedTimestamp *time.Time `json:"lastProcessedTimestamp"`
+}
+
+type errorMetrics struct {
+	FailedEvents int64 `json:"failedEvents"`
+	DLQEvents    int64 `json:"dlqEvents"`
+}
+
+type queueMetrics struct {
+	StreamLength    int64 `json:"streamLength"`
+	ConsumerGroups  int   `json:"consumerGroups"`
+	PendingMessages int64 `json:"pendingMessages"`
+}
+
+type metricsAnswer struct {
+	Ingestion    ingestionMetrics  `json:"ingestion"`
+	Processing   processingMetrics `json:"processing"`
+	Errors       errorMetrics      `json:"errors"`
+	Queue        queueMetrics      `json:"queue"`
+	EventsByType map[string]int64  `json:"eventsByType"`
+	Timestamp    time.Time         `json:"timestamp"`
+}
+
+// getMetrics is GET /api/metrics. eventsByType comes with the analytics rollups; until then
+// it is an empty object.
+func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
+	qs, err := s.Queue.Stats(r.Context())
+	if err != nil {
+		s.log.Error("metrics: buffer stats failed", "err", err)
+		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read buffer metrics")
+	}
+	ps, err := s.Processing(r.Context())
+	if err != nil {
+		s.log.Error("metrics: processing stats failed", "err", err)
+		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read processing metrics")
+	}
+	ans := metricsAnswer{
+		Ingestion: ingestionMetrics{Rate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued},
+		Processing: processingMetrics{TotalEvents: ps.TotalEvents, EventsPerSecond: ps.EventsPerSecond,
+			TotalBatches: ps.TotalBatches, LastBatchSize: ps.LastBatchSize},
+		Errors:       errorMetrics{FailedEvents: ps.FailedEvents, DLQEvents: ps.DLQEvents},
+		Queue:        queueMetrics{StreamLength: qs.Length, ConsumerGroups: 1, PendingMessages: qs.Pending},
+		EventsByType: map[string]int64{},
+		Timestamp:    time.Now().UTC(),
+	}
+	if !ps.LastProcessedAt.IsZero() {
+		t := ps.LastProcessedAt.UTC()
+		ans.Processing.LastProcessedTimestamp = &t
+	}
+	writeData(w, http.StatusOK, ans)
+	return nil
+}
+
+// getIngestionMetrics is GET /api/metrics/ingestion.
+func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Error {
+	qs, err := s.Queue.Stats(r.Context())
+	if err != nil {
+		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read ingestion metrics")
+	}
+	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued})
+	return nil
+}

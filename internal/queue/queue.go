@@ -1,0 +1,53 @@
+// Package queue defines the ingestion buffer between the API and the workers.
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Entry is one event on its way into the buffer.
+type Entry struct {
+	EventID string
+	Data    []byte // the encoded event (event.Marshal)
+}
+
+// Message is one buffered entry handed to a worker.
+type Message struct {
+	ID       int64
+	EventID  string
+	Data     []byte
+	Attempts int // deliveries before this one
+}
+
+// Stats describes the buffer for the metrics routes.
+type Stats struct {
+	Length        int64     // entries not yet acknowledged
+	Pending       int64     // entries delivered to a worker and not yet acknowledged
+	TotalEnqueued int64     // entries ever appended
+	OldestAt      time.Time // zero when empty
+}
+
+// ErrClosed is returned by every method once the queue is closed.
+var ErrClosed = errors.New("queue: closed")
+
+// Queue is a durable at-least-once buffer.
+//
+// Enqueue returns nil only once every entry is durable: after a crash it will be delivered.
+// Fetch hands out up to max entries that are not in flight, waiting up to wait for the
+// first one; it returns an empty slice (not an error) when none arrived. A fetched entry
+// stays in flight until Ack (done with it) or Nack (deliver again later); entries in flight
+// longer than the claim timeout, and every unacknowledged entry after a restart, are
+// delivered again. All methods are safe for concurrent use.
+type Queue interface {
+	Enqueue(ctx context.Context, entries []Entry) error
+	Fetch(ctx context.Context, max int, wait time.Duration) ([]Message, error)
+	Ack(ctx context.Context, ids []int64) error
+	Nack(ctx context.Context, ids []int64) error
+	// PendingEventIDs calls fn with the event id of every unacknowledged entry.
+	PendingEventIDs(ctx context.Context, fn func(eventID string)) error
+	Stats(ctx context.Context) (Stats, error)
+	Ping(ctx context.Context) error
+	Close() error
+}

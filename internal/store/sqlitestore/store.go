@@ -1,0 +1,246 @@
+// Package sqlitestore is the embedded event store: SQLite in WAL mode, one file events.db.
+//
+// Indexes are chosen for insert speed (see BENCHMARKS.md): the unique event id that makes
+// inserts idempotent, and the event time for drill-down and retention. Analytics are served
+// from rollups, not from this table, so no (userId, time) index is kept here.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// Store implements store.EventStore.
+type Store struct {
+	wdb, rdb *sql.DB
+}
+
+var migrations = []sqlitedb.Migration{
+	{Version: 1, Name: "events", SQL: `
+CREATE TABLE events (
+	seq INTEGER PRIMARY KEY,
+	event_id TEXT NOT NULL,
+	event_type TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	session_id TEXT NOT NULL,
+	ts INTEGER NOT NULL,            -- event time, Unix nanoseconds UTC
+	metadata TEXT,
+	payload TEXT,
+	priority INTEGER NOT NULL,
+	received_at INTEGER NOT NULL,   -- Unix nanoseconds
+	processed_at INTEGER NOT NULL   -- Unix nanoseconds
+);
+CREATE UNIQUE INDEX events_event_id ON events(event_id);
+CREATE INDEX events_ts ON events(ts);
+CREATE TABLE events_dlq (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_id TEXT,
+	data BLOB NOT NULL,
+	error TEXT NOT NULL,
+	attempts INTEGER NOT NULL,
+	failed_at INTEGER NOT NULL
+);
+CREATE TABLE counters (
+	name TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+INSERT INTO counters(name, value) VALUES ('events', 0);`},
+}
+
+// Open opens (creating if needed) dir/events.db.
+func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
+	path := filepath.Join(dir, "events.db")
+	wdb, err := sqlitedb.Open(path, sync, 1)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sqlitedb.Migrate(ctx, wdb, migrations); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	rdb, err := sqlitedb.Open(path, sync, 4)
+	if err != nil {
+		wdb.Close()
+		return nil, err
+	}
+	return &Store{wdb: wdb, rdb: rdb}, nil
+}
+
+// insertChunk rows go in one INSERT statement: fewer statement executions per batch.
+const insertChunk = 50
+
+const insertCols = `INSERT INTO events(event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at) VALUES `
+const insertRow = `(?,?,?,?,?,?,?,?,?,?)`
+const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
+
+var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
+
+// InsertBatch implements store.EventStore.
+func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processedAt time.Time) (inserted, duplicates int, err error) {
+	if len(events) == 0 {
+		return 0, 0, nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	args := make([]any, 0, 10*insertChunk)
+	pa := processedAt.UnixNano()
+	var chunkStmt *sql.Stmt
+	for start := 0; start < len(events); start += insertChunk {
+		end := min(start+insertChunk, len(events))
+		args = args[:0]
+		for i := start; i < end; i++ {
+			e := &events[i]
+			args = append(args, e.EventID, e.EventType, e.UserID, e.SessionID, e.Timestamp.UnixNano(),
+				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa)
+		}
+		var res sql.Result
+		if end-start == insertChunk {
+			if chunkStmt == nil {
+				if chunkStmt, err = tx.PrepareContext(ctx, insertChunkSQL); err != nil {
+					return 0, 0, fmt.Errorf("sqlitestore: prepare insert: %w", err)
+				}
+				defer chunkStmt.Close()
+			}
+			res, err = chunkStmt.ExecContext(ctx, args...)
+		} else {
+			q := insertCols + insertRow + strings.Repeat(","+insertRow, end-start-1) + insertTail
+			res, err = tx.ExecContext(ctx, q, args...)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", end-start, err)
+		}
+		n, _ := res.RowsAffected()
+		inserted += int(n)
+	}
+	if inserted > 0 {
+		if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = value + ? WHERE name = 'events'`, inserted); err != nil {
+			return 0, 0, fmt.Errorf("sqlitestore: count: %w", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)
+	}
+	return inserted, len(events) - inserted, nil
+}
+
+func nullableJSON(raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
+}
+
+// DeadLetter implements store.EventStore.
+func (s *Store) DeadLetter(ctx context.Context, letters []store.DeadLetter) (err error) {
+	if len(letters) == 0 {
+		return nil
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	for _, l := range letters {
+		var id any
+		if l.EventID != "" {
+			id = l.EventID
+		}
+		if _, err = tx.ExecContext(ctx, `INSERT INTO events_dlq(event_id, data, error, attempts, failed_at) VALUES (?,?,?,?,?)`,
+			id, l.Data, l.Error, l.Attempts, l.FailedAt.UnixNano()); err != nil {
+			return fmt.Errorf("sqlitestore: dead-letter: %w", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: dead-letter commit: %w", err)
+	}
+	return nil
+}
+
+// Count implements store.EventStore from a counter kept in the insert transaction, so it
+// costs the same at any table size.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'events'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count: %w", err)
+	}
+	return n, nil
+}
+
+// DeadLetterCount implements store.EventStore.
+func (s *Store) DeadLetterCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM events_dlq`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlitestore: count dead letters: %w", err)
+	}
+	return n, nil
+}
+
+// recentScanSlack is how many consecutive rows older than the cut-off RecentEventIDs reads
+// before it stops: rows are stored in nearly, not exactly, the order they were received
+// (a redelivered batch lands late).
+const recentScanSlack = 10000
+
+// RecentEventIDs implements store.EventStore by walking the table from its newest row.
+func (s *Store) RecentEventIDs(ctx context.Context, since time.Time, fn func(string, time.Time)) error {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_id, received_at FROM events ORDER BY seq DESC`)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: recent ids: %w", err)
+	}
+	defer rows.Close()
+	cut := since.UnixNano()
+	older := 0
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return fmt.Errorf("sqlitestore: recent ids: %w", err)
+		}
+		if at < cut {
+			if older++; older >= recentScanSlack {
+				break
+			}
+			continue
+		}
+		older = 0
+		fn(id, time.Unix(0, at))
+	}
+	return rows.Err()
+}
+
+// Ping implements store.EventStore.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("sqlitestore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements store.EventStore.
+func (s *Store) Close() error {
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// DB exposes the write handle for tests that need to reach under the store (for example to
+// install a failing trigger).
+func (s *Store) DB() *sql.DB { return s.wdb }

@@ -1,0 +1,235 @@
+// Package worker moves events from the buffer to the store: fetch a batch, write it in one
+// idempotent operation with retries, dead-letter what cannot be written, then acknowledge.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/queue"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// Config tunes a Pool. Zero values take the defaults noted.
+type Config struct {
+	BatchSize    int           // most entries per batch; 100
+	BatchTimeout time.Duration // longest wait for the first entry of a batch; 500 ms
+	Concurrency  int           // batches processed at once; 2
+	MaxAttempts  int           // store attempts per batch before dead-lettering; 3
+	BackoffBase  time.Duration // first retry delay; 100 ms, doubled per attempt, with jitter
+	BackoffMax   time.Duration // longest retry delay; 5 s
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = 500 * time.Millisecond
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 100 * time.Millisecond
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 5 * time.Second
+	}
+}
+
+// Stats are the pool's counters since it started. Safe to read concurrently.
+type Stats struct {
+	Processed       atomic.Int64 // events newly stored
+	Duplicates      atomic.Int64 // events already stored (redeliveries)
+	Failed          atomic.Int64 // failed store attempts (batches)
+	DeadLettered    atomic.Int64 // events sent to the dead-letter queue
+	Batches         atomic.Int64
+	LastBatchSize   atomic.Int64
+	LastProcessedAt atomic.Int64 // Unix nanoseconds of the last stored batch
+}
+
+// Pool runs Concurrency workers over one queue and one store.
+type Pool struct {
+	cfg   Config
+	q     queue.Queue
+	st    store.EventStore
+	log   *slog.Logger
+	Stats Stats
+	// OnStored, when set, is called after each batch is stored and before it is acknowledged.
+	OnStored func(events []event.Event)
+}
+
+// New returns a pool; call Run to start it.
+func New(cfg Config, q queue.Queue, st store.EventStore, log *slog.Logger) *Pool {
+	cfg.defaults()
+	return &Pool{cfg: cfg, q: q, st: st, log: log}
+}
+
+// Run processes batches until ctx is cancelled, then lets every batch in flight finish and
+// returns. It returns nil after a cancel.
+func (p *Pool) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < p.cfg.Concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.loop(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Pool) loop(ctx context.Context) {
+	fetchErrs := 0
+	for ctx.Err() == nil {
+		msgs, err := p.q.Fetch(ctx, p.cfg.BatchSize, p.cfg.BatchTimeout)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			fetchErrs++
+			p.log.Error("buffer fetch failed", "err", err)
+			sleep(ctx, p.backoff(fetchErrs))
+			continue
+		}
+		fetchErrs = 0
+		if len(msgs) == 0 {
+			continue
+		}
+		// The batch is finished even when ctx is cancelled meanwhile: shutdown waits for it.
+		p.Process(context.WithoutCancel(ctx), msgs)
+	}
+}
+
+// Process handles one fetched batch to the end: stored or dead-lettered, then acknowledged.
+// Entries that could be neither are returned to the buffer (Nack).
+func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
+	events := make([]event.Event, 0, len(msgs))
+	ids := make([]int64, 0, len(msgs))
+	var letters []store.DeadLetter
+	var letterIDs []int64
+	now := time.Now()
+	from := make([]*queue.Message, 0, len(msgs)) // the message each event came from
+	for i, m := range msgs {
+		var e event.Event
+		if err := event.Unmarshal(m.Data, &e); err != nil || e.EventID == "" {
+			reason := "undecodable buffer entry"
+			if err != nil {
+				reason = fmt.Sprintf("undecodable buffer entry: %v", err)
+			}
+			letters = append(letters, store.DeadLetter{EventID: m.EventID, Data: m.Data, Error: reason, Attempts: m.Attempts + 1, FailedAt: now})
+			letterIDs = append(letterIDs, m.ID)
+			continue
+		}
+		events = append(events, e)
+		ids = append(ids, m.ID)
+		from = append(from, &msgs[i])
+	}
+
+	storedIDs := ids
+	if len(events) > 0 {
+		var failed []int // indexes into events that could not be stored
+		var lastErr error
+		storedIDs, failed, lastErr = p.write(ctx, events, ids)
+		for _, i := range failed {
+			letters = append(letters, store.DeadLetter{
+				EventID: events[i].EventID, Data: from[i].Data,
+				Error: lastErr.Error(), Attempts: from[i].Attempts + p.cfg.MaxAttempts, FailedAt: time.Now(),
+			})
+			letterIDs = append(letterIDs, ids[i])
+		}
+	}
+
+	ack := storedIDs
+	if len(letters) > 0 {
+		if err := p.st.DeadLetter(ctx, letters); err != nil {
+			p.log.Error("dead-letter write failed; entries stay in the buffer", "entries", len(letters), "err", err)
+			if err := p.q.Nack(ctx, letterIDs); err != nil {
+				p.log.Error("buffer nack failed", "entries", len(letterIDs), "err", err)
+			}
+		} else {
+			p.Stats.DeadLettered.Add(int64(len(letters)))
+			p.log.Warn("events dead-lettered", "events", len(letters), "reason", letters[0].Error)
+			ack = append(append([]int64(nil), ack...), letterIDs...)
+		}
+	}
+	if err := p.q.Ack(ctx, ack); err != nil {
+		// The entries will be delivered again after the claim timeout; the store skips them.
+		p.log.Error("buffer ack failed", "entries", len(ack), "err", err)
+	}
+}
+
+// write stores events with retries. When the whole batch keeps failing it tries each event
+// on its own once, so that one bad event does not take the rest of its batch down with it.
+// It returns the buffer ids of the stored events and the indexes of those that failed.
+func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (stored []int64, failed []int, lastErr error) {
+	for attempt := 1; attempt <= p.cfg.MaxAttempts; attempt++ {
+		inserted, dups, err := p.st.InsertBatch(ctx, events, time.Now())
+		if err == nil {
+			p.count(events, inserted, dups)
+			return ids, nil, nil
+		}
+		lastErr = err
+		p.Stats.Failed.Add(1)
+		p.log.Warn("store write failed", "events", len(events), "attempt", attempt, "of", p.cfg.MaxAttempts, "err", err)
+		if attempt < p.cfg.MaxAttempts {
+			sleep(ctx, p.backoff(attempt))
+		}
+	}
+	if len(events) == 1 {
+		return nil, []int{0}, lastErr
+	}
+	for i := range events {
+		inserted, dups, err := p.st.InsertBatch(ctx, events[i:i+1], time.Now())
+		if err != nil {
+			lastErr = err
+			failed = append(failed, i)
+			continue
+		}
+		p.count(events[i:i+1], inserted, dups)
+		stored = append(stored, ids[i])
+	}
+	return stored, failed, lastErr
+}
+
+func (p *Pool) count(events []event.Event, inserted, dups int) {
+	p.Stats.Processed.Add(int64(inserted))
+	p.Stats.Duplicates.Add(int64(dups))
+	p.Stats.Batches.Add(1)
+	p.Stats.LastBatchSize.Store(int64(len(events)))
+	p.Stats.LastProcessedAt.Store(time.Now().UnixNano())
+	if p.OnStored != nil {
+		p.OnStored(events)
+	}
+}
+
+// backoff returns the delay before retry n (1-based): base*2^(n-1), capped, with full jitter
+// over its upper half so that workers retrying together spread out.
+func (p *Pool) backoff(n int) time.Duration {
+	d := p.cfg.BackoffBase << min(n-1, 20)
+	if d > p.cfg.BackoffMax || d <= 0 {
+		d = p.cfg.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
