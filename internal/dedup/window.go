@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// generations splits the window: an id is forgotten between span and span*(1+1/generations)
-// after it was added, and expiry costs dropping one map instead of scanning entries.
+// generations splits the window: an id is forgotten between span and
+// span*(1+1/(generations-1)) after it was added, and expiry costs dropping one map
+// instead of scanning entries.
 const generations = 10
 
 // Window is an in-process dedup window. Safe for concurrent use.

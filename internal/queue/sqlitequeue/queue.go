@@ -156,7 +156,14 @@ func (q *Queue) submit(ctx context.Context, r *writeReq) error {
 	case err := <-r.done:
 		return err
 	case <-q.writerErr:
-		return queue.ErrClosed
+		// The writer answers before it exits: if it answered this request, that answer
+		// counts (select picks at random when both are ready).
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return queue.ErrClosed
+		}
 	}
 }
 
@@ -424,6 +431,11 @@ func scanMessages(rows *sql.Rows) ([]queue.Message, error) {
 
 // PendingEventIDs implements queue.Queue.
 func (q *Queue) PendingEventIDs(ctx context.Context, fn func(string)) error {
+	select {
+	case <-q.closed:
+		return queue.ErrClosed
+	default:
+	}
 	rows, err := q.rdb.QueryContext(ctx, `SELECT event_id FROM entries`)
 	if err != nil {
 		return fmt.Errorf("sqlitequeue: pending ids: %w", err)
@@ -441,6 +453,11 @@ func (q *Queue) PendingEventIDs(ctx context.Context, fn func(string)) error {
 
 // Stats implements queue.Queue.
 func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
+	select {
+	case <-q.closed:
+		return queue.Stats{}, queue.ErrClosed
+	default:
+	}
 	q.mu.Lock()
 	s := queue.Stats{
 		Length:        q.enqueued - q.acked,
