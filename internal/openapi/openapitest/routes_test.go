@@ -1,0 +1,285 @@
+package openapitest_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/dedup"
+	"github.com/evp-dev/evp/internal/httpapi"
+	"github.com/evp-dev/evp/internal/openapi"
+	"github.com/evp-dev/evp/internal/openapi/openapitest"
+	"github.com/evp-dev/evp/internal/queue"
+)
+
+// memQueue is enough of a buffer for the HTTP routes: Enqueue and Stats, with switchable
+// failures.
+type memQueue struct {
+	mu         sync.Mutex
+	entries    []queue.Entry
+	failAppend bool
+	failStats  bool
+}
+
+func (q *memQueue) Enqueue(_ context.Context, e []queue.Entry) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failAppend {
+		return errors.New("disk full")
+	}
+	q.entries = append(q.entries, e...)
+	return nil
+}
+
+func (q *memQueue) Stats(context.Context) (queue.Stats, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failStats {
+		return queue.Stats{}, errors.New("stats broken")
+	}
+	n := int64(len(q.entries))
+	return queue.Stats{Length: n, TotalEnqueued: n}, nil
+}
+
+func (q *memQueue) Fetch(context.Context, int, time.Duration) ([]queue.Message, error) {
+	return nil, nil
+}
+func (q *memQueue) Ack(context.Context, []int64) error                          { return nil }
+func (q *memQueue) Nack(context.Context, []int64) error                         { return nil }
+func (q *memQueue) PendingEventIDs(context.Context, func(eventID string)) error { return nil }
+func (q *memQueue) Ping(context.Context) error                                  { return nil }
+func (q *memQueue) Close() error                                                { return nil }
+
+type keys struct{ storeDown bool }
+
+func (k *keys) Authenticate(_ context.Context, plain string) (accounts.APIKey, error) {
+	if k.storeDown {
+		return accounts.APIKey{}, errors.New("database is locked")
+	}
+	if plain != "evp_good" {
+		return accounts.APIKey{}, accounts.ErrInvalidKey
+	}
+	return accounts.APIKey{}, nil
+}
+
+type fixture struct {
+	srv       *httpapi.Server
+	q         *memQueue
+	keys      *keys
+	backendUp bool
+	procFail  bool
+	procPanic bool
+	lastBatch time.Time
+}
+
+func newFixture() *fixture {
+	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true}
+	f.srv = httpapi.New(httpapi.Deps{
+		Queue: f.q,
+		Dedup: dedup.New(time.Minute),
+		Keys:  f.keys,
+		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
+			if !f.backendUp {
+				return errors.New("unable to open database file")
+			}
+			return nil
+		}}},
+		Processing: func(context.Context) (httpapi.ProcessingStats, error) {
+			if f.procPanic {
+				panic("boom")
+			}
+			if f.procFail {
+				return httpapi.ProcessingStats{}, errors.New("store down")
+			}
+			return httpapi.ProcessingStats{TotalEvents: 3, TotalBatches: 1, LastBatchSize: 3, LastProcessedAt: f.lastBatch}, nil
+		},
+		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Version:      "test",
+		MaxBodyBytes: 4 << 10,
+		Docs:         openapi.Handler(),
+	})
+	f.srv.SetReady(true)
+	return f
+}
+
+// The document describes exactly the routes the server registers.
+func TestPathsMatchServerRoutes(t *testing.T) {
+	routes := newFixture().srv.Routes()
+	if got := openapitest.Paths(); !slices.Equal(got, routes) {
+		t.Fatalf("document operations\n%q\nserver routes\n%q", got, routes)
+	}
+}
+
+const goodEvent = `{"eventType":"page_view","userId":"u1","sessionId":"s1","timestamp":"2024-01-15T10:30:00Z"}`
+
+func gz(s string) string {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	w.Write([]byte(s))
+	w.Close()
+	return b.String()
+}
+
+// Real responses of the HTTP server, for every status the document promises that a test
+// can provoke, match the document.
+func TestServerResponsesMatchDocument(t *testing.T) {
+	type step struct {
+		name         string
+		setup        func(f *fixture)
+		method, path string // path is also the document's route (no path parameters here)
+		header       []string
+		body         string
+		wantStatus   int
+		wantCode     string // error code, if any
+	}
+	key := []string{"x-api-key", "evp_good", "Content-Type", "application/json"}
+	with := func(h ...string) []string { return append(slices.Clone(key), h...) }
+	steps := []step{
+		{name: "event accepted", method: "POST", path: "/api/v1/events", header: key,
+			body: `{"eventId":"e-2","eventType":"page_view","userId":"u1","sessionId":"s1","timestamp":"2024-01-15T10:30:00Z","priority":3,"metadata":{"a":1}}`, wantStatus: 202},
+		{name: "event generated id", method: "POST", path: "/api/v1/events", header: key, body: goodEvent, wantStatus: 202},
+		{name: "event duplicate", method: "POST", path: "/api/v1/events", header: key,
+			body: `{"eventId":"e-1","eventType":"page_view","userId":"u1","sessionId":"s1","timestamp":"2024-01-15T10:30:00Z"}`, wantStatus: 200},
+		{name: "event gzip", method: "POST", path: "/api/v1/events", header: with("Content-Encoding", "gzip"), body: gz(goodEvent), wantStatus: 202},
+		{name: "event invalid", method: "POST", path: "/api/v1/events", header: key,
+			body: `{"eventType":"1x","userId":"","timestamp":"now","priority":99}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "event wrong types", method: "POST", path: "/api/v1/events", header: key,
+			body: `{"eventType":5,"userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z"}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "event malformed", method: "POST", path: "/api/v1/events", header: key, body: `{"eventType":`, wantStatus: 400, wantCode: "INVALID_JSON"},
+		{name: "event bad gzip", method: "POST", path: "/api/v1/events", header: with("Content-Encoding", "gzip"), body: "not gzip", wantStatus: 400, wantCode: "INVALID_JSON"},
+		{name: "event no key", method: "POST", path: "/api/v1/events", header: []string{"Content-Type", "application/json"}, body: goodEvent, wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "event bad key", method: "POST", path: "/api/v1/events", header: []string{"x-api-key", "evp_bad", "Content-Type", "application/json"}, body: goodEvent, wantStatus: 401, wantCode: "INVALID_API_KEY"},
+		{name: "event too large", method: "POST", path: "/api/v1/events", header: key,
+			body: `{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","payload":{"x":"` + strings.Repeat("x", 5000) + `"}}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
+		{name: "event text/plain", method: "POST", path: "/api/v1/events", header: []string{"x-api-key", "evp_good", "Content-Type", "text/plain"}, body: goodEvent, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "event brotli", method: "POST", path: "/api/v1/events", header: with("Content-Encoding", "br"), body: goodEvent, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "event buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/api/v1/events", header: key, body: goodEvent, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "event not ready", setup: func(f *fixture) { f.srv.SetReady(false) }, method: "POST", path: "/api/v1/events", header: key, body: goodEvent, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "event key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "POST", path: "/api/v1/events", header: key, body: goodEvent, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "batch accepted", method: "POST", path: "/api/v1/events/batch", header: key,
+			body: `{"events":[` + goodEvent + `,{"eventId":"e-1","eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z"}]}`, wantStatus: 202},
+		{name: "batch all duplicates", method: "POST", path: "/api/v1/events/batch", header: key,
+			body: `{"events":[{"eventId":"e-1","eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z"}]}`, wantStatus: 202},
+		{name: "batch empty", method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[]}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "batch not an object", method: "POST", path: "/api/v1/events/batch", header: key, body: `[1]`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "batch bad element", method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[` + goodEvent + `,7,{"eventType":"a"}]}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "batch malformed", method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[`, wantStatus: 400, wantCode: "INVALID_JSON"},
+		{name: "batch no key", method: "POST", path: "/api/v1/events/batch", body: `{}`, wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "batch too large", method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[` + strings.Repeat(goodEvent+",", 60) + goodEvent + `]}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
+		{name: "batch no content type", method: "POST", path: "/api/v1/events/batch", header: []string{"x-api-key", "evp_good"}, body: `{}`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "batch buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[` + goodEvent + `]}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "stats", method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 200},
+		{name: "stats no key", method: "GET", path: "/api/v1/events/stats", wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "stats error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 500, wantCode: "STATS_ERROR"},
+		{name: "stats key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "metrics before first batch", method: "GET", path: "/api/metrics", header: key, wantStatus: 200},
+		{name: "metrics after a batch", setup: func(f *fixture) { f.lastBatch = time.Now() }, method: "GET", path: "/api/metrics", header: key, wantStatus: 200},
+		{name: "metrics bad key", method: "GET", path: "/api/metrics", header: []string{"x-api-key", "nope"}, wantStatus: 401, wantCode: "INVALID_API_KEY"},
+		{name: "metrics buffer error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/metrics", header: key, wantStatus: 500, wantCode: "METRICS_ERROR"},
+		{name: "metrics processing error", setup: func(f *fixture) { f.procFail = true }, method: "GET", path: "/api/metrics", header: key, wantStatus: 500, wantCode: "METRICS_ERROR"},
+		{name: "metrics panic", setup: func(f *fixture) { f.procPanic = true }, method: "GET", path: "/api/metrics", header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "metrics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "ingestion metrics", method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 200},
+		{name: "ingestion metrics no key", method: "GET", path: "/api/metrics/ingestion", wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "ingestion metrics error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 500, wantCode: "METRICS_ERROR"},
+		{name: "ingestion metrics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "health", method: "GET", path: "/api/health", wantStatus: 200},
+		{name: "health down", setup: func(f *fixture) { f.backendUp = false }, method: "GET", path: "/api/health", wantStatus: 503},
+		{name: "ready", method: "GET", path: "/api/ready", wantStatus: 200},
+		{name: "not ready", setup: func(f *fixture) { f.srv.SetReady(false) }, method: "GET", path: "/api/ready", wantStatus: 503},
+		{name: "live", method: "GET", path: "/api/live", wantStatus: 200},
+		{name: "openapi.json", method: "GET", path: "/openapi.json", wantStatus: 200},
+		{name: "docs", method: "GET", path: "/docs", wantStatus: 200},
+	}
+	covered := map[string]bool{}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			f := newFixture()
+			// State the step may rely on: e-1 already accepted.
+			prime := httptest.NewRequest("POST", "/api/v1/events", strings.NewReader(`{"eventId":"e-1","eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z"}`))
+			prime.Header.Set("x-api-key", "evp_good")
+			prime.Header.Set("Content-Type", "application/json")
+			f.srv.Handler().ServeHTTP(httptest.NewRecorder(), prime)
+			if s.setup != nil {
+				s.setup(f)
+			}
+			req := httptest.NewRequest(s.method, s.path, strings.NewReader(s.body))
+			for i := 0; i+1 < len(s.header); i += 2 {
+				req.Header.Set(s.header[i], s.header[i+1])
+			}
+			rec := httptest.NewRecorder()
+			f.srv.Handler().ServeHTTP(rec, req)
+			res := rec.Result()
+			b, _ := io.ReadAll(res.Body)
+			if res.StatusCode != s.wantStatus {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, s.wantStatus, b)
+			}
+			if s.wantCode != "" && !strings.Contains(string(b), `"code":"`+s.wantCode+`"`) {
+				t.Fatalf("want code %s: %s", s.wantCode, b)
+			}
+			if err := openapitest.ValidateResponse(s.method, s.path, res.StatusCode, res.Header.Get("Content-Type"), b); err != nil {
+				t.Errorf("%v\nbody: %.2000s", err, b)
+			}
+			if err := openapitest.ValidateHeaders(s.method, s.path, res.StatusCode, res.Header); err != nil {
+				t.Error(err)
+			}
+			covered[s.method+" "+s.path+" "+itoa(res.StatusCode)] = true
+		})
+	}
+	// Each documented status, except a 500 from an event that cannot be encoded (which
+	// cannot happen to a validated event), was answered by the real server above.
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openapi.Document(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				Responses map[string]any `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			for status := range op.Responses {
+				name := strings.ToUpper(method) + " " + path + " " + status
+				if !covered[name] && status != "500" {
+					t.Errorf("%s is documented but no step provoked it", name)
+				}
+			}
+		}
+	}
+}
+
+func itoa(n int) string {
+	var b [8]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
