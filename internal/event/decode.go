@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -90,13 +91,13 @@ func DecodeOne(body []byte, now time.Time) (Event, error) {
 		}
 		var fields []FieldError
 		if !validateRaw(body, "", now, &ev, &fields) {
-			return ev, &ValidationError{Fields: fields}
+			return Event{}, &ValidationError{Fields: fields}
 		}
 		return ev, nil
 	}
 	var fields []FieldError
 	if !w.validate("", now, &ev, &fields) {
-		return ev, &ValidationError{Fields: fields}
+		return Event{}, &ValidationError{Fields: fields}
 	}
 	return ev, nil
 }
@@ -153,7 +154,7 @@ func checkBatchLen(missing bool, n int) *ValidationError {
 func decodeBatchSlow(body []byte, now time.Time) ([]Event, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, &ValidationError{Fields: []FieldError{{Path: "", Reason: "body must be a JSON object"}}}
+		return nil, &ValidationError{Fields: []FieldError{{Path: "body", Reason: "must be a JSON object"}}}
 	}
 	raw, ok := top["events"]
 	if !ok || isNull(raw) {
@@ -267,7 +268,7 @@ func (w *wireEvent) validate(prefix string, now time.Time, ev *Event, fields *[]
 	checkID("sessionId", w.SessionID, true, &ev.SessionID)
 	if w.Timestamp == nil {
 		bad("timestamp", "is required")
-	} else if ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp); err != nil {
+	} else if ts, err := time.Parse(time.RFC3339Nano, *w.Timestamp); err != nil || !strictRFC3339(*w.Timestamp, ts) {
 		bad("timestamp", "must be an RFC 3339 date-time such as 2024-01-15T10:30:00Z")
 	} else {
 		ev.Timestamp = ts.UTC()
@@ -300,6 +301,21 @@ func (w *wireEvent) validate(prefix string, now time.Time, ev *Event, fields *[]
 	}
 	ev.ReceivedAt = now
 	return true
+}
+
+// strictRFC3339 refuses what time.Parse accepts but RFC 3339 does not: a one-digit hour, a
+// ',' before the fraction, an offset hour over 23 or minute over 59. It also refuses instants
+// whose UTC year is outside 0-9999, which Marshal cannot encode. s was accepted by time.Parse
+// with layout RFC3339Nano, so it is at least 19 bytes and ends in "Z" or "±hh:mm".
+func strictRFC3339(s string, ts time.Time) bool {
+	if s[13] != ':' || strings.IndexByte(s, ',') >= 0 {
+		return false
+	}
+	if off := s[len(s)-6:]; s[len(s)-1] != 'Z' && (off[1:3] > "23" || off[4:6] > "59") {
+		return false
+	}
+	y := ts.UTC().Year()
+	return y >= 0 && y <= 9999
 }
 
 func checkEventType(s string) string {
