@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Limits from the HTTP contract.
@@ -66,6 +69,30 @@ type wireEvent struct {
 	EventID   *string         `json:"eventId"`
 }
 
+// strings reports whether every string field is valid UTF-8.
+func (w *wireEvent) strings() bool {
+	for _, p := range [...]*string{w.EventType, w.UserID, w.SessionID, w.Timestamp, w.EventID} {
+		if p != nil && !utf8.ValidString(*p) {
+			return false
+		}
+	}
+	return true
+}
+
+// unmarshalFast decodes with segmentio/encoding/json, a strict drop-in for encoding/json
+// that is about three times as fast on event bodies (goccy/go-json was as fast but accepts
+// malformed numbers such as 00). encoding/json stays the reference: on any error, or when a
+// decoded string is not valid UTF-8 (encoding/json replaces bad bytes with U+FFFD), the body is
+// decoded again with encoding/json so that errors are classified, and input is treated,
+// exactly as the standard library does. FuzzDecode holds the two to the same answers.
+func unmarshalFast(body []byte, v any, valid func() bool) error {
+	if err := fastjson.Unmarshal(body, v); err == nil && valid() {
+		return nil
+	}
+	reflect.ValueOf(v).Elem().SetZero() // nothing of the fast attempt may remain
+	return json.Unmarshal(body, v)
+}
+
 // rawEvent is the slow-path view used when a field has the wrong JSON type: every field is
 // kept raw so that each one can be judged on its own and all failures reported.
 type rawEvent struct {
@@ -85,7 +112,7 @@ type rawEvent struct {
 func DecodeOne(body []byte, now time.Time) (Event, error) {
 	var w wireEvent
 	var ev Event
-	if err := json.Unmarshal(body, &w); err != nil {
+	if err := unmarshalFast(body, &w, w.strings); err != nil {
 		if se := syntaxError(err); se != nil {
 			return ev, se
 		}
@@ -108,7 +135,14 @@ func DecodeBatch(body []byte, now time.Time) ([]Event, error) {
 	var w struct {
 		Events []wireEvent `json:"events"`
 	}
-	err := json.Unmarshal(body, &w)
+	err := unmarshalFast(body, &w, func() bool {
+		for i := range w.Events {
+			if !w.Events[i].strings() {
+				return false
+			}
+		}
+		return true
+	})
 	if err != nil {
 		if se := syntaxError(err); se != nil {
 			return nil, se

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Event is one validated event as it travels from the API through the buffer to the store.
@@ -33,12 +34,13 @@ func NewID() string {
 	return IDPrefix + ulid.Make().String()
 }
 
-// Marshal encodes e for the buffer.
+// Marshal encodes e for the buffer (segmentio/encoding/json: the standard library's
+// output, faster).
 func Marshal(e *Event) ([]byte, error) {
-	return json.Marshal(e)
+	return fastjson.Marshal(e)
 }
 
 // Unmarshal decodes an event written by Marshal.
 func Unmarshal(data []byte, e *Event) error {
-	return json.Unmarshal(data, e)
+	return fastjson.Unmarshal(data, e)
 }
