@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -152,5 +153,27 @@ func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer
 	}
 	st.Close()
 	fmt.Fprintf(stdout, "Migrations applied in %s.\n", cfg.DataDir)
+	return 0
+}
+
+// healthcheck asks the local evp's /api/live; images without a shell or curl use it as
+// their HEALTHCHECK.
+func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, _, code, ok := load("evp healthcheck", args, getenv, stdout, stderr, nil)
+	if !ok {
+		return code
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	url := fmt.Sprintf("http://127.0.0.1:%d/api/live", cfg.Port)
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "evp: healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "evp: healthcheck: %s answered %d\n", url, resp.StatusCode)
+		return 1
+	}
 	return 0
 }

@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -80,5 +85,30 @@ func TestAPIKeyCommands(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, env, "apikey", "revoke", "key_unknown"); code != 1 {
 		t.Fatalf("revoke unknown: exit %d, want 1", code)
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	var live atomic.Bool
+	live.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/live" || !live.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"live":true}`))
+	}))
+	port := strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port)
+	env := map[string]string{"PORT": port}
+	if code, _, stderr := runCmd(t, env, "healthcheck"); code != 0 {
+		t.Fatalf("live server: exit %d %s", code, stderr)
+	}
+	live.Store(false)
+	if code, _, stderr := runCmd(t, env, "healthcheck"); code != 1 || !strings.Contains(stderr, "503") {
+		t.Fatalf("503 server: exit %d %q, want 1", code, stderr)
+	}
+	srv.Close()
+	if code, _, _ := runCmd(t, env, "healthcheck"); code != 1 {
+		t.Fatalf("no server: exit %d, want 1", code)
 	}
 }

@@ -193,6 +193,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	addr := ln.Addr().String()
 	log.Info("evp started", "role", string(role), "addr", addr, "data_dir", cfg.DataDir, "version", opts.Version,
 		"workers", cfg.Workers, "batch_size", cfg.WorkerBatchSize)
+	if keys, err := acc.ListAPIKeys(ctx); err == nil && len(keys) == 0 {
+		log.Info("no API keys yet; create one with: evp apikey create --name NAME", "data_dir", cfg.DataDir)
+	}
 	if opts.OnListen != nil {
 		opts.OnListen(addr)
 	}
