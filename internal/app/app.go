@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/config"
@@ -20,6 +20,8 @@ import (
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/httpapi"
 	"github.com/evp-dev/evp/internal/openapi"
+	"github.com/evp-dev/evp/internal/queue"
+	"github.com/evp-dev/evp/internal/queue/redisqueue"
 	"github.com/evp-dev/evp/internal/queue/sqlitequeue"
 	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store/sqlitestore"
@@ -59,14 +61,14 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // CheckRole refuses role/backend combinations that cannot work. A split role needs a shared
 // buffer: the embedded one lives inside a single process.
 func CheckRole(role Role, cfg *config.Config) error {
-	if cfg.RedisURL != "" || cfg.MongoURI != "" || cfg.DatabaseURL != "" {
-		return &config.Error{Setting: "REDIS_URL/MONGO_URI/DATABASE_URL", Value: "(set)",
-			Reason: "the production backends (Redis Streams, MongoDB, PostgreSQL) are not in this build yet; unset them to run on the embedded backends"}
+	if cfg.MongoURI != "" || cfg.DatabaseURL != "" {
+		return &config.Error{Setting: "MONGO_URI/DATABASE_URL", Value: "(set)",
+			Reason: "the MongoDB event store and the PostgreSQL account store are not in this build yet; unset them to use the embedded SQLite stores"}
 	}
-	if role == RoleAPI || role == RoleWorker {
-		return &config.Error{Setting: "role", Value: string(role),
-			Reason: fmt.Sprintf("`evp %s` runs one role and needs a buffer shared between processes (Redis Streams, REDIS_URL); "+
-				"the embedded buffer lives inside one process, so run `evp` to get the API and the workers together", role)}
+	if (role == RoleAPI || role == RoleWorker) && cfg.RedisURL == "" {
+		return &config.Error{Setting: "REDIS_URL", Value: "",
+			Reason: fmt.Sprintf("`evp %s` runs one role and needs a buffer shared between processes (Redis Streams); "+
+				"the embedded buffer lives inside one process, so set REDIS_URL or run `evp` to get the API and the workers together", role)}
 	}
 	return nil
 }
@@ -78,9 +80,86 @@ func syncMode(s string) sqlitedb.Sync {
 	return sqlitedb.SyncFull
 }
 
+// backends are what one process opened, chosen from configuration in this one place.
+type backends struct {
+	queue   queue.Queue
+	store   *sqlitestore.Store
+	acc     *accounts.Store
+	dedup   dedup.Set
+	health  []httpapi.HealthCheck
+	closers []func() error // in reverse order of opening
+}
+
+func (b *backends) close(log *slog.Logger) {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		if err := b.closers[i](); err != nil {
+			log.Warn("close backend", "err", err)
+		}
+	}
+}
+
+func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b *backends, err error) {
+	b = &backends{}
+	defer func() {
+		if err != nil {
+			b.close(log)
+		}
+	}()
+	st, err := sqlitestore.Open(ctx, cfg.DataDir, syncMode(cfg.StoreSync))
+	if err != nil {
+		return nil, fmt.Errorf("open event store: %w", err)
+	}
+	b.store = st
+	b.closers = append(b.closers, st.Close)
+	acc, err := accounts.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open account store: %w", err)
+	}
+	b.acc = acc
+	b.closers = append(b.closers, acc.Close)
+
+	if cfg.RedisURL != "" {
+		ropts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, &config.Error{Setting: "REDIS_URL", Value: "(hidden)", Reason: err.Error()}
+		}
+		client := redis.NewClient(ropts)
+		b.closers = append(b.closers, client.Close)
+		rq, err := redisqueue.Open(ctx, redisqueue.Options{Client: client, Stream: cfg.Stream, Group: cfg.ConsumerGroup,
+			Consumer: cfg.ConsumerName, ClaimIdle: cfg.ClaimIdle})
+		if err != nil {
+			return nil, fmt.Errorf("open Redis Streams buffer: %w", err)
+		}
+		b.queue = rq
+		b.closers = append(b.closers, rq.Close)
+		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
+		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: rq.Ping})
+		log.Info("buffer: Redis Streams", "stream", rq.Key(), "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
+	} else {
+		sq, err := sqlitequeue.Open(ctx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
+		if err != nil {
+			return nil, fmt.Errorf("open buffer: %w", err)
+		}
+		b.queue = sq
+		b.closers = append(b.closers, sq.Close)
+		window, err := rebuildDedup(ctx, cfg.DedupWindow, sq, st)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("dedup window restored", "ids", window.Len(), "window", cfg.DedupWindow.String())
+		b.dedup = dedup.Local{W: window}
+		b.health = append(b.health, httpapi.HealthCheck{Name: "buffer", Ping: sq.Ping})
+	}
+	b.health = append(b.health,
+		httpapi.HealthCheck{Name: "eventStore", Ping: st.Ping},
+		httpapi.HealthCheck{Name: "accountStore", Ping: acc.Ping})
+	return b, nil
+}
+
 // Run runs role until ctx is cancelled, then shuts down gracefully within
 // cfg.ShutdownTimeout: readiness turns false, new requests are refused, requests and batches
-// in flight finish, and the backends are closed.
+// in flight finish, and the backends are closed. Every role serves HTTP (a worker serves
+// health and metrics only, for probes).
 func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error {
 	log := opts.Log
 	if err := CheckRole(role, cfg); err != nil {
@@ -91,29 +170,14 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelOpen()
-
-	q, err := sqlitequeue.Open(openCtx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
-	if err != nil {
-		return fmt.Errorf("open buffer: %w", err)
-	}
-	defer q.Close()
-	st, err := sqlitestore.Open(openCtx, cfg.DataDir, syncMode(cfg.StoreSync))
-	if err != nil {
-		return fmt.Errorf("open event store: %w", err)
-	}
-	defer st.Close()
-	acc, err := accounts.Open(openCtx, cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("open account store: %w", err)
-	}
-	defer acc.Close()
-
-	window, err := rebuildDedup(openCtx, cfg.DedupWindow, q, st)
+	b, err := openBackends(openCtx, cfg, log)
 	if err != nil {
 		return err
 	}
-	log.Info("dedup window restored", "ids", window.Len(), "window", cfg.DedupWindow.String())
+	defer b.close(log)
+	q, st, acc := b.queue, b.store, b.acc
 
+	runWorkers := role == RoleAll || role == RoleWorker
 	pool := worker.New(worker.Config{
 		BatchSize: cfg.WorkerBatchSize, BatchTimeout: cfg.WorkerBatchTimeout, Concurrency: cfg.Workers,
 	}, q, st, log)
@@ -122,13 +186,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 
 	keys := accounts.NewKeyAuth(acc, 60*time.Second)
 	srv := httpapi.New(httpapi.Deps{
-		Queue: q, Dedup: window, Keys: keys, Log: log, Version: opts.Version,
-		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(),
-		Health: []httpapi.HealthCheck{
-			{Name: "buffer", Ping: q.Ping},
-			{Name: "eventStore", Ping: st.Ping},
-			{Name: "accountStore", Ping: acc.Ping},
-		},
+		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
+		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health,
+		NoIngest: role == RoleWorker,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {
@@ -168,7 +228,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	workersDone := make(chan struct{})
 	go func() {
 		defer close(workersDone)
-		pool.Run(workCtx)
+		if runWorkers {
+			pool.Run(workCtx)
+		}
 	}()
 	usageDone := make(chan struct{})
 	go func() {
@@ -225,9 +287,8 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	if err := keys.FlushUsage(context.Background()); err != nil {
 		log.Warn("api key usage not recorded", "err", err)
 	}
-	if err := q.Close(); err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("buffer close", "err", err)
-	}
+	b.close(log)
+	b.closers = nil
 	log.Info("evp stopped")
 	return runErr
 }

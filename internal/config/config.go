@@ -31,6 +31,8 @@ type Config struct {
 	JWTExpiresIn time.Duration
 	APIKeyPrefix string
 
+	Stream             string
+	RedisPrefix        string
 	ConsumerGroup      string
 	ConsumerName       string
 	WorkerBatchSize    int
@@ -143,6 +145,10 @@ var settings = []setting{
 			c.APIKeyPrefix = v
 			return nil
 		}},
+	{env: []string{"EVP_STREAM"}, flag: "stream", def: "events_stream", usage: "Redis stream that buffers events",
+		apply: str(func(c *Config) *string { return &c.Stream })},
+	{env: []string{"EVP_REDIS_PREFIX"}, flag: "redis-prefix", def: "evp:", usage: "prefix of evp's Redis keys other than the stream",
+		apply: str(func(c *Config) *string { return &c.RedisPrefix })},
 	{env: []string{"CONSUMER_GROUP"}, flag: "consumer-group", def: "evp-workers-group", usage: "worker consumer group",
 		apply: str(func(c *Config) *string { return &c.ConsumerGroup })},
 	{env: []string{"CONSUMER_NAME"}, flag: "consumer-name", usage: "this worker's consumer name (default: host-derived)",

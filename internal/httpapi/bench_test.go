@@ -36,7 +36,7 @@ func benchServer(b *testing.B, sync sqlitedb.Sync) *Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { q.Close() })
-	s := New(Deps{Queue: q, Dedup: dedup.New(10 * time.Minute), Keys: staticKeys{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := New(Deps{Queue: q, Dedup: dedup.Local{W: dedup.New(10 * time.Minute)}, Keys: staticKeys{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	s.SetReady(true)
 	return s
 }

@@ -52,7 +52,10 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	ids := [1]string{ev.EventID}
 	var seen [1]bool
-	s.Dedup.Seen(ids[:], seen[:])
+	if err := s.Dedup.Seen(r.Context(), ids[:], seen[:]); err != nil {
+		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
+		return errUnavailable("the dedup store is unavailable; retry shortly")
+	}
 	if seen[0] {
 		writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 		return nil
@@ -65,7 +68,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", 1, "err", err)
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
-	s.Dedup.Add(ev.EventID)
+	s.markSeen(r, ids[:])
 	s.ingest.Add(1)
 	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
@@ -91,7 +94,10 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 		ids[i] = events[i].EventID
 	}
 	seen := make([]bool, len(events))
-	s.Dedup.Seen(ids, seen)
+	if err := s.Dedup.Seen(r.Context(), ids, seen); err != nil {
+		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
+		return errUnavailable("the dedup store is unavailable; retry shortly")
+	}
 	inBatch := make(map[string]struct{}, len(events))
 	entries := make([]queue.Entry, 0, len(events))
 	accepted := make([]string, 0, len(events))
@@ -115,11 +121,20 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
-	s.Dedup.Add(accepted...)
+	s.markSeen(r, accepted)
 	s.ingest.Add(int64(len(accepted)))
 	writeData(w, http.StatusAccepted, batchAnswer{
 		Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
 		EventIDs: accepted, Message: "Batch processed successfully",
 	})
 	return nil
+}
+
+// markSeen records buffered ids in the dedup window. The events are already durable, so a
+// failure here is only logged: a client retry would be buffered again, and the store's
+// unique event id keeps it from being stored twice.
+func (s *Server) markSeen(r *http.Request, ids []string) {
+	if err := s.Dedup.Add(r.Context(), ids); err != nil {
+		s.log.Warn("dedup record failed; a retry of these events will be deduplicated by the store", "request_id", RequestID(r.Context()), "events", len(ids), "err", err)
+	}
 }

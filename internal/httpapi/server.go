@@ -41,7 +41,7 @@ type ProcessingStats struct {
 // Deps are what the server needs from the rest of evp.
 type Deps struct {
 	Queue      queue.Queue
-	Dedup      *dedup.Window
+	Dedup      dedup.Set
 	Keys       KeyAuthenticator
 	Health     []HealthCheck
 	Processing func(ctx context.Context) (ProcessingStats, error)
@@ -51,6 +51,8 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Docs, when set, serves /openapi.json and /docs.
 	Docs http.Handler
+	// NoIngest leaves out the ingestion routes (a worker-only process).
+	NoIngest bool
 }
 
 // Server is the HTTP API. Create with New; serve Handler().
@@ -79,9 +81,11 @@ func New(d Deps) *Server {
 		s.routes = append(s.routes, pattern)
 		mux.Handle(pattern, h)
 	}
-	handle("POST /api/v1/events", s.requireKey(s.postEvent))
-	handle("POST /api/v1/events/batch", s.requireKey(s.postBatch))
-	handle("GET /api/v1/events/stats", s.requireKey(s.getStats))
+	if !d.NoIngest {
+		handle("POST /api/v1/events", s.requireKey(s.postEvent))
+		handle("POST /api/v1/events/batch", s.requireKey(s.postBatch))
+		handle("GET /api/v1/events/stats", s.requireKey(s.getStats))
+	}
 	handle("GET /api/metrics", s.requireKey(s.getMetrics))
 	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
 	handle("GET /api/health", s.getHealth)

@@ -25,6 +25,9 @@ type Config struct {
 	MaxAttempts  int           // store attempts per batch before dead-lettering; 3
 	BackoffBase  time.Duration // first retry delay; 100 ms, doubled per attempt, with jitter
 	BackoffMax   time.Duration // longest retry delay; 5 s
+	// MaxDeliveries dead-letters an entry delivered this many times without being
+	// acknowledged (a poison entry that keeps a worker from finishing); 5.
+	MaxDeliveries int
 }
 
 func (c *Config) defaults() {
@@ -45,6 +48,9 @@ func (c *Config) defaults() {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 5 * time.Second
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = 5
 	}
 }
 
@@ -123,6 +129,12 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 	now := time.Now()
 	from := make([]*queue.Message, 0, len(msgs)) // the message each event came from
 	for i, m := range msgs {
+		if m.Attempts >= p.cfg.MaxDeliveries {
+			letters = append(letters, store.DeadLetter{EventID: m.EventID, Data: m.Data, FailedAt: now, Attempts: m.Attempts,
+				Error: fmt.Sprintf("delivered %d times without being acknowledged", m.Attempts)})
+			letterIDs = append(letterIDs, m.ID)
+			continue
+		}
 		var e event.Event
 		if err := event.Unmarshal(m.Data, &e); err != nil || e.EventID == "" {
 			reason := "undecodable buffer entry"

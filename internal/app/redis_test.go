@@ -1,0 +1,137 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/evp-dev/evp/internal/config"
+)
+
+// redisURL returns the test Redis, skipping (or failing under EVP_REQUIRE_SERVICES=1) when
+// it is unreachable.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("Redis at %s is required (EVP_REQUIRE_SERVICES=1): %v", url, err)
+		}
+		t.Skipf("Redis at %s is unreachable, skipping: %v", url, err)
+	}
+	return url
+}
+
+// cleanRedis deletes every key under prefix when the test ends.
+func cleanRedis(t *testing.T, url, prefix string) {
+	t.Cleanup(func() {
+		opts, _ := redis.ParseURL(url)
+		c := redis.NewClient(opts)
+		defer c.Close()
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+	})
+}
+
+// startRole runs one role in this process and returns its base URL.
+func startRole(t *testing.T, role Role, vars map[string]string) string {
+	t.Helper()
+	cfg, _, err := config.Load("evp", nil, func(k string) string { return vars[k] }, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, role, cfg, Options{Version: "test", Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			OnListen: func(a string) { addr <- a }})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s stopped with %v", role, err)
+		}
+	})
+	select {
+	case a := <-addr:
+		return "http://" + a
+	case err := <-done:
+		t.Fatalf("%s did not start: %v", role, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start within 30 s", role)
+	}
+	return ""
+}
+
+// TestSplitRolesOverRedisStreams runs `evp api` and `evp worker` as separate roles sharing
+// a Redis stream: events accepted by the API are stored by the worker, and a repeat is a
+// duplicate through the Redis dedup keys.
+func TestSplitRolesOverRedisStreams(t *testing.T) {
+	url := redisURL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "evp-test-" + hex.EncodeToString(b[:]) + ":"
+	cleanRedis(t, url, prefix)
+	dir := t.TempDir()
+	vars := map[string]string{
+		"EVP_DATA_DIR": dir, "PORT": "0", "SERVER_HOST": "127.0.0.1", "REDIS_URL": url,
+		"EVP_STREAM": prefix + "events_stream", "EVP_REDIS_PREFIX": prefix, "WORKER_BATCH_TIMEOUT_MS": "20",
+		"EVP_STORE_SYNC": "normal",
+	}
+	apiURL := startRole(t, RoleAPI, vars)
+	workerURL := startRole(t, RoleWorker, vars)
+	api := &instance{t: t, url: apiURL, dir: dir, key: createKey(t, dir)}
+	wrk := &instance{t: t, url: workerURL, dir: dir, key: api.key}
+
+	// The worker serves probes and metrics, not ingestion.
+	if r := wrk.do("POST", "/api/v1/events", mustJSON(t, ev("w-1", "click")), nil); r.status != 404 {
+		t.Errorf("worker ingestion: %d, want 404", r.status)
+	}
+	if r := wrk.do("GET", "/api/health", nil, nil); r.status != 200 || r.body["services"].(map[string]any)["redis"] == nil {
+		t.Errorf("worker health: %d %s", r.status, r.raw)
+	}
+
+	var events []any
+	for i := 0; i < 250; i++ {
+		events = append(events, ev(fmt.Sprintf("r-%d", i), "purchase"))
+	}
+	r := api.do("POST", "/api/v1/events/batch", mustJSON(t, map[string]any{"events": events}), nil)
+	if r.status != 202 || r.data()["accepted"] != 250.0 {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	r = api.do("POST", "/api/v1/events", mustJSON(t, ev("r-7", "purchase")), nil)
+	if r.status != 200 || r.data()["duplicate"] != true {
+		t.Fatalf("repeat through Redis dedup: %d %s", r.status, r.raw)
+	}
+	api.waitStored(250)
+	r = api.do("GET", "/api/metrics", nil, nil)
+	if q := r.data()["queue"].(map[string]any); q["streamLength"] != 0.0 || q["pendingMessages"] != 0.0 {
+		t.Errorf("stream after processing: %v", q)
+	}
+	if r := api.do("GET", "/api/v1/events/stats", nil, nil); r.data()["totalIngested"] != 250.0 {
+		t.Errorf("totalIngested = %v, want 250", r.data()["totalIngested"])
+	}
+}
