@@ -29,6 +29,8 @@ Commands:
   apikey list        list API keys (never the keys themselves)
   apikey revoke ID   revoke an API key
   migrate            apply database migrations and exit
+  healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)
+  loadgen            drive load at a running evp and report throughput and latency
   version            print the version
 
 Run "evp <command> --help" for the settings a command reads.
@@ -62,6 +64,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return apikey(args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(args, getenv, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(args, getenv, stdout, stderr)
+	case "loadgen":
+		return loadgen(args, stdout, stderr)
+	case "noop-server":
+		return noopServer(args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "evp: unknown command %q\n\n%s", cmd, commands)
 	return 2

@@ -87,7 +87,7 @@ func newFixture() *fixture {
 	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true}
 	f.srv = httpapi.New(httpapi.Deps{
 		Queue: f.q,
-		Dedup: dedup.New(time.Minute),
+		Dedup: dedup.Local{W: dedup.New(time.Minute)},
 		Keys:  f.keys,
 		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
 			if !f.backendUp {
