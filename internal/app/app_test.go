@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -429,5 +430,59 @@ func TestSplitRolesRefusedOnEmbeddedBackends(t *testing.T) {
 	}
 	if err := CheckRole(RoleAll, cfg); err != nil {
 		t.Errorf("all on embedded backends: %v", err)
+	}
+}
+
+// Concurrent requests carrying the same eventId: exactly one is accepted, the others are
+// duplicates, and totalIngested equals what is stored.
+func TestConcurrentRepeatsAcceptedOnce(t *testing.T) {
+	in := start(t, "", nil)
+	const ids, copies = 30, 8
+	type result struct {
+		id     int
+		status int
+	}
+	results := make(chan result, ids*copies)
+	var wg sync.WaitGroup
+	for i := 0; i < ids; i++ {
+		for c := 0; c < copies; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := mustJSON(t, ev(fmt.Sprintf("same-%d", i), "click"))
+				path := "/api/v1/events"
+				if c%2 == 1 {
+					body = mustJSON(t, map[string]any{"events": []any{ev(fmt.Sprintf("same-%d", i), "click")}})
+					path = "/api/v1/events/batch"
+				}
+				r := in.do("POST", path, body, nil)
+				status := r.status
+				if path == "/api/v1/events/batch" && status == 202 && r.data()["accepted"] == 0.0 {
+					status = 200 // a batch of one duplicate
+				}
+				results <- result{i, status}
+			}()
+		}
+	}
+	wg.Wait()
+	close(results)
+	accepted := make([]int, ids)
+	for r := range results {
+		switch r.status {
+		case 202:
+			accepted[r.id]++
+		case 200:
+		default:
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	for i, n := range accepted {
+		if n != 1 {
+			t.Errorf("same-%d accepted %d times, want 1", i, n)
+		}
+	}
+	in.waitStored(ids)
+	if r := in.do("GET", "/api/v1/events/stats", nil, nil); r.data()["totalIngested"] != float64(ids) {
+		t.Errorf("totalIngested = %v, want %d", r.data()["totalIngested"], ids)
 	}
 }

@@ -50,16 +50,17 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return decodeError(err)
 	}
-	ids := [1]string{ev.EventID}
-	var seen [1]bool
-	if err := s.Dedup.Seen(r.Context(), ids[:], seen[:]); err != nil {
+	ids := []string{ev.EventID}
+	mine, err := s.admit(r.Context(), ids)
+	if err != nil {
 		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
 		return errUnavailable("the dedup store is unavailable; retry shortly")
 	}
-	if seen[0] {
+	if !mine[0] {
 		writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 		return nil
 	}
+	defer s.done(ids, mine)
 	data, err := event.Marshal(&ev)
 	if err != nil {
 		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
@@ -68,14 +69,14 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", 1, "err", err)
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
-	s.markSeen(r, ids[:])
+	s.markSeen(r, ids)
 	s.ingest.Add(1)
 	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
 }
 
-// postBatch is POST /api/v1/events/batch. A repeated eventId, whether seen before or twice
-// in the same batch, counts as a duplicate and is buffered once.
+// postBatch is POST /api/v1/events/batch. A repeated eventId, whether seen before, twice in
+// the same batch, or in a concurrent request, counts as a duplicate and is buffered once.
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	if !s.ready.Load() {
 		return errUnavailable("evp is not ready or is shutting down")
@@ -93,29 +94,24 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	for i := range events {
 		ids[i] = events[i].EventID
 	}
-	seen := make([]bool, len(events))
-	if err := s.Dedup.Seen(r.Context(), ids, seen); err != nil {
+	mine, err := s.admit(r.Context(), ids)
+	if err != nil {
 		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
 		return errUnavailable("the dedup store is unavailable; retry shortly")
 	}
-	inBatch := make(map[string]struct{}, len(events))
+	defer s.done(ids, mine)
 	entries := make([]queue.Entry, 0, len(events))
 	accepted := make([]string, 0, len(events))
 	for i := range events {
-		id := ids[i]
-		if seen[i] {
+		if !mine[i] {
 			continue
 		}
-		if _, dup := inBatch[id]; dup {
-			continue
-		}
-		inBatch[id] = struct{}{}
 		data, err := event.Marshal(&events[i])
 		if err != nil {
 			return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
 		}
-		entries = append(entries, queue.Entry{EventID: id, Data: data})
-		accepted = append(accepted, id)
+		entries = append(entries, queue.Entry{EventID: ids[i], Data: data})
+		accepted = append(accepted, ids[i])
 	}
 	if err := s.Queue.Enqueue(r.Context(), entries); err != nil {
 		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)

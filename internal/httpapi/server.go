@@ -63,6 +63,7 @@ type Server struct {
 	started time.Time
 	ready   atomic.Bool
 	ingest  *RateCounter
+	flight  *inflight
 	handler http.Handler
 	routes  []string
 }
@@ -75,7 +76,7 @@ func New(d Deps) *Server {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 5 << 20
 	}
-	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10)}
+	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight()}
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		s.routes = append(s.routes, pattern)

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"context"
+	"sync"
+)
+
+// inflight tracks event ids this process is buffering right now. Without it two concurrent
+// requests with the same eventId would both pass the dedup check during the buffer's
+// fsync and both be answered 202. With it the second waits for the first: if the first was
+// buffered, the second is a duplicate; if it failed, the second buffers the event itself.
+// So an id is never reported seen before its event is durable.
+type inflight struct {
+	mu  sync.Mutex
+	ids map[string]chan struct{}
+}
+
+func newInflight() *inflight { return &inflight{ids: map[string]chan struct{}{}} }
+
+// admit decides, for each id, whether this request buffers it (mine[i]) or it is a
+// duplicate (not mine): already seen, repeated earlier in ids, or buffered by a concurrent
+// request in the meantime. The caller must call done(ids, mine) after buffering.
+func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err error) {
+	mine = make([]bool, len(ids))
+	seen := make([]bool, len(ids))
+	if err := s.Dedup.Seen(ctx, ids, seen); err != nil {
+		return nil, err
+	}
+	undecided := make([]int, 0, len(ids))
+	for i := range ids {
+		if !seen[i] {
+			undecided = append(undecided, i)
+		}
+	}
+	var batch map[string]struct{}
+	if len(ids) > 1 {
+		batch = make(map[string]struct{}, len(ids))
+	}
+	for len(undecided) > 0 {
+		var waits []chan struct{}
+		var again []int
+		s.flight.mu.Lock()
+		for _, i := range undecided {
+			id := ids[i]
+			if batch != nil {
+				if _, dup := batch[id]; dup {
+					continue
+				}
+			}
+			if ch, busy := s.flight.ids[id]; busy {
+				waits = append(waits, ch)
+				again = append(again, i)
+				continue
+			}
+			s.flight.ids[id] = make(chan struct{})
+			mine[i] = true
+			if batch != nil {
+				batch[id] = struct{}{}
+			}
+		}
+		s.flight.mu.Unlock()
+		if len(again) == 0 {
+			return mine, nil
+		}
+		for _, ch := range waits {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				s.done(ids, mine)
+				return nil, ctx.Err()
+			}
+		}
+		// The other request finished: its id is now seen, or it failed and is free.
+		againIDs := make([]string, len(again))
+		for k, i := range again {
+			againIDs[k] = ids[i]
+		}
+		againSeen := make([]bool, len(again))
+		if err := s.Dedup.Seen(ctx, againIDs, againSeen); err != nil {
+			s.done(ids, mine)
+			return nil, err
+		}
+		undecided = undecided[:0]
+		for k, i := range again {
+			if !againSeen[k] {
+				undecided = append(undecided, i)
+			}
+		}
+	}
+	return mine, nil
+}
+
+// done releases the ids this request admitted, waking requests that wait on them. Call it
+// after the ids were recorded as seen (or after buffering failed).
+func (s *Server) done(ids []string, mine []bool) {
+	s.flight.mu.Lock()
+	for i, m := range mine {
+		if m {
+			if ch, ok := s.flight.ids[ids[i]]; ok {
+				close(ch)
+				delete(s.flight.ids, ids[i])
+			}
+		}
+	}
+	s.flight.mu.Unlock()
+}
