@@ -142,7 +142,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		}
 		b.queue = sq
 		b.closers = append(b.closers, sq.Close)
-		window, err := rebuildDedup(ctx, cfg.DedupWindow, sq, st)
+		window, err := rebuildDedup(ctx, cfg.DedupWindow, cfg.DedupMaxIDs, sq, st)
 		if err != nil {
 			return nil, err
 		}
@@ -295,8 +295,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 
 // rebuildDedup refills the dedup window after a start: ids still in the buffer and ids
 // stored within the window are duplicates if a client sends them again.
-func rebuildDedup(ctx context.Context, span time.Duration, q *sqlitequeue.Queue, st *sqlitestore.Store) (*dedup.Window, error) {
+func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlitequeue.Queue, st *sqlitestore.Store) (*dedup.Window, error) {
 	w := dedup.New(span)
+	w.MaxIDs = maxIDs
 	now := time.Now()
 	if err := q.PendingEventIDs(ctx, func(id string) { w.AddAt(id, now) }); err != nil {
 		return nil, fmt.Errorf("restore dedup window from buffer: %w", err)

@@ -41,6 +41,7 @@ type Config struct {
 
 	MaxBodyBytes    int64
 	DedupWindow     time.Duration
+	DedupMaxIDs     int
 	ClaimIdle       time.Duration
 	BufferSync      string
 	StoreSync       string
@@ -170,6 +171,8 @@ var settings = []setting{
 		}},
 	{env: []string{"EVP_DEDUP_WINDOW"}, flag: "dedup-window", def: "10m", usage: "how long a repeated eventId is answered as a duplicate",
 		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.DedupWindow })},
+	{env: []string{"EVP_DEDUP_MAX_IDS"}, flag: "dedup-max-ids", def: "1000000", usage: "most ids the embedded dedup window keeps in memory (about 100 bytes each); the oldest go first",
+		apply: intIn(1000, 1<<30, func(c *Config) *int { return &c.DedupMaxIDs })},
 	{env: []string{"EVP_CLAIM_IDLE"}, flag: "claim-idle", def: "60s", usage: "in-flight entries idle this long are delivered again",
 		apply: duration(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ClaimIdle })},
 	{env: []string{"EVP_BUFFER_SYNC"}, flag: "buffer-sync", def: "full", usage: "embedded buffer commit: full (fsync, survives power loss) or normal (survives a killed process)",

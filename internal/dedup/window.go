@@ -16,6 +16,11 @@ const generations = 10
 type Window struct {
 	span time.Duration
 	now  func() time.Time
+	// MaxIDs bounds memory: past it the oldest generations are forgotten early, so the
+	// window is span or the last MaxIDs ids, whichever is shorter. A repeat older than that
+	// is buffered again and the store's unique event id keeps it from being stored twice.
+	// Zero means no bound. Set before use.
+	MaxIDs int
 
 	mu      sync.Mutex
 	gens    [generations]map[string]struct{} // gens[0] is the newest
@@ -74,7 +79,28 @@ func (w *Window) Add(ids ...string) {
 	for _, id := range ids {
 		w.gens[0][id] = struct{}{}
 	}
+	w.bound()
 	w.mu.Unlock()
+}
+
+// bound drops the oldest ids while the window holds more than MaxIDs. Called with mu held.
+func (w *Window) bound() {
+	if w.MaxIDs <= 0 {
+		return
+	}
+	n := 0
+	for _, g := range w.gens {
+		n += len(g)
+	}
+	for i := generations - 1; i > 0 && n > w.MaxIDs; i-- {
+		if len(w.gens[i]) > 0 {
+			n -= len(w.gens[i])
+			w.gens[i] = map[string]struct{}{}
+		}
+	}
+	if n > w.MaxIDs { // one generation alone is over the bound: start it afresh
+		w.gens[0] = map[string]struct{}{}
+	}
 }
 
 // AddAt remembers an id accepted at an earlier time (used to rebuild the window after a
@@ -96,6 +122,7 @@ func (w *Window) AddAt(id string, at time.Time) {
 		g = generations - 1
 	}
 	w.gens[g][id] = struct{}{}
+	w.bound()
 }
 
 // Len returns how many ids the window holds.

@@ -196,3 +196,21 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("Seen(%v) = %v", ids, got)
 	}
 }
+
+func TestWindowMaxIDsForgetsOldestFirst(t *testing.T) {
+	w, c := newTestWindow(10 * time.Minute)
+	w.MaxIDs = 250
+	for i := 0; i < 200; i++ {
+		w.Add(fmt.Sprintf("old-%d", i))
+	}
+	c.advance(2 * time.Minute) // the next ids land in a newer generation
+	for i := 0; i < 100; i++ {
+		w.Add(fmt.Sprintf("new-%d", i))
+	}
+	if n := w.Len(); n > 250 || n != 100 {
+		t.Fatalf("window holds %d ids, want the 100 newest (bound 250)", n)
+	}
+	if got := seen(w, "new-99", "old-0"); !got[0] || got[1] {
+		t.Fatalf("seen new-99=%v old-0=%v, want true false", got[0], got[1])
+	}
+}

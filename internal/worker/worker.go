@@ -25,6 +25,9 @@ type Config struct {
 	MaxAttempts  int           // store attempts per batch before dead-lettering; 3
 	BackoffBase  time.Duration // first retry delay; 100 ms, doubled per attempt, with jitter
 	BackoffMax   time.Duration // longest retry delay; 5 s
+	// MaxCombine is how many full batches a worker may store in one write when the buffer
+	// has a backlog; 10.
+	MaxCombine int
 	// MaxDeliveries dead-letters an entry delivered this many times without being
 	// acknowledged (a poison entry that keeps a worker from finishing); 5.
 	MaxDeliveries int
@@ -48,6 +51,9 @@ func (c *Config) defaults() {
 	}
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = 5 * time.Second
+	}
+	if c.MaxCombine <= 0 {
+		c.MaxCombine = 10
 	}
 	if c.MaxDeliveries <= 0 {
 		c.MaxDeliveries = 5
@@ -113,6 +119,16 @@ func (p *Pool) loop(ctx context.Context) {
 		fetchErrs = 0
 		if len(msgs) == 0 {
 			continue
+		}
+		// A full batch means a backlog: take more without waiting, so that one store
+		// transaction (one fsync) carries up to MaxCombine batches. An idle system still
+		// writes each batch as soon as it arrives.
+		for n := 1; len(msgs) == n*p.cfg.BatchSize && n < p.cfg.MaxCombine; n++ {
+			more, err := p.q.Fetch(ctx, p.cfg.BatchSize, 0)
+			if err != nil || len(more) == 0 {
+				break
+			}
+			msgs = append(msgs, more...)
 		}
 		// The batch is finished even when ctx is cancelled meanwhile: shutdown waits for it.
 		p.Process(context.WithoutCancel(ctx), msgs)

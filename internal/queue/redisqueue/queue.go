@@ -373,6 +373,9 @@ func (q *Queue) Fetch(ctx context.Context, max int, wait time.Duration) ([]queue
 		if block > q.slice {
 			block = q.slice
 		}
+		if block < time.Millisecond {
+			block = -1 // go-redis sends no BLOCK: a plain read (BLOCK 0 would wait for ever)
+		}
 		msgs, err := q.fetchOnce(rctx, max, block)
 		if len(msgs) == 0 && isNoGroup(err) {
 			// The stream or the group was deleted (Redis lost its data, or a FLUSHDB):
