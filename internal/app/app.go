@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -249,6 +250,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		}
 	}()
 
+	if cfg.PprofAddr != "" {
+		startPprof(cfg.PprofAddr, log)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	srv.SetReady(true)
@@ -306,4 +310,19 @@ func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlite
 		return nil, fmt.Errorf("restore dedup window from store: %w", err)
 	}
 	return w, nil
+}
+
+// startPprof serves Go's profiles on their own listener, never on the API's port.
+func startPprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	go func() {
+		log.Info("pprof listening", "addr", addr)
+		if err := http.ListenAndServe(addr, mux); err != nil {
+			log.Warn("pprof listener stopped", "err", err)
+		}
+	}()
 }

@@ -46,6 +46,7 @@ type Config struct {
 	BufferSync      string
 	StoreSync       string
 	ShutdownTimeout time.Duration
+	PprofAddr       string
 }
 
 // setting describes one configuration value.
@@ -158,7 +159,7 @@ var settings = []setting{
 		apply: intIn(1, 10000, func(c *Config) *int { return &c.WorkerBatchSize })},
 	{env: []string{"WORKER_BATCH_TIMEOUT_MS"}, flag: "worker-batch-timeout-ms", def: "500", usage: "longest a worker waits for a batch (ms)",
 		apply: millis(1, 60000, func(c *Config) *time.Duration { return &c.WorkerBatchTimeout })},
-	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "2", usage: "worker goroutines in this process",
+	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "4", usage: "worker goroutines in this process",
 		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
 	{env: []string{"EVP_MAX_BODY_BYTES"}, flag: "max-body-bytes", def: "5242880", usage: "largest request body, after decompression",
 		apply: func(c *Config, v string) error {
@@ -179,6 +180,8 @@ var settings = []setting{
 		apply: oneOf(func(c *Config) *string { return &c.BufferSync }, "full", "normal")},
 	{env: []string{"EVP_STORE_SYNC"}, flag: "store-sync", def: "full", usage: "embedded store commit: full or normal",
 		apply: oneOf(func(c *Config) *string { return &c.StoreSync }, "full", "normal")},
+	{env: []string{"EVP_PPROF_ADDR"}, flag: "pprof-addr", usage: "serve Go's pprof profiles on this address, like 127.0.0.1:6060 (off when empty)",
+		apply: str(func(c *Config) *string { return &c.PprofAddr })},
 	{env: []string{"EVP_SHUTDOWN_TIMEOUT"}, flag: "shutdown-timeout", def: "10s", usage: "longest graceful shutdown",
 		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }

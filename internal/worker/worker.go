@@ -21,7 +21,7 @@ import (
 type Config struct {
 	BatchSize    int           // most entries per batch; 100
 	BatchTimeout time.Duration // longest wait for the first entry of a batch; 500 ms
-	Concurrency  int           // batches processed at once; 2
+	Concurrency  int           // batches processed at once; 2 (evp sets EVP_WORKERS, 4)
 	MaxAttempts  int           // store attempts per batch before dead-lettering; 3
 	BackoffBase  time.Duration // first retry delay; 100 ms, doubled per attempt, with jitter
 	BackoffMax   time.Duration // longest retry delay; 5 s
@@ -80,6 +80,8 @@ type Pool struct {
 	Stats Stats
 	// OnStored, when set, is called after each batch is stored and before it is acknowledged.
 	OnStored func(events []event.Event)
+
+	acks sync.WaitGroup // acknowledgements in flight
 }
 
 // New returns a pool; call Run to start it.
@@ -100,6 +102,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	p.acks.Wait()
 	return nil
 }
 
@@ -193,10 +196,17 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 			ack = append(append([]int64(nil), ack...), letterIDs...)
 		}
 	}
-	if err := p.q.Ack(ctx, ack); err != nil {
-		// The entries will be delivered again after the claim timeout; the store skips them.
-		p.log.Error("buffer ack failed", "entries", len(ack), "err", err)
-	}
+	// The worker does not wait for the acknowledgement to commit: the events are stored,
+	// and if the ack is lost in a crash the entries are delivered again and the store skips
+	// them. Waiting would put a buffer commit (an fsync) into every batch's cycle.
+	p.acks.Add(1)
+	go func() {
+		defer p.acks.Done()
+		if err := p.q.Ack(ctx, ack); err != nil {
+			// Delivered again after the claim timeout; the store skips them.
+			p.log.Error("buffer ack failed", "entries", len(ack), "err", err)
+		}
+	}()
 }
 
 // write stores events with retries. When the whole batch keeps failing it tries each event

@@ -22,6 +22,8 @@ import (
 // Store implements store.EventStore.
 type Store struct {
 	wdb, rdb *sql.DB
+	// Statements prepared once on the single write connection (not in every transaction).
+	insertOne, insertMany, count *sql.Stmt
 }
 
 var migrations = []sqlitedb.Migration{
@@ -72,7 +74,21 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		wdb.Close()
 		return nil, err
 	}
-	return &Store{wdb: wdb, rdb: rdb}, nil
+	st := &Store{wdb: wdb, rdb: rdb}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&st.insertOne, insertCols + insertRow + insertTail},
+		{&st.insertMany, insertChunkSQL},
+		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
+	} {
+		if *p.dst, err = wdb.PrepareContext(ctx, p.query); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
+		}
+	}
+	return st, nil
 }
 
 // insertChunk rows go in one INSERT statement: fewer statement executions per batch.
@@ -100,36 +116,28 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	}()
 	args := make([]any, 0, 10*insertChunk)
 	pa := processedAt.UnixNano()
-	var chunkStmt *sql.Stmt
-	for start := 0; start < len(events); start += insertChunk {
-		end := min(start+insertChunk, len(events))
+	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
+	for start := 0; start < len(events); {
+		n, st := 1, one
+		if len(events)-start >= insertChunk {
+			n, st = insertChunk, many
+		}
 		args = args[:0]
-		for i := start; i < end; i++ {
+		for i := start; i < start+n; i++ {
 			e := &events[i]
 			args = append(args, e.EventID, e.EventType, e.UserID, e.SessionID, e.Timestamp.UnixNano(),
 				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa)
 		}
-		var res sql.Result
-		if end-start == insertChunk {
-			if chunkStmt == nil {
-				if chunkStmt, err = tx.PrepareContext(ctx, insertChunkSQL); err != nil {
-					return 0, 0, fmt.Errorf("sqlitestore: prepare insert: %w", err)
-				}
-				defer chunkStmt.Close()
-			}
-			res, err = chunkStmt.ExecContext(ctx, args...)
-		} else {
-			q := insertCols + insertRow + strings.Repeat(","+insertRow, end-start-1) + insertTail
-			res, err = tx.ExecContext(ctx, q, args...)
-		}
+		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
-			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", end-start, err)
+			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
 		}
-		n, _ := res.RowsAffected()
-		inserted += int(n)
+		affected, _ := res.RowsAffected()
+		inserted += int(affected)
+		start += n
 	}
 	if inserted > 0 {
-		if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = value + ? WHERE name = 'events'`, inserted); err != nil {
+		if _, err = tx.StmtContext(ctx, s.count).ExecContext(ctx, inserted); err != nil {
 			return 0, 0, fmt.Errorf("sqlitestore: count: %w", err)
 		}
 	}
