@@ -114,7 +114,7 @@ func TestEnvExampleCheckerFails(t *testing.T) {
 		{"invalid default", "# EVP_DEDUP_WINDOW=10m", "# EVP_DEDUP_WINDOW=10", "evp rejects the documented default"},
 		{"unknown name", "# LOG_LEVEL=info", "# LOG_LEVELS=info", "LOG_LEVELS is not a setting evp reads"},
 		{"duplicate", "# LOG_LEVEL=info", "# LOG_LEVEL=info\nLOG_LEVEL=debug", "LOG_LEVEL is already on line"},
-		{"bad value set", "# EVP_WORKERS=2", "EVP_WORKERS=0", "evp rejects the values it sets"},
+		{"bad value set", "# EVP_WORKERS=4", "EVP_WORKERS=0", "evp rejects the values it sets"},
 		{"compose default drift", "# DEPLOY_HTTP_PORT=3001", "# DEPLOY_HTTP_PORT=8080", "docker-compose.yml defaults it to \"3001\""},
 		{"unused deploy name", "# DEPLOY_HTTP_PORT=3001", "# DEPLOY_HTTPS_PORT=3443", "DEPLOY_HTTPS_PORT is not used by docker-compose.yml"},
 	}
