@@ -5,7 +5,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin/evp
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-short fuzz bench clean
+.PHONY: run build test test-short bench bench-micro clean
 
 ## run: build evp and run it with embedded backends on http://localhost:3001 (data in ./data)
 run: build
@@ -25,9 +25,13 @@ test:
 test-short:
 	$(GO) test -short ./...
 
-## bench: hot-path micro-benchmarks (see BENCHMARKS.md)
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/... ./internal/httpapi
+## bench: the load scenarios of BENCHMARKS.md against fresh evp processes (about 10 minutes)
+bench: build
+	$(GO) run ./tools/bench $(BENCH_FLAGS)
+
+## bench-micro: hot-path micro-benchmarks (decode, validate, buffer append, store insert)
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/sqlitequeue ./internal/httpapi ./internal/store/sqlitestore
 
 clean:
 	rm -rf bin
