@@ -255,9 +255,17 @@ func cleanRedis(url, prefix string) {
 	c := redis.NewClient(opts)
 	defer c.Close()
 	ctx := context.Background()
+	// A run leaves one dedup key per event (millions): unlink them a thousand at a time.
+	var keys []string
 	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
-		c.Del(ctx, iter.Val())
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			c.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		c.Unlink(ctx, keys...)
 	}
 }
 
