@@ -80,6 +80,9 @@ type Pool struct {
 	Stats Stats
 	// OnStored, when set, is called after each batch is stored and before it is acknowledged.
 	OnStored func(events []event.Event)
+	// OnBatch, when set, is called with each stored batch and how long its write took
+	// (retries included).
+	OnBatch func(events []event.Event, took time.Duration)
 
 	acks sync.WaitGroup // acknowledgements in flight
 }
@@ -171,13 +174,13 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 
 	storedIDs := ids
 	if len(events) > 0 {
-		var failed []int // indexes into events that could not be stored
-		var lastErr error
-		storedIDs, failed, lastErr = p.write(ctx, events, ids)
-		for _, i := range failed {
+		var failed []failure
+		storedIDs, failed = p.write(ctx, events, ids)
+		for _, f := range failed {
+			i := f.i
 			letters = append(letters, store.DeadLetter{
 				EventID: events[i].EventID, Data: from[i].Data,
-				Error: lastErr.Error(), Attempts: from[i].Attempts + p.cfg.MaxAttempts, FailedAt: time.Now(),
+				Error: f.err.Error(), Attempts: from[i].Attempts + p.cfg.MaxAttempts, FailedAt: time.Now(),
 			})
 			letterIDs = append(letterIDs, ids[i])
 		}
@@ -212,12 +215,20 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 // write stores events with retries. When the whole batch keeps failing it tries each event
 // on its own once, so that one bad event does not take the rest of its batch down with it.
 // It returns the buffer ids of the stored events and the indexes of those that failed.
-func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (stored []int64, failed []int, lastErr error) {
+// failure is an event (index into the batch) that could not be stored, with its own error.
+type failure struct {
+	i   int
+	err error
+}
+
+func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (stored []int64, failed []failure) {
+	var lastErr error
+	start := time.Now()
 	for attempt := 1; attempt <= p.cfg.MaxAttempts; attempt++ {
 		inserted, dups, err := p.st.InsertBatch(ctx, events, time.Now())
 		if err == nil {
-			p.count(events, inserted, dups)
-			return ids, nil, nil
+			p.count(events, inserted, dups, time.Since(start))
+			return ids, nil
 		}
 		lastErr = err
 		p.Stats.Failed.Add(1)
@@ -227,22 +238,21 @@ func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (st
 		}
 	}
 	if len(events) == 1 {
-		return nil, []int{0}, lastErr
+		return nil, []failure{{0, lastErr}}
 	}
 	for i := range events {
 		inserted, dups, err := p.st.InsertBatch(ctx, events[i:i+1], time.Now())
 		if err != nil {
-			lastErr = err
-			failed = append(failed, i)
+			failed = append(failed, failure{i, err})
 			continue
 		}
-		p.count(events[i:i+1], inserted, dups)
+		p.count(events[i:i+1], inserted, dups, time.Since(start))
 		stored = append(stored, ids[i])
 	}
-	return stored, failed, lastErr
+	return stored, failed
 }
 
-func (p *Pool) count(events []event.Event, inserted, dups int) {
+func (p *Pool) count(events []event.Event, inserted, dups int, took time.Duration) {
 	p.Stats.Processed.Add(int64(inserted))
 	p.Stats.Duplicates.Add(int64(dups))
 	p.Stats.Batches.Add(1)
@@ -250,6 +260,9 @@ func (p *Pool) count(events []event.Event, inserted, dups int) {
 	p.Stats.LastProcessedAt.Store(time.Now().UnixNano())
 	if p.OnStored != nil {
 		p.OnStored(events)
+	}
+	if p.OnBatch != nil {
+		p.OnBatch(events, took)
 	}
 }
 
