@@ -20,6 +20,7 @@ import (
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/httpapi"
+	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/queue/redisqueue"
@@ -184,12 +185,20 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}, q, st, log)
 	processed := httpapi.NewRateCounter(10)
 	pool.OnStored = func(events []event.Event) { processed.Add(int64(len(events))) }
+	mx := newMetrics(pool, q)
+	pool.OnBatch = func(events []event.Event, took time.Duration) {
+		types := make([]string, len(events))
+		for i := range events {
+			types[i] = events[i].EventType
+		}
+		mx.ObserveBatch(types, took)
+	}
 
 	keys := accounts.NewKeyAuth(acc, 60*time.Second)
 	srv := httpapi.New(httpapi.Deps{
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health,
-		NoIngest: role == RoleWorker,
+		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {
@@ -325,4 +334,32 @@ func startPprof(addr string, log *slog.Logger) {
 			log.Warn("pprof listener stopped", "err", err)
 		}
 	}()
+}
+
+// newMetrics registers evp's Prometheus collectors; counters evp keeps anyway are read at
+// scrape time.
+func newMetrics(pool *worker.Pool, q queue.Queue) *metrics.Metrics {
+	m := metrics.New()
+	m.CounterFunc("evp_events_stored_total", "Events newly written to the store by this process's workers.",
+		func() float64 { return float64(pool.Stats.Processed.Load()) })
+	m.CounterFunc("evp_events_redelivered_duplicate_total", "Redelivered events the store already held (skipped).",
+		func() float64 { return float64(pool.Stats.Duplicates.Load()) })
+	m.CounterFunc("evp_store_write_failures_total", "Failed store writes (each is retried, then dead-lettered).",
+		func() float64 { return float64(pool.Stats.Failed.Load()) })
+	m.CounterFunc("evp_events_dead_lettered_total", "Events sent to the dead-letter queue by this process.",
+		func() float64 { return float64(pool.Stats.DeadLettered.Load()) })
+	stat := func(f func(queue.Stats) int64) func() float64 {
+		return metrics.WithTimeout(func(ctx context.Context) float64 {
+			s, err := q.Stats(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(f(s))
+		})
+	}
+	m.GaugeFunc("evp_queue_length", "Entries in the buffer not yet acknowledged (the backlog; scale workers on it).",
+		stat(func(s queue.Stats) int64 { return s.Length }))
+	m.GaugeFunc("evp_queue_pending", "Entries delivered to a worker and not yet acknowledged.",
+		stat(func(s queue.Stats) int64 { return s.Pending }))
+	return m
 }

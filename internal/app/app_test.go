@@ -500,3 +500,40 @@ func TestConcurrentRepeatsAcceptedOnce(t *testing.T) {
 		t.Errorf("totalIngested = %v, want %d", r.data()["totalIngested"], ids)
 	}
 }
+
+func TestPrometheusMetrics(t *testing.T) {
+	in := start(t, "", map[string]string{"EVP_METRICS_TOKEN": "scrape-me"})
+	var events []any
+	for i := 0; i < 40; i++ {
+		events = append(events, ev(fmt.Sprintf("m-%d", i), "purchase"))
+	}
+	events = append(events, ev("m-0", "purchase"))
+	if r := in.do("POST", "/api/v1/events/batch", mustJSON(t, map[string]any{"events": events}), nil); r.status != 202 {
+		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	in.waitStored(40)
+	in.waitBufferEmpty()
+	if r := in.do("GET", "/metrics", nil, nil); r.status != 401 {
+		t.Fatalf("/metrics without the token: %d, want 401", r.status)
+	}
+	r := in.do("GET", "/metrics", nil, map[string]string{"Authorization": "Bearer scrape-me"})
+	if r.status != 200 {
+		t.Fatalf("/metrics: %d %s", r.status, r.raw)
+	}
+	text := string(r.raw)
+	for _, want := range []string{
+		"evp_events_ingested_total 40\n",
+		"evp_events_duplicate_total 1\n",
+		"evp_events_stored_total 40\n",
+		`evp_events_processed_total{event_type="purchase"} 40` + "\n",
+		"evp_queue_length 0\n",
+		"evp_queue_pending 0\n",
+		`evp_http_request_duration_seconds_count{method="POST",route="POST /api/v1/events/batch",status="202"} 1` + "\n",
+		"evp_worker_batch_size_count",
+		"go_goroutines",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

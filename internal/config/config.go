@@ -47,6 +47,7 @@ type Config struct {
 	StoreSync       string
 	ShutdownTimeout time.Duration
 	PprofAddr       string
+	MetricsToken    string
 }
 
 // setting describes one configuration value.
@@ -180,6 +181,8 @@ var settings = []setting{
 		apply: oneOf(func(c *Config) *string { return &c.BufferSync }, "full", "normal")},
 	{env: []string{"EVP_STORE_SYNC"}, flag: "store-sync", def: "full", usage: "embedded store commit: full or normal",
 		apply: oneOf(func(c *Config) *string { return &c.StoreSync }, "full", "normal")},
+	{env: []string{"EVP_METRICS_TOKEN"}, flag: "metrics-token", usage: "bearer token GET /metrics requires (open when empty)",
+		apply: str(func(c *Config) *string { return &c.MetricsToken })},
 	{env: []string{"EVP_PPROF_ADDR"}, flag: "pprof-addr", usage: "serve Go's pprof profiles on this address, like 127.0.0.1:6060 (off when empty)",
 		apply: str(func(c *Config) *string { return &c.PprofAddr })},
 	{env: []string{"EVP_SHUTDOWN_TIMEOUT"}, flag: "shutdown-timeout", def: "10s", usage: "longest graceful shutdown",
@@ -259,7 +262,7 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 }
 
 func redact(s setting, v string) string {
-	if s.flag == "jwt-secret" || strings.Contains(s.flag, "url") || strings.Contains(s.flag, "uri") {
+	if s.flag == "jwt-secret" || s.flag == "metrics-token" || strings.Contains(s.flag, "url") || strings.Contains(s.flag, "uri") {
 		return "(hidden)"
 	}
 	return v

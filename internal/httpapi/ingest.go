@@ -57,6 +57,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		return errUnavailable("the dedup store is unavailable; retry shortly")
 	}
 	if !mine[0] {
+		s.countIngest(0, 1)
 		writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 		return nil
 	}
@@ -71,6 +72,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	s.markSeen(r, ids)
 	s.ingest.Add(1)
+	s.countIngest(1, 0)
 	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
 }
@@ -119,6 +121,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	s.markSeen(r, accepted)
 	s.ingest.Add(int64(len(accepted)))
+	s.countIngest(len(accepted), len(events)-len(accepted))
 	writeData(w, http.StatusAccepted, batchAnswer{
 		Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
 		EventIDs: accepted, Message: "Batch processed successfully",
@@ -132,5 +135,12 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 func (s *Server) markSeen(r *http.Request, ids []string) {
 	if err := s.Dedup.Add(r.Context(), ids); err != nil {
 		s.log.Warn("dedup record failed; a retry of these events will be deduplicated by the store", "request_id", RequestID(r.Context()), "events", len(ids), "err", err)
+	}
+}
+
+func (s *Server) countIngest(accepted, duplicates int) {
+	if s.Metrics != nil {
+		s.Metrics.Ingested.Add(float64(accepted))
+		s.Metrics.Duplicates.Add(float64(duplicates))
 	}
 }

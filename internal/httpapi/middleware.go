@@ -97,6 +97,9 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 				}
 			}
 			status := rec.status
+			if s.Metrics != nil {
+				s.Metrics.ObserveHTTP(r.Pattern, r.Method, status, time.Since(start))
+			}
 			level := slog.LevelDebug
 			switch {
 			case status >= 500:

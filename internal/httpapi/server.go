@@ -13,6 +13,7 @@ import (
 
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/dedup"
+	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/queue"
 )
 
@@ -53,6 +54,10 @@ type Deps struct {
 	Docs http.Handler
 	// NoIngest leaves out the ingestion routes (a worker-only process).
 	NoIngest bool
+	// Metrics, when set, is updated by the API and served at GET /metrics, guarded by
+	// MetricsToken when that is set.
+	Metrics      *metrics.Metrics
+	MetricsToken string
 }
 
 // Server is the HTTP API. Create with New; serve Handler().
@@ -89,6 +94,9 @@ func New(d Deps) *Server {
 	}
 	handle("GET /api/metrics", s.requireKey(s.getMetrics))
 	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
+	if d.Metrics != nil {
+		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)
+	}
 	handle("GET /api/health", s.getHealth)
 	handle("GET /api/ready", s.getReady)
 	handle("GET /api/live", s.getLive)

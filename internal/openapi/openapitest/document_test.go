@@ -48,6 +48,7 @@ var wantOperations = []string{
 	"GET /api/ready",
 	"GET /api/v1/events/stats",
 	"GET /docs",
+	"GET /metrics",
 	"GET /openapi.json",
 	"POST /api/v1/events",
 	"POST /api/v1/events/batch",
@@ -88,6 +89,7 @@ func TestOperations(t *testing.T) {
 		"GET /api/live":              {"200", "500"},
 		"GET /openapi.json":          {"200"},
 		"GET /docs":                  {"200"},
+		"GET /metrics":               {"200", "401"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

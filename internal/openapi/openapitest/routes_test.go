@@ -18,6 +18,7 @@ import (
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/httpapi"
+	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/openapi/openapitest"
 	"github.com/evp-dev/evp/internal/queue"
@@ -86,9 +87,10 @@ type fixture struct {
 func newFixture() *fixture {
 	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true}
 	f.srv = httpapi.New(httpapi.Deps{
-		Queue: f.q,
-		Dedup: dedup.Local{W: dedup.New(time.Minute)},
-		Keys:  f.keys,
+		Queue:   f.q,
+		Dedup:   dedup.Local{W: dedup.New(time.Minute)},
+		Keys:    f.keys,
+		Metrics: metrics.New(), MetricsToken: "scrape-secret",
 		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
 			if !f.backendUp {
 				return errors.New("unable to open database file")
@@ -206,6 +208,8 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "live", method: "GET", path: "/api/live", wantStatus: 200},
 		{name: "openapi.json", method: "GET", path: "/openapi.json", wantStatus: 200},
 		{name: "docs", method: "GET", path: "/docs", wantStatus: 200},
+		{name: "prometheus", method: "GET", path: "/metrics", header: []string{"Authorization", "Bearer scrape-secret"}, wantStatus: 200},
+		{name: "prometheus without token", method: "GET", path: "/metrics", wantStatus: 401},
 	}
 	covered := map[string]bool{}
 	for _, s := range steps {
