@@ -289,4 +289,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-
