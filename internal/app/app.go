@@ -85,6 +85,7 @@ func syncMode(s string) sqlitedb.Sync {
 // backends are what one process opened, chosen from configuration in this one place.
 type backends struct {
 	queue   queue.Queue
+	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
 	store   *sqlitestore.Store
 	acc     *accounts.Store
 	dedup   dedup.Set
@@ -136,6 +137,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
 		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: rq.Ping})
+		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return redisStream(ctx, rq) }
 		log.Info("buffer: Redis Streams", "stream", rq.Key(), "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
 	} else {
 		sq, err := sqlitequeue.Open(ctx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
@@ -151,6 +153,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		log.Info("dedup window restored", "ids", window.Len(), "window", cfg.DedupWindow.String())
 		b.dedup = dedup.Local{W: window}
 		b.health = append(b.health, httpapi.HealthCheck{Name: "buffer", Ping: sq.Ping})
+		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return embeddedStream(ctx, sq, cfg) }
 	}
 	b.health = append(b.health,
 		httpapi.HealthCheck{Name: "eventStore", Ping: st.Ping},
@@ -197,7 +200,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	keys := accounts.NewKeyAuth(acc, 60*time.Second)
 	srv := httpapi.New(httpapi.Deps{
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
-		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health,
+		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
@@ -362,4 +365,40 @@ func newMetrics(pool *worker.Pool, q queue.Queue) *metrics.Metrics {
 	m.GaugeFunc("evp_queue_pending", "Entries delivered to a worker and not yet acknowledged.",
 		stat(func(s queue.Stats) int64 { return s.Pending }))
 	return m
+}
+
+// redisStream describes the Redis stream and its consumer groups.
+func redisStream(ctx context.Context, rq *redisqueue.Queue) (httpapi.StreamInfo, error) {
+	st, err := rq.Stats(ctx)
+	if err != nil {
+		return httpapi.StreamInfo{}, err
+	}
+	groups, err := rq.Groups(ctx)
+	if err != nil {
+		return httpapi.StreamInfo{}, err
+	}
+	info := httpapi.StreamInfo{Backend: "redis", Stream: rq.Key(), Length: st.Length, TotalEnqueued: st.TotalEnqueued, Groups: []httpapi.StreamGroup{}}
+	for _, g := range groups {
+		sg := httpapi.StreamGroup{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDeliveredID: g.LastDeliveredID, Consumers: []httpapi.StreamConsumer{}}
+		for _, c := range g.Consumers {
+			sg.Consumers = append(sg.Consumers, httpapi.StreamConsumer{Name: c.Name, Pending: c.Pending, IdleMs: c.Idle.Milliseconds()})
+		}
+		info.Groups = append(info.Groups, sg)
+	}
+	return info, nil
+}
+
+// embeddedStream describes the embedded buffer as one group read by this process's workers.
+func embeddedStream(ctx context.Context, sq *sqlitequeue.Queue, cfg *config.Config) (httpapi.StreamInfo, error) {
+	st, err := sq.Stats(ctx)
+	if err != nil {
+		return httpapi.StreamInfo{}, err
+	}
+	return httpapi.StreamInfo{
+		Backend: "embedded", Stream: "buffer.db", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
+		Groups: []httpapi.StreamGroup{{
+			Name: cfg.ConsumerGroup, Pending: st.Pending, Lag: st.Length - st.Pending,
+			Consumers: []httpapi.StreamConsumer{{Name: "workers (this process)", Pending: st.Pending}},
+		}},
+	}, nil
 }

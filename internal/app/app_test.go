@@ -429,6 +429,13 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := in.do("GET", "/api/live", nil, nil); r.status != 200 || r.body["live"] != true {
 		t.Errorf("live: %d %s", r.status, r.raw)
 	}
+	in.do("POST", "/api/v1/events", mustJSON(t, ev("h-1", "click")), nil)
+	in.waitStored(1)
+	in.waitBufferEmpty()
+	if r := in.do("GET", "/api/metrics/stream", nil, nil); r.status != 200 || r.data()["backend"] != "embedded" ||
+		r.data()["totalEnqueued"] != 1.0 || r.data()["length"] != 0.0 || len(r.data()["groups"].([]any)) != 1 {
+		t.Errorf("stream: %d %s", r.status, r.raw)
+	}
 }
 
 func TestSplitRolesRefusedOnEmbeddedBackends(t *testing.T) {

@@ -128,6 +128,16 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 	}
 	api.waitStored(250)
 	api.waitBufferEmpty()
+	r = wrk.do("GET", "/api/metrics/stream", nil, nil)
+	d := r.data()
+	groups, _ := d["groups"].([]any)
+	if r.status != 200 || d["backend"] != "redis" || d["stream"] != prefix+"events_stream" || d["totalEnqueued"] != 250.0 || len(groups) != 1 {
+		t.Fatalf("stream: %d %s", r.status, r.raw)
+	}
+	g := groups[0].(map[string]any)
+	if g["name"] != "evp-workers-group" || g["pending"] != 0.0 || g["lag"] != 0.0 || len(g["consumers"].([]any)) == 0 {
+		t.Errorf("group: %v", g)
+	}
 	if r := api.do("GET", "/api/v1/events/stats", nil, nil); r.data()["totalIngested"] != 250.0 {
 		t.Errorf("totalIngested = %v, want 250", r.data()["totalIngested"])
 	}

@@ -46,8 +46,10 @@ type Deps struct {
 	Keys       KeyAuthenticator
 	Health     []HealthCheck
 	Processing func(ctx context.Context) (ProcessingStats, error)
-	Log        *slog.Logger
-	Version    string
+	// Stream describes the buffer for GET /api/metrics/stream.
+	Stream  func(ctx context.Context) (StreamInfo, error)
+	Log     *slog.Logger
+	Version string
 	// MaxBodyBytes bounds a request body after decompression.
 	MaxBodyBytes int64
 	// Docs, when set, serves /openapi.json and /docs.
@@ -94,6 +96,9 @@ func New(d Deps) *Server {
 	}
 	handle("GET /api/metrics", s.requireKey(s.getMetrics))
 	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
+	if d.Stream != nil {
+		handle("GET /api/metrics/stream", s.requireKey(s.getStream))
+	}
 	if d.Metrics != nil {
 		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)
 	}

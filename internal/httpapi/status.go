@@ -148,3 +148,41 @@ func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Er
 	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued})
 	return nil
 }
+
+// StreamInfo is GET /api/metrics/stream: the buffer and who reads it.
+type StreamInfo struct {
+	Backend       string        `json:"backend"` // "redis" or "embedded"
+	Stream        string        `json:"stream"`
+	Length        int64         `json:"length"` // entries not yet acknowledged
+	TotalEnqueued int64         `json:"totalEnqueued"`
+	Groups        []StreamGroup `json:"groups"`
+	Timestamp     time.Time     `json:"timestamp"`
+}
+
+// StreamGroup is one consumer group with its consumers.
+type StreamGroup struct {
+	Name            string           `json:"name"`
+	Pending         int64            `json:"pending"` // delivered, not yet acknowledged
+	Lag             int64            `json:"lag"`     // not yet delivered; -1 when unknown
+	LastDeliveredID string           `json:"lastDeliveredId,omitempty"`
+	Consumers       []StreamConsumer `json:"consumers"`
+}
+
+// StreamConsumer is one consumer of a group.
+type StreamConsumer struct {
+	Name    string `json:"name"`
+	Pending int64  `json:"pending"`
+	IdleMs  int64  `json:"idleMs"`
+}
+
+// getStream is GET /api/metrics/stream.
+func (s *Server) getStream(w http.ResponseWriter, r *http.Request) *Error {
+	info, err := s.Stream(r.Context())
+	if err != nil {
+		s.log.Error("stream metrics failed", "err", err)
+		return errorf(http.StatusInternalServerError, "STREAM_ERROR", "could not read the buffer's stream information")
+	}
+	info.Timestamp = time.Now().UTC()
+	writeData(w, http.StatusOK, info)
+	return nil
+}

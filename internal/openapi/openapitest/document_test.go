@@ -45,6 +45,7 @@ var wantOperations = []string{
 	"GET /api/live",
 	"GET /api/metrics",
 	"GET /api/metrics/ingestion",
+	"GET /api/metrics/stream",
 	"GET /api/ready",
 	"GET /api/v1/events/stats",
 	"GET /docs",
@@ -67,6 +68,7 @@ var keyed = map[string]bool{
 	"GET /api/v1/events/stats":   true,
 	"GET /api/metrics":           true,
 	"GET /api/metrics/ingestion": true,
+	"GET /api/metrics/stream":    true,
 }
 
 func TestOperations(t *testing.T) {
@@ -84,6 +86,7 @@ func TestOperations(t *testing.T) {
 		"GET /api/v1/events/stats":   {"200", "401", "500", "503"},
 		"GET /api/metrics":           {"200", "401", "500", "503"},
 		"GET /api/metrics/ingestion": {"200", "401", "500", "503"},
+		"GET /api/metrics/stream":    {"200", "401", "500", "503"},
 		"GET /api/health":            {"200", "500", "503"},
 		"GET /api/ready":             {"200", "500", "503"},
 		"GET /api/live":              {"200", "500"},

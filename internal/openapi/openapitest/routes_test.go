@@ -91,6 +91,15 @@ func newFixture() *fixture {
 		Dedup:   dedup.Local{W: dedup.New(time.Minute)},
 		Keys:    f.keys,
 		Metrics: metrics.New(), MetricsToken: "scrape-secret",
+		Stream: func(ctx context.Context) (httpapi.StreamInfo, error) {
+			st, err := f.q.Stats(ctx)
+			if err != nil {
+				return httpapi.StreamInfo{}, err
+			}
+			return httpapi.StreamInfo{Backend: "embedded", Stream: "buffer.db", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
+				Groups: []httpapi.StreamGroup{{Name: "evp-workers-group", Pending: st.Pending, Lag: st.Length - st.Pending,
+					Consumers: []httpapi.StreamConsumer{{Name: "workers", Pending: st.Pending}}}}}, nil
+		},
 		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
 			if !f.backendUp {
 				return errors.New("unable to open database file")
@@ -199,6 +208,10 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "ingestion metrics", method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 200},
 		{name: "ingestion metrics no key", method: "GET", path: "/api/metrics/ingestion", wantStatus: 401, wantCode: "MISSING_API_KEY"},
 		{name: "ingestion metrics error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 500, wantCode: "METRICS_ERROR"},
+		{name: "stream", method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 200},
+		{name: "stream no key", method: "GET", path: "/api/metrics/stream", wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "stream error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 500, wantCode: "STREAM_ERROR"},
+		{name: "stream key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "ingestion metrics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		{name: "health", method: "GET", path: "/api/health", wantStatus: 200},
