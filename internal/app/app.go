@@ -20,6 +20,7 @@ import (
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/httpapi"
+	"github.com/evp-dev/evp/internal/ingestrate"
 	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/queue"
@@ -85,6 +86,7 @@ func syncMode(s string) sqlitedb.Sync {
 // backends are what one process opened, chosen from configuration in this one place.
 type backends struct {
 	queue   queue.Queue
+	rate    httpapi.IngestRate // shared across replicas; nil for the embedded buffer
 	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
 	store   *sqlitestore.Store
 	acc     *accounts.Store
@@ -136,6 +138,9 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.queue = rq
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
+		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
+		b.rate = rate
+		b.closers = append(b.closers, func() error { rate.Close(); return nil })
 		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: rq.Ping})
 		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return redisStream(ctx, rq) }
 		log.Info("buffer: Redis Streams", "stream", rq.Key(), "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
@@ -200,7 +205,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	keys := accounts.NewKeyAuth(acc, 60*time.Second)
 	srv := httpapi.New(httpapi.Deps{
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
-		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream,
+		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)

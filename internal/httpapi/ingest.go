@@ -71,7 +71,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
 	s.markSeen(r, ids)
-	s.ingest.Add(1)
+	s.countAccepted(1)
 	s.countIngest(1, 0)
 	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
@@ -120,7 +120,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
 	s.markSeen(r, accepted)
-	s.ingest.Add(int64(len(accepted)))
+	s.countAccepted(int64(len(accepted)))
 	s.countIngest(len(accepted), len(events)-len(accepted))
 	writeData(w, http.StatusAccepted, batchAnswer{
 		Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),

@@ -22,6 +22,12 @@ type KeyAuthenticator interface {
 	Authenticate(ctx context.Context, plain string) (accounts.APIKey, error)
 }
 
+// IngestRate is a shared ingestion counter.
+type IngestRate interface {
+	Add(n int64)
+	Rate(ctx context.Context) (float64, error)
+}
+
 // HealthCheck is one backend in /api/health.
 type HealthCheck struct {
 	Name string
@@ -46,6 +52,9 @@ type Deps struct {
 	Keys       KeyAuthenticator
 	Health     []HealthCheck
 	Processing func(ctx context.Context) (ProcessingStats, error)
+	// IngestRate, when set, counts accepted events and reports the rate across every replica
+	// (Redis); without it the rate is this process's.
+	IngestRate IngestRate
 	// Stream describes the buffer for GET /api/metrics/stream.
 	Stream  func(ctx context.Context) (StreamInfo, error)
 	Log     *slog.Logger
@@ -132,6 +141,26 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // IngestionRate returns accepted events per second over the last 10 s.
 func (s *Server) IngestionRate() float64 { return s.ingest.Rate() }
+
+// countAccepted counts n accepted events in this process and, when configured, across
+// replicas.
+func (s *Server) countAccepted(n int64) {
+	s.ingest.Add(n)
+	if s.IngestRate != nil {
+		s.IngestRate.Add(n)
+	}
+}
+
+// ingestionRate is the rate the stats routes report: every replica's when shared,
+// otherwise this process's. A shared counter that cannot be read falls back to the local one.
+func (s *Server) ingestionRate(ctx context.Context) float64 {
+	if s.IngestRate != nil {
+		if r, err := s.IngestRate.Rate(ctx); err == nil {
+			return r
+		}
+	}
+	return s.ingest.Rate()
+}
 
 func errUnavailable(format string, args ...any) *Error {
 	e := errorf(http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", format, args...)

@@ -72,7 +72,7 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) *Error {
 		s.log.Error("stats failed", "err", err)
 		return errorf(http.StatusInternalServerError, "STATS_ERROR", "could not read ingestion stats")
 	}
-	writeData(w, http.StatusOK, statsAnswer{IngestionRate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued, Timestamp: time.Now().UTC()})
+	writeData(w, http.StatusOK, statsAnswer{IngestionRate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued, Timestamp: time.Now().UTC()})
 	return nil
 }
 
@@ -123,7 +123,7 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read processing metrics")
 	}
 	ans := metricsAnswer{
-		Ingestion: ingestionMetrics{Rate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued},
+		Ingestion: ingestionMetrics{Rate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued},
 		Processing: processingMetrics{TotalEvents: ps.TotalEvents, EventsPerSecond: ps.EventsPerSecond,
 			TotalBatches: ps.TotalBatches, LastBatchSize: ps.LastBatchSize},
 		Errors:       errorMetrics{FailedEvents: ps.FailedEvents, DLQEvents: ps.DLQEvents},
@@ -145,7 +145,7 @@ func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Er
 	if err != nil {
 		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read ingestion metrics")
 	}
-	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingest.Rate(), TotalIngested: qs.TotalEnqueued})
+	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued})
 	return nil
 }
 
