@@ -128,6 +128,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		if err != nil {
 			return nil, &config.Error{Setting: "REDIS_URL", Value: "(hidden)", Reason: err.Error()}
 		}
+		redis.SetLogger(redisLog{log})
 		client := redis.NewClient(ropts)
 		b.closers = append(b.closers, client.Close)
 		rq, err := redisqueue.Open(ctx, redisqueue.Options{Client: client, Stream: cfg.Stream, Group: cfg.ConsumerGroup,
@@ -406,4 +407,11 @@ func embeddedStream(ctx context.Context, sq *sqlitequeue.Queue, cfg *config.Conf
 			Consumers: []httpapi.StreamConsumer{{Name: "workers (this process)", Pending: st.Pending}},
 		}},
 	}, nil
+}
+
+// redisLog sends go-redis's own messages (reconnects, pool errors) to evp's structured log.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Warn("redis client", "detail", fmt.Sprintf(format, v...))
 }

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +144,62 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 	}
 	if r := api.do("GET", "/api/v1/events/stats", nil, nil); r.data()["totalIngested"] != 250.0 {
 		t.Errorf("totalIngested = %v, want 250", r.data()["totalIngested"])
+	}
+}
+
+// TestRedisDownAnswers503 runs evp on a Redis of its own, kills that Redis, and checks that
+// ingestion answers 503 with Retry-After and that /api/health names Redis as down.
+func TestRedisDownAnswers503(t *testing.T) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
+			t.Fatal("redis-server is required (EVP_REQUIRE_SERVICES=1)")
+		}
+		t.Skip("redis-server is not installed, skipping")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	srv := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	opts, _ := redis.ParseURL(url)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
+		if i > 200 {
+			t.Fatal("own redis-server did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	base := startRole(t, RoleAll, map[string]string{"EVP_DATA_DIR": dir, "PORT": "0", "SERVER_HOST": "127.0.0.1",
+		"REDIS_URL": url, "WORKER_BATCH_TIMEOUT_MS": "20", "EVP_STORE_SYNC": "normal"})
+	in := &instance{t: t, url: base, dir: dir, key: createKey(t, dir)}
+	if r := in.do("POST", "/api/v1/events", mustJSON(t, ev("up-1", "click")), nil); r.status != 202 {
+		t.Fatalf("with Redis up: %d %s", r.status, r.raw)
+	}
+	in.waitStored(1)
+
+	srv.Process.Signal(syscall.SIGKILL)
+	srv.Wait()
+	r := in.do("POST", "/api/v1/events", mustJSON(t, ev("down-1", "click")), nil)
+	if r.status != 503 || r.errorCode() != "SERVICE_UNAVAILABLE" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("with Redis down: %d %s (Retry-After %q), want 503 with Retry-After", r.status, r.raw, r.header.Get("Retry-After"))
+	}
+	r = in.do("GET", "/api/health", nil, nil)
+	redisHealth, _ := r.body["services"].(map[string]any)["redis"].(map[string]any)
+	if r.status != 503 || r.body["status"] != "unhealthy" || redisHealth["status"] != "down" {
+		t.Fatalf("health with Redis down: %d %s", r.status, r.raw)
+	}
+	if s, _ := r.body["services"].(map[string]any)["eventStore"].(map[string]any); s["status"] != "up" {
+		t.Errorf("event store reported %v, want up", s)
 	}
 }
