@@ -324,7 +324,8 @@ func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlite
 	if err := q.PendingEventIDs(ctx, func(id string) { w.AddAt(id, now) }); err != nil {
 		return nil, fmt.Errorf("restore dedup window from buffer: %w", err)
 	}
-	if err := st.RecentEventIDs(ctx, now.Add(-span), func(id string, at time.Time) { w.AddAt(id, at) }); err != nil {
+	// The window keeps at most maxIDs ids: reading more of the table would only slow the start.
+	if err := st.RecentEventIDs(ctx, now.Add(-span), maxIDs, func(id string, at time.Time) { w.AddAt(id, at) }); err != nil {
 		return nil, fmt.Errorf("restore dedup window from store: %w", err)
 	}
 	return w, nil

@@ -31,8 +31,9 @@ type EventStore interface {
 	Count(ctx context.Context) (int64, error)
 	// DeadLetterCount returns how many entries the dead-letter queue holds.
 	DeadLetterCount(ctx context.Context) (int64, error)
-	// RecentEventIDs calls fn with the id of every event received at or after since.
-	RecentEventIDs(ctx context.Context, since time.Time, fn func(eventID string, receivedAt time.Time)) error
+	// RecentEventIDs calls fn with the id of every event received at or after since, newest
+	// first, at most limit of them (0: no limit).
+	RecentEventIDs(ctx context.Context, since time.Time, limit int, fn func(eventID string, receivedAt time.Time)) error
 	Ping(ctx context.Context) error
 	Close() error
 }

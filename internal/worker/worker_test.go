@@ -238,7 +238,7 @@ func (s *fakeStore) DeadLetterCount(context.Context) (int64, error) {
 	defer s.mu.Unlock()
 	return int64(len(s.letters)), nil
 }
-func (s *fakeStore) RecentEventIDs(context.Context, time.Time, func(string, time.Time)) error {
+func (s *fakeStore) RecentEventIDs(context.Context, time.Time, int, func(string, time.Time)) error {
 	return nil
 }
 func (s *fakeStore) Ping(context.Context) error { return nil }

@@ -209,15 +209,15 @@ func (s *Store) DeadLetterCount(ctx context.Context) (int64, error) {
 const recentScanSlack = 10000
 
 // RecentEventIDs implements store.EventStore by walking the table from its newest row.
-func (s *Store) RecentEventIDs(ctx context.Context, since time.Time, fn func(string, time.Time)) error {
+func (s *Store) RecentEventIDs(ctx context.Context, since time.Time, limit int, fn func(string, time.Time)) error {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT event_id, received_at FROM events ORDER BY seq DESC`)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: recent ids: %w", err)
 	}
 	defer rows.Close()
 	cut := since.UnixNano()
-	older := 0
-	for rows.Next() {
+	older, n := 0, 0
+	for rows.Next() && (limit <= 0 || n < limit) {
 		var id string
 		var at int64
 		if err := rows.Scan(&id, &at); err != nil {
@@ -230,6 +230,7 @@ func (s *Store) RecentEventIDs(ctx context.Context, since time.Time, fn func(str
 			continue
 		}
 		older = 0
+		n++
 		fn(id, time.Unix(0, at))
 	}
 	return rows.Err()

@@ -350,7 +350,7 @@ func TestRecentEventIDs(t *testing.T) {
 
 	since := now.Add(-10 * time.Minute) // "edge" was received exactly at since: included
 	var got []string
-	err := s.RecentEventIDs(context.Background(), since, func(id string, received time.Time) {
+	err := s.RecentEventIDs(context.Background(), since, 0, func(id string, received time.Time) {
 		got = append(got, id)
 		if w, ok := want[id]; ok && !received.Equal(w) {
 			t.Errorf("%s: receivedAt = %v, want %v", id, received, w)
@@ -365,11 +365,20 @@ func TestRecentEventIDs(t *testing.T) {
 	}
 
 	got = got[:0]
-	if err := s.RecentEventIDs(context.Background(), now, func(id string, _ time.Time) { got = append(got, id) }); err != nil {
+	if err := s.RecentEventIDs(context.Background(), now, 0, func(id string, _ time.Time) { got = append(got, id) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 0 {
 		t.Errorf("RecentEventIDs(since now) = %v, want none", got)
+	}
+
+	// A limit stops the walk after that many ids, newest first.
+	got = got[:0]
+	if err := s.RecentEventIDs(context.Background(), since, 2, func(id string, _ time.Time) { got = append(got, id) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Errorf("RecentEventIDs(limit 2) = %v, want 2 ids", got)
 	}
 }
 
