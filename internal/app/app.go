@@ -208,6 +208,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
+		Analytics: st.Analytics,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/queue"
+	"github.com/evp-dev/evp/internal/store"
 )
 
 // KeyAuthenticator checks ingestion API keys.
@@ -56,9 +57,11 @@ type Deps struct {
 	// (Redis); without it the rate is this process's.
 	IngestRate IngestRate
 	// Stream describes the buffer for GET /api/metrics/stream.
-	Stream  func(ctx context.Context) (StreamInfo, error)
-	Log     *slog.Logger
-	Version string
+	Stream func(ctx context.Context) (StreamInfo, error)
+	// Analytics answers GET /api/v1/analytics/metrics; nil leaves the route out.
+	Analytics func(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error)
+	Log       *slog.Logger
+	Version   string
 	// MaxBodyBytes bounds a request body after decompression.
 	MaxBodyBytes int64
 	// Docs, when set, serves /openapi.json and /docs.
@@ -78,6 +81,7 @@ type Server struct {
 	ids     *requestIDs
 	started time.Time
 	ready   atomic.Bool
+	acache  *analyticsCache
 	ingest  *RateCounter
 	flight  *inflight
 	handler http.Handler
@@ -92,7 +96,7 @@ func New(d Deps) *Server {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 5 << 20
 	}
-	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight()}
+	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: newAnalyticsCache(analyticsTTL)}
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		s.routes = append(s.routes, pattern)
@@ -107,6 +111,9 @@ func New(d Deps) *Server {
 	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
 	if d.Stream != nil {
 		handle("GET /api/metrics/stream", s.requireKey(s.getStream))
+	}
+	if d.Analytics != nil {
+		handle("GET /api/v1/analytics/metrics", s.requireKey(s.getAnalytics))
 	}
 	if d.Metrics != nil {
 		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)

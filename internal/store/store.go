@@ -37,3 +37,45 @@ type EventStore interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// AnalyticsQuery asks for analytics over [Start, End). Start and End are whole minutes and
+// Bucket is a whole number of minutes that divides End-Start.
+type AnalyticsQuery struct {
+	Start, End time.Time
+	Bucket     time.Duration
+	EventType  string // exact match; empty: every type
+	UserID     string // case-insensitive substring; empty: every user
+}
+
+// AnalyticsResult answers an AnalyticsQuery. Counts are exact; UniqueUsers and
+// UniqueSessions (and so AvgEventsPerUser) may be HyperLogLog estimates (about 0.8 % error).
+type AnalyticsResult struct {
+	TotalEvents      int64         `json:"totalEvents"`
+	EventsByType     []TypeCount   `json:"eventsByType"`
+	TopUsers         []TopUser     `json:"topUsers"`
+	EventsOverTime   []BucketCount `json:"eventsOverTime"`
+	AvgEventsPerUser float64       `json:"avgEventsPerUser"`
+	UniqueUsers      int64         `json:"uniqueUsers"`
+	UniqueSessions   int64         `json:"uniqueSessions"`
+}
+
+// TypeCount is one event type's share.
+type TypeCount struct {
+	EventType  string  `json:"eventType"`
+	Count      int64   `json:"count"`
+	Percentage float64 `json:"percentage"`
+}
+
+// TopUser is one of the most active users.
+type TopUser struct {
+	UserID      string    `json:"userId"`
+	EventCount  int64     `json:"eventCount"`
+	LastEventAt time.Time `json:"lastEventAt"`
+	EventTypes  []string  `json:"eventTypes"`
+}
+
+// BucketCount is the number of events in the bucket starting at Timestamp.
+type BucketCount struct {
+	Timestamp time.Time `json:"timestamp"`
+	Count     int64     `json:"count"`
+}

@@ -47,6 +47,7 @@ var wantOperations = []string{
 	"GET /api/metrics/ingestion",
 	"GET /api/metrics/stream",
 	"GET /api/ready",
+	"GET /api/v1/analytics/metrics",
 	"GET /api/v1/events/stats",
 	"GET /docs",
 	"GET /metrics",
@@ -63,12 +64,13 @@ func TestPaths(t *testing.T) {
 
 // keyed are the operations that need the x-api-key header.
 var keyed = map[string]bool{
-	"POST /api/v1/events":        true,
-	"POST /api/v1/events/batch":  true,
-	"GET /api/v1/events/stats":   true,
-	"GET /api/metrics":           true,
-	"GET /api/metrics/ingestion": true,
-	"GET /api/metrics/stream":    true,
+	"POST /api/v1/events":           true,
+	"POST /api/v1/events/batch":     true,
+	"GET /api/v1/events/stats":      true,
+	"GET /api/metrics":              true,
+	"GET /api/metrics/ingestion":    true,
+	"GET /api/metrics/stream":       true,
+	"GET /api/v1/analytics/metrics": true,
 }
 
 func TestOperations(t *testing.T) {
@@ -81,18 +83,19 @@ func TestOperations(t *testing.T) {
 		t.Errorf("global security should be empty; set per operation")
 	}
 	wantStatuses := map[string][]string{
-		"POST /api/v1/events":        {"200", "202", "400", "401", "413", "415", "500", "503"},
-		"POST /api/v1/events/batch":  {"202", "400", "401", "413", "415", "500", "503"},
-		"GET /api/v1/events/stats":   {"200", "401", "500", "503"},
-		"GET /api/metrics":           {"200", "401", "500", "503"},
-		"GET /api/metrics/ingestion": {"200", "401", "500", "503"},
-		"GET /api/metrics/stream":    {"200", "401", "500", "503"},
-		"GET /api/health":            {"200", "500", "503"},
-		"GET /api/ready":             {"200", "500", "503"},
-		"GET /api/live":              {"200", "500"},
-		"GET /openapi.json":          {"200"},
-		"GET /docs":                  {"200"},
-		"GET /metrics":               {"200", "401"},
+		"POST /api/v1/events":           {"200", "202", "400", "401", "413", "415", "500", "503"},
+		"POST /api/v1/events/batch":     {"202", "400", "401", "413", "415", "500", "503"},
+		"GET /api/v1/events/stats":      {"200", "401", "500", "503"},
+		"GET /api/metrics":              {"200", "401", "500", "503"},
+		"GET /api/metrics/ingestion":    {"200", "401", "500", "503"},
+		"GET /api/metrics/stream":       {"200", "401", "500", "503"},
+		"GET /api/v1/analytics/metrics": {"200", "400", "401", "500", "503"},
+		"GET /api/health":               {"200", "500", "503"},
+		"GET /api/ready":                {"200", "500", "503"},
+		"GET /api/live":                 {"200", "500"},
+		"GET /openapi.json":             {"200"},
+		"GET /docs":                     {"200"},
+		"GET /metrics":                  {"200", "401"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

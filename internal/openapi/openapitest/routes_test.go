@@ -22,6 +22,7 @@ import (
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/openapi/openapitest"
 	"github.com/evp-dev/evp/internal/queue"
+	"github.com/evp-dev/evp/internal/store"
 )
 
 // memQueue is enough of a buffer for the HTTP routes: Enqueue and Stats, with switchable
@@ -75,13 +76,14 @@ func (k *keys) Authenticate(_ context.Context, plain string) (accounts.APIKey, e
 }
 
 type fixture struct {
-	srv       *httpapi.Server
-	q         *memQueue
-	keys      *keys
-	backendUp bool
-	procFail  bool
-	procPanic bool
-	lastBatch time.Time
+	srv           *httpapi.Server
+	q             *memQueue
+	keys          *keys
+	backendUp     bool
+	procFail      bool
+	procPanic     bool
+	analyticsFail bool
+	lastBatch     time.Time
 }
 
 func newFixture() *fixture {
@@ -99,6 +101,15 @@ func newFixture() *fixture {
 			return httpapi.StreamInfo{Backend: "embedded", Stream: "buffer.db", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
 				Groups: []httpapi.StreamGroup{{Name: "evp-workers-group", Pending: st.Pending, Lag: st.Length - st.Pending,
 					Consumers: []httpapi.StreamConsumer{{Name: "workers", Pending: st.Pending}}}}}, nil
+		},
+		Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+			if f.analyticsFail {
+				return store.AnalyticsResult{}, errors.New("database is locked")
+			}
+			return store.AnalyticsResult{TotalEvents: 3, UniqueUsers: 2, UniqueSessions: 2, AvgEventsPerUser: 1.5,
+				EventsByType:   []store.TypeCount{{EventType: "page_view", Count: 2, Percentage: 66.67}, {EventType: "click", Count: 1, Percentage: 33.33}},
+				TopUsers:       []store.TopUser{{UserID: "u1", EventCount: 2, LastEventAt: q.End.Add(-time.Second), EventTypes: []string{"click", "page_view"}}},
+				EventsOverTime: []store.BucketCount{{Timestamp: q.Start, Count: 3}}}, nil
 		},
 		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
 			if !f.backendUp {
@@ -149,6 +160,7 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		name         string
 		setup        func(f *fixture)
 		method, path string // path is also the document's route (no path parameters here)
+		query        string // appended to path as ?query
 		header       []string
 		body         string
 		wantStatus   int
@@ -214,6 +226,14 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "stream key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "ingestion metrics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
+		{name: "analytics", method: "GET", path: "/api/v1/analytics/metrics", header: key, wantStatus: 200},
+		{name: "analytics custom range", method: "GET", path: "/api/v1/analytics/metrics", query: "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&eventType=click&userId=u", header: key, wantStatus: 200},
+		{name: "analytics bad range", method: "GET", path: "/api/v1/analytics/metrics", query: "timeRange=2d", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "analytics bad from", method: "GET", path: "/api/v1/analytics/metrics", query: "from=yesterday&to=2026-01-02T00:00:00Z", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "analytics no key", method: "GET", path: "/api/v1/analytics/metrics", wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "analytics store error", setup: func(f *fixture) { f.analyticsFail = true }, method: "GET", path: "/api/v1/analytics/metrics", header: key, wantStatus: 500, wantCode: "ANALYTICS_ERROR"},
+		{name: "analytics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/v1/analytics/metrics", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
 		{name: "health", method: "GET", path: "/api/health", wantStatus: 200},
 		{name: "health down", setup: func(f *fixture) { f.backendUp = false }, method: "GET", path: "/api/health", wantStatus: 503},
 		{name: "ready", method: "GET", path: "/api/ready", wantStatus: 200},
@@ -236,7 +256,11 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 			if s.setup != nil {
 				s.setup(f)
 			}
-			req := httptest.NewRequest(s.method, s.path, strings.NewReader(s.body))
+			target := s.path
+			if s.query != "" {
+				target += "?" + s.query
+			}
+			req := httptest.NewRequest(s.method, target, strings.NewReader(s.body))
 			for i := 0; i+1 < len(s.header); i += 2 {
 				req.Header.Set(s.header[i], s.header[i+1])
 			}

@@ -24,6 +24,8 @@ type Store struct {
 	wdb, rdb *sql.DB
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
+	// Rollup statements, also prepared once.
+	rollupAdd, minSketchGet, minSketchPut, hourSketchGet, hourSketchPut *sql.Stmt
 }
 
 var migrations = []sqlitedb.Migration{
@@ -56,6 +58,23 @@ CREATE TABLE counters (
 	value INTEGER NOT NULL
 );
 INSERT INTO counters(name, value) VALUES ('events', 0);`},
+	{Version: 2, Name: "rollups", SQL: `
+CREATE TABLE rollup_minute (
+	minute INTEGER NOT NULL,        -- Unix minute of the event time
+	event_type TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	PRIMARY KEY (minute, event_type)
+) WITHOUT ROWID;
+CREATE TABLE sketch_minute (
+	minute INTEGER PRIMARY KEY,     -- Unix minute; HyperLogLog (precision 14) of user and session ids
+	users BLOB NOT NULL,
+	sessions BLOB NOT NULL
+);
+CREATE TABLE sketch_hour (
+	hour INTEGER PRIMARY KEY,       -- Unix hour
+	users BLOB NOT NULL,
+	sessions BLOB NOT NULL
+);`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -82,6 +101,11 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		{&st.insertOne, insertCols + insertRow + insertTail},
 		{&st.insertMany, insertChunkSQL},
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
+		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
+		{&st.minSketchGet, `SELECT users, sessions FROM sketch_minute WHERE minute = ?`},
+		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
+		{&st.hourSketchGet, `SELECT users, sessions FROM sketch_hour WHERE hour = ?`},
+		{&st.hourSketchPut, `INSERT INTO sketch_hour(hour, users, sessions) VALUES (?,?,?) ON CONFLICT(hour) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
 	} {
 		if *p.dst, err = wdb.PrepareContext(ctx, p.query); err != nil {
 			st.Close()
@@ -96,7 +120,7 @@ const insertChunk = 50
 
 const insertCols = `INSERT INTO events(event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at) VALUES `
 const insertRow = `(?,?,?,?,?,?,?,?,?,?)`
-const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
+const insertTail = ` ON CONFLICT(event_id) DO NOTHING RETURNING event_type, ts`
 
 var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
 
@@ -117,6 +141,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	args := make([]any, 0, 10*insertChunk)
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
+	counts := map[rollupKey]int64{}
 	for start := 0; start < len(events); {
 		n, st := 1, one
 		if len(events)-start >= insertChunk {
@@ -128,18 +153,42 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			args = append(args, e.EventID, e.EventType, e.UserID, e.SessionID, e.Timestamp.UnixNano(),
 				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa)
 		}
-		res, err := st.ExecContext(ctx, args...)
+		// RETURNING yields only the rows actually inserted: the rollup counts skip duplicates.
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
 		}
-		affected, _ := res.RowsAffected()
-		inserted += int(affected)
+		for rows.Next() {
+			var k rollupKey
+			var ts int64
+			if err = rows.Scan(&k.eventType, &ts); err != nil {
+				rows.Close()
+				return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
+			}
+			k.minute = unixMinute(ts)
+			counts[k]++
+			inserted++
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
+		}
 		start += n
 	}
 	if inserted > 0 {
 		if _, err = tx.StmtContext(ctx, s.count).ExecContext(ctx, inserted); err != nil {
 			return 0, 0, fmt.Errorf("sqlitestore: count: %w", err)
 		}
+		add := tx.StmtContext(ctx, s.rollupAdd)
+		for k, c := range counts {
+			if _, err = add.ExecContext(ctx, k.minute, k.eventType, c); err != nil {
+				return 0, 0, fmt.Errorf("sqlitestore: rollup: %w", err)
+			}
+		}
+	}
+	if err = s.updateSketches(ctx, tx, events); err != nil {
+		return 0, 0, err
 	}
 	if err = tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)

@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// analyticsTTL is how long an analytics answer is served from the cache.
+const analyticsTTL = 10 * time.Second
+
+// maxCustomRange bounds a from/to range.
+const maxCustomRange = 31 * 24 * time.Hour
+
+// presetRanges are the timeRange values: their length and bucket size.
+var presetRanges = map[string]struct{ span, bucket time.Duration }{
+	"15m": {15 * time.Minute, time.Minute},
+	"1h":  {time.Hour, time.Minute},
+	"24h": {24 * time.Hour, 30 * time.Minute},
+	"7d":  {7 * 24 * time.Hour, 3 * time.Hour},
+}
+
+// bucketSteps are the bucket sizes a custom range may get: the smallest giving at most
+// maxBuckets buckets.
+var bucketSteps = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+
+const maxBuckets = 60
+
+type analyticsAnswer struct {
+	store.AnalyticsResult
+	TimeRange timeRange `json:"timeRange"`
+}
+
+type timeRange struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// analyticsQuery turns the request parameters into a store query. Preset ranges end at the
+// end of the current minute; custom ranges are widened to whole minutes, then the start is
+// moved back to make a whole number of buckets.
+func analyticsQuery(r *http.Request, now time.Time) (store.AnalyticsQuery, *Error) {
+	v := r.URL.Query()
+	q := store.AnalyticsQuery{EventType: v.Get("eventType"), UserID: v.Get("userId")}
+	from, to := v.Get("from"), v.Get("to")
+	if from == "" && to == "" {
+		name := v.Get("timeRange")
+		if name == "" {
+			name = "1h"
+		}
+		p, ok := presetRanges[name]
+		if !ok {
+			return q, validation("timeRange", "must be one of 15m, 1h, 24h, 7d")
+		}
+		q.End = now.UTC().Truncate(time.Minute).Add(time.Minute)
+		q.Start, q.Bucket = q.End.Add(-p.span), p.bucket
+		return q, nil
+	}
+	if v.Get("timeRange") != "" {
+		return q, validation("timeRange", "give either timeRange or from and to")
+	}
+	var err error
+	var start, end time.Time
+	if from == "" {
+		return q, validation("from", "required with to")
+	}
+	if start, err = time.Parse(time.RFC3339, from); err != nil {
+		return q, validation("from", "must be an RFC 3339 time")
+	}
+	if to == "" {
+		return q, validation("to", "required with from")
+	}
+	if end, err = time.Parse(time.RFC3339, to); err != nil {
+		return q, validation("to", "must be an RFC 3339 time")
+	}
+	start = start.UTC().Truncate(time.Minute)
+	if e := end.UTC().Truncate(time.Minute); e.Before(end) {
+		end = e.Add(time.Minute)
+	} else {
+		end = e
+	}
+	if !end.After(start) {
+		return q, validation("to", "must be after from")
+	}
+	if end.Sub(start) > maxCustomRange {
+		return q, validation("to", "the range may span at most 31 days")
+	}
+	span := end.Sub(start)
+	q.Bucket = bucketSteps[len(bucketSteps)-1]
+	for _, b := range bucketSteps {
+		if (span+b-1)/b <= maxBuckets {
+			q.Bucket = b
+			break
+		}
+	}
+	n := (span + q.Bucket - 1) / q.Bucket
+	q.Start, q.End = end.Add(-n*q.Bucket), end
+	return q, nil
+}
+
+func validation(field, msg string) *Error {
+	e := errorf(http.StatusBadRequest, "VALIDATION_ERROR", "%s: %s", field, msg)
+	e.Details = []event.FieldError{{Path: field, Reason: msg}}
+	return e
+}
+
+// getAnalytics is GET /api/v1/analytics/metrics.
+func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
+	q, e := analyticsQuery(r, time.Now())
+	if e != nil {
+		return e
+	}
+	v := r.URL.Query()
+	key := strings.Join([]string{v.Get("timeRange"), v.Get("from"), v.Get("to"), v.Get("eventType"), v.Get("userId")}, "\x00")
+	if ans, ok := s.acache.get(key); ok {
+		w.Header().Set("X-Cache", "HIT")
+		writeData(w, http.StatusOK, ans)
+		return nil
+	}
+	res, err := s.Analytics(r.Context(), q)
+	if err != nil {
+		s.log.Error("analytics failed", "request_id", RequestID(r.Context()), "err", err)
+		return errorf(http.StatusInternalServerError, "ANALYTICS_ERROR", "could not compute analytics")
+	}
+	if res.TopUsers == nil {
+		res.TopUsers = []store.TopUser{}
+	}
+	ans := analyticsAnswer{AnalyticsResult: res, TimeRange: timeRange{Start: q.Start, End: q.End}}
+	s.acache.put(key, ans)
+	w.Header().Set("X-Cache", "MISS")
+	writeData(w, http.StatusOK, ans)
+	return nil
+}
+
+// analyticsCache keeps answers for a short time, in this process.
+type analyticsCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[string]cached
+}
+
+type cached struct {
+	ans     analyticsAnswer
+	expires time.Time
+}
+
+func newAnalyticsCache(ttl time.Duration) *analyticsCache {
+	return &analyticsCache{ttl: ttl, entries: map[string]cached{}}
+}
+
+func (c *analyticsCache) get(key string) (analyticsAnswer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || time.Now().After(e.expires) {
+		return analyticsAnswer{}, false
+	}
+	return e.ans, true
+}
+
+func (c *analyticsCache) put(key string, ans analyticsAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if len(c.entries) >= 1000 {
+		for k, e := range c.entries {
+			if now.After(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+	}
+	c.entries[key] = cached{ans: ans, expires: now.Add(c.ttl)}
+}

@@ -1,0 +1,368 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// Rollups (migration 2), written in the InsertBatch transaction:
+//
+//   - rollup_minute: exact event counts per (Unix minute, event type), for the rows the
+//     batch actually inserted (INSERT ... RETURNING), so a redelivered batch adds nothing.
+//   - sketch_minute, sketch_hour: HyperLogLog sketches (precision 14, standard error about
+//     0.8 %) of user and session ids per minute and per hour. Adding an id twice changes
+//     nothing, so every event of a batch is added, duplicates included.
+
+type rollupKey struct {
+	minute    int64
+	eventType string
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// unixMinute is the Unix minute of a Unix-nanosecond time.
+func unixMinute(ns int64) int64 { return floorDiv(ns, int64(time.Minute)) }
+
+type sketchPair struct{ users, sessions *hyperloglog.Sketch }
+
+func newPair() *sketchPair { return &sketchPair{hyperloglog.New14(), hyperloglog.New14()} }
+
+func (p *sketchPair) merge(o *sketchPair) error {
+	if err := p.users.Merge(o.users); err != nil {
+		return err
+	}
+	return p.sessions.Merge(o.sessions)
+}
+
+func (p *sketchPair) unmarshal(users, sessions []byte) error {
+	if err := p.users.UnmarshalBinary(users); err != nil {
+		return err
+	}
+	return p.sessions.UnmarshalBinary(sessions)
+}
+
+// updateSketches merges the batch's ids into the sketches of every minute and hour it
+// touches (read, merge, write).
+func (s *Store) updateSketches(ctx context.Context, tx *sql.Tx, events []event.Event) error {
+	minutes := map[int64]*sketchPair{}
+	for i := range events {
+		e := &events[i]
+		m := unixMinute(e.Timestamp.UnixNano())
+		p := minutes[m]
+		if p == nil {
+			p = newPair()
+			minutes[m] = p
+		}
+		p.users.Insert([]byte(e.UserID))
+		p.sessions.Insert([]byte(e.SessionID))
+	}
+	hours := map[int64]*sketchPair{}
+	for m, p := range minutes {
+		h := floorDiv(m, 60)
+		hp := hours[h]
+		if hp == nil {
+			hp = newPair()
+			hours[h] = hp
+		}
+		if err := hp.merge(p); err != nil {
+			return fmt.Errorf("sqlitestore: sketch: %w", err)
+		}
+	}
+	for _, level := range []struct {
+		get, put *sql.Stmt
+		sk       map[int64]*sketchPair
+	}{{s.minSketchGet, s.minSketchPut, minutes}, {s.hourSketchGet, s.hourSketchPut, hours}} {
+		get, put := tx.StmtContext(ctx, level.get), tx.StmtContext(ctx, level.put)
+		for k, p := range level.sk {
+			var u, ss []byte
+			switch err := get.QueryRowContext(ctx, k).Scan(&u, &ss); err {
+			case nil:
+				old := newPair()
+				if err := old.unmarshal(u, ss); err != nil {
+					return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
+				}
+				if err := p.merge(old); err != nil {
+					return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
+				}
+			case sql.ErrNoRows:
+			default:
+				return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
+			}
+			ub, err := p.users.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("sqlitestore: sketch: %w", err)
+			}
+			sb, err := p.sessions.MarshalBinary()
+			if err != nil {
+				return fmt.Errorf("sqlitestore: sketch: %w", err)
+			}
+			if _, err := put.ExecContext(ctx, k, ub, sb); err != nil {
+				return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+// topUsersLimit is how many users topUsers lists.
+const topUsersLimit = 10
+
+// Analytics answers q. Without a userId filter, counts come from rollup_minute (exact) and
+// distinct counts from the sketches: hour sketches for the whole hours of the range, minute
+// sketches for the edges. With an eventType filter, distinct counts are read from the raw
+// events of that type (exact). With a userId filter every figure is computed from the raw
+// events of the range (read through the ts index; exact). topUsers always reads raw events.
+func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+	res, err := s.analytics(ctx, q)
+	if err != nil {
+		return store.AnalyticsResult{}, fmt.Errorf("sqlitestore: analytics: %w", err)
+	}
+	return res, nil
+}
+
+func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+	startMin, endMin := floorDiv(q.Start.Unix(), 60), floorDiv(q.End.Unix(), 60)
+	bucketMin := int64(q.Bucket / time.Minute)
+	if bucketMin <= 0 || endMin <= startMin || (endMin-startMin)%bucketMin != 0 {
+		return store.AnalyticsResult{}, fmt.Errorf("range %v..%v is not a whole number of %v buckets", q.Start, q.End, q.Bucket)
+	}
+	buckets := make([]int64, (endMin-startMin)/bucketMin)
+	byType := map[string]int64{}
+	var res store.AnalyticsResult
+	startNs, endNs := startMin*int64(time.Minute), endMin*int64(time.Minute)
+	// Raw-event filter shared by the raw queries.
+	where := `ts >= ? AND ts < ?`
+	args := []any{startNs, endNs}
+	if q.EventType != "" {
+		where += ` AND event_type = ?`
+		args = append(args, q.EventType)
+	}
+	if q.UserID != "" {
+		// lower() folds ASCII letters only.
+		where += ` AND instr(lower(user_id), ?) > 0`
+		args = append(args, strings.ToLower(q.UserID))
+	}
+
+	if q.UserID == "" {
+		query := `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`
+		qargs := []any{startMin, endMin}
+		if q.EventType != "" {
+			query += ` AND event_type = ?`
+			qargs = append(qargs, q.EventType)
+		}
+		rows, err := s.rdb.QueryContext(ctx, query, qargs...)
+		if err != nil {
+			return res, err
+		}
+		for rows.Next() {
+			var m, c int64
+			var t string
+			if err := rows.Scan(&m, &t, &c); err != nil {
+				rows.Close()
+				return res, err
+			}
+			byType[t] += c
+			buckets[(m-startMin)/bucketMin] += c
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return res, err
+		}
+		if q.EventType == "" {
+			u, ss, err := s.sketchEstimate(ctx, startMin, endMin)
+			if err != nil {
+				return res, err
+			}
+			res.UniqueUsers, res.UniqueSessions = u, ss
+		} else if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT session_id) FROM events WHERE `+where, args...).
+			Scan(&res.UniqueUsers, &res.UniqueSessions); err != nil {
+			return res, err
+		}
+	} else {
+		rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, user_id, session_id, ts FROM events WHERE `+where, args...)
+		if err != nil {
+			return res, err
+		}
+		users, sessions := map[string]struct{}{}, map[string]struct{}{}
+		for rows.Next() {
+			var t, u, ss string
+			var ts int64
+			if err := rows.Scan(&t, &u, &ss, &ts); err != nil {
+				rows.Close()
+				return res, err
+			}
+			byType[t]++
+			buckets[(unixMinute(ts)-startMin)/bucketMin]++
+			users[u], sessions[ss] = struct{}{}, struct{}{}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return res, err
+		}
+		res.UniqueUsers, res.UniqueSessions = int64(len(users)), int64(len(sessions))
+	}
+
+	for t, c := range byType {
+		res.TotalEvents += c
+		res.EventsByType = append(res.EventsByType, store.TypeCount{EventType: t, Count: c})
+	}
+	sort.Slice(res.EventsByType, func(i, j int) bool {
+		a, b := res.EventsByType[i], res.EventsByType[j]
+		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
+	})
+	setPercentages(res.EventsByType, res.TotalEvents)
+	if res.EventsByType == nil {
+		res.EventsByType = []store.TypeCount{}
+	}
+	res.EventsOverTime = make([]store.BucketCount, len(buckets))
+	for i, c := range buckets {
+		res.EventsOverTime[i] = store.BucketCount{Timestamp: time.Unix((startMin+int64(i)*bucketMin)*60, 0).UTC(), Count: c}
+	}
+	if res.UniqueUsers > 0 {
+		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
+	}
+	top, err := s.topUsers(ctx, where, args)
+	if err != nil {
+		return res, err
+	}
+	res.TopUsers = top
+	return res, nil
+}
+
+// setPercentages gives each type its share with two decimals, rounding by largest
+// remainder so that the shares sum to exactly 100.
+func setPercentages(ts []store.TypeCount, total int64) {
+	if total == 0 {
+		return
+	}
+	type rem struct {
+		i int
+		r float64
+	}
+	var rems []rem
+	var sum int64
+	for i := range ts {
+		exact := float64(ts[i].Count) * 10000 / float64(total) // hundredths of a percent
+		fl := int64(math.Floor(exact))
+		sum += fl
+		ts[i].Percentage = float64(fl)
+		rems = append(rems, rem{i, exact - float64(fl)})
+	}
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for k := 0; k < int(10000-sum) && k < len(rems); k++ {
+		ts[rems[k].i].Percentage++
+	}
+	for i := range ts {
+		ts[i].Percentage /= 100
+	}
+}
+
+// sketchEstimate merges the hour sketches of the whole hours in [startMin, endMin) and the
+// minute sketches of the remaining minutes.
+func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (users, sessions int64, err error) {
+	acc := newPair()
+	mergeRows := func(query string, a, b int64) error {
+		if a >= b {
+			return nil
+		}
+		rows, err := s.rdb.QueryContext(ctx, query, a, b)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var u, ss []byte
+			if err := rows.Scan(&u, &ss); err != nil {
+				return err
+			}
+			p := newPair()
+			if err := p.unmarshal(u, ss); err != nil {
+				return err
+			}
+			if err := acc.merge(p); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	const minutes = `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`
+	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
+	if firstHour >= endHour {
+		err = mergeRows(minutes, startMin, endMin)
+	} else {
+		err = mergeRows(`SELECT users, sessions FROM sketch_hour WHERE hour >= ? AND hour < ?`, firstHour, endHour)
+		if err == nil {
+			err = mergeRows(minutes, startMin, firstHour*60)
+		}
+		if err == nil {
+			err = mergeRows(minutes, endHour*60, endMin)
+		}
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return int64(acc.users.Estimate()), int64(acc.sessions.Estimate()), nil
+}
+
+// topUsers reads the raw events matching where: the most active users, their last event
+// and their event types.
+func (s *Store) topUsers(ctx context.Context, where string, args []any) ([]store.TopUser, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT user_id, event_type, COUNT(*), MAX(ts) FROM events WHERE `+where+` GROUP BY user_id, event_type`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	users := map[string]*store.TopUser{}
+	for rows.Next() {
+		var u, t string
+		var c, last int64
+		if err := rows.Scan(&u, &t, &c, &last); err != nil {
+			return nil, err
+		}
+		tu := users[u]
+		if tu == nil {
+			tu = &store.TopUser{UserID: u}
+			users[u] = tu
+		}
+		tu.EventCount += c
+		if at := time.Unix(0, last).UTC(); at.After(tu.LastEventAt) {
+			tu.LastEventAt = at
+		}
+		tu.EventTypes = append(tu.EventTypes, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]store.TopUser, 0, len(users))
+	for _, tu := range users {
+		out = append(out, *tu)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].EventCount > out[j].EventCount || out[i].EventCount == out[j].EventCount && out[i].UserID < out[j].UserID
+	})
+	if len(out) > topUsersLimit {
+		out = out[:topUsersLimit]
+	}
+	for i := range out {
+		sort.Strings(out[i].EventTypes)
+	}
+	return out, nil
+}
