@@ -18,7 +18,8 @@ import (
 // Rollups (migration 2), written in the InsertBatch transaction:
 //
 //   - rollup_minute: exact event counts per (Unix minute, event type), for the rows the
-//     batch actually inserted (INSERT ... RETURNING), so a redelivered batch adds nothing.
+//     batch actually inserted (RowsAffected, and when a chunk had duplicates the rows carrying
+//     this write's processed_at), so a redelivered batch adds nothing.
 //   - sketch_minute, sketch_hour: HyperLogLog sketches (precision 14, standard error about
 //     0.8 %) of user and session ids per minute and per hour. Adding an id twice changes
 //     nothing, so every event of a batch is added, duplicates included.

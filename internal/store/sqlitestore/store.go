@@ -120,7 +120,7 @@ const insertChunk = 50
 
 const insertCols = `INSERT INTO events(event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at) VALUES `
 const insertRow = `(?,?,?,?,?,?,?,?,?,?)`
-const insertTail = ` ON CONFLICT(event_id) DO NOTHING RETURNING event_type, ts`
+const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
 
 var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
 
@@ -153,26 +153,23 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			args = append(args, e.EventID, e.EventType, e.UserID, e.SessionID, e.Timestamp.UnixNano(),
 				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa)
 		}
-		// RETURNING yields only the rows actually inserted: the rollup counts skip duplicates.
-		rows, err := st.QueryContext(ctx, args...)
+		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
 			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
 		}
-		for rows.Next() {
-			var k rollupKey
-			var ts int64
-			if err = rows.Scan(&k.eventType, &ts); err != nil {
-				rows.Close()
-				return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
+		affected, _ := res.RowsAffected()
+		inserted += int(affected)
+		// Rollups count only rows actually inserted, so a redelivered batch adds nothing.
+		// Usually every row was new; otherwise ask which ones this write stored.
+		switch {
+		case int(affected) == n:
+			for i := start; i < start+n; i++ {
+				counts[rollupKey{minute: unixMinute(events[i].Timestamp.UnixNano()), eventType: events[i].EventType}]++
 			}
-			k.minute = unixMinute(ts)
-			counts[k]++
-			inserted++
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return 0, 0, fmt.Errorf("sqlitestore: insert %d events: %w", n, err)
+		case affected > 0:
+			if err = s.countInserted(ctx, tx, events[start:start+n], pa, counts); err != nil {
+				return 0, 0, err
+			}
 		}
 		start += n
 	}
@@ -302,3 +299,30 @@ func (s *Store) Close() error {
 // DB exposes the write handle for tests that need to reach under the store (for example to
 // install a failing trigger).
 func (s *Store) DB() *sql.DB { return s.wdb }
+
+// countInserted adds to counts the rows of chunk that this transaction stored: those whose
+// processed_at is this write's (a duplicate keeps the processed_at of its first write). It
+// relies on two writes never sharing a processedAt; the worker passes time.Now() to each.
+func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64) error {
+	args := make([]any, 0, len(chunk)+1)
+	args = append(args, processedAt)
+	for i := range chunk {
+		args = append(args, chunk[i].EventID)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts FROM events WHERE processed_at = ? AND event_id IN (?`+
+		strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: rollup: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k rollupKey
+		var ts int64
+		if err := rows.Scan(&k.eventType, &ts); err != nil {
+			return fmt.Errorf("sqlitestore: rollup: %w", err)
+		}
+		k.minute = unixMinute(ts)
+		counts[k]++
+	}
+	return rows.Err()
+}
