@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,46 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/evp-dev/evp/internal/config"
+	"github.com/evp-dev/evp/internal/testutil"
 )
-
-// redisURL returns the test Redis, skipping (or failing under EVP_REQUIRE_SERVICES=1) when
-// it is unreachable.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Redis at %s is required (EVP_REQUIRE_SERVICES=1): %v", url, err)
-		}
-		t.Skipf("Redis at %s is unreachable, skipping: %v", url, err)
-	}
-	return url
-}
-
-// cleanRedis deletes every key under prefix when the test ends.
-func cleanRedis(t *testing.T, url, prefix string) {
-	t.Cleanup(func() {
-		opts, _ := redis.ParseURL(url)
-		c := redis.NewClient(opts)
-		defer c.Close()
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-}
 
 // startRole runs one role in this process and returns its base URL.
 func startRole(t *testing.T, role Role, vars map[string]string) string {
@@ -94,11 +54,8 @@ func startRole(t *testing.T, role Role, vars map[string]string) string {
 // a Redis stream: events accepted by the API are stored by the worker, and a repeat is a
 // duplicate through the Redis dedup keys.
 func TestSplitRolesOverRedisStreams(t *testing.T) {
-	url := redisURL(t)
-	var b [6]byte
-	rand.Read(b[:])
-	prefix := "evp-test-" + hex.EncodeToString(b[:]) + ":"
-	cleanRedis(t, url, prefix)
+	url := testutil.RedisURL()
+	prefix := testutil.RedisPrefix(t, testutil.Redis(t))
 	dir := t.TempDir()
 	vars := map[string]string{
 		"EVP_DATA_DIR": dir, "PORT": "0", "SERVER_HOST": "127.0.0.1", "REDIS_URL": url,

@@ -146,9 +146,6 @@ func (s *Server) Routes() []string {
 // SetReady switches /api/ready; false also makes ingestion answer 503 (shutting down).
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
-// IngestionRate returns accepted events per second over the last 10 s.
-func (s *Server) IngestionRate() float64 { return s.ingest.Rate() }
-
 // countAccepted counts n accepted events in this process and, when configured, across
 // replicas.
 func (s *Server) countAccepted(n int64) {

@@ -2,50 +2,16 @@ package ingestrate
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/evp-dev/evp/internal/testutil"
 )
-
-func testClient(t *testing.T) redis.UniversalClient {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("Redis at %s is required (EVP_REQUIRE_SERVICES=1): %v", url, err)
-		}
-		t.Skipf("Redis at %s is unreachable, skipping: %v", url, err)
-	}
-	return c
-}
 
 // Two replicas counting into the same prefix report one rate over the last full seconds.
 func TestRateAcrossReplicas(t *testing.T) {
-	c := testClient(t)
-	var b [6]byte
-	rand.Read(b[:])
-	prefix := "evp-test-" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		keys, _ := c.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-	})
+	c := testutil.Redis(t)
+	prefix := testutil.RedisPrefix(t, c)
 	base := time.Unix(1_900_000_000, 0)
 	clock := base
 	a, z := NewRedis(c, prefix), NewRedis(c, prefix)

@@ -2,10 +2,7 @@ package redisqueue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,71 +11,20 @@ import (
 
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/queue/queuetest"
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // These tests run against a real Redis: 127.0.0.1:6379, or REDIS_URL. Each test uses its
 // own random key prefix and deletes its keys at the end. Without Redis they skip, unless
 // EVP_REQUIRE_SERVICES=1 (CI), where they fail.
 
-func redisURL() string {
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-var (
-	probeOnce sync.Once
-	probeErr  error // why Redis cannot be used, once probed
-)
+func redisURL() string { return testutil.RedisURL() }
 
 // testClient connects to the test Redis or skips (fails under EVP_REQUIRE_SERVICES=1).
-func testClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := redisURL()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatalf("REDIS_URL=%q: %v", url, err)
-	}
-	probeOnce.Do(func() {
-		c := redis.NewClient(opts)
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := c.Ping(ctx).Err(); err != nil {
-			probeErr = fmt.Errorf("redis at %s is unreachable (%v); start redis-server or set REDIS_URL", url, err)
-			if os.Getenv("EVP_REQUIRE_SERVICES") != "1" {
-				// Printed once even without -v, so that a skip is never silent.
-				fmt.Fprintln(os.Stderr, "redisqueue tests skipped:", probeErr)
-			}
-		}
-	})
-	if probeErr != nil {
-		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%v (EVP_REQUIRE_SERVICES=1)", probeErr)
-		}
-		t.Skip(probeErr)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+func testClient(t testing.TB) *redis.Client { return testutil.Redis(t) }
 
 // testPrefix returns a fresh key prefix and deletes every key under it when t ends.
-func testPrefix(t testing.TB, c *redis.Client) string {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "evptest:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-	})
-	return prefix
-}
+func testPrefix(t testing.TB, c *redis.Client) string { return testutil.RedisPrefix(t, c) }
 
 func TestContract(t *testing.T) {
 	c := testClient(t)
