@@ -3,6 +3,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -36,6 +37,34 @@ type EventStore interface {
 	RecentEventIDs(ctx context.Context, since time.Time, limit int, fn func(eventID string, receivedAt time.Time)) error
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// ErrNotFound is returned when a requested record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// StoredDeadLetter is a dead letter as kept by the store, with the id operators use to
+// address it.
+type StoredDeadLetter struct {
+	ID string `json:"id"`
+	DeadLetter
+}
+
+// DeadLetters lets operators inspect and clean the dead-letter queue. Replay is done by the
+// caller: it appends Data back to the buffer under the same EventID (so the store's
+// idempotency makes a replay safe to repeat) and then deletes the letter.
+type DeadLetters interface {
+	// ListDeadLetters returns up to limit letters, newest first, starting after the cursor
+	// (empty: from the newest). next is the cursor of the following page, empty at the end.
+	ListDeadLetters(ctx context.Context, cursor string, limit int) (letters []StoredDeadLetter, next string, err error)
+	// GetDeadLetter returns one letter or ErrNotFound.
+	GetDeadLetter(ctx context.Context, id string) (StoredDeadLetter, error)
+	// DeleteDeadLetters removes the letters with these ids and returns how many existed.
+	DeleteDeadLetters(ctx context.Context, ids []string) (int, error)
+}
+
+// Analyzer answers analytics queries from the rollups the store maintains as it inserts.
+type Analyzer interface {
+	Analytics(ctx context.Context, q AnalyticsQuery) (AnalyticsResult, error)
 }
 
 // AnalyticsQuery asks for analytics over [Start, End). Start and End are whole minutes and
