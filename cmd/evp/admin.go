@@ -105,7 +105,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			fmt.Fprintf(stderr, "evp: apikey revoke needs one KEY_ID (see evp apikey list)\n")
 			return 2
 		}
-		if err := st.RevokeAPIKey(ctx, rest[0]); err != nil {
+		if err := st.RevokeAPIKey(ctx, rest[0], time.Now()); err != nil {
 			if errors.Is(err, accounts.ErrKeyNotFound) {
 				fmt.Fprintf(stderr, "evp: no API key with id %q\n", rest[0])
 				return 1

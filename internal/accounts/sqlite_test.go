@@ -112,7 +112,7 @@ func TestCreateListRevoke(t *testing.T) {
 		t.Errorf("keys without expiry listed with ExpiresAt %v, %v", keys[0].ExpiresAt, keys[2].ExpiresAt)
 	}
 
-	if err := s.RevokeAPIKey(ctx, k2.ID); err != nil {
+	if err := s.RevokeAPIKey(ctx, k2.ID, time.Now()); err != nil {
 		t.Fatalf("RevokeAPIKey: %v", err)
 	}
 	first := revokedAt(t, s, k2.ID)
@@ -120,7 +120,7 @@ func TestCreateListRevoke(t *testing.T) {
 		t.Fatal("revoked key listed without RevokedAt")
 	}
 	time.Sleep(5 * time.Millisecond) // so that a second revoke would record a later time
-	if err := s.RevokeAPIKey(ctx, k2.ID); err != nil {
+	if err := s.RevokeAPIKey(ctx, k2.ID, time.Now()); err != nil {
 		t.Fatalf("second RevokeAPIKey: %v", err)
 	}
 	if again := revokedAt(t, s, k2.ID); again == nil || !again.Equal(*first) {
@@ -129,7 +129,7 @@ func TestCreateListRevoke(t *testing.T) {
 	if got := revokedAt(t, s, k.ID); got != nil {
 		t.Errorf("other key revoked too: %v", got)
 	}
-	if err := s.RevokeAPIKey(ctx, "key_nope"); !errors.Is(err, ErrKeyNotFound) {
+	if err := s.RevokeAPIKey(ctx, "key_nope", time.Now()); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("RevokeAPIKey(unknown) = %v, want ErrKeyNotFound", err)
 	}
 }
@@ -238,7 +238,7 @@ func TestKeyAuth(t *testing.T) {
 		}
 	}
 
-	if err := s.RevokeAPIKey(ctx, k.ID); err != nil {
+	if err := s.RevokeAPIKey(ctx, k.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Within the cache TTL the revoke may not be seen yet: that is the documented trade.
@@ -256,7 +256,7 @@ func TestKeyAuthForget(t *testing.T) {
 	if _, err := a.Authenticate(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeAPIKey(ctx, k.ID); err != nil {
+	if err := s.RevokeAPIKey(ctx, k.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	a.Forget()
@@ -337,7 +337,7 @@ func TestFlushUsage(t *testing.T) {
 		t.Errorf("LastUsedAt after a later use = %v, want %v", got, clock.t)
 	}
 	later := clock.t
-	if err := s.touch(ctx, map[string]time.Time{k.ID: first}); err != nil {
+	if err := s.TouchAPIKeys(ctx, map[string]time.Time{k.ID: first}); err != nil {
 		t.Fatal(err)
 	}
 	if got := findKey(t, s, k.ID).LastUsedAt; got == nil || !got.Equal(later) {

@@ -1,0 +1,385 @@
+package accounts
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/evp-dev/evp/internal/sqlitedb"
+)
+
+// Store keeps accounts in SQLite (file accounts.db): the embedded Repository. Several
+// processes may open it at once (the server and `evp apikey`).
+type Store struct {
+	db *sql.DB
+}
+
+var _ Repository = (*Store)(nil)
+
+var migrations = []sqlitedb.Migration{
+	{Version: 1, Name: "api_keys", SQL: `
+CREATE TABLE api_keys (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL,
+	key_hash BLOB NOT NULL UNIQUE,
+	prefix TEXT NOT NULL,
+	last4 TEXT NOT NULL,
+	user_id TEXT,
+	created_at INTEGER NOT NULL,
+	last_used_at INTEGER,
+	expires_at INTEGER,
+	revoked_at INTEGER
+);`},
+	{Version: 2, Name: "users_codes_settings", SQL: `
+CREATE TABLE users (
+	id TEXT PRIMARY KEY,
+	email TEXT NOT NULL UNIQUE,
+	role TEXT NOT NULL,
+	status TEXT NOT NULL,
+	invited_by TEXT,
+	created_at INTEGER NOT NULL,
+	last_login_at INTEGER
+);
+CREATE TABLE login_codes (
+	id TEXT PRIMARY KEY,
+	email TEXT NOT NULL,
+	code_hash BLOB NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	attempts INTEGER NOT NULL DEFAULT 0,
+	used_at INTEGER
+);
+CREATE INDEX login_codes_email ON login_codes(email, created_at);
+CREATE TABLE user_settings (
+	user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+	settings TEXT NOT NULL,
+	updated_at INTEGER NOT NULL
+);`},
+}
+
+// Open opens (creating and migrating if needed) dir/accounts.db.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	db, err := sqlitedb.Open(filepath.Join(dir, "accounts.db"), sqlitedb.SyncFull, 4)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sqlitedb.Migrate(ctx, db, migrations); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
+// CreateAPIKey makes a key without owner (the `evp apikey create` path); see CreateAPIKey.
+func (s *Store) CreateAPIKey(ctx context.Context, name, prefix string, expiresAt *time.Time) (string, APIKey, error) {
+	return CreateAPIKey(ctx, s, NewKey{Name: name, Prefix: prefix, ExpiresAt: expiresAt})
+}
+
+// --- users ---
+
+const userCols = `id, email, role, status, COALESCE(invited_by, ''), created_at, last_login_at`
+
+func scanUser(sc scanner) (User, error) {
+	var u User
+	var created int64
+	var login sql.NullInt64
+	if err := sc.Scan(&u.ID, &u.Email, &u.Role, &u.Status, &u.InvitedBy, &created, &login); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return u, ErrUserNotFound
+		}
+		return u, fmt.Errorf("accounts: read user: %w", err)
+	}
+	u.CreatedAt = time.UnixMilli(created).UTC()
+	u.LastLoginAt = timeOrNil(login)
+	return u, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+}
+
+func (s *Store) CreateUser(ctx context.Context, u User) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users(id, email, role, status, invited_by, created_at) VALUES (?,?,?,?,NULLIF(?, ''),?)`,
+		u.ID, strings.ToLower(u.Email), u.Role, u.Status, u.InvitedBy, u.CreatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		return ErrEmailTaken
+	}
+	if err != nil {
+		return fmt.Errorf("accounts: create user: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) CreateFirstUser(ctx context.Context, u User) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO users(id, email, role, status, created_at)
+		SELECT ?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM users)`,
+		u.ID, strings.ToLower(u.Email), u.Role, u.Status, u.CreatedAt.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("accounts: create first user: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("accounts: count users: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, strings.ToLower(email)))
+}
+
+func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+}
+
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list users: %w", err)
+	}
+	defer rows.Close()
+	users := []User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
+func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User, error) {
+	var role, status any
+	if ch.Role != nil {
+		role = string(*ch.Role)
+	}
+	if ch.Status != nil {
+		status = string(*ch.Status)
+	}
+	return scanUser(s.db.QueryRowContext(ctx, `UPDATE users SET role = COALESCE(?, role), status = COALESCE(?, status)
+		WHERE id = ? RETURNING `+userCols, role, status, id))
+}
+
+func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE users SET last_login_at = ?,
+		status = CASE WHEN status = ? THEN ? ELSE status END WHERE id = ?`,
+		at.UnixMilli(), StatusPending, StatusActive, id)
+	if err != nil {
+		return fmt.Errorf("accounts: record login: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrUserNotFound
+	}
+	return nil
+}
+
+// --- sign-in codes ---
+
+func (s *Store) SaveCode(ctx context.Context, c LoginCode) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO login_codes(id, email, code_hash, created_at, expires_at) VALUES (?,?,?,?,?)`,
+		c.ID, strings.ToLower(c.Email), c.Hash, c.CreatedAt.UnixMilli(), c.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("accounts: save code: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) CountCodesSince(ctx context.Context, email string, since time.Time) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM login_codes WHERE email = ? AND created_at >= ?`,
+		strings.ToLower(email), since.UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("accounts: count codes: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) LatestCode(ctx context.Context, email string) (LoginCode, error) {
+	var c LoginCode
+	var created, expires int64
+	var used sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, email, code_hash, created_at, expires_at, attempts, used_at
+		FROM login_codes WHERE email = ? ORDER BY created_at DESC, id DESC LIMIT 1`, strings.ToLower(email)).
+		Scan(&c.ID, &c.Email, &c.Hash, &created, &expires, &c.Attempts, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrCodeNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("accounts: read code: %w", err)
+	}
+	c.CreatedAt = time.UnixMilli(created).UTC()
+	c.ExpiresAt = time.UnixMilli(expires).UTC()
+	c.UsedAt = timeOrNil(used)
+	return c, nil
+}
+
+func (s *Store) AddCodeAttempt(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts`, id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrCodeNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("accounts: count code attempt: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) UseCode(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE login_codes SET used_at = ? WHERE id = ? AND used_at IS NULL`, at.UnixMilli(), id)
+	if err != nil {
+		return false, fmt.Errorf("accounts: use code: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+func (s *Store) DeleteCodesBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM login_codes WHERE expires_at < ?`, t.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("accounts: delete old codes: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// --- API keys ---
+
+func (s *Store) InsertAPIKey(ctx context.Context, k APIKey, hash [32]byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at) VALUES (?,?,?,?,?,NULLIF(?, ''),?,?)`,
+		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt.UnixMilli(), unixMilliOrNil(k.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("accounts: create api key: %w", err)
+	}
+	return nil
+}
+
+const keyCols = `k.id, k.name, k.prefix, k.last4, COALESCE(k.user_id, ''), k.created_at, k.last_used_at, k.expires_at, k.revoked_at, COALESCE(u.status, '')`
+
+const keyFrom = ` FROM api_keys k LEFT JOIN users u ON u.id = k.user_id`
+
+func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+keyCols+keyFrom+` ORDER BY k.created_at DESC, k.id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("accounts: list api keys: %w", err)
+	}
+	defer rows.Close()
+	keys := []APIKey{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, at.UnixMilli(), id)
+	if err != nil {
+		return fmt.Errorf("accounts: revoke api key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrKeyNotFound
+	}
+	return nil
+}
+
+// LookupAPIKey finds a key by its hash. The equality test is the database's index lookup on
+// a SHA-256 of a 32-byte random secret, which leaks nothing useful through timing.
+func (s *Store) LookupAPIKey(ctx context.Context, h [32]byte) (APIKey, error) {
+	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.key_hash = ?`, h[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return APIKey{}, ErrKeyNotFound
+	}
+	return k, err
+}
+
+func (s *Store) TouchAPIKeys(ctx context.Context, used map[string]time.Time) error {
+	for id, at := range used {
+		if _, err := s.db.ExecContext(ctx, `UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?`, at.UnixMilli(), id); err != nil {
+			return fmt.Errorf("accounts: record key use: %w", err)
+		}
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanKey(sc scanner) (APIKey, error) {
+	var k APIKey
+	var created int64
+	var used, expires, revoked sql.NullInt64
+	if err := sc.Scan(&k.ID, &k.Name, &k.Prefix, &k.Last4, &k.OwnerID, &created, &used, &expires, &revoked, &k.OwnerStatus); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return k, err
+		}
+		return k, fmt.Errorf("accounts: read api key: %w", err)
+	}
+	k.CreatedAt = time.UnixMilli(created).UTC()
+	k.LastUsedAt = timeOrNil(used)
+	k.ExpiresAt = timeOrNil(expires)
+	k.RevokedAt = timeOrNil(revoked)
+	return k, nil
+}
+
+// --- settings ---
+
+func (s *Store) Settings(ctx context.Context, userID string) ([]byte, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT settings FROM user_settings WHERE user_id = ?`, userID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return []byte("{}"), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("accounts: read settings: %w", err)
+	}
+	return []byte(v), nil
+}
+
+func (s *Store) SaveSettings(ctx context.Context, userID string, settings []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO user_settings(user_id, settings, updated_at) VALUES (?,?,?)
+		ON CONFLICT(user_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at`,
+		userID, string(settings), time.Now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("accounts: save settings: %w", err)
+	}
+	return nil
+}
+
+func timeOrNil(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := time.UnixMilli(v.Int64).UTC()
+	return &t
+}
+
+func unixMilliOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMilli()
+}
