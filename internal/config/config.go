@@ -48,6 +48,18 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PprofAddr       string
 	MetricsToken    string
+
+	// Accounts and access (issue 6).
+	SMTPHost        string
+	SMTPPort        int
+	SMTPUsername    string
+	SMTPPassword    string
+	SMTPFrom        string
+	AllowedDomains  []string // lower case, without "@"
+	DevLogin        bool     // log sign-in codes when there is no SMTP
+	AnalyticsPublic bool     // analytics and metrics routes without credentials
+	TrustProxy      bool     // client IP from X-Forwarded-For / X-Real-IP
+	AuthRateLimit   int      // requests per minute per client IP on /api/auth/*
 }
 
 // setting describes one configuration value.
@@ -84,6 +96,17 @@ func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) e
 			}
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func boolean(dst func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*dst(c) = b
+		return nil
 	}
 }
 
@@ -183,6 +206,45 @@ var settings = []setting{
 		apply: oneOf(func(c *Config) *string { return &c.StoreSync }, "full", "normal")},
 	{env: []string{"EVP_METRICS_TOKEN"}, flag: "metrics-token", usage: "bearer token GET /metrics requires (open when empty)",
 		apply: str(func(c *Config) *string { return &c.MetricsToken })},
+	{env: []string{"SMTP_HOST"}, flag: "smtp-host", usage: "SMTP server for sign-in codes (codes are logged instead when empty and EVP_DEV_LOGIN is on)",
+		apply: str(func(c *Config) *string { return &c.SMTPHost })},
+	{env: []string{"SMTP_PORT"}, flag: "smtp-port", def: "587", usage: "SMTP port (STARTTLS is used when the server offers it)",
+		apply: intIn(1, 65535, func(c *Config) *int { return &c.SMTPPort })},
+	{env: []string{"SMTP_USERNAME"}, flag: "smtp-username", usage: "SMTP user (no authentication when empty)",
+		apply: str(func(c *Config) *string { return &c.SMTPUsername })},
+	{env: []string{"SMTP_PASSWORD"}, flag: "smtp-password", usage: "SMTP password",
+		apply: str(func(c *Config) *string { return &c.SMTPPassword })},
+	{env: []string{"SMTP_FROM"}, flag: "smtp-from", usage: "sender address of sign-in mail, like \"evp <evp@example.com>\"",
+		apply: str(func(c *Config) *string { return &c.SMTPFrom })},
+	{env: []string{"EVP_ALLOWED_EMAIL_DOMAINS"}, flag: "allowed-email-domains", usage: "comma-separated domains whose users may sign in without an invitation (as VIEWER)",
+		apply: func(c *Config, v string) error {
+			c.AllowedDomains = nil
+			for _, d := range strings.Split(v, ",") {
+				d = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@"))
+				if d == "" {
+					continue
+				}
+				if !strings.Contains(d, ".") || strings.ContainsAny(d, " @/") {
+					return fmt.Errorf("%q is not a domain name", d)
+				}
+				c.AllowedDomains = append(c.AllowedDomains, d)
+			}
+			return nil
+		}},
+	{env: []string{"EVP_DEV_LOGIN"}, flag: "dev-login", def: "auto", usage: "write sign-in codes to the log when SMTP is not set (auto: on unless production)",
+		apply: func(c *Config, v string) error {
+			if v == "auto" {
+				c.DevLogin = c.Env != "production"
+				return nil
+			}
+			return boolean(func(c *Config) *bool { return &c.DevLogin })(c, v)
+		}},
+	{env: []string{"EVP_ANALYTICS_PUBLIC"}, flag: "analytics-public", def: "false", usage: "serve analytics and metrics routes without credentials, like the original",
+		apply: boolean(func(c *Config) *bool { return &c.AnalyticsPublic })},
+	{env: []string{"EVP_TRUST_PROXY"}, flag: "trust-proxy", def: "false", usage: "take the client IP from X-Forwarded-For/X-Real-IP (only behind a proxy that sets them)",
+		apply: boolean(func(c *Config) *bool { return &c.TrustProxy })},
+	{env: []string{"EVP_AUTH_RATE_LIMIT"}, flag: "auth-rate-limit", def: "100", usage: "requests per minute per client IP on /api/auth/*",
+		apply: intIn(1, 1_000_000, func(c *Config) *int { return &c.AuthRateLimit })},
 	{env: []string{"EVP_PPROF_ADDR"}, flag: "pprof-addr", usage: "serve Go's pprof profiles on this address, like 127.0.0.1:6060 (off when empty)",
 		apply: str(func(c *Config) *string { return &c.PprofAddr })},
 	{env: []string{"EVP_SHUTDOWN_TIMEOUT"}, flag: "shutdown-timeout", def: "10s", usage: "longest graceful shutdown",
@@ -262,7 +324,7 @@ func lookup(getenv func(string) string, name string) (string, bool) {
 }
 
 func redact(s setting, v string) string {
-	if s.flag == "jwt-secret" || s.flag == "metrics-token" || strings.Contains(s.flag, "url") || strings.Contains(s.flag, "uri") {
+	if s.flag == "jwt-secret" || s.flag == "metrics-token" || strings.Contains(s.flag, "password") || strings.Contains(s.flag, "url") || strings.Contains(s.flag, "uri") {
 		return "(hidden)"
 	}
 	return v
@@ -272,6 +334,12 @@ func redact(s setting, v string) string {
 func (c *Config) validate() error {
 	if c.Env == "production" && c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		return &Error{Setting: "JWT_SECRET", Value: "(hidden)", Reason: "must be at least 32 bytes in production"}
+	}
+	if c.Env == "production" && c.JWTSecret == "" {
+		return &Error{Setting: "JWT_SECRET", Value: "(empty)", Reason: "is required in production (at least 32 random bytes, shared by every replica)"}
+	}
+	if c.SMTPHost != "" && c.SMTPFrom == "" {
+		return &Error{Setting: "SMTP_FROM", Value: "(empty)", Reason: "is required when SMTP_HOST is set"}
 	}
 	return nil
 }
