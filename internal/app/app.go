@@ -17,6 +17,7 @@ import (
 
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/config"
+	"github.com/evp-dev/evp/internal/dashboard"
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/httpapi"
@@ -208,6 +209,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
+		Dashboard: dashboardFor(role),
 		Analytics: st.Analytics,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
@@ -314,6 +316,15 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	b.closers = nil
 	log.Info("evp stopped")
 	return runErr
+}
+
+// dashboardFor is the web dashboard a role serves: none for a worker-only process, whose port
+// is for probes.
+func dashboardFor(role Role) http.Handler {
+	if role == RoleWorker {
+		return nil
+	}
+	return dashboard.New()
 }
 
 // rebuildDedup refills the dedup window after a start: ids still in the buffer and ids

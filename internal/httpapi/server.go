@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,9 @@ type Deps struct {
 	Docs http.Handler
 	// NoIngest leaves out the ingestion routes (a worker-only process).
 	NoIngest bool
+	// Dashboard, when set, answers GET and HEAD requests for paths outside /api/ that no
+	// route matches (the web dashboard and its client-side routes).
+	Dashboard http.Handler
 	// Metrics, when set, is updated by the API and served at GET /metrics, guarded by
 	// MetricsToken when that is set.
 	Metrics      *metrics.Metrics
@@ -127,6 +131,11 @@ func New(d Deps) *Server {
 		mux.Handle("GET /docs/", d.Docs)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if d.Dashboard != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
+			d.Dashboard.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no route for %s %s", r.Method, r.URL.Path))
 	})
 	s.handler = s.wrap(mux)
