@@ -210,7 +210,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Dashboard: dashboardFor(role),
-		Analytics: st.Analytics,
+		Analytics: st.Analytics, DeadLetters: st,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {

@@ -76,6 +76,9 @@ type Deps struct {
 	// MetricsToken when that is set.
 	Metrics      *metrics.Metrics
 	MetricsToken string
+	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into Queue,
+	// delete); nil leaves them out.
+	DeadLetters store.DeadLetters
 }
 
 // Server is the HTTP API. Create with New; serve Handler().
@@ -118,6 +121,13 @@ func New(d Deps) *Server {
 	}
 	if d.Analytics != nil {
 		handle("GET /api/v1/analytics/metrics", s.requireKey(s.getAnalytics))
+	}
+	if d.DeadLetters != nil {
+		handle("GET /api/v1/dead-letters", s.requireKey(s.listDeadLetters))
+		handle("GET /api/v1/dead-letters/{id}", s.requireKey(s.getDeadLetter))
+		handle("POST /api/v1/dead-letters/{id}/replay", s.requireKey(s.replayDeadLetter))
+		handle("POST /api/v1/dead-letters/replay", s.requireKey(s.replayAllDeadLetters))
+		handle("DELETE /api/v1/dead-letters/{id}", s.requireKey(s.deleteDeadLetter))
 	}
 	if d.Metrics != nil {
 		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)

@@ -42,6 +42,9 @@ type EventStore interface {
 // ErrNotFound is returned when a requested record does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrInvalidCursor is returned by ListDeadLetters for a cursor it did not hand out.
+var ErrInvalidCursor = errors.New("store: invalid cursor")
+
 // StoredDeadLetter is a dead letter as kept by the store, with the id operators use to
 // address it.
 type StoredDeadLetter struct {
@@ -55,6 +58,7 @@ type StoredDeadLetter struct {
 type DeadLetters interface {
 	// ListDeadLetters returns up to limit letters, newest first, starting after the cursor
 	// (empty: from the newest). next is the cursor of the following page, empty at the end.
+	// A cursor that is not one it handed out gives ErrInvalidCursor.
 	ListDeadLetters(ctx context.Context, cursor string, limit int) (letters []StoredDeadLetter, next string, err error)
 	// GetDeadLetter returns one letter or ErrNotFound.
 	GetDeadLetter(ctx context.Context, id string) (StoredDeadLetter, error)

@@ -41,6 +41,7 @@ func TestDocumentIsValidOpenAPI31(t *testing.T) {
 // The operations the HTTP server registers (internal/httpapi/server.go); routes_test.go
 // checks this list against the real server.
 var wantOperations = []string{
+	"DELETE /api/v1/dead-letters/{id}",
 	"GET /api/health",
 	"GET /api/live",
 	"GET /api/metrics",
@@ -48,10 +49,14 @@ var wantOperations = []string{
 	"GET /api/metrics/stream",
 	"GET /api/ready",
 	"GET /api/v1/analytics/metrics",
+	"GET /api/v1/dead-letters",
+	"GET /api/v1/dead-letters/{id}",
 	"GET /api/v1/events/stats",
 	"GET /docs",
 	"GET /metrics",
 	"GET /openapi.json",
+	"POST /api/v1/dead-letters/replay",
+	"POST /api/v1/dead-letters/{id}/replay",
 	"POST /api/v1/events",
 	"POST /api/v1/events/batch",
 }
@@ -71,6 +76,12 @@ var keyed = map[string]bool{
 	"GET /api/metrics/ingestion":    true,
 	"GET /api/metrics/stream":       true,
 	"GET /api/v1/analytics/metrics": true,
+	// Dead-letter management.
+	"GET /api/v1/dead-letters":              true,
+	"GET /api/v1/dead-letters/{id}":         true,
+	"POST /api/v1/dead-letters/{id}/replay": true,
+	"POST /api/v1/dead-letters/replay":      true,
+	"DELETE /api/v1/dead-letters/{id}":      true,
 }
 
 func TestOperations(t *testing.T) {
@@ -96,6 +107,12 @@ func TestOperations(t *testing.T) {
 		"GET /openapi.json":             {"200"},
 		"GET /docs":                     {"200"},
 		"GET /metrics":                  {"200", "401"},
+		// Dead-letter management.
+		"GET /api/v1/dead-letters":              {"200", "400", "401", "500", "503"},
+		"GET /api/v1/dead-letters/{id}":         {"200", "401", "404", "500", "503"},
+		"POST /api/v1/dead-letters/{id}/replay": {"200", "401", "404", "409", "500", "503"},
+		"POST /api/v1/dead-letters/replay":      {"200", "401", "500", "503"},
+		"DELETE /api/v1/dead-letters/{id}":      {"200", "401", "404", "500", "503"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
@@ -127,7 +144,8 @@ func TestOperations(t *testing.T) {
 					t.Errorf("%s %s: %d content types, want 1", name, status, len(resp.Content))
 				}
 			}
-			if keyed[name] && method == http.MethodPost {
+			// A replay takes no body; every other keyed POST does.
+			if keyed[name] && method == http.MethodPost && !strings.HasSuffix(path, "/replay") {
 				if op.RequestBody == nil || !op.RequestBody.Value.Required || op.RequestBody.Value.Content.Get("application/json") == nil {
 					t.Errorf("%s: no required application/json request body", name)
 				}
