@@ -90,7 +90,7 @@ type backends struct {
 	rate    httpapi.IngestRate // shared across replicas; nil for the embedded buffer
 	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
 	store   *sqlitestore.Store
-	acc     *accounts.Store
+	acc     accounts.Repository
 	dedup   dedup.Set
 	health  []httpapi.HealthCheck
 	closers []func() error // in reverse order of opening
@@ -205,10 +205,17 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}
 
 	keys := accounts.NewKeyAuth(acc, 60*time.Second)
+	var svc *accounts.Service
+	if role != RoleWorker {
+		if svc, err = newAccountService(cfg, acc, keys, log); err != nil {
+			return err
+		}
+	}
 	srv := httpapi.New(httpapi.Deps{
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
+		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
 		Dashboard: dashboardFor(role),
 		Analytics: st.Analytics, DeadLetters: st,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
@@ -259,11 +266,16 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		defer close(usageDone)
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
-		for {
+		for tick := 1; ; tick++ {
 			select {
 			case <-t.C:
 				if err := keys.FlushUsage(workCtx); err != nil {
 					log.Warn("api key usage not recorded", "err", err)
+				}
+				if svc != nil && tick%120 == 0 { // hourly
+					if _, err := svc.CleanCodes(workCtx); err != nil {
+						log.Warn("old sign-in codes not deleted", "err", err)
+					}
 				}
 			case <-workCtx.Done():
 				return
@@ -280,8 +292,13 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	addr := ln.Addr().String()
 	log.Info("evp started", "role", string(role), "addr", addr, "data_dir", cfg.DataDir, "version", opts.Version,
 		"workers", cfg.Workers, "batch_size", cfg.WorkerBatchSize)
-	if keys, err := acc.ListAPIKeys(ctx); err == nil && len(keys) == 0 {
-		log.Info("no API keys yet; create one with: evp apikey create --name NAME", "data_dir", cfg.DataDir)
+	if svc != nil {
+		if n, err := acc.CountUsers(ctx); err == nil && n == 0 {
+			log.Info("no users yet: the first person to sign in at the dashboard becomes ADMIN", "url", "http://"+displayAddr(addr)+"/")
+		}
+		if keys, err := acc.ListAPIKeys(ctx); err == nil && len(keys) == 0 {
+			log.Info("no API keys yet; create one in the dashboard or with: evp apikey create --name NAME", "data_dir", cfg.DataDir)
+		}
 	}
 	if opts.OnListen != nil {
 		opts.OnListen(addr)

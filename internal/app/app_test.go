@@ -27,6 +27,7 @@ type instance struct {
 	url  string
 	dir  string
 	key  string
+	logs *syncBuffer // evp's log (text format)
 	stop func() error
 }
 
@@ -50,11 +51,12 @@ func start(t testing.TB, dir string, env map[string]string) *instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrCh := make(chan string, 1)
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	go func() {
 		done <- Run(ctx, RoleAll, cfg, Options{Version: "test", Log: log, OnListen: func(a string) { addrCh <- a }})
 	}()
-	in := &instance{t: t, dir: dir}
+	in := &instance{t: t, dir: dir, logs: logs}
 	select {
 	case a := <-addrCh:
 		in.url = "http://" + a

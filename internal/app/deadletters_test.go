@@ -36,6 +36,7 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 	}
 	defer db.Close()
 	in := start(t, dir, nil)
+	op := bearer(in.signInAs("ops@example.com")) // the first user: ADMIN, which can manage dead letters
 	// A trigger makes the store refuse one event type: a real SQLite error on every attempt.
 	if _, err := db.Exec(`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_type = 'poison'
 		BEGIN SELECT RAISE(ABORT, 'poisoned event refused'); END`); err != nil {
@@ -49,7 +50,7 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 	in.waitDeadLetters(1)
 
 	// Listed, newest first, with the reason and the original event.
-	r := in.do("GET", "/api/v1/dead-letters", nil, nil)
+	r := in.do("GET", "/api/v1/dead-letters", nil, op)
 	items, _ := r.data()["items"].([]any)
 	if r.status != 200 || len(items) != 1 || r.data()["total"] != 1.0 || r.data()["nextCursor"] != nil {
 		t.Fatalf("list: %d %s", r.status, r.raw)
@@ -62,7 +63,7 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 		evt["eventType"] != "poison" || evt["userId"] != "user_1" || evt["timestamp"] != "2024-01-15T10:30:00.123Z" {
 		t.Fatalf("letter: %v", letter)
 	}
-	if r := in.do("GET", "/api/v1/dead-letters/"+id, nil, nil); r.status != 200 || r.data()["eventId"] != "dl-bad" || r.data()["id"] != id {
+	if r := in.do("GET", "/api/v1/dead-letters/"+id, nil, op); r.status != 200 || r.data()["eventId"] != "dl-bad" || r.data()["id"] != id {
 		t.Fatalf("show: %d %s", r.status, r.raw)
 	}
 
@@ -77,7 +78,7 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	in.waitDeadLetters(3)
-	r = in.do("GET", "/api/v1/dead-letters?limit=1", nil, nil)
+	r = in.do("GET", "/api/v1/dead-letters?limit=1", nil, op)
 	items, _ = r.data()["items"].([]any)
 	if r.status != 200 || len(items) != 1 || r.data()["total"] != 3.0 || r.data()["nextCursor"] == nil {
 		t.Fatalf("first page: %d %s", r.status, r.raw)
@@ -87,7 +88,7 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 	if junk["replayable"] != false || junk["eventId"] != nil || junk["raw"] == nil || junk["event"] != nil {
 		t.Fatalf("undecodable letter: %v", junk)
 	}
-	if r := in.do("POST", "/api/v1/dead-letters/"+junkID+"/replay", nil, nil); r.status != 409 || r.errorCode() != "NOT_REPLAYABLE" {
+	if r := in.do("POST", "/api/v1/dead-letters/"+junkID+"/replay", nil, op); r.status != 409 || r.errorCode() != "NOT_REPLAYABLE" {
 		t.Fatalf("replay of an undecodable letter: %d %s", r.status, r.raw)
 	}
 
@@ -95,20 +96,20 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 	if _, err := db.Exec(`DROP TRIGGER poison`); err != nil {
 		t.Fatal(err)
 	}
-	r = in.do("POST", "/api/v1/dead-letters/"+id+"/replay", nil, nil)
+	r = in.do("POST", "/api/v1/dead-letters/"+id+"/replay", nil, op)
 	if r.status != 200 || r.data()["eventId"] != "dl-bad" || r.data()["replayed"] != true {
 		t.Fatalf("replay: %d %s", r.status, r.raw)
 	}
 	in.waitStored(2)
 	in.waitBufferEmpty()
-	if r := in.do("GET", "/api/v1/dead-letters/"+id, nil, nil); r.status != 404 || r.errorCode() != "NOT_FOUND" {
+	if r := in.do("GET", "/api/v1/dead-letters/"+id, nil, op); r.status != 404 || r.errorCode() != "NOT_FOUND" {
 		t.Fatalf("replayed letter still shown: %d %s", r.status, r.raw)
 	}
-	if r := in.do("POST", "/api/v1/dead-letters/"+id+"/replay", nil, nil); r.status != 404 {
+	if r := in.do("POST", "/api/v1/dead-letters/"+id+"/replay", nil, op); r.status != 404 {
 		t.Fatalf("second replay of the same letter: %d %s", r.status, r.raw)
 	}
 	// Replaying the copy appends the stored event again; the store keeps one.
-	r = in.do("POST", "/api/v1/dead-letters/replay", nil, nil)
+	r = in.do("POST", "/api/v1/dead-letters/replay", nil, op)
 	if r.status != 200 || r.data()["replayed"] != 1.0 || r.data()["skipped"] != 1.0 {
 		t.Fatalf("replay all: %d %s", r.status, r.raw)
 	}
@@ -125,19 +126,19 @@ func TestDeadLetterReplayEndToEnd(t *testing.T) {
 
 	// Only the undecodable letter is left; deleting it empties the queue and the count.
 	in.waitDeadLetters(1)
-	r = in.do("GET", "/api/v1/dead-letters", nil, nil)
+	r = in.do("GET", "/api/v1/dead-letters", nil, op)
 	items, _ = r.data()["items"].([]any)
 	if len(items) != 1 || items[0].(map[string]any)["id"] != junkID || r.data()["total"] != 1.0 {
 		t.Fatalf("after replay: %s", r.raw)
 	}
-	if r := in.do("DELETE", "/api/v1/dead-letters/"+junkID, nil, nil); r.status != 200 || r.data()["deleted"] != true || r.data()["id"] != junkID {
+	if r := in.do("DELETE", "/api/v1/dead-letters/"+junkID, nil, op); r.status != 200 || r.data()["deleted"] != true || r.data()["id"] != junkID {
 		t.Fatalf("delete: %d %s", r.status, r.raw)
 	}
-	if r := in.do("DELETE", "/api/v1/dead-letters/"+junkID, nil, nil); r.status != 404 {
+	if r := in.do("DELETE", "/api/v1/dead-letters/"+junkID, nil, op); r.status != 404 {
 		t.Fatalf("second delete: %d %s", r.status, r.raw)
 	}
 	in.waitDeadLetters(0)
-	r = in.do("GET", "/api/v1/dead-letters", nil, nil)
+	r = in.do("GET", "/api/v1/dead-letters", nil, op)
 	if items, _ := r.data()["items"].([]any); r.status != 200 || len(items) != 0 || r.data()["total"] != 0.0 {
 		t.Fatalf("empty list: %d %s", r.status, r.raw)
 	}

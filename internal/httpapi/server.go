@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -69,6 +68,16 @@ type Deps struct {
 	Docs http.Handler
 	// NoIngest leaves out the ingestion routes (a worker-only process).
 	NoIngest bool
+	// Accounts serves sign-in, sessions, API-key and user management; nil leaves those
+	// routes out (API keys still work through Keys).
+	Accounts *accounts.Service
+	// AnalyticsPublic opens the analytics and metrics routes to callers without
+	// credentials (EVP_ANALYTICS_PUBLIC).
+	AnalyticsPublic bool
+	// AuthRateLimit is the requests per minute per client IP on /api/auth/* (100 when 0);
+	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
+	AuthRateLimit int
+	TrustProxy    bool
 	// Dashboard, when set, answers GET and HEAD requests for paths outside /api/ that no
 	// route matches (the web dashboard and its client-side routes).
 	Dashboard http.Handler
@@ -79,6 +88,9 @@ type Deps struct {
 	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into Queue,
 	// delete); nil leaves them out.
 	DeadLetters store.DeadLetters
+	// AnalyticsCache keeps analytics answers (Redis, shared by replicas); nil keeps them in
+	// this process.
+	AnalyticsCache AnalyticsCache
 }
 
 // Server is the HTTP API. Create with New; serve Handler().
@@ -88,7 +100,7 @@ type Server struct {
 	ids     *requestIDs
 	started time.Time
 	ready   atomic.Bool
-	acache  *analyticsCache
+	acache  AnalyticsCache
 	ingest  *RateCounter
 	flight  *inflight
 	handler http.Handler
@@ -103,31 +115,47 @@ func New(d Deps) *Server {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 5 << 20
 	}
-	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: newAnalyticsCache(analyticsTTL)}
+	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache}
+	if s.acache == nil {
+		s.acache = newLocalAnalyticsCache()
+	}
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
 		s.routes = append(s.routes, pattern)
 		mux.Handle(pattern, h)
 	}
 	if !d.NoIngest {
-		handle("POST /api/v1/events", s.requireKey(s.postEvent))
-		handle("POST /api/v1/events/batch", s.requireKey(s.postBatch))
-		handle("GET /api/v1/events/stats", s.requireKey(s.getStats))
+		handle("POST /api/v1/events", s.guard(accounts.PermIngest, s.postEvent))
+		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
+		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngest, s.getStats))
 	}
-	handle("GET /api/metrics", s.requireKey(s.getMetrics))
-	handle("GET /api/metrics/ingestion", s.requireKey(s.getIngestionMetrics))
+	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.getMetrics))
+	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))
 	if d.Stream != nil {
-		handle("GET /api/metrics/stream", s.requireKey(s.getStream))
+		handle("GET /api/metrics/stream", s.guard(accounts.PermReadAnalytics, s.getStream))
 	}
 	if d.Analytics != nil {
-		handle("GET /api/v1/analytics/metrics", s.requireKey(s.getAnalytics))
+		handle("GET /api/v1/analytics/metrics", s.guard(accounts.PermReadAnalytics, s.getAnalytics))
+	}
+	if d.Accounts != nil {
+		limited := s.authLimiter()
+		auth := func(pattern string, h http.HandlerFunc) { handle(pattern, limited(h).ServeHTTP) }
+		auth("POST /api/auth/request-code", s.guardless(s.postRequestCode))
+		auth("POST /api/auth/verify", s.guardless(s.postVerify))
+		auth("GET /api/auth/me", s.requireUser(s.getMe))
+		auth("POST /api/auth/api-key", s.guard(accounts.PermManageKeys, s.postAPIKey))
+		auth("GET /api/auth/api-keys", s.guard(accounts.PermManageKeys, s.getAPIKeys))
+		auth("DELETE /api/auth/api-keys/{id}", s.guard(accounts.PermManageKeys, s.deleteAPIKey))
+		handle("GET /api/users", s.guard(accounts.PermManageUsers, s.getUsers))
+		handle("POST /api/users", s.guard(accounts.PermManageUsers, s.postUser))
+		handle("PATCH /api/users/{id}", s.guard(accounts.PermManageUsers, s.patchUser))
 	}
 	if d.DeadLetters != nil {
-		handle("GET /api/v1/dead-letters", s.requireKey(s.listDeadLetters))
-		handle("GET /api/v1/dead-letters/{id}", s.requireKey(s.getDeadLetter))
-		handle("POST /api/v1/dead-letters/{id}/replay", s.requireKey(s.replayDeadLetter))
-		handle("POST /api/v1/dead-letters/replay", s.requireKey(s.replayAllDeadLetters))
-		handle("DELETE /api/v1/dead-letters/{id}", s.requireKey(s.deleteDeadLetter))
+		handle("GET /api/v1/dead-letters", s.guard(accounts.PermManageDeadLetters, s.listDeadLetters))
+		handle("GET /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.getDeadLetter))
+		handle("POST /api/v1/dead-letters/{id}/replay", s.guard(accounts.PermManageDeadLetters, s.replayDeadLetter))
+		handle("POST /api/v1/dead-letters/replay", s.guard(accounts.PermManageDeadLetters, s.replayAllDeadLetters))
+		handle("DELETE /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.deleteDeadLetter))
 	}
 	if d.Metrics != nil {
 		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)
@@ -189,27 +217,4 @@ func errUnavailable(format string, args ...any) *Error {
 	e := errorf(http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", format, args...)
 	e.RetryAfter = 1
 	return e
-}
-
-// requireKey authenticates the x-api-key header before h.
-func (s *Server) requireKey(h func(http.ResponseWriter, *http.Request) *Error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("x-api-key")
-		if key == "" {
-			writeError(w, errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an API key in the x-api-key header"))
-			return
-		}
-		if _, err := s.Keys.Authenticate(r.Context(), key); err != nil {
-			if errors.Is(err, accounts.ErrInvalidKey) {
-				writeError(w, errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the API key is unknown, revoked or expired"))
-				return
-			}
-			s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
-			writeError(w, errUnavailable("the account store is unavailable; retry shortly"))
-			return
-		}
-		if e := h(w, r); e != nil {
-			writeError(w, e)
-		}
-	}
 }

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/config"
+	"github.com/evp-dev/evp/internal/mail"
+)
+
+// newAccountService builds sign-in and sessions from the settings: the JWT secret
+// (JWT_SECRET, or one generated and kept in the data directory outside production), SMTP
+// delivery of codes or the dev-login log, and the allowed domains.
+func newAccountService(cfg *config.Config, repo accounts.Repository, keys *accounts.KeyAuth, log *slog.Logger) (*accounts.Service, error) {
+	secret := []byte(cfg.JWTSecret)
+	switch {
+	case len(secret) == 0:
+		// config refuses an empty secret in production; several replicas outside production
+		// each keep their own unless JWT_SECRET is set.
+		s, err := accounts.LoadOrCreateSecret(cfg.DataDir)
+		if err != nil {
+			return nil, &config.Error{Setting: "JWT_SECRET", Value: "(empty)", Reason: "no secret given and none could be kept in the data directory: " + err.Error()}
+		}
+		secret = s
+		if cfg.DatabaseURL != "" {
+			log.Warn("JWT_SECRET is not set: sessions signed here are not valid on other replicas; set the same JWT_SECRET on every api process")
+		}
+	case len(secret) < accounts.MinSecretLen:
+		// Refused in production by config; elsewhere stretched so a short dev secret works.
+		log.Warn("JWT_SECRET is shorter than 32 bytes; production refuses it")
+		sum := sha256.Sum256(secret)
+		secret = sum[:]
+	}
+	tokens, err := accounts.NewTokens(secret, cfg.JWTExpiresIn)
+	if err != nil {
+		return nil, &config.Error{Setting: "JWT_SECRET", Value: "(hidden)", Reason: err.Error()}
+	}
+	sc := accounts.ServiceConfig{
+		Repo: repo, Tokens: tokens, Keys: keys, DevLogin: cfg.DevLogin, AllowedDomains: cfg.AllowedDomains,
+		CodeKey: derive(secret, "evp sign-in codes"), KeyPrefix: cfg.APIKeyPrefix, Log: log,
+	}
+	if cfg.SMTPHost != "" {
+		m, err := mail.New(mail.Config{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername,
+			Password: cfg.SMTPPassword, From: cfg.SMTPFrom})
+		if err != nil {
+			return nil, &config.Error{Setting: "SMTP_FROM", Value: cfg.SMTPFrom, Reason: err.Error()}
+		}
+		sc.Mailer = m
+		log.Info("sign-in codes are sent by mail", "smtp", net.JoinHostPort(cfg.SMTPHost, strconv.Itoa(cfg.SMTPPort)))
+	} else if cfg.DevLogin {
+		log.Info("sign-in codes are written to this log (EVP_DEV_LOGIN; set SMTP_HOST to mail them)")
+	} else {
+		log.Warn("nobody can sign in: set SMTP_HOST and SMTP_FROM, or EVP_DEV_LOGIN=true")
+	}
+	return accounts.NewService(sc), nil
+}
+
+// derive makes a key for one purpose from the secret, so that no two uses share a key.
+func derive(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// displayAddr turns a listen address into one a browser can open.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
