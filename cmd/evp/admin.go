@@ -152,6 +152,9 @@ func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer
 		return 1
 	}
 	st.Close()
+	if !migratePostgres(ctx, cfg, stdout, stderr) {
+		return 1
+	}
 	fmt.Fprintf(stdout, "Migrations applied in %s.\n", cfg.DataDir)
 	return 0
 }

@@ -24,6 +24,7 @@ type Config struct {
 	Env          string // NODE_ENV / EVP_ENV: "production" tightens defaults
 	DataDir      string
 	DatabaseURL  string
+	AutoMigrate  bool // EVP_AUTO_MIGRATE: apply PostgreSQL migrations when evp starts
 	MongoURI     string
 	MongoDB      string
 	RedisURL     string
@@ -153,6 +154,8 @@ var settings = []setting{
 		}},
 	{env: []string{"DATABASE_URL"}, flag: "database-url", usage: "PostgreSQL for accounts (empty: embedded SQLite)",
 		apply: str(func(c *Config) *string { return &c.DatabaseURL })},
+	{env: []string{"EVP_AUTO_MIGRATE"}, flag: "auto-migrate", def: "true", usage: "apply DATABASE_URL's migrations when evp starts (false: refuse to start on an old schema; run evp migrate)",
+		apply: boolean(func(c *Config) *bool { return &c.AutoMigrate })},
 	{env: []string{"MONGO_URI"}, flag: "mongo-uri", usage: "MongoDB for events (empty: embedded SQLite)",
 		apply: str(func(c *Config) *string { return &c.MongoURI })},
 	{env: []string{"MONGO_DATABASE"}, flag: "mongo-database", def: "event_processor", usage: "MongoDB database name",
