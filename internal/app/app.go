@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-chi/httprate"
 	"github.com/mattn/go-isatty"
 	"github.com/redis/go-redis/v9"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/queue/redisqueue"
 	"github.com/evp-dev/evp/internal/queue/sqlitequeue"
+	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store/sqlitestore"
 	"github.com/evp-dev/evp/internal/worker"
@@ -92,6 +94,7 @@ type backends struct {
 	store   *sqlitestore.Store
 	acc     accounts.Repository
 	dedup   dedup.Set
+	limits  httprate.LimitCounter // shared /api/auth rate-limit counters; nil: per process
 	health  []httpapi.HealthCheck
 	closers []func() error // in reverse order of opening
 }
@@ -140,6 +143,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.queue = rq
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
+		b.limits = ratelimit.NewRedis(client, cfg.RedisPrefix+"ratelimit:")
 		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
 		b.rate = rate
 		b.closers = append(b.closers, func() error { rate.Close(); return nil })
@@ -216,8 +220,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		Dashboard: dashboardFor(role),
-		Analytics: st.Analytics, DeadLetters: st,
+		AuthLimitCounter: b.limits,
+		Dashboard:        dashboardFor(role),
+		Analytics:        st.Analytics, DeadLetters: st,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {

@@ -130,14 +130,22 @@ func (s *Server) authLimiter() func(http.Handler) http.Handler {
 	if limit <= 0 {
 		limit = 100
 	}
-	return httprate.Limit(limit, time.Minute, httprate.WithKeyFuncs(keyFn),
+	opts := []httprate.Option{httprate.WithKeyFuncs(keyFn),
+		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
+			s.log.Error("rate limit check failed", "request_id", RequestID(r.Context()), "err", err)
+			writeError(w, errUnavailable("the rate-limit store is unavailable; retry shortly"))
+		})}
+	if s.AuthLimitCounter != nil {
+		opts = append(opts, httprate.WithLimitCounter(s.AuthLimitCounter))
+	}
+	return httprate.Limit(limit, time.Minute, append(opts,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			e := errorf(http.StatusTooManyRequests, "RATE_LIMITED", "too many requests to /api/auth from this address; at most %d per minute", limit)
 			if w.Header().Get("Retry-After") == "" {
 				e.RetryAfter = 60
 			}
 			writeError(w, e)
-		}))
+		}))...)
 }
 
 // readSmall decodes a small JSON request body into dst.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/httprate"
+
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/metrics"
@@ -78,6 +80,9 @@ type Deps struct {
 	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
 	AuthRateLimit int
 	TrustProxy    bool
+	// AuthLimitCounter, when set, keeps the /api/auth counters shared by every replica
+	// (Redis); otherwise each process counts its own.
+	AuthLimitCounter httprate.LimitCounter
 	// Dashboard, when set, answers GET and HEAD requests for paths outside /api/ that no
 	// route matches (the web dashboard and its client-side routes).
 	Dashboard http.Handler
