@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/app"
 	"github.com/evp-dev/evp/internal/store/sqlitestore"
 )
 
@@ -48,7 +49,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := accounts.Open(ctx, cfg.DataDir)
+	st, err := app.OpenAccounts(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "evp: %v\n", err)
 		return 1
@@ -70,7 +71,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			t := time.Now().Add(expiresIn).UTC().Truncate(time.Millisecond)
 			exp = &t
 		}
-		plain, k, err := st.CreateAPIKey(ctx, name, cfg.APIKeyPrefix, exp)
+		plain, k, err := accounts.CreateAPIKey(ctx, st, accounts.NewKey{Name: name, Prefix: cfg.APIKeyPrefix, ExpiresAt: exp})
 		if err != nil {
 			fmt.Fprintf(stderr, "evp: %v\n", err)
 			return 1

@@ -1,13 +1,17 @@
 package app
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/accounts/pgaccounts"
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/mail"
 )
@@ -76,4 +80,24 @@ func displayAddr(addr string) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// OpenAccounts opens the account store: PostgreSQL when DATABASE_URL is set (migrated first
+// when EVP_AUTO_MIGRATE is on), the embedded SQLite file otherwise.
+func OpenAccounts(ctx context.Context, cfg *config.Config) (accounts.Repository, error) {
+	if cfg.DatabaseURL == "" {
+		acc, err := accounts.Open(ctx, cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("open account store: %w", err)
+		}
+		return acc, nil
+	}
+	// The timeout also bounds waiting for another process's migration.
+	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	pg, err := pgaccounts.Open(octx, cfg.DatabaseURL, cfg.AutoMigrate)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL account store (DATABASE_URL): %w", err)
+	}
+	return pg, nil
 }

@@ -67,9 +67,9 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // CheckRole refuses role/backend combinations that cannot work. A split role needs a shared
 // buffer: the embedded one lives inside a single process.
 func CheckRole(role Role, cfg *config.Config) error {
-	if cfg.MongoURI != "" || cfg.DatabaseURL != "" {
-		return &config.Error{Setting: "MONGO_URI/DATABASE_URL", Value: "(set)",
-			Reason: "the MongoDB event store and the PostgreSQL account store are not in this build yet; unset them to use the embedded SQLite stores"}
+	if cfg.MongoURI != "" {
+		return &config.Error{Setting: "MONGO_URI", Value: "(set)",
+			Reason: "the MongoDB event store is not in this build yet; unset it to use the embedded SQLite store"}
 	}
 	if (role == RoleAPI || role == RoleWorker) && cfg.RedisURL == "" {
 		return &config.Error{Setting: "REDIS_URL", Value: "",
@@ -120,9 +120,9 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 	}
 	b.store = st
 	b.closers = append(b.closers, st.Close)
-	acc, err := accounts.Open(ctx, cfg.DataDir)
+	acc, err := OpenAccounts(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open account store: %w", err)
+		return nil, err
 	}
 	b.acc = acc
 	b.closers = append(b.closers, acc.Close)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // syncBuffer is a log sink the test reads while evp writes.
@@ -246,4 +248,37 @@ func (in *instance) signInAs(email string) string {
 	in.t.Helper()
 	tok, _ := in.signIn(email)
 	return tok
+}
+
+// With DATABASE_URL, accounts live in PostgreSQL: migrated on start, sign-in and keys work,
+// and a second evp on another data directory (another replica) shares them.
+func TestAccountsInPostgres(t *testing.T) {
+	dbURL := testutil.PostgresDB(t)
+	secret := strings.Repeat("s", 40)
+	env := map[string]string{"DATABASE_URL": dbURL, "JWT_SECRET": secret}
+	a := start(t, "", env)
+	if r := a.do("GET", "/api/health", nil, noKey()); r.status != 200 {
+		t.Fatalf("health: %d %s", r.status, r.raw)
+	}
+	admin := a.signInAs("root@example.com")
+	r := a.do("POST", "/api/auth/api-key", mustJSON(t, map[string]string{"name": "pg"}), bearer(admin))
+	if r.status != 200 {
+		t.Fatalf("create key: %d %s", r.status, r.raw)
+	}
+	plain, _ := r.data()["apiKey"].(string)
+
+	b := start(t, "", env) // another data directory: only PostgreSQL is shared
+	if r := b.do("GET", "/api/auth/me", nil, bearer(admin)); r.status != 200 || r.data()["email"] != "root@example.com" {
+		t.Fatalf("session on the second replica: %d %s", r.status, r.raw)
+	}
+	if r := b.do("POST", "/api/v1/events", mustJSON(t, ev("pg-1", "click")), map[string]string{"x-api-key": plain}); r.status != 202 {
+		t.Fatalf("key made on replica a, used on b: %d %s", r.status, r.raw)
+	}
+	// The first user exists, so someone else signing in on b is not made ADMIN (nor let in).
+	if r := b.do("POST", "/api/auth/request-code", mustJSON(t, map[string]string{"email": "late@example.com"}), noKey()); r.status != 200 {
+		t.Fatalf("request-code: %d", r.status)
+	}
+	if c := b.lastCode("late@example.com"); c != "" {
+		t.Fatal("a second first user got a code")
+	}
 }
