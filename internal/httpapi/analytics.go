@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -109,17 +112,19 @@ func validation(field, msg string) *Error {
 	return e
 }
 
-// getAnalytics is GET /api/v1/analytics/metrics.
+// getAnalytics is GET /api/v1/analytics/metrics. Answers are cached for analyticsTTL,
+// keyed by the query they answer; a cache that fails is passed by (the answer is computed).
 func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 	q, e := analyticsQuery(r, time.Now())
 	if e != nil {
 		return e
 	}
-	v := r.URL.Query()
-	key := strings.Join([]string{v.Get("timeRange"), v.Get("from"), v.Get("to"), v.Get("eventType"), v.Get("userId")}, "\x00")
-	if ans, ok := s.acache.get(key); ok {
+	key := analyticsKey(q)
+	if b, ok, err := s.acache.Get(r.Context(), key); err != nil {
+		s.log.Warn("analytics cache read failed; computing the answer", "request_id", RequestID(r.Context()), "err", err)
+	} else if ok {
 		w.Header().Set("X-Cache", "HIT")
-		writeData(w, http.StatusOK, ans)
+		writeData(w, http.StatusOK, json.RawMessage(b))
 		return nil
 	}
 	res, err := s.Analytics(r.Context(), q)
@@ -131,39 +136,66 @@ func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 		res.TopUsers = []store.TopUser{}
 	}
 	ans := analyticsAnswer{AnalyticsResult: res, TimeRange: timeRange{Start: q.Start, End: q.End}}
-	s.acache.put(key, ans)
 	w.Header().Set("X-Cache", "MISS")
-	writeData(w, http.StatusOK, ans)
+	b, err := json.Marshal(ans)
+	if err != nil {
+		writeData(w, http.StatusOK, ans) // answers the encoding error itself
+		return nil
+	}
+	if err := s.acache.Set(r.Context(), key, b, analyticsTTL); err != nil {
+		s.log.Warn("analytics cache write failed", "request_id", RequestID(r.Context()), "err", err)
+	}
+	writeData(w, http.StatusOK, json.RawMessage(b))
 	return nil
 }
 
-// analyticsCache keeps answers for a short time, in this process.
-type analyticsCache struct {
-	ttl     time.Duration
+// analyticsKey identifies a query by everything its answer depends on: the resolved range
+// and bucket (so timeRange=1h and no timeRange share an entry, and a preset range gets a
+// new entry when its window moves to the next minute) and both filters.
+func analyticsKey(q store.AnalyticsQuery) string {
+	return strings.Join([]string{strconv.FormatInt(q.Start.Unix(), 10), strconv.FormatInt(q.End.Unix(), 10),
+		strconv.FormatInt(int64(q.Bucket/time.Second), 10), q.EventType, q.UserID}, "\x00")
+}
+
+// AnalyticsCache keeps encoded analytics answers for a short time. An error from Get or Set
+// never fails a request: the answer is computed (Get) or not kept (Set). Implementations
+// are safe for concurrent use. The default keeps answers in process; a shared one (Redis)
+// lets API replicas answer from each other's work.
+type AnalyticsCache interface {
+	// Get returns the value stored under key, ok false when there is none (or it expired).
+	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
+	// Set stores value under key for ttl.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+}
+
+// localAnalyticsCache keeps answers in this process.
+type localAnalyticsCache struct {
 	mu      sync.Mutex
 	entries map[string]cached
 }
 
 type cached struct {
-	ans     analyticsAnswer
+	value   []byte
 	expires time.Time
 }
 
-func newAnalyticsCache(ttl time.Duration) *analyticsCache {
-	return &analyticsCache{ttl: ttl, entries: map[string]cached{}}
+func newLocalAnalyticsCache() *localAnalyticsCache {
+	return &localAnalyticsCache{entries: map[string]cached{}}
 }
 
-func (c *analyticsCache) get(key string) (analyticsAnswer, bool) {
+// Get implements AnalyticsCache.
+func (c *localAnalyticsCache) Get(_ context.Context, key string) ([]byte, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok || time.Now().After(e.expires) {
-		return analyticsAnswer{}, false
+		return nil, false, nil
 	}
-	return e.ans, true
+	return e.value, true, nil
 }
 
-func (c *analyticsCache) put(key string, ans analyticsAnswer) {
+// Set implements AnalyticsCache. Expired entries are dropped once 1000 are held.
+func (c *localAnalyticsCache) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -174,5 +206,6 @@ func (c *analyticsCache) put(key string, ans analyticsAnswer) {
 			}
 		}
 	}
-	c.entries[key] = cached{ans: ans, expires: now.Add(c.ttl)}
+	c.entries[key] = cached{value: value, expires: now.Add(ttl)}
+	return nil
 }
