@@ -28,6 +28,8 @@ Commands:
   apikey create      create an API key and print it once (--name, --expires-in)
   apikey list        list API keys (never the keys themselves)
   apikey revoke ID   revoke an API key
+  user add           invite someone by email with a role (--email, --role); the first ADMIN before going public
+  user list          list users, roles and status
   migrate            apply database migrations and exit
   healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)
   loadgen            drive load at a running evp and report throughput and latency
@@ -62,6 +64,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(app.RoleWorker, args, getenv, stdout, stderr)
 	case "apikey":
 		return apikey(args, getenv, stdout, stderr)
+	case "user":
+		return user(args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(args, getenv, stdout, stderr)
 	case "healthcheck":

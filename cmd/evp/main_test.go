@@ -112,3 +112,23 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Fatalf("no server: exit %d, want 1", code)
 	}
 }
+
+func TestUserCommands(t *testing.T) {
+	env := map[string]string{"EVP_DATA_DIR": t.TempDir()}
+	if code, out, stderr := runCmd(t, env, "user", "add", "--email", "Ops@Example.com", "--role", "ADMIN"); code != 0 || !strings.Contains(out, "ops@example.com as ADMIN") {
+		t.Fatalf("user add: exit %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "user", "add", "--email", "ops@example.com"); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Fatalf("second add: exit %d %q, want 1 naming the conflict", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "user", "add", "--email", "not-an-email"); code != 2 || !strings.Contains(stderr, "--email") {
+		t.Fatalf("bad email: exit %d %q, want 2", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "user", "add", "--email", "a@example.com", "--role", "ROOT"); code != 2 || !strings.Contains(stderr, "--role") {
+		t.Fatalf("bad role: exit %d %q, want 2", code, stderr)
+	}
+	code, list, _ := runCmd(t, env, "user", "list")
+	if code != 0 || !strings.Contains(list, "ops@example.com") || !strings.Contains(list, "ADMIN") || !strings.Contains(list, "PENDING VERIFICATION") {
+		t.Fatalf("user list: exit %d\n%s", code, list)
+	}
+}
