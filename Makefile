@@ -7,18 +7,51 @@ BIN      := bin/evp
 # exceeded" at its end on Go 1.26 (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 150000x
 
-.PHONY: run build test test-short bench bench-micro clean
+# The dashboard (web/): its build goes into internal/dashboard/dist/app, embedded by go:embed.
+WEB_INDEX := internal/dashboard/dist/app/index.html
+WEB_DEPS  := web/node_modules/.package-lock.json
 
-## run: build evp and run it with embedded backends on http://localhost:3001 (data in ./data)
-run: build
+.PHONY: run build test test-short bench bench-micro clean web web-if-missing web-dev web-types web-check
+
+## run: build the dashboard when missing, build evp and run it with embedded backends on
+## http://localhost:3001 (data in ./data)
+run: web-if-missing build
 	./$(BIN)
 
 ## build: compile bin/evp
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/evp
 
-## test: the full test suite (what CI runs), then a bounded fuzz run of the event decoder
-test:
+## web: build the dashboard (npm ci first when web/node_modules is missing)
+web: $(WEB_DEPS)
+	cd web && npm run build
+
+# The dashboard is built only when its output is missing; without Node.js evp still builds and
+# serves a page that says how to build the dashboard.
+web-if-missing:
+	@if [ -f $(WEB_INDEX) ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then $(MAKE) web; \
+	else echo "make: npm not found: building evp without the dashboard (install Node.js 20+, then make web)"; fi
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+## web-dev: the dashboard's Vite dev server with hot reload on http://localhost:5173, proxying
+## /api, /openapi.json, /metrics and /docs to a running evp (EVP_URL, default http://localhost:3001)
+web-dev: $(WEB_DEPS)
+	cd web && npm run dev
+
+## web-types: regenerate web/src/api/schema.d.ts from internal/openapi/openapi.json
+web-types: $(WEB_DEPS)
+	cd web && npm run gen:api
+
+## web-check: API types up to date, typecheck, unit and component tests (Vitest)
+web-check: $(WEB_DEPS)
+	cd web && npm run check:api && npm run typecheck && npm test
+
+## test: the full test suite (what CI runs): the dashboard's checks and build, the Go tests
+## (browser tests included), then a bounded fuzz run of the event decoder
+test: web-check web
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
@@ -36,4 +69,4 @@ bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/sqlitequeue ./internal/httpapi ./internal/store/sqlitestore
 
 clean:
-	rm -rf bin
+	rm -rf bin internal/dashboard/dist/app

@@ -1,0 +1,218 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// needs skips the test with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
+func needs(t *testing.T, ok bool, reason string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s (EVP_REQUIRE_SERVICES=1)", reason)
+	}
+	fmt.Fprintln(os.Stderr, "dashboard browser test skipped:", reason)
+	t.Skip(reason)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// repoRoot is the module's root directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDashboardInBrowser builds evp with the built dashboard embedded, starts it on a free port
+// with a temporary data directory, and drives the dashboard in Debian's Chromium through
+// web/e2e/dashboard.e2e.mjs (playwright-core): sign-in (the code read from evp's log), an API key
+// created in the UI, events sent with it and seen in Analytics, Live, an error state,
+// keyboard and phone-width checks, sign-out. Screenshots go to web/test-results/screenshots.
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts evp and a browser")
+	}
+	root := repoRoot(t)
+	web := filepath.Join(root, "web")
+	needs(t, exists("/usr/bin/chromium"), "/usr/bin/chromium is missing (apt-get install chromium)")
+	node, err := exec.LookPath("node")
+	needs(t, err == nil, "node is not installed")
+	needs(t, exists(filepath.Join(web, "node_modules", "playwright-core")), "web/node_modules is missing (cd web && npm ci)")
+	needs(t, exists(filepath.Join(root, "internal", "dashboard", "dist", "app", "index.html")), "the dashboard is not built (make web)")
+
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "evp")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/evp")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	dataDir := filepath.Join(tmp, "data")
+	logPath := filepath.Join(tmp, "evp.log")
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	env := append(os.Environ(), "EVP_DATA_DIR="+dataDir, "PORT="+strconv.Itoa(port), "SERVER_HOST=127.0.0.1",
+		"EVP_LOG_FORMAT=json", "LOG_LEVEL=info", "WORKER_BATCH_TIMEOUT_MS=20",
+		// Embedded sign-in: codes are written to the log; sessions are signed with this secret.
+		"EVP_DEV_LOGIN=true", "JWT_SECRET=dashboard-browser-test-secret-0123456789abcdef")
+
+	// A key for the API-key sign-in, used when this evp has no email sign-in routes.
+	mk := exec.Command(bin, "apikey", "create", "--name", "browser-test")
+	mk.Env = env
+	keyOut, err := mk.Output()
+	if err != nil {
+		t.Fatalf("evp apikey create: %v", err)
+	}
+	apiKey := strings.TrimSpace(string(keyOut))
+
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	evp := exec.Command(bin)
+	evp.Env = env
+	evp.Stdout, evp.Stderr = logFile, logFile
+	if err := evp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- evp.Wait() }()
+	t.Cleanup(func() {
+		evp.Process.Kill()
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("evp log:\n%s", lastLines(string(b), 60))
+		}
+	})
+	waitReady(t, base, exited, logPath)
+
+	// The binary serves the built dashboard: index.html revalidated, hashed assets immutable.
+	index := httpGet(t, base+"/analytics/anything")
+	if index.status != 200 || !strings.Contains(index.body, `id="root"`) || index.header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("GET a client route: %d, Cache-Control %q, body %.200q", index.status, index.header.Get("Cache-Control"), index.body)
+	}
+	i := strings.Index(index.body, "/assets/")
+	if i < 0 {
+		t.Fatalf("index.html names no /assets/ file: %.300q", index.body)
+	}
+	asset := index.body[i : i+strings.IndexAny(index.body[i:], `"'`)]
+	if a := httpGet(t, base+asset); a.status != 200 || !strings.Contains(a.header.Get("Cache-Control"), "immutable") {
+		t.Fatalf("GET %s: %d, Cache-Control %q", asset, a.status, a.header.Get("Cache-Control"))
+	}
+	if nf := httpGet(t, base+"/api/no-such-route"); nf.status != 404 || !strings.Contains(nf.body, `"NOT_FOUND"`) {
+		t.Fatalf("GET /api/no-such-route: %d %q, want the JSON 404", nf.status, nf.body)
+	}
+
+	// Does this evp have the email sign-in routes? (404 NOT_FOUND when not.)
+	probe, err := http.Post(base+"/api/auth/verify", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Body.Close()
+	withAuth := probe.StatusCode != http.StatusNotFound
+	if !withAuth {
+		t.Log("evp has no /api/auth routes: the browser signs in with an API key instead of the emailed code")
+	}
+
+	shots := filepath.Join(web, "test-results", "screenshots")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	script := exec.CommandContext(ctx, node, filepath.Join("e2e", "dashboard.e2e.mjs"))
+	script.Dir = web
+	authFlag := "0"
+	if withAuth {
+		authFlag = "1"
+	}
+	script.Env = append(os.Environ(), "EVP_URL="+base, "EVP_LOG="+logPath, "EVP_AUTH="+authFlag,
+		"EVP_API_KEY="+apiKey, "SCREENSHOT_DIR="+shots)
+	var out bytes.Buffer
+	script.Stdout, script.Stderr = &out, &out
+	err = script.Run()
+	t.Logf("browser test output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("browser test failed: %v (screenshots in %s)", err, shots)
+	}
+	if !strings.Contains(out.String(), "e2e: all steps passed") {
+		t.Fatal("browser test ended without passing every step")
+	}
+}
+
+func waitReady(t *testing.T, base string, exited chan error, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/api/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("evp exited during start: %v\n%s", err, b)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("evp not ready within 60 s")
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func httpGet(t *testing.T, url string) response {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return response{resp.StatusCode, resp.Header, b.String()}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

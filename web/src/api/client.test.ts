@@ -1,0 +1,53 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { api, ApiError, explain } from './client'
+import { loadSession, saveSession } from '../lib/session'
+
+function reply(status: number, body: unknown, headers: Record<string, string> = {}) {
+  return vi.fn(async () => new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers }))
+}
+
+afterEach(() => vi.unstubAllGlobals())
+
+describe('api', () => {
+  it('unwraps the success envelope and sends the session credentials', async () => {
+    const f = reply(200, { success: true, data: { n: 1 } })
+    vi.stubGlobal('fetch', f)
+    saveSession({ kind: 'apiKey', key: 'evp_test' })
+    await expect(api('/api/metrics', { query: { a: 'x', b: undefined, c: '' } })).resolves.toEqual({ n: 1 })
+    const [url, init] = f.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/api/metrics?a=x')
+    expect((init.headers as Record<string, string>)['x-api-key']).toBe('evp_test')
+  })
+
+  it('turns the error envelope into an ApiError with code, status and Retry-After', async () => {
+    vi.stubGlobal('fetch', reply(429, { success: false, error: { code: 'RATE_LIMITED', message: 'slow down' } }, { 'Retry-After': '7' }))
+    const err = await api('/api/auth/request-code', { method: 'POST', body: {}, anonymous: true }).catch((e) => e)
+    expect(err).toBeInstanceOf(ApiError)
+    expect(err).toMatchObject({ status: 429, code: 'RATE_LIMITED', message: 'slow down', retryAfter: 7 })
+    expect(explain(err).hint).toContain('7 s')
+  })
+
+  it('clears the session on 401 so the user signs in again', async () => {
+    vi.stubGlobal('fetch', reply(401, { success: false, error: { code: 'UNAUTHORIZED', message: 'token expired' } }))
+    saveSession({ kind: 'jwt', token: 'a.b.c', user: { id: '1', email: 'a@b.c', role: 'ADMIN' } })
+    await expect(api('/api/users')).rejects.toMatchObject({ status: 401 })
+    expect(loadSession()).toBeNull()
+  })
+
+  it('reports an unreachable evp and a non-JSON answer distinctly', async () => {
+    vi.stubGlobal('fetch', vi.fn(async () => Promise.reject(new TypeError('Failed to fetch'))))
+    const down = await api('/api/health').catch((e) => e)
+    expect(down).toMatchObject({ status: 0, code: 'NETWORK_ERROR' })
+    expect(explain(down).title).toBe('evp is not reachable')
+    vi.stubGlobal('fetch', reply(502, '<html>Bad gateway</html>'))
+    await expect(api('/api/health')).rejects.toMatchObject({ status: 502, code: 'HTTP_502' })
+  })
+})
+
+describe('session', () => {
+  it('forgets a JWT whose exp has passed', () => {
+    const payload = btoa(JSON.stringify({ exp: Math.floor(Date.now() / 1000) - 60 })).replace(/=+$/, '')
+    saveSession({ kind: 'jwt', token: `x.${payload}.y`, user: { id: '1', email: 'a@b.c', role: 'VIEWER' } })
+    expect(loadSession()).toBeNull()
+  })
+})

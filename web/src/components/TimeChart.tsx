@@ -1,0 +1,92 @@
+import { useEffect, useRef } from 'react'
+import uPlot from 'uplot'
+import 'uplot/dist/uPlot.min.css'
+
+export interface TimeChartProps {
+  /** Times in milliseconds. */
+  t: number[]
+  lines: { label: string; values: (number | null)[]; color?: string }[]
+  /** Bars instead of lines (counts per bucket). */
+  bars?: boolean
+  height?: number
+  /** What the chart shows, for screen readers. */
+  summary: string
+  format?: (v: number) => string
+}
+
+function cssVar(name: string, fallback: string): string {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+  return v || fallback
+}
+
+/**
+ * TimeChart draws time series with uPlot (canvas, about 20 kB gzip). The canvas is hidden from
+ * screen readers; `summary` describes it instead. It follows its container's width.
+ */
+export function TimeChart({ t, lines, bars, height = 220, summary, format }: TimeChartProps) {
+  const box = useRef<HTMLDivElement>(null)
+  const plot = useRef<uPlot | null>(null)
+  const shape = `${bars ? 'b' : 'l'}:${lines.map((l) => l.label).join('|')}:${height}`
+
+  useEffect(() => {
+    const el = box.current
+    if (!el) return
+    const palette = [cssVar('--chart-1', '#0284c7'), cssVar('--chart-2', '#7c3aed')]
+    const grid = cssVar('--chart-grid', '#e2e8f0')
+    const muted = cssVar('--muted', '#475569')
+    const axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } }
+    const opts: uPlot.Options = {
+      width: Math.max(el.clientWidth, 200),
+      height,
+      legend: { show: lines.length > 1 },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      axes: [
+        { ...axis },
+        { ...axis, size: 56, values: (_u, vals) => vals.map((v) => (format ? format(v) : String(v))) },
+      ],
+      series: [
+        {},
+        ...lines.map((l, i) => {
+          const color = l.color ?? palette[i % palette.length]
+          return {
+            label: l.label,
+            stroke: color,
+            width: bars ? 0 : 2,
+            fill: color + (bars ? 'cc' : '22'),
+            points: { show: false },
+            spanGaps: false,
+            value: (_u: uPlot, v: number | null) => (v === null ? '—' : format ? format(v) : String(v)),
+            ...(bars ? { paths: uPlot.paths.bars!({ size: [0.8, 64], align: 1 }) } : {}),
+          }
+        }),
+      ],
+    }
+    const data = [t.map((x) => x / 1000), ...lines.map((l) => l.values)] as uPlot.AlignedData
+    const u = new uPlot(opts, data, el)
+    plot.current = u
+    const ro = new ResizeObserver(() => {
+      const w = el.clientWidth
+      if (w > 0 && Math.abs(w - u.width) > 1) u.setSize({ width: w, height })
+    })
+    ro.observe(el)
+    return () => {
+      ro.disconnect()
+      u.destroy()
+      plot.current = null
+    }
+    // Rebuilt only when the shape changes; data updates go through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [shape])
+
+  useEffect(() => {
+    plot.current?.setData([t.map((x) => x / 1000), ...lines.map((l) => l.values)] as uPlot.AlignedData)
+  }, [t, lines])
+
+  return (
+    <figure className="m-0">
+      <div ref={box} aria-hidden="true" className="w-full overflow-hidden" />
+      <figcaption className="sr-only">{summary}</figcaption>
+    </figure>
+  )
+}

@@ -1,0 +1,149 @@
+import { useState, type FormEvent } from 'react'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { api } from '../api/client'
+import type { APIKey, CreatedAPIKey } from '../api/types'
+import { CopyButton } from '../components/CopyButton'
+import { Badge, Button, ConfirmDialog, EmptyState, ErrorState, Field, inputClass, Loading, PageHeader, Panel } from '../components/ui'
+import { formatAgo, formatDateTime } from '../lib/format'
+
+function keyStatus(k: APIKey, now = Date.now()): { label: string; tone: 'good' | 'bad' | 'muted' } {
+  if (k.revokedAt) return { label: 'revoked', tone: 'bad' }
+  if (k.expiresAt && new Date(k.expiresAt).getTime() <= now) return { label: 'expired', tone: 'muted' }
+  return { label: 'active', tone: 'good' }
+}
+
+export function ApiKeys() {
+  const qc = useQueryClient()
+  const keys = useQuery({ queryKey: ['api-keys'], queryFn: ({ signal }) => api<APIKey[]>('/api/auth/api-keys', { signal }) })
+  const [name, setName] = useState('')
+  const [days, setDays] = useState('')
+  const [created, setCreated] = useState<CreatedAPIKey | null>(null)
+  const [revoking, setRevoking] = useState<APIKey | null>(null)
+
+  const create = useMutation({
+    mutationFn: () => api<CreatedAPIKey>('/api/auth/api-key', { method: 'POST', body: { name: name.trim(), ...(days ? { expiresInDays: Number(days) } : {}) } }),
+    onSuccess: (r) => {
+      setCreated(r)
+      setName('')
+      qc.invalidateQueries({ queryKey: ['api-keys'] })
+    },
+  })
+  const revoke = useMutation({
+    mutationFn: (id: string) => api<unknown>(`/api/auth/api-keys/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+    onSuccess: () => {
+      setRevoking(null)
+      qc.invalidateQueries({ queryKey: ['api-keys'] })
+    },
+  })
+
+  const onCreate = (e: FormEvent) => {
+    e.preventDefault()
+    setCreated(null)
+    create.mutate()
+  }
+
+  return (
+    <div>
+      <PageHeader title="API keys" description="Keys let clients send events (x-api-key header). evp keeps only a hash: a key is shown once, when it is created." />
+      <Panel title="Create a key" className="mb-4">
+        <form onSubmit={onCreate} className="flex flex-wrap items-end gap-3">
+          <div className="min-w-56 flex-1">
+            <Field label="Name" htmlFor="keyName" hint="Say where it is used, e.g. “checkout service, production”.">
+              <input id="keyName" required maxLength={100} className={inputClass} value={name} onChange={(e) => setName(e.target.value)} />
+            </Field>
+          </div>
+          <div className="w-40">
+            <Field label="Expires" htmlFor="keyExpiry" hint="&nbsp;">
+              <select id="keyExpiry" className={inputClass} value={days} onChange={(e) => setDays(e.target.value)}>
+                <option value="">Never</option>
+                <option value="30">In 30 days</option>
+                <option value="90">In 90 days</option>
+                <option value="365">In a year</option>
+              </select>
+            </Field>
+          </div>
+          <Button type="submit" variant="primary" className="mb-5" disabled={create.isPending || !name.trim()}>
+            {create.isPending ? 'Creating…' : 'Create key'}
+          </Button>
+        </form>
+        {create.isError && <ErrorState error={create.error} />}
+        {created && (
+          <div role="status" className="mt-2 rounded-xl border border-warn/60 bg-warn/10 p-4" data-testid="new-key">
+            <div className="font-semibold text-warn">Copy this key now. It will not be shown again.</div>
+            <p className="mt-1 text-sm text-muted">Store it in your secret manager. If it is lost, revoke it and create another.</p>
+            <div className="mt-3 flex flex-wrap items-center gap-2">
+              <code id="new-key-value" className="min-w-0 flex-1 rounded-lg border border-line bg-raised px-3 py-2 font-mono text-sm break-all" data-testid="new-key-value">
+                {created.apiKey}
+              </code>
+              <CopyButton text={created.apiKey} targetId="new-key-value" label="Copy key" />
+              <Button variant="ghost" onClick={() => setCreated(null)}>
+                I have stored it
+              </Button>
+            </div>
+          </div>
+        )}
+      </Panel>
+
+      <Panel title="Keys">
+        {keys.isPending && <Loading />}
+        {keys.isError && <ErrorState error={keys.error} onRetry={() => keys.refetch()} />}
+        {keys.data && keys.data.length === 0 && <EmptyState title="No API keys yet">Create one above to start sending events.</EmptyState>}
+        {keys.data && keys.data.length > 0 && (
+          <div className="overflow-x-auto">
+            <table className="w-full text-left text-sm">
+              <thead className="text-xs text-muted uppercase">
+                <tr>
+                  <th scope="col" className="py-2 pr-3 font-medium">Name</th>
+                  <th scope="col" className="py-2 pr-3 font-medium">Key</th>
+                  <th scope="col" className="py-2 pr-3 font-medium">Status</th>
+                  <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Created</th>
+                  <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Last used</th>
+                  <th scope="col" className="hidden py-2 pr-3 font-medium lg:table-cell">Expires</th>
+                  <th scope="col" className="py-2"><span className="sr-only">Actions</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                {keys.data.map((k) => {
+                  const s = keyStatus(k)
+                  return (
+                    <tr key={k.id} className="border-t border-line">
+                      <td className="py-2 pr-3 font-medium">{k.name}</td>
+                      <td className="py-2 pr-3 font-mono whitespace-nowrap text-muted">
+                        {k.prefix}…{k.last4}
+                      </td>
+                      <td className="py-2 pr-3"><Badge tone={s.tone}>{s.label}</Badge></td>
+                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(k.createdAt)}</td>
+                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(k.lastUsedAt)}</td>
+                      <td className="hidden py-2 pr-3 whitespace-nowrap lg:table-cell">{k.expiresAt ? formatDateTime(k.expiresAt) : 'never'}</td>
+                      <td className="py-2 text-right">
+                        {s.label !== 'revoked' && (
+                          <Button variant="danger" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.name}`}>
+                            Revoke
+                          </Button>
+                        )}
+                      </td>
+                    </tr>
+                  )
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </Panel>
+      <ConfirmDialog
+        open={revoking !== null}
+        title={`Revoke “${revoking?.name ?? ''}”?`}
+        confirmLabel="Revoke key"
+        busy={revoke.isPending}
+        onCancel={() => {
+          setRevoking(null)
+          revoke.reset()
+        }}
+        onConfirm={() => revoking && revoke.mutate(revoking.id)}
+      >
+        Clients using {revoking?.prefix}…{revoking?.last4} are refused from now on (within a minute on every evp process). This cannot be undone.
+        {revoke.isError && <div className="mt-3"><ErrorState error={revoke.error} /></div>}
+      </ConfirmDialog>
+    </div>
+  )
+}
