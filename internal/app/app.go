@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/analyticscache"
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/dashboard"
 	"github.com/evp-dev/evp/internal/dedup"
@@ -30,6 +31,7 @@ import (
 	"github.com/evp-dev/evp/internal/queue/sqlitequeue"
 	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/store"
 	"github.com/evp-dev/evp/internal/store/sqlitestore"
 	"github.com/evp-dev/evp/internal/worker"
 )
@@ -91,6 +93,7 @@ type backends struct {
 	queue   queue.Queue
 	rate    httpapi.IngestRate // shared across replicas; nil for the embedded buffer
 	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
+	acache  httpapi.AnalyticsCache // analytics answers shared by every replica; nil: per process
 	store   *sqlitestore.Store
 	acc     accounts.Repository
 	dedup   dedup.Set
@@ -143,6 +146,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.queue = rq
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
+		b.acache = analyticscache.NewRedis(client, cfg.RedisPrefix)
 		b.limits = ratelimit.NewRedis(client, cfg.RedisPrefix+"ratelimit:")
 		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
 		b.rate = rate
@@ -223,6 +227,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		AuthLimitCounter: b.limits,
 		Dashboard:        dashboardFor(role),
 		Analytics:        st.Analytics, DeadLetters: st,
+		AnalyticsCache: b.acache,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
 			if err != nil {
@@ -236,6 +241,11 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 				TotalEvents: total, EventsPerSecond: processed.Rate(), DLQEvents: dlq,
 				TotalBatches: pool.Stats.Batches.Load(), LastBatchSize: pool.Stats.LastBatchSize.Load(),
 				FailedEvents: pool.Stats.Failed.Load(),
+			}
+			if tc, ok := any(st).(store.TypeCounter); ok {
+				if ps.EventsByType, err = tc.CountByType(ctx); err != nil {
+					return httpapi.ProcessingStats{}, err
+				}
 			}
 			if at := pool.Stats.LastProcessedAt.Load(); at > 0 {
 				ps.LastProcessedAt = time.Unix(0, at)

@@ -39,13 +39,14 @@ type HealthCheck struct {
 
 // ProcessingStats is what the metrics routes report about the workers and the store.
 type ProcessingStats struct {
-	TotalEvents     int64     // events stored
-	EventsPerSecond float64   // stored over the last 10 s
-	TotalBatches    int64     // since start
-	LastBatchSize   int64     // events in the last batch
-	LastProcessedAt time.Time // zero before the first batch
-	FailedEvents    int64     // failed store attempts
-	DLQEvents       int64     // entries in the dead-letter queue
+	TotalEvents     int64            // events stored
+	EventsPerSecond float64          // stored over the last 10 s
+	TotalBatches    int64            // since start
+	LastBatchSize   int64            // events in the last batch
+	LastProcessedAt time.Time        // zero before the first batch
+	FailedEvents    int64            // failed store attempts
+	DLQEvents       int64            // entries in the dead-letter queue
+	EventsByType    map[string]int64 // all-time stored events per type; nil when the store cannot tell
 }
 
 // Deps are what the server needs from the rest of evp.

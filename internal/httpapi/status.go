@@ -109,8 +109,7 @@ type metricsAnswer struct {
 	Timestamp    time.Time         `json:"timestamp"`
 }
 
-// getMetrics is GET /api/metrics. eventsByType comes with the analytics rollups; until then
-// it is an empty object.
+// getMetrics is GET /api/metrics.
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 	qs, err := s.Queue.Stats(r.Context())
 	if err != nil {
@@ -122,13 +121,16 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 		s.log.Error("metrics: processing stats failed", "err", err)
 		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read processing metrics")
 	}
+	if ps.EventsByType == nil {
+		ps.EventsByType = map[string]int64{}
+	}
 	ans := metricsAnswer{
 		Ingestion: ingestionMetrics{Rate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued},
 		Processing: processingMetrics{TotalEvents: ps.TotalEvents, EventsPerSecond: ps.EventsPerSecond,
 			TotalBatches: ps.TotalBatches, LastBatchSize: ps.LastBatchSize},
 		Errors:       errorMetrics{FailedEvents: ps.FailedEvents, DLQEvents: ps.DLQEvents},
 		Queue:        queueMetrics{StreamLength: qs.Length, ConsumerGroups: 1, PendingMessages: qs.Pending},
-		EventsByType: map[string]int64{},
+		EventsByType: ps.EventsByType,
 		Timestamp:    time.Now().UTC(),
 	}
 	if !ps.LastProcessedAt.IsZero() {

@@ -66,6 +66,12 @@ type DeadLetters interface {
 	DeleteDeadLetters(ctx context.Context, ids []string) (int, error)
 }
 
+// TypeCounter reports all-time event counts per event type (GET /api/metrics eventsByType),
+// kept by the store as it inserts.
+type TypeCounter interface {
+	CountByType(ctx context.Context) (map[string]int64, error)
+}
+
 // Analyzer answers analytics queries from the rollups the store maintains as it inserts.
 type Analyzer interface {
 	Analytics(ctx context.Context, q AnalyticsQuery) (AnalyticsResult, error)

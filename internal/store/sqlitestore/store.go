@@ -25,7 +25,7 @@ type Store struct {
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
-	rollupAdd, minSketchGet, minSketchPut, hourSketchGet, hourSketchPut *sql.Stmt
+	rollupAdd, typeAdd, minSketchGet, minSketchPut, hourSketchGet, hourSketchPut *sql.Stmt
 }
 
 var migrations = []sqlitedb.Migration{
@@ -75,6 +75,10 @@ CREATE TABLE sketch_hour (
 	users BLOB NOT NULL,
 	sessions BLOB NOT NULL
 );`},
+	// All-time count per event type for GET /api/metrics, kept with the events like the
+	// total; existing stores start from their rollups.
+	{Version: 3, Name: "type_counters", SQL: `
+INSERT INTO counters(name, value) SELECT 'type:' || event_type, SUM(count) FROM rollup_minute GROUP BY event_type;`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -101,6 +105,7 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		{&st.insertOne, insertCols + insertRow + insertTail},
 		{&st.insertMany, insertChunkSQL},
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
+		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
 		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
 		{&st.minSketchGet, `SELECT users, sessions FROM sketch_minute WHERE minute = ?`},
 		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
@@ -178,9 +183,17 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			return 0, 0, fmt.Errorf("sqlitestore: count: %w", err)
 		}
 		add := tx.StmtContext(ctx, s.rollupAdd)
+		byType := map[string]int64{}
 		for k, c := range counts {
 			if _, err = add.ExecContext(ctx, k.minute, k.eventType, c); err != nil {
 				return 0, 0, fmt.Errorf("sqlitestore: rollup: %w", err)
+			}
+			byType[k.eventType] += c
+		}
+		typeAdd := tx.StmtContext(ctx, s.typeAdd)
+		for t, c := range byType {
+			if _, err = typeAdd.ExecContext(ctx, t, c); err != nil {
+				return 0, 0, fmt.Errorf("sqlitestore: type count: %w", err)
 			}
 		}
 	}
@@ -238,6 +251,25 @@ func (s *Store) Count(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("sqlitestore: count: %w", err)
 	}
 	return n, nil
+}
+
+// CountByType returns how many events of each type are stored (store.TypeCounter).
+func (s *Store) CountByType(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT substr(name, 6), value FROM counters WHERE name >= 'type:' AND name < 'type;'`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: count by type: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]int64{}
+	for rows.Next() {
+		var t string
+		var n int64
+		if err := rows.Scan(&t, &n); err != nil {
+			return nil, fmt.Errorf("sqlitestore: count by type: %w", err)
+		}
+		m[t] = n
+	}
+	return m, rows.Err()
 }
 
 // DeadLetterCount implements store.EventStore.
