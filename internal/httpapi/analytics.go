@@ -152,9 +152,10 @@ func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 // analyticsKey identifies a query by everything its answer depends on: the resolved range
 // and bucket (so timeRange=1h and no timeRange share an entry, and a preset range gets a
 // new entry when its window moves to the next minute) and both filters.
+// The filters are quoted, so that no two filter pairs give the same key.
 func analyticsKey(q store.AnalyticsQuery) string {
 	return strings.Join([]string{strconv.FormatInt(q.Start.Unix(), 10), strconv.FormatInt(q.End.Unix(), 10),
-		strconv.FormatInt(int64(q.Bucket/time.Second), 10), q.EventType, q.UserID}, "\x00")
+		strconv.FormatInt(int64(q.Bucket/time.Second), 10), strconv.Quote(q.EventType), strconv.Quote(q.UserID)}, " ")
 }
 
 // AnalyticsCache keeps encoded analytics answers for a short time. An error from Get or Set
