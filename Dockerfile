@@ -18,7 +18,8 @@ ARG NODE_VERSION=20
 FROM node:${NODE_VERSION}-bookworm-slim AS web
 WORKDIR /src
 # The build context is mounted rather than copied so that a tree without web/ is no error.
-# The dashboard's build writes web/dist (Vite's default); its files end up in /out/dist.
+# The dashboard's build writes ../internal/dashboard/dist/app (where internal/dashboard embeds
+# it from); its files end up in /out/dist.
 RUN --mount=type=bind,target=/ctx \
     --mount=type=cache,target=/root/.npm \
     mkdir -p /out/dist \
@@ -27,7 +28,7 @@ RUN --mount=type=bind,target=/ctx \
       && cd /src/web \
       && npm ci --no-audit --no-fund \
       && npm run build \
-      && cp -a dist/. /out/dist/ ; \
+      && cp -a /src/internal/dashboard/dist/app/. /out/dist/ ; \
     else \
       echo "no web/package.json: building evp without the dashboard" ; \
     fi
@@ -38,9 +39,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
-# The dashboard's built files, where the Go package that embeds them expects them (empty
-# without a dashboard).
-COPY --from=web /out/dist ./web/dist
+# The dashboard's built files, where internal/dashboard embeds them from (empty without a
+# dashboard: evp then serves a page that says how to build it).
+COPY --from=web /out/dist ./internal/dashboard/dist/app
 ARG VERSION=dev
 # sqlite_omit_load_extension: no dlopen in a static binary; netgo, osusergo: pure-Go DNS and
 # user lookups instead of glibc's, which cannot be linked statically.

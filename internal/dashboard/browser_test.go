@@ -64,7 +64,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	root := repoRoot(t)
 	web := filepath.Join(root, "web")
-	needs(t, exists("/usr/bin/chromium"), "/usr/bin/chromium is missing (apt-get install chromium)")
+	chromium := os.Getenv("EVP_CHROMIUM") // another Chromium-based browser, such as CI's Chrome
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	needs(t, exists(chromium), chromium+" is missing (apt-get install chromium)")
 	node, err := exec.LookPath("node")
 	needs(t, err == nil, "node is not installed")
 	needs(t, exists(filepath.Join(web, "node_modules", "playwright-core")), "web/node_modules is missing (cd web && npm ci)")
@@ -157,7 +161,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		authFlag = "1"
 	}
 	script.Env = append(os.Environ(), "EVP_URL="+base, "EVP_LOG="+logPath, "EVP_AUTH="+authFlag,
-		"EVP_API_KEY="+apiKey, "SCREENSHOT_DIR="+shots)
+		"EVP_API_KEY="+apiKey, "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
 	var out bytes.Buffer
 	script.Stdout, script.Stderr = &out, &out
 	err = script.Run()
