@@ -1,0 +1,74 @@
+package sqlitestore
+
+import (
+	"context"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/store"
+)
+
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	es := events(0, 12000) // one event a second from base: 12000 s, about 3.3 hours
+	for i := range es {
+		if i%4 == 0 {
+			es[i].EventType = "click"
+		}
+	}
+	for i := 0; i < len(es); i += 1000 {
+		insert(t, s, es[i:i+1000], 1000, 0)
+	}
+	cutoff := base.Add(7300 * time.Second) // keeps events 7300.. (event i has time base+i s)
+	n, err := s.Prune(ctx, cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := es[7300:]
+	if n != 7300 {
+		t.Fatalf("Prune deleted %d events, want 7300", n)
+	}
+	if c := count(t, s); c != int64(len(kept)) {
+		t.Fatalf("Count = %d after prune, want %d", c, len(kept))
+	}
+	want := map[string]int64{}
+	for _, e := range kept {
+		want[e.EventType]++
+	}
+	if got, _ := s.CountByType(ctx); !maps.Equal(got, want) {
+		t.Fatalf("CountByType = %v, want %v", got, want)
+	}
+	var rawLeft int64
+	s.rdb.QueryRow(`SELECT COUNT(*) FROM events WHERE ts < ?`, cutoff.UnixNano()).Scan(&rawLeft)
+	if rawLeft != 0 {
+		t.Fatalf("%d events older than the cutoff remain", rawLeft)
+	}
+	// Analytics over the whole span agree with what is left: the pruned minutes' rollups
+	// are gone, the kept minutes' are intact.
+	startMin := floorDiv(cutoff.Unix(), 60) + 1 // first whole minute after the cutoff
+	q := store.AnalyticsQuery{Start: time.Unix(startMin*60, 0), End: time.Unix(floorDiv(base.Add(12000*time.Second).Unix(), 60)*60, 0), Bucket: time.Minute}
+	res, err := s.Analytics(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantTotal int64
+	for _, e := range kept {
+		if !e.Timestamp.Before(q.Start) && e.Timestamp.Before(q.End) {
+			wantTotal++
+		}
+	}
+	if res.TotalEvents != wantTotal {
+		t.Fatalf("analytics after prune: %d events, want %d", res.TotalEvents, wantTotal)
+	}
+	var oldRollups int64
+	s.rdb.QueryRow(`SELECT COUNT(*) FROM rollup_minute WHERE minute < ?`, floorDiv(cutoff.Unix(), 60)).Scan(&oldRollups)
+	if oldRollups != 0 {
+		t.Fatalf("%d minute rollups older than the cutoff remain", oldRollups)
+	}
+	// Pruning again finds nothing.
+	if n, err := s.Prune(ctx, cutoff); err != nil || n != 0 {
+		t.Fatalf("second Prune = %d, %v", n, err)
+	}
+}
