@@ -180,6 +180,11 @@ func New(d Deps) *Server {
 			d.Dashboard.ServeHTTP(w, r)
 			return
 		}
+		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, errorf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "%s %s is not supported; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+			return
+		}
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no route for %s %s", r.Method, r.URL.Path))
 	})
 	s.handler = s.wrap(mux)
@@ -223,4 +228,21 @@ func errUnavailable(format string, args ...any) *Error {
 	e := errorf(http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", format, args...)
 	e.RetryAfter = 1
 	return e
+}
+
+// allowedMethods lists the methods that have a route for r's path, other than the catch-all
+// (which matches every method, and so hides Go's own 405 answer).
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }
