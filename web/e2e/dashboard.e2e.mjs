@@ -136,6 +136,19 @@ try {
     await shot('03-api-keys')
     noProblems('API keys page')
     step('created an API key in the UI; it is shown once and listed')
+
+    // Revoke the key `evp apikey create` made, through the confirmation dialog.
+    const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'browser-test', exact: true }) })
+    await row.getByRole('button', { name: 'Revoke browser-test' }).click()
+    const dialog = page.getByRole('dialog')
+    await dialog.getByText('This cannot be undone').waitFor()
+    await dialog.getByRole('button', { name: 'Revoke key' }).click()
+    await row.getByText('revoked').waitFor()
+    check((await row.getByRole('button', { name: /Revoke/ }).count()) === 0, 'a revoked key has no Revoke button')
+    const refused = await fetch(base + '/api/metrics', { headers: { 'x-api-key': process.env.EVP_API_KEY } })
+    check(refused.status === 401 || refused.status === 403, `the revoked key is refused, got ${refused.status}`)
+    noProblems('revoking a key')
+    step('revoked a key after confirming; evp refuses it')
   } else {
     check(apiKey, 'EVP_API_KEY is set when evp has no email sign-in')
     await page.getByRole('button', { name: 'Use an API key instead' }).click()
@@ -180,6 +193,8 @@ try {
   check((await users.count()) === 6, `6 top users, got ${await users.count()}`)
   check((await page.getByTestId('stat-Events per user').textContent()).includes('5'), 'avg events per user is 5')
   await page.locator('figure canvas').first().waitFor()
+  const summary = await page.locator('figure figcaption').first().textContent()
+  check(/Events over time: 30 events in 15 buckets/.test(summary), `the chart's text summary: ${summary}`)
   check(/Updated/.test(await page.getByTestId('last-updated').textContent()), 'a "last updated" time is shown')
   await shot('02-analytics')
   noProblems('analytics page')
@@ -219,6 +234,20 @@ try {
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor()
     await until('the users table or an error state', async () =>
       (await page.getByRole('cell', { name: new RegExp(email) }).count()) + (await page.getByTestId('error-state').count()) > 0)
+    if ((await page.getByTestId('error-state').count()) === 0) {
+      await page.getByLabel('Email', { exact: true }).fill('viewer@example.com')
+      await page.getByLabel('Role', { exact: true }).selectOption('OPERATOR')
+      await page.getByRole('button', { name: 'Invite' }).click()
+      const invited = page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'viewer@example.com' }) })
+      await invited.waitFor()
+      await invited.getByLabel('Role of viewer@example.com').selectOption('VIEWER')
+      await until('the role change to be saved', async () => {
+        const res = await fetch(base + '/api/users', { headers: { Authorization: `Bearer ${await page.evaluate(() => JSON.parse(localStorage.getItem('evp.session')).token)}` } })
+        const list = (await res.json()).data
+        return list.some((u) => u.email === 'viewer@example.com' && u.role === 'VIEWER')
+      })
+      step('invited a user and changed their role')
+    }
     await shot('06-users')
     expectFailures = false
     noProblems('dead letters and users pages')

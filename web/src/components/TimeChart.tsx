@@ -14,6 +14,11 @@ export interface TimeChartProps {
   format?: (v: number) => string
 }
 
+/** bucketStep is the spacing of the first two x values (seconds); 60 with fewer. */
+function bucketStep(xs: number[]): number {
+  return xs.length > 1 ? xs[1] - xs[0] : 60
+}
+
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim()
   return v || fallback
@@ -40,9 +45,13 @@ export function TimeChart({ t, lines, bars, height = 220, summary, format }: Tim
       height,
       legend: { show: lines.length > 1 },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      scales: {
+        // Bars are drawn from their bucket's start to its end: make room for the last one.
+        x: bars ? { time: true, range: (u, min, max) => [min, max + bucketStep(u.data[0] as number[])] } : { time: true },
+        y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
       axes: [
-        { ...axis },
+        { ...axis, space: 80 },
         { ...axis, size: 56, values: (_u, vals) => vals.map((v) => (format ? format(v) : String(v))) },
       ],
       series: [
