@@ -260,7 +260,7 @@ export interface paths {
          *
          *     Sources: without filters, counts come from per-minute rollups (exact) and `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error). With `eventType`, counts come from the rollups and distinct counts from the raw events of that type (exact). With `userId`, and for `topUsers` always, figures are computed from the raw stored events of the range (read through the event-time index): these are not yet rollup-backed and cost in proportion to the events in the range.
          *
-         *     Answers are cached in process for 10 s, keyed by every parameter; `X-Cache` says whether this one came from the cache.
+         *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache.
          */
         get: operations["getAnalyticsMetrics"];
         put?: never;

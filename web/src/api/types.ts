@@ -1,6 +1,6 @@
 // Types of evp's API. Routes described in internal/openapi/openapi.json take their types from
-// the generated schema.d.ts (npm run gen:api); the accounts and dead-letter routes are typed
-// here from API_CONTRACT.md until they appear in the document.
+// the generated schema.d.ts (npm run gen:api); the accounts routes are typed here from
+// API_CONTRACT.md until they appear in the document.
 import type { components } from './schema'
 
 type S = components['schemas']
@@ -47,18 +47,6 @@ export interface CreatedAPIKey {
   key?: APIKey
 }
 
-export interface DeadLetter {
-  id: string
-  eventId?: string
-  error: string
-  attempts: number
-  failedAt: string
-  event?: unknown
-  raw?: string
-}
-
-export interface DeadLetterPage {
-  items: DeadLetter[]
-  nextCursor?: string | null
-  total?: number
-}
+export type DeadLetter = S['DeadLetter']
+export type DeadLetterPage = S['DeadLetterPage']
+export type DeadLetterReplayAll = S['DeadLetterReplayAll']

@@ -1,7 +1,7 @@
 import { useState } from 'react'
 import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { api } from '../api/client'
-import type { DeadLetter, DeadLetterPage } from '../api/types'
+import type { DeadLetter, DeadLetterPage, DeadLetterReplayAll } from '../api/types'
 import { Badge, Button, ConfirmDialog, EmptyState, ErrorState, Loading, PageHeader, Panel } from '../components/ui'
 import { formatAgo, formatCount, formatDateTime } from '../lib/format'
 
@@ -54,8 +54,9 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
             <pre className="max-h-96 overflow-auto rounded-lg border border-line bg-raised p-3 font-mono text-xs">{d.event ? JSON.stringify(d.event, null, 2) : (d.raw ?? '')}</pre>
           </div>
           {(replay.isError || remove.isError) && <ErrorState error={replay.error ?? remove.error} />}
+          {!d.replayable && <p className="text-muted">This entry could not be decoded, so it cannot be replayed; delete it once you have looked at it.</p>}
           <div className="flex gap-2">
-            <Button variant="primary" onClick={() => replay.mutate()} disabled={replay.isPending}>
+            <Button variant="primary" onClick={() => replay.mutate()} disabled={replay.isPending || !d.replayable}>
               {replay.isPending ? 'Replaying…' : 'Replay'}
             </Button>
             <Button variant="danger" onClick={() => setConfirm('delete')}>
@@ -82,15 +83,18 @@ export function DeadLetters() {
     getNextPageParam: (last) => last.nextCursor || undefined,
     refetchInterval: 15_000,
   })
+  const [replayed, setReplayed] = useState<DeadLetterReplayAll | null>(null)
   const replayAll = useMutation({
-    mutationFn: () => api('/api/v1/dead-letters/replay', { method: 'POST' }),
-    onSuccess: () => {
+    mutationFn: () => api<DeadLetterReplayAll>('/api/v1/dead-letters/replay', { method: 'POST' }),
+    onSuccess: (r) => {
       setConfirmAll(false)
+      setReplayed(r)
       qc.invalidateQueries({ queryKey: ['dead-letters'] })
     },
   })
   const items = list.data?.pages.flatMap((p) => p.items) ?? []
-  const total = list.data?.pages[0]?.total
+  const reported = list.data?.pages[0]?.total
+  const total = reported !== undefined && reported >= 0 ? reported : undefined
 
   return (
     <div>
@@ -105,6 +109,12 @@ export function DeadLetters() {
           )
         }
       />
+      {replayed && (
+        <p role="status" className="mb-4 text-sm text-good">
+          Replayed {formatCount(replayed.replayed)} event{replayed.replayed === 1 ? '' : 's'}
+          {replayed.skipped > 0 && `; ${formatCount(replayed.skipped)} could not be decoded and stayed`}.
+        </p>
+      )}
       <div className="grid gap-4 xl:grid-cols-2">
         <Panel title={total !== undefined ? `${formatCount(total)} dead letter${total === 1 ? '' : 's'}` : 'Dead letters'}>
           {list.isPending && <Loading />}
