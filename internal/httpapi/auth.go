@@ -140,6 +140,11 @@ func (s *Server) authLimiter() func(http.Handler) http.Handler {
 	}
 	return httprate.Limit(limit, time.Minute, append(opts,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			// httprate calls this also after the error handler above has answered (the
+			// counter store failed); a second answer would be appended to the first.
+			if rec, ok := w.(*statusRecorder); ok && rec.status != 0 {
+				return
+			}
 			e := errorf(http.StatusTooManyRequests, "RATE_LIMITED", "too many requests to /api/auth from this address; at most %d per minute", limit)
 			if w.Header().Get("Retry-After") == "" {
 				e.RetryAfter = 60

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/openapi/openapitest"
@@ -72,11 +73,13 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 		method, path string // path is the document's route; target the URL requested
 		target       string
 		header       []string
+		as           accounts.Role // sends the session of an ACTIVE user with this role
 		wantStatus   int
 		wantCode     string
 		check        func(t *testing.T, f *fixture, data map[string]any)
 	}
-	key := []string{"x-api-key", "evp_good"}
+	key := []string{"x-api-key", "evp_good"} // an API key may not manage dead letters
+	const operator = accounts.RoleOperator
 	closeStore := func(f *fixture) { f.dl.Close() }
 	keyDown := func(f *fixture) { f.keys.storeDown = true }
 	bufferDown := func(f *fixture) { f.q.failAppend = true }
@@ -94,7 +97,7 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 		}
 	}
 	steps := []step{
-		{name: "list", letters: 2, method: "GET", path: list, target: list, header: key, wantStatus: 200,
+		{name: "list", letters: 2, method: "GET", path: list, target: list, as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				items := d["items"].([]any)
 				if len(items) != 2 || d["total"] != 2.0 || d["nextCursor"] != nil {
@@ -110,52 +113,55 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 					t.Errorf("letter shown as %v", oldest)
 				}
 			}},
-		{name: "list first page", letters: 3, method: "GET", path: list, target: list + "?limit=2", header: key, wantStatus: 200,
+		{name: "list first page", letters: 3, method: "GET", path: list, target: list + "?limit=2", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if len(d["items"].([]any)) != 2 || d["nextCursor"] != "2" || d["total"] != 3.0 {
 					t.Errorf("page %v", d)
 				}
 			}},
-		{name: "list last page", letters: 3, method: "GET", path: list, target: list + "?limit=2&cursor=2", header: key, wantStatus: 200,
+		{name: "list last page", letters: 3, method: "GET", path: list, target: list + "?limit=2&cursor=2", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				items := d["items"].([]any)
 				if len(items) != 1 || items[0].(map[string]any)["id"] != "1" || d["nextCursor"] != nil {
 					t.Errorf("page %v", d)
 				}
 			}},
-		{name: "list empty", method: "GET", path: list, target: list + "?cursor=", header: key, wantStatus: 200,
+		{name: "list empty", method: "GET", path: list, target: list + "?cursor=", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if len(d["items"].([]any)) != 0 || d["total"] != 0.0 {
 					t.Errorf("page %v", d)
 				}
 			}},
-		{name: "list limit 0", method: "GET", path: list, target: list + "?limit=0", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
-		{name: "list limit 101", method: "GET", path: list, target: list + "?limit=101", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
-		{name: "list limit not a number", method: "GET", path: list, target: list + "?limit=ten", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
-		{name: "list bad cursor", letters: 1, method: "GET", path: list, target: list + "?cursor=abc", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
-		{name: "list no key", method: "GET", path: list, target: list, wantStatus: 401, wantCode: "MISSING_API_KEY"},
-		{name: "list store error", setup: closeStore, method: "GET", path: list, target: list, header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "list limit 0", method: "GET", path: list, target: list + "?limit=0", as: operator, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "list limit 101", method: "GET", path: list, target: list + "?limit=101", as: operator, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "list limit not a number", method: "GET", path: list, target: list + "?limit=ten", as: operator, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "list bad cursor", letters: 1, method: "GET", path: list, target: list + "?cursor=abc", as: operator, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "list no credentials", method: "GET", path: list, target: list, wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "list with an api key", letters: 1, method: "GET", path: list, target: list, header: key, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "list as viewer", letters: 1, method: "GET", path: list, target: list, as: accounts.RoleViewer, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "list store error", setup: closeStore, method: "GET", path: list, target: list, as: operator, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "list key store down", setup: keyDown, method: "GET", path: list, target: list, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
-		{name: "show", letters: 2, method: "GET", path: one, target: list + "/1", header: key, wantStatus: 200,
+		{name: "show", letters: 2, method: "GET", path: one, target: list + "/1", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["id"] != "1" || d["eventId"] != "evt_dl_1" || d["error"] != "database or disk is full" {
 					t.Errorf("letter %v", d)
 				}
 			}},
-		{name: "show undecodable", letters: 2, method: "GET", path: one, target: list + "/2", header: key, wantStatus: 200,
+		{name: "show undecodable", letters: 2, method: "GET", path: one, target: list + "/2", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["raw"] != dlRaw {
 					t.Errorf("letter %v", d)
 				}
 			}},
-		{name: "show absent", letters: 2, method: "GET", path: one, target: list + "/3", header: key, wantStatus: 404, wantCode: "NOT_FOUND"},
-		{name: "show not an id", method: "GET", path: one, target: list + "/abc", header: key, wantStatus: 404, wantCode: "NOT_FOUND"},
-		{name: "show no key", method: "GET", path: one, target: list + "/1", wantStatus: 401, wantCode: "MISSING_API_KEY"},
-		{name: "show store error", setup: closeStore, method: "GET", path: one, target: list + "/1", header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "show absent", letters: 2, method: "GET", path: one, target: list + "/3", as: operator, wantStatus: 404, wantCode: "NOT_FOUND"},
+		{name: "show not an id", method: "GET", path: one, target: list + "/abc", as: operator, wantStatus: 404, wantCode: "NOT_FOUND"},
+		{name: "show no credentials", method: "GET", path: one, target: list + "/1", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "show with an api key", letters: 1, method: "GET", path: one, target: list + "/1", header: key, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "show store error", setup: closeStore, method: "GET", path: one, target: list + "/1", as: operator, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "show key store down", setup: keyDown, method: "GET", path: one, target: list + "/1", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
-		{name: "replay", letters: 2, method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 200,
+		{name: "replay", letters: 2, method: "POST", path: replay, target: list + "/1/replay", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["id"] != "1" || d["eventId"] != "evt_dl_1" || d["replayed"] != true {
 					t.Errorf("answer %v", d)
@@ -169,18 +175,20 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 				}
 				wantLeft(1)(t, f, d)
 			}},
-		{name: "replay undecodable", letters: 2, method: "POST", path: replay, target: list + "/2/replay", header: key, wantStatus: 409, wantCode: "NOT_REPLAYABLE",
+		{name: "replay undecodable", letters: 2, method: "POST", path: replay, target: list + "/2/replay", as: operator, wantStatus: 409, wantCode: "NOT_REPLAYABLE",
 			check: wantLeft(2)},
-		{name: "replay absent", method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 404, wantCode: "NOT_FOUND"},
-		{name: "replay buffer down", letters: 1, setup: bufferDown, method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
+		{name: "replay absent", method: "POST", path: replay, target: list + "/1/replay", as: operator, wantStatus: 404, wantCode: "NOT_FOUND"},
+		{name: "replay buffer down", letters: 1, setup: bufferDown, method: "POST", path: replay, target: list + "/1/replay", as: operator, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
 			check: wantLeft(1)},
-		{name: "replay not ready", letters: 1, setup: func(f *fixture) { f.srv.SetReady(false) }, method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
-		{name: "replay no key", method: "POST", path: replay, target: list + "/1/replay", wantStatus: 401, wantCode: "MISSING_API_KEY"},
-		{name: "replay store error", setup: closeStore, method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "replay not ready", letters: 1, setup: func(f *fixture) { f.srv.SetReady(false) }, method: "POST", path: replay, target: list + "/1/replay", as: operator, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "replay no credentials", method: "POST", path: replay, target: list + "/1/replay", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "replay as api client", letters: 1, method: "POST", path: replay, target: list + "/1/replay", as: accounts.RoleAPIClient, wantStatus: 403, wantCode: "FORBIDDEN",
+			check: wantLeft(1)},
+		{name: "replay store error", setup: closeStore, method: "POST", path: replay, target: list + "/1/replay", as: operator, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "replay key store down", setup: keyDown, method: "POST", path: replay, target: list + "/1/replay", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		// 250 letters: three pages of the replay; the 125 even ids do not decode and stay.
-		{name: "replay all", letters: 250, method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 200,
+		{name: "replay all", letters: 250, method: "POST", path: replayAll, target: replayAll, as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["replayed"] != 125.0 || d["skipped"] != 125.0 {
 					t.Errorf("answer %v", d)
@@ -194,19 +202,21 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 				}
 				wantLeft(125)(t, f, d)
 			}},
-		{name: "replay all empty", method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 200,
+		{name: "replay all empty", method: "POST", path: replayAll, target: replayAll, as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["replayed"] != 0.0 || d["skipped"] != 0.0 {
 					t.Errorf("answer %v", d)
 				}
 			}},
-		{name: "replay all buffer down", letters: 2, setup: bufferDown, method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
+		{name: "replay all buffer down", letters: 2, setup: bufferDown, method: "POST", path: replayAll, target: replayAll, as: operator, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
 			check: wantLeft(2)},
-		{name: "replay all no key", method: "POST", path: replayAll, target: replayAll, wantStatus: 401, wantCode: "MISSING_API_KEY"},
-		{name: "replay all store error", setup: closeStore, method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "replay all no credentials", method: "POST", path: replayAll, target: replayAll, wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "replay all with an api key", letters: 2, method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 403, wantCode: "FORBIDDEN",
+			check: wantLeft(2)},
+		{name: "replay all store error", setup: closeStore, method: "POST", path: replayAll, target: replayAll, as: operator, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "replay all key store down", setup: keyDown, method: "POST", path: replayAll, target: replayAll, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
-		{name: "delete", letters: 2, method: "DELETE", path: one, target: list + "/2", header: key, wantStatus: 200,
+		{name: "delete", letters: 2, method: "DELETE", path: one, target: list + "/2", as: operator, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, d map[string]any) {
 				if d["id"] != "2" || d["deleted"] != true {
 					t.Errorf("answer %v", d)
@@ -216,16 +226,18 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 				}
 				wantLeft(1)(t, f, d)
 			}},
-		{name: "delete absent", letters: 1, method: "DELETE", path: one, target: list + "/2", header: key, wantStatus: 404, wantCode: "NOT_FOUND",
+		{name: "delete absent", letters: 1, method: "DELETE", path: one, target: list + "/2", as: operator, wantStatus: 404, wantCode: "NOT_FOUND",
 			check: wantLeft(1)},
-		{name: "delete no key", method: "DELETE", path: one, target: list + "/1", wantStatus: 401, wantCode: "MISSING_API_KEY"},
-		{name: "delete store error", setup: closeStore, method: "DELETE", path: one, target: list + "/1", header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "delete no credentials", method: "DELETE", path: one, target: list + "/1", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "delete as viewer", letters: 1, method: "DELETE", path: one, target: list + "/1", as: accounts.RoleViewer, wantStatus: 403, wantCode: "FORBIDDEN",
+			check: wantLeft(1)},
+		{name: "delete store error", setup: closeStore, method: "DELETE", path: one, target: list + "/1", as: operator, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "delete key store down", setup: keyDown, method: "DELETE", path: one, target: list + "/1", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 	}
 	covered := map[string]bool{}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
-			f := newFixture()
+			f := newFixture(t)
 			st, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitedb.SyncNormal)
 			if err != nil {
 				t.Fatal(err)
@@ -243,6 +255,9 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 			req := httptest.NewRequest(s.method, s.target, nil)
 			for i := 0; i+1 < len(s.header); i += 2 {
 				req.Header.Set(s.header[i], s.header[i+1])
+			}
+			if s.as != "" {
+				req.Header.Set("Authorization", "Bearer "+f.acc.token(t, s.as))
 			}
 			rec := httptest.NewRecorder()
 			f.srv.Handler().ServeHTTP(rec, req)
@@ -318,7 +333,7 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 			}
 		}
 	}
-	if n != 25 {
-		t.Errorf("%d documented dead-letter responses, want 25", n)
+	if n != 30 {
+		t.Errorf("%d documented dead-letter responses, want 30", n)
 	}
 }

@@ -41,13 +41,17 @@ func TestDocumentIsValidOpenAPI31(t *testing.T) {
 // The operations the HTTP server registers (internal/httpapi/server.go); routes_test.go
 // checks this list against the real server.
 var wantOperations = []string{
+	"DELETE /api/auth/api-keys/{id}",
 	"DELETE /api/v1/dead-letters/{id}",
+	"GET /api/auth/api-keys",
+	"GET /api/auth/me",
 	"GET /api/health",
 	"GET /api/live",
 	"GET /api/metrics",
 	"GET /api/metrics/ingestion",
 	"GET /api/metrics/stream",
 	"GET /api/ready",
+	"GET /api/users",
 	"GET /api/v1/analytics/metrics",
 	"GET /api/v1/dead-letters",
 	"GET /api/v1/dead-letters/{id}",
@@ -55,6 +59,11 @@ var wantOperations = []string{
 	"GET /docs",
 	"GET /metrics",
 	"GET /openapi.json",
+	"PATCH /api/users/{id}",
+	"POST /api/auth/api-key",
+	"POST /api/auth/request-code",
+	"POST /api/auth/verify",
+	"POST /api/users",
 	"POST /api/v1/dead-letters/replay",
 	"POST /api/v1/dead-letters/{id}/replay",
 	"POST /api/v1/events",
@@ -67,21 +76,53 @@ func TestPaths(t *testing.T) {
 	}
 }
 
-// keyed are the operations that need the x-api-key header.
-var keyed = map[string]bool{
-	"POST /api/v1/events":           true,
-	"POST /api/v1/events/batch":     true,
-	"GET /api/v1/events/stats":      true,
-	"GET /api/metrics":              true,
-	"GET /api/metrics/ingestion":    true,
-	"GET /api/metrics/stream":       true,
-	"GET /api/v1/analytics/metrics": true,
+// security is what each operation accepts: "key or session" (x-api-key or Authorization:
+// Bearer), "session", or nothing (absent).
+var security = map[string]string{
+	"POST /api/v1/events":           "key or session",
+	"POST /api/v1/events/batch":     "key or session",
+	"GET /api/v1/events/stats":      "key or session",
+	"GET /api/metrics":              "key or session",
+	"GET /api/metrics/ingestion":    "key or session",
+	"GET /api/metrics/stream":       "key or session",
+	"GET /api/v1/analytics/metrics": "key or session",
 	// Dead-letter management.
-	"GET /api/v1/dead-letters":              true,
-	"GET /api/v1/dead-letters/{id}":         true,
-	"POST /api/v1/dead-letters/{id}/replay": true,
-	"POST /api/v1/dead-letters/replay":      true,
-	"DELETE /api/v1/dead-letters/{id}":      true,
+	"GET /api/v1/dead-letters":              "session",
+	"GET /api/v1/dead-letters/{id}":         "session",
+	"POST /api/v1/dead-letters/{id}/replay": "session",
+	"POST /api/v1/dead-letters/replay":      "session",
+	"DELETE /api/v1/dead-letters/{id}":      "session",
+	// Accounts.
+	"GET /api/auth/me":               "session",
+	"POST /api/auth/api-key":         "session",
+	"GET /api/auth/api-keys":         "session",
+	"DELETE /api/auth/api-keys/{id}": "session",
+	"GET /api/users":                 "session",
+	"POST /api/users":                "session",
+	"PATCH /api/users/{id}":          "session",
+}
+
+// securityOf describes an operation's security requirement in the terms of security.
+func securityOf(op *openapi3.Operation) string {
+	if op.Security == nil {
+		return ""
+	}
+	var names []string
+	for _, req := range *op.Security {
+		if len(req) != 1 {
+			return "?"
+		}
+		for name := range req {
+			names = append(names, name)
+		}
+	}
+	switch strings.Join(names, " ") {
+	case "apiKey bearerAuth":
+		return "key or session"
+	case "bearerAuth":
+		return "session"
+	}
+	return "?" + strings.Join(names, " ")
 }
 
 func TestOperations(t *testing.T) {
@@ -90,17 +131,21 @@ func TestOperations(t *testing.T) {
 	if scheme == nil || scheme.Value.Type != "apiKey" || scheme.Value.In != "header" || scheme.Value.Name != "x-api-key" {
 		t.Fatalf("securitySchemes.apiKey = %+v", scheme)
 	}
+	bearer := doc.Components.SecuritySchemes["bearerAuth"]
+	if bearer == nil || bearer.Value.Type != "http" || bearer.Value.Scheme != "bearer" || bearer.Value.BearerFormat != "JWT" {
+		t.Fatalf("securitySchemes.bearerAuth = %+v", bearer)
+	}
 	if doc.Security != nil {
 		t.Errorf("global security should be empty; set per operation")
 	}
 	wantStatuses := map[string][]string{
-		"POST /api/v1/events":           {"200", "202", "400", "401", "413", "415", "500", "503"},
-		"POST /api/v1/events/batch":     {"202", "400", "401", "413", "415", "500", "503"},
-		"GET /api/v1/events/stats":      {"200", "401", "500", "503"},
-		"GET /api/metrics":              {"200", "401", "500", "503"},
-		"GET /api/metrics/ingestion":    {"200", "401", "500", "503"},
-		"GET /api/metrics/stream":       {"200", "401", "500", "503"},
-		"GET /api/v1/analytics/metrics": {"200", "400", "401", "500", "503"},
+		"POST /api/v1/events":           {"200", "202", "400", "401", "403", "413", "415", "500", "503"},
+		"POST /api/v1/events/batch":     {"202", "400", "401", "403", "413", "415", "500", "503"},
+		"GET /api/v1/events/stats":      {"200", "401", "403", "500", "503"},
+		"GET /api/metrics":              {"200", "401", "403", "500", "503"},
+		"GET /api/metrics/ingestion":    {"200", "401", "403", "500", "503"},
+		"GET /api/metrics/stream":       {"200", "401", "403", "500", "503"},
+		"GET /api/v1/analytics/metrics": {"200", "400", "401", "403", "500", "503"},
 		"GET /api/health":               {"200", "500", "503"},
 		"GET /api/ready":                {"200", "500", "503"},
 		"GET /api/live":                 {"200", "500"},
@@ -108,11 +153,21 @@ func TestOperations(t *testing.T) {
 		"GET /docs":                     {"200"},
 		"GET /metrics":                  {"200", "401"},
 		// Dead-letter management.
-		"GET /api/v1/dead-letters":              {"200", "400", "401", "500", "503"},
-		"GET /api/v1/dead-letters/{id}":         {"200", "401", "404", "500", "503"},
-		"POST /api/v1/dead-letters/{id}/replay": {"200", "401", "404", "409", "500", "503"},
-		"POST /api/v1/dead-letters/replay":      {"200", "401", "500", "503"},
-		"DELETE /api/v1/dead-letters/{id}":      {"200", "401", "404", "500", "503"},
+		"GET /api/v1/dead-letters":              {"200", "400", "401", "403", "500", "503"},
+		"GET /api/v1/dead-letters/{id}":         {"200", "401", "403", "404", "500", "503"},
+		"POST /api/v1/dead-letters/{id}/replay": {"200", "401", "403", "404", "409", "500", "503"},
+		"POST /api/v1/dead-letters/replay":      {"200", "401", "403", "500", "503"},
+		"DELETE /api/v1/dead-letters/{id}":      {"200", "401", "403", "404", "500", "503"},
+		// Accounts.
+		"POST /api/auth/request-code":    {"200", "400", "413", "415", "429", "500", "503"},
+		"POST /api/auth/verify":          {"200", "400", "401", "403", "413", "415", "429", "500", "503"},
+		"GET /api/auth/me":               {"200", "401", "429", "500", "503"},
+		"POST /api/auth/api-key":         {"200", "400", "401", "403", "413", "415", "429", "500", "503"},
+		"GET /api/auth/api-keys":         {"200", "401", "403", "429", "500", "503"},
+		"DELETE /api/auth/api-keys/{id}": {"200", "401", "403", "404", "429", "500", "503"},
+		"GET /api/users":                 {"200", "401", "403", "500", "503"},
+		"POST /api/users":                {"201", "400", "401", "403", "409", "413", "415", "500", "503"},
+		"PATCH /api/users/{id}":          {"200", "400", "401", "403", "404", "409", "413", "415", "500", "503"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
@@ -122,9 +177,8 @@ func TestOperations(t *testing.T) {
 				t.Errorf("%s: operationId %q missing or repeated", name, op.OperationID)
 			}
 			ids[op.OperationID] = true
-			hasKey := op.Security != nil && len(*op.Security) == 1 && (*op.Security)[0]["apiKey"] != nil
-			if hasKey != keyed[name] {
-				t.Errorf("%s: apiKey security = %v, want %v", name, hasKey, keyed[name])
+			if got := securityOf(op); got != security[name] {
+				t.Errorf("%s: security %q, want %q", name, got, security[name])
 			}
 			statuses := op.Responses.Keys()
 			slices.Sort(statuses)
@@ -136,16 +190,18 @@ func TestOperations(t *testing.T) {
 				if h := resp.Headers["X-Request-Id"]; h == nil || !h.Value.Required {
 					t.Errorf("%s %s: no required X-Request-Id header", name, status)
 				}
+				// Retry-After on every 429, and on every 503 but those of the health routes.
 				_, retry := resp.Headers["Retry-After"]
-				if wantRetry := status == "503" && keyed[name]; retry != wantRetry {
+				health := path == "/api/health" || path == "/api/ready"
+				if wantRetry := status == "429" || status == "503" && !health; retry != wantRetry {
 					t.Errorf("%s %s: Retry-After documented = %v, want %v", name, status, retry, wantRetry)
 				}
 				if len(resp.Content) != 1 {
 					t.Errorf("%s %s: %d content types, want 1", name, status, len(resp.Content))
 				}
 			}
-			// A replay takes no body; every other keyed POST does.
-			if keyed[name] && method == http.MethodPost && !strings.HasSuffix(path, "/replay") {
+			// A replay takes no body; every other POST or PATCH does.
+			if (method == http.MethodPost || method == http.MethodPatch) && !strings.HasSuffix(path, "/replay") {
 				if op.RequestBody == nil || !op.RequestBody.Value.Required || op.RequestBody.Value.Content.Get("application/json") == nil {
 					t.Errorf("%s: no required application/json request body", name)
 				}
@@ -301,7 +357,17 @@ func TestValidateResponse(t *testing.T) {
 			`{"success":false,"error":{"code":"VALIDATION_ERROR","message":"m"}}`, "body does not match"},
 		{"unknown code", "POST", "/api/v1/events", 400, ct,
 			`{"success":false,"error":{"code":"OOPS","message":"m"}}`, "body does not match"},
-		{"missing key", "GET", "/api/metrics", 401, ct, `{"success":false,"error":{"code":"MISSING_API_KEY","message":"m"}}`, ""},
+		{"missing key", "POST", "/api/v1/events", 401, ct, `{"success":false,"error":{"code":"MISSING_API_KEY","message":"m"}}`, ""},
+		{"no credentials", "GET", "/api/metrics", 401, ct, `{"success":false,"error":{"code":"UNAUTHORIZED","message":"m"}}`, ""},
+		{"missing key on a read route", "GET", "/api/metrics", 401, ct, `{"success":false,"error":{"code":"MISSING_API_KEY","message":"m"}}`, "body does not match"},
+		{"forbidden", "GET", "/api/v1/dead-letters", 403, ct, `{"success":false,"error":{"code":"FORBIDDEN","message":"m"}}`, ""},
+		{"rate limited", "POST", "/api/auth/verify", 429, ct, `{"success":false,"error":{"code":"RATE_LIMITED","message":"m"}}`, ""},
+		{"session", "POST", "/api/auth/verify", 200, ct,
+			`{"success":true,"data":{"token":"t","expiresAt":"2026-11-26T12:00:00Z","user":{"id":"usr_1","email":"a@example.com","role":"ADMIN"}}}`, ""},
+		{"session with an unknown role", "POST", "/api/auth/verify", 200, ct,
+			`{"success":true,"data":{"token":"t","expiresAt":"2026-11-26T12:00:00Z","user":{"id":"usr_1","email":"a@example.com","role":"ROOT"}}}`, "body does not match"},
+		{"api key listing with a hash", "GET", "/api/auth/api-keys", 200, ct,
+			`{"success":true,"data":[{"id":"key_1","name":"n","prefix":"evp_abcd","last4":"wxyz","createdAt":"2026-11-25T12:00:00Z","hash":"00"}]}`, "body does not match"},
 		{"unavailable", "POST", "/api/v1/events/batch", 503, ct, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"m"}}`, ""},
 		{"stats", "GET", "/api/v1/events/stats", 200, ct,
 			`{"success":true,"data":{"ingestionRate":0,"totalIngested":0,"timestamp":"2024-01-15T10:30:00.123456789Z"}}`, ""},
