@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math"
 	"sort"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 
-	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -21,8 +19,9 @@ import (
 //     batch actually inserted (RowsAffected, and when a chunk had duplicates the rows carrying
 //     this write's processed_at), so a redelivered batch adds nothing.
 //   - sketch_minute, sketch_hour: HyperLogLog sketches (precision 14, standard error about
-//     0.8 %) of user and session ids per minute and per hour. Adding an id twice changes
-//     nothing, so every event of a batch is added, duplicates included.
+//     0.8 %) of user and session ids per minute and per hour, kept in memory and flushed
+//     about once a second (sketches.go). Adding an id twice changes nothing, so every event
+//     of a batch is added, duplicates included, and a replay after a crash is safe.
 
 type rollupKey struct {
 	minute    int64
@@ -58,69 +57,6 @@ func (p *sketchPair) unmarshal(users, sessions []byte) error {
 	return p.sessions.UnmarshalBinary(sessions)
 }
 
-// updateSketches merges the batch's ids into the sketches of every minute and hour it
-// touches (read, merge, write).
-func (s *Store) updateSketches(ctx context.Context, tx *sql.Tx, events []event.Event) error {
-	minutes := map[int64]*sketchPair{}
-	for i := range events {
-		e := &events[i]
-		m := unixMinute(e.Timestamp.UnixNano())
-		p := minutes[m]
-		if p == nil {
-			p = newPair()
-			minutes[m] = p
-		}
-		p.users.Insert([]byte(e.UserID))
-		p.sessions.Insert([]byte(e.SessionID))
-	}
-	hours := map[int64]*sketchPair{}
-	for m, p := range minutes {
-		h := floorDiv(m, 60)
-		hp := hours[h]
-		if hp == nil {
-			hp = newPair()
-			hours[h] = hp
-		}
-		if err := hp.merge(p); err != nil {
-			return fmt.Errorf("sqlitestore: sketch: %w", err)
-		}
-	}
-	for _, level := range []struct {
-		get, put *sql.Stmt
-		sk       map[int64]*sketchPair
-	}{{s.minSketchGet, s.minSketchPut, minutes}, {s.hourSketchGet, s.hourSketchPut, hours}} {
-		get, put := tx.StmtContext(ctx, level.get), tx.StmtContext(ctx, level.put)
-		for k, p := range level.sk {
-			var u, ss []byte
-			switch err := get.QueryRowContext(ctx, k).Scan(&u, &ss); err {
-			case nil:
-				old := newPair()
-				if err := old.unmarshal(u, ss); err != nil {
-					return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
-				}
-				if err := p.merge(old); err != nil {
-					return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
-				}
-			case sql.ErrNoRows:
-			default:
-				return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
-			}
-			ub, err := p.users.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("sqlitestore: sketch: %w", err)
-			}
-			sb, err := p.sessions.MarshalBinary()
-			if err != nil {
-				return fmt.Errorf("sqlitestore: sketch: %w", err)
-			}
-			if _, err := put.ExecContext(ctx, k, ub, sb); err != nil {
-				return fmt.Errorf("sqlitestore: sketch %d: %w", k, err)
-			}
-		}
-	}
-	return nil
-}
-
 // topUsersLimit is how many users topUsers lists.
 const topUsersLimit = 10
 
@@ -130,6 +66,11 @@ const topUsersLimit = 10
 // events of that type (exact). With a userId filter every figure is computed from the raw
 // events of the range (read through the ts index; exact). topUsers always reads raw events.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+	// Sketches are flushed about once a second; flushing here makes a query see every
+	// event stored before it.
+	if err := s.FlushSketches(ctx); err != nil {
+		return store.AnalyticsResult{}, err
+	}
 	res, err := s.analytics(ctx, q)
 	if err != nil {
 		return store.AnalyticsResult{}, fmt.Errorf("sqlitestore: analytics: %w", err)

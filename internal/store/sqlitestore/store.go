@@ -25,7 +25,9 @@ type Store struct {
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
-	rollupAdd, typeAdd, minSketchGet, minSketchPut, hourSketchGet, hourSketchPut *sql.Stmt
+	rollupAdd, typeAdd, minSketchPut, hourSketchPut *sql.Stmt
+	// Distinct-count sketches, kept in memory and flushed about once a second (sketches.go).
+	sketches sketchCache
 }
 
 var migrations = []sqlitedb.Migration{
@@ -79,6 +81,10 @@ CREATE TABLE sketch_hour (
 	// total; existing stores start from their rollups.
 	{Version: 3, Name: "type_counters", SQL: `
 INSERT INTO counters(name, value) SELECT 'type:' || event_type, SUM(count) FROM rollup_minute GROUP BY event_type;`},
+	// Sketches are flushed from memory (sketches.go); sketch_seq is the last event they
+	// cover. Until now they were written with every insert, so they cover every event.
+	{Version: 4, Name: "sketch_watermark", SQL: `
+INSERT INTO counters(name, value) VALUES ('sketch_seq', (SELECT COALESCE(MAX(seq), 0) FROM events));`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -107,9 +113,7 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
 		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
 		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
-		{&st.minSketchGet, `SELECT users, sessions FROM sketch_minute WHERE minute = ?`},
 		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
-		{&st.hourSketchGet, `SELECT users, sessions FROM sketch_hour WHERE hour = ?`},
 		{&st.hourSketchPut, `INSERT INTO sketch_hour(hour, users, sessions) VALUES (?,?,?) ON CONFLICT(hour) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
 	} {
 		if *p.dst, err = wdb.PrepareContext(ctx, p.query); err != nil {
@@ -117,6 +121,13 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
+	st.sketches.entries = map[sketchKey]*sketchEntry{}
+	if err := st.recoverSketches(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.sketches.stop, st.sketches.done = make(chan struct{}), make(chan struct{})
+	go st.runSketchFlusher()
 	return st, nil
 }
 
@@ -197,12 +208,19 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			}
 		}
 	}
-	if err = s.updateSketches(ctx, tx, events); err != nil {
-		return 0, 0, err
-	}
+	// The commit and the sketch update happen together under the sketch lock, so that a
+	// flush never records a watermark past events whose ids it does not hold.
+	s.sketches.mu.Lock()
 	if err = tx.Commit(); err != nil {
+		s.sketches.mu.Unlock()
 		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)
 	}
+	if serr := s.addToSketches(ctx, events); serr != nil {
+		// Stored, but not in the sketches: stop advancing the watermark, so the next start
+		// adds these ids from the events table.
+		s.sketches.poisoned = true
+	}
+	s.sketches.mu.Unlock()
 	return inserted, len(events) - inserted, nil
 }
 
@@ -323,9 +341,18 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements store.EventStore.
+// Close implements store.EventStore. It writes the sketches first.
 func (s *Store) Close() error {
-	return errors.Join(s.rdb.Close(), s.wdb.Close())
+	var ferr error
+	if s.sketches.stop != nil {
+		close(s.sketches.stop)
+		<-s.sketches.done
+		s.sketches.stop = nil
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ferr = s.FlushSketches(ctx)
+		cancel()
+	}
+	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
 }
 
 // DB exposes the write handle for tests that need to reach under the store (for example to
