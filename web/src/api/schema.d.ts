@@ -18,6 +18,8 @@ export interface paths {
          * @description Validates one event and buffers it durably. A 202 is a promise: the event will be stored exactly once. An event whose `eventId` was already accepted is answered 200 as a duplicate and not buffered again. When `eventId` is absent evp generates one (`evt_` followed by a ULID).
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
+         *
+         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestEvent"];
         delete?: never;
@@ -40,6 +42,8 @@ export interface paths {
          * @description Validates 1 to 1000 events and buffers the new ones durably. Validation is all-or-nothing: if any event is invalid the whole batch is answered 400 and `details` names every invalid field by index (`events[17].timestamp`). An `eventId` already accepted, or repeated within the batch, counts as a duplicate and is buffered once.
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
+         *
+         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestBatch"];
         delete?: never;
@@ -58,6 +62,8 @@ export interface paths {
         /**
          * Ingestion rate and total
          * @description `ingestionRate` is events accepted per second over the last 10 s by the replica answering; `totalIngested` counts every event accepted since the store was created.
+         *
+         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         get: operations["getIngestionStats"];
         put?: never;
@@ -78,6 +84,8 @@ export interface paths {
         /**
          * Processing metrics
          * @description Ingestion, processing, error and buffer metrics in one answer.
+         *
+         *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -98,6 +106,8 @@ export interface paths {
         /**
          * Ingestion metrics
          * @description Ingestion rate (events per second over the last 10 s, this replica) and the total accepted.
+         *
+         *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
          */
         get: operations["getIngestionMetrics"];
         put?: never;
@@ -118,6 +128,8 @@ export interface paths {
         /**
          * Buffer stream and consumer groups
          * @description The buffer: its length (backlog), total appended, and each consumer group with its pending count, lag and consumers. With Redis Streams these are the group-wide figures of XINFO; the embedded buffer reports one group read by this process.
+         *
+         *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
          */
         get: operations["getStreamMetrics"];
         put?: never;
@@ -261,6 +273,8 @@ export interface paths {
          *     Sources: without filters, counts come from per-minute rollups (exact) and `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error). With `eventType`, counts come from the rollups and distinct counts from the raw events of that type (exact). With `userId`, and for `topUsers` always, figures are computed from the raw stored events of the range (read through the event-time index): these are not yet rollup-backed and cost in proportion to the events in the range.
          *
          *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache.
+         *
+         *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
          */
         get: operations["getAnalyticsMetrics"];
         put?: never;
@@ -281,6 +295,8 @@ export interface paths {
         /**
          * List dead letters, newest first
          * @description Entries the workers could not store (after their retries) or could not decode, newest first, with the error, the number of attempts and the time of the failure. Each item carries the original event when the entry decodes (`event`), otherwise the entry as text (`raw`). Pages are cursor-based: pass the `nextCursor` of a page to get the next one; it is `null` on the last page. Letters deleted or replayed between two pages do not disturb the paging.
+         *
+         *     Needs the session of an OPERATOR or ADMIN; an API key, or a VIEWER's or API_CLIENT's session, is answered 403.
          */
         get: operations["listDeadLetters"];
         put?: never;
@@ -301,6 +317,8 @@ export interface paths {
         /**
          * Show one dead letter
          * @description One dead letter with its error, attempts, failure time and the original event (`event`), or the entry as text (`raw`) when it does not decode.
+         *
+         *     Needs the session of an OPERATOR or ADMIN; an API key, or a VIEWER's or API_CLIENT's session, is answered 403.
          */
         get: operations["getDeadLetter"];
         put?: never;
@@ -308,6 +326,8 @@ export interface paths {
         /**
          * Delete one dead letter
          * @description Removes the letter for good; its event is not stored.
+         *
+         *     Needs the session of an OPERATOR or ADMIN; an API key, or a VIEWER's or API_CLIENT's session, is answered 403.
          */
         delete: operations["deleteDeadLetter"];
         options?: never;
@@ -327,6 +347,8 @@ export interface paths {
         /**
          * Replay one dead letter
          * @description Appends the entry back to the ingestion buffer under its original `eventId`, then deletes the letter. The workers store it like any other event; the store is idempotent on `eventId`, so replaying a letter twice, or one whose event was stored meanwhile, stores the event once. Fix the cause of the failure first, or the event comes back to the dead-letter queue. No request body.
+         *
+         *     Needs the session of an OPERATOR or ADMIN; an API key, or a VIEWER's or API_CLIENT's session, is answered 403.
          */
         post: operations["replayDeadLetter"];
         delete?: never;
@@ -347,12 +369,178 @@ export interface paths {
         /**
          * Replay every replayable dead letter
          * @description Replays, page by page (each page appended to the buffer in one write, then deleted), every letter present when the request starts whose entry decodes into an event with an `eventId`; the others are skipped and stay. Letters that fail again during the replay are not replayed a second time by the same request. Repeating the request is harmless: the store is idempotent on `eventId`. When the buffer fails midway, the answer is 503 and the letters replayed so far are gone from the queue; repeat to replay the rest. No request body.
+         *
+         *     Needs the session of an OPERATOR or ADMIN; an API key, or a VIEWER's or API_CLIENT's session, is answered 403.
          */
         post: operations["replayAllDeadLetters"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/auth/request-code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Email a sign-in code
+         * @description Issues a 6-digit code, valid 5 minutes and for one sign-in, and emails it (SMTP), or with `EVP_DEV_LOGIN=true` and no SMTP writes it to evp's log. The answer is the same whether or not the email may sign in (no account enumeration): only existing users who are not suspended or inactive, anyone while there is no user at all (the first becomes ADMIN), and emails of a domain in `EVP_ALLOWED_EMAIL_DOMAINS` get a code. At most 3 codes per email every 15 minutes. No credentials needed.
+         */
+        post: operations["requestSignInCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in with a code
+         * @description Checks the newest code issued for the email and answers a session token. A code works once, for 5 minutes, and is void after 5 wrong tries. The first user ever to sign in is created as ADMIN; a user of an allowed domain is created as VIEWER; an invited user becomes ACTIVE. No credentials needed.
+         */
+        post: operations["verifySignInCode"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed-in user
+         * @description The user the session belongs to, with the current role and status. Any active user may ask, whatever the role; API keys are not accepted here.
+         */
+        get: operations["getCurrentUser"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/api-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an API key
+         * @description Makes a key owned by the signed-in user and answers it in plain text, the only time it is shown; evp keeps only its SHA-256 hash. The key may ingest and read analytics and metrics, and stops working when revoked, when it expires, or when its owner is suspended. Needs the session of an OPERATOR or ADMIN.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description Every API key, newest first, revoked and expired ones included, without secrets. Needs the session of an OPERATOR or ADMIN.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/api-keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description Revokes the key: this replica refuses it at once, the others within 60 s. The key stays listed, with `revokedAt`. Needs the session of an OPERATOR or ADMIN.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List users
+         * @description Every user, oldest first. Needs the session of an ADMIN. Not rate limited like `/api/auth/`.
+         */
+        get: operations["listUsers"];
+        put?: never;
+        /**
+         * Invite a user
+         * @description Adds a user with the role given (VIEWER when absent), in status `PENDING_VERIFICATION`: the user may then sign in with a code and becomes ACTIVE. No mail is sent by this request; tell the user to sign in. Needs the session of an ADMIN.
+         */
+        post: operations["inviteUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a user's role or status
+         * @description Changes `role`, `status` or both. Suspending a user (or making the user INACTIVE) ends the user's sessions and disables the keys the user owns, within 60 s on every replica. evp refuses to leave no active ADMIN. Needs the session of an ADMIN.
+         */
+        patch: operations["updateUser"];
         trace?: never;
     };
 }
@@ -531,9 +719,9 @@ export interface components {
          * @description Stable error code; see each response for the codes it can carry.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
         FieldError: {
-            /** @description The failing field in the request's own names, such as `timestamp` or `events[3].timestamp`; `events` for the batch array itself; `body` when the request body is not a JSON object. */
+            /** @description The failing field in the request's own names, such as `timestamp`, `events[3].timestamp`, `email` or the query parameter `limit`; `events` for the batch array itself; `body` when the request body is not a JSON object. */
             path: string;
             reason: string;
         };
@@ -737,6 +925,162 @@ export interface components {
             success: true;
             data: components["schemas"]["DeadLetterDeleted"];
         };
+        /**
+         * @description What a user may do; see the Accounts tag. API_CLIENT is a machine account: it may ingest, nothing else.
+         * @enum {string}
+         */
+        Role: "ADMIN" | "OPERATOR" | "VIEWER" | "API_CLIENT";
+        /**
+         * @description `PENDING_VERIFICATION`: invited, not signed in yet (becomes ACTIVE at the first sign-in). Only ACTIVE users hold working sessions; the keys of a SUSPENDED or INACTIVE user stop working.
+         * @enum {string}
+         */
+        UserStatus: "ACTIVE" | "INACTIVE" | "SUSPENDED" | "PENDING_VERIFICATION";
+        User: {
+            /** @description `usr_` followed by a ULID. */
+            id: string;
+            /** @description In lower case. */
+            email: string;
+            role: components["schemas"]["Role"];
+            status: components["schemas"]["UserStatus"];
+            /** Format: date-time */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Absent until the first sign-in.
+             */
+            lastLoginAt?: string;
+            /** @description The id of the user who invited this one; absent for the first user and for users of an allowed domain. */
+            invitedBy?: string;
+        };
+        SessionUser: {
+            id: string;
+            email: string;
+            role: components["schemas"]["Role"];
+        };
+        Session: {
+            /** @description Send as `Authorization: Bearer <token>`. */
+            token: string;
+            /**
+             * Format: date-time
+             * @description When the token stops working (whole seconds, UTC).
+             */
+            expiresAt: string;
+            user: components["schemas"]["SessionUser"];
+        };
+        /** @description An API key without its secret: neither the key nor its hash is ever shown again. */
+        APIKey: {
+            /** @description `key_` followed by a ULID; addresses the key in `DELETE /api/auth/api-keys/{id}`. */
+            id: string;
+            name: string;
+            /** @description The key's first characters (the prefix and 4 more), to recognise it. */
+            prefix: string;
+            /** @description The key's last 4 characters. */
+            last4: string;
+            /** @description The user who created it; absent for keys made with `evp apikey create`. */
+            ownerId?: string;
+            /** Format: date-time */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Absent until first used; recorded with a delay of up to a minute.
+             */
+            lastUsedAt?: string;
+            /**
+             * Format: date-time
+             * @description Absent for a key that does not expire.
+             */
+            expiresAt?: string;
+            /**
+             * Format: date-time
+             * @description Present once revoked.
+             */
+            revokedAt?: string;
+        };
+        CodeSent: {
+            /** @description `Verification code sent to <email>`, the email in lower case. */
+            message: string;
+        };
+        APIKeyCreated: {
+            /** @description The key in plain text. Shown this once: store it now. */
+            apiKey: string;
+            /** @constant */
+            message: "API key generated successfully";
+            key: components["schemas"]["APIKey"];
+        };
+        APIKeyRevoked: {
+            id: string;
+            /**
+             * Format: date-time
+             * @description The time of this request. Revoking a revoked key again is harmless; the key keeps its first revocation time (see `GET /api/auth/api-keys`).
+             */
+            revokedAt: string;
+        };
+        CodeSentResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["CodeSent"];
+        };
+        SessionResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["Session"];
+        };
+        UserResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["User"];
+        };
+        UserListResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["User"][];
+        };
+        APIKeyCreatedResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["APIKeyCreated"];
+        };
+        APIKeyListResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["APIKey"][];
+        };
+        APIKeyRevokedResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["APIKeyRevoked"];
+        };
+        RequestCodeRequest: {
+            /** @description A bare address such as `name@example.com` (no display name), with a dot in the domain; compared in lower case. */
+            email: string;
+        };
+        VerifyRequest: {
+            /** @description A bare address such as `name@example.com` (no display name), with a dot in the domain; compared in lower case. */
+            email: string;
+            /** @description The 6 digits of the emailed code. */
+            code: string;
+        };
+        APIKeyRequest: {
+            /** @description Required; surrounding spaces are trimmed; at most 100 bytes of UTF-8. */
+            name: string;
+            /** @description Days until the key expires; absent or null for a key that does not expire. */
+            expiresInDays?: number | null;
+        };
+        InviteUserRequest: {
+            /** @description A bare address such as `name@example.com` (no display name), with a dot in the domain; compared in lower case. */
+            email: string;
+            /** @default VIEWER */
+            role: components["schemas"]["Role"];
+        };
+        /** @description `role`, `status` or both. */
+        UserChangeRequest: {
+            role?: components["schemas"]["Role"];
+            /**
+             * @description SUSPENDED or INACTIVE ends the user's sessions and disables the keys the user owns (within 60 s on every replica); ACTIVE restores them.
+             * @enum {string}
+             */
+            status?: "ACTIVE" | "INACTIVE" | "SUSPENDED";
+        } | unknown | unknown;
     };
     responses: {
         /** @description `INVALID_JSON`: the body (or its gzip encoding) is malformed. `VALIDATION_ERROR`: the body is well-formed but breaks the rules; `details` lists every failing field. */
@@ -754,7 +1098,7 @@ export interface components {
                 };
             };
         };
-        /** @description `MISSING_API_KEY`: no `x-api-key` header. `INVALID_API_KEY`: the key is unknown, revoked or expired. */
+        /** @description `MISSING_API_KEY`: neither an `x-api-key` header nor a session. `INVALID_API_KEY`: the key is unknown, revoked or expired, or its owner is suspended. `UNAUTHORIZED`: the `Authorization` header is not a valid session (malformed, expired, or of a suspended or deleted user). */
         Unauthorized: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -773,7 +1117,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"] & {
                     error?: {
                         /** @enum {unknown} */
-                        code?: "MISSING_API_KEY" | "INVALID_API_KEY";
+                        code?: "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED";
                     };
                 };
             };
@@ -826,7 +1170,7 @@ export interface components {
                 };
             };
         };
-        /** @description evp cannot take the request right now: the ingestion buffer cannot take events, the account store cannot check the API key, or evp is not ready or is shutting down. Nothing was accepted; retry after `Retry-After` seconds. */
+        /** @description evp cannot take the request right now: the ingestion buffer cannot take events, the account store cannot check the credentials (or, on the account routes, answer at all), the shared rate-limit store (Redis) of the `/api/auth/` routes cannot count the request, or evp is not ready or is shutting down. Nothing was done; retry after `Retry-After` seconds. */
         ServiceUnavailable: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1073,6 +1417,148 @@ export interface components {
                 };
             };
         };
+        /** @description `UNAUTHORIZED`: no credentials, or the `Authorization` header is not a valid session (malformed, expired, or of a suspended or deleted user). `INVALID_API_KEY`: the `x-api-key` is unknown, revoked or expired, or its owner is suspended. */
+        CredentialsUnauthorized: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @enum {unknown} */
+                        code?: "UNAUTHORIZED" | "INVALID_API_KEY";
+                    };
+                };
+            };
+        };
+        /** @description `UNAUTHORIZED`: no `Authorization: Bearer <token>` header, or the token is malformed or expired, or the user is suspended, inactive or deleted. */
+        SessionUnauthorized: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "UNAUTHORIZED",
+                 *         "message": "the session is invalid or expired; sign in again"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "UNAUTHORIZED";
+                    };
+                };
+            };
+        };
+        /** @description `FORBIDDEN`: the caller is authenticated but may not do this: the user's role lacks the permission (see the Accounts tag), or an API key was sent to a route that needs a session. */
+        Forbidden: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "FORBIDDEN";
+                    };
+                };
+            };
+        };
+        /** @description `RATE_LIMITED`: more than `EVP_AUTH_RATE_LIMIT` requests (100 by default) per minute from this client IP to the `/api/auth/` routes together (behind a proxy, with `EVP_TRUST_PROXY=true`, the IP is taken from `X-Forwarded-For` / `X-Real-IP`); for `POST /api/auth/request-code` also more than 3 codes for one email within 15 minutes. Retry after `Retry-After` seconds. */
+        RateLimited: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "RATE_LIMITED",
+                 *         "message": "too many requests to /api/auth from this address; at most 100 per minute"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "RATE_LIMITED";
+                    };
+                };
+            };
+        };
+        /** @description `INVALID_JSON`: the body (or its gzip encoding) is malformed or not a JSON object. `VALIDATION_ERROR`: a field breaks the rules or has the wrong type; `details` names it. */
+        AccountsBadRequest: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @enum {unknown} */
+                        code?: "VALIDATION_ERROR" | "INVALID_JSON";
+                    };
+                };
+            };
+        };
+        /** @description `PAYLOAD_TOO_LARGE`: the body, after decompression, is larger than 64 KiB. */
+        SmallPayloadTooLarge: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "PAYLOAD_TOO_LARGE",
+                 *         "message": "request body is larger than 65536 bytes"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "PAYLOAD_TOO_LARGE";
+                    };
+                };
+            };
+        };
+        /** @description `API_KEY_GENERATION_ERROR`: the key could not be made or stored; nothing was created, retry. `INTERNAL_ERROR`: an unexpected failure. */
+        APIKeyGenerationError: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "API_KEY_GENERATION_ERROR",
+                 *         "message": "the key could not be stored; retry"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @enum {unknown} */
+                        code?: "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR";
+                    };
+                };
+            };
+        };
     };
     parameters: {
         /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
@@ -1155,6 +1641,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["IngestionError"];
@@ -1228,6 +1715,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["IngestionError"];
@@ -1267,6 +1755,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["StatsError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1325,7 +1814,8 @@ export interface operations {
                     "application/json": components["schemas"]["MetricsResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["MetricsError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1361,7 +1851,8 @@ export interface operations {
                     "application/json": components["schemas"]["IngestionMetricsResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["MetricsError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1415,7 +1906,8 @@ export interface operations {
                     "application/json": components["schemas"]["StreamInfoResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["StreamError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1741,7 +2233,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["QueryValidationError"];
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["AnalyticsError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1814,7 +2307,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["QueryValidationError"];
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1869,7 +2363,8 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetterResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1909,7 +2404,8 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetterDeletedResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1950,7 +2446,8 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetterReplayedResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["NotReplayable"];
             500: components["responses"]["InternalError"];
@@ -1988,7 +2485,578 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetterReplayAllResponse"];
                 };
             };
-            401: components["responses"]["Unauthorized"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    requestSignInCode: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RequestCodeRequest"];
+            };
+        };
+        responses: {
+            /** @description The code was sent (or, for an email that may not sign in, silently not). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "message": "Verification code sent to ada@example.com"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CodeSentResponse"];
+                };
+            };
+            400: components["responses"]["AccountsBadRequest"];
+            413: components["responses"]["SmallPayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            /** @description `SERVICE_UNAVAILABLE`: codes cannot be delivered (neither SMTP nor `EVP_DEV_LOGIN` is configured; `Retry-After` 300), or the account store or the shared rate-limit store (Redis) is unavailable. Nothing was sent; retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        error?: {
+                            /** @constant */
+                            code?: "SERVICE_UNAVAILABLE";
+                        };
+                    };
+                };
+            };
+        };
+    };
+    verifySignInCode: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "code": "042917"
+                 *     }
+                 */
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJlbWFpbCI6ImFkYUBleGFtcGxlLmNvbSJ9.c2lnbmF0dXJl",
+                     *         "expiresAt": "2026-11-26T12:00:00Z",
+                     *         "user": {
+                     *           "id": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
+                     *           "email": "ada@example.com",
+                     *           "role": "ADMIN"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SessionResponse"];
+                };
+            };
+            400: components["responses"]["AccountsBadRequest"];
+            /** @description `INVALID_CODE`: the code is wrong, expired, used, void after too many wrong tries, or the email may not sign in. Ask for a new code. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "code": "INVALID_CODE",
+                     *         "message": "the code is wrong, expired or used up; ask for a new one"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        error?: {
+                            /** @constant */
+                            code?: "INVALID_CODE";
+                        };
+                    };
+                };
+            };
+            /** @description `FORBIDDEN`: the code is right but the account is suspended or inactive; an ADMIN can reactivate it. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "code": "FORBIDDEN",
+                     *         "message": "the account is suspended or inactive; ask an ADMIN"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        error?: {
+                            /** @constant */
+                            code?: "FORBIDDEN";
+                        };
+                    };
+                };
+            };
+            413: components["responses"]["SmallPayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getCurrentUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "id": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
+                     *         "email": "ada@example.com",
+                     *         "role": "ADMIN",
+                     *         "status": "ACTIVE",
+                     *         "createdAt": "2026-11-01T09:00:00Z",
+                     *         "lastLoginAt": "2026-11-25T11:58:30.125Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            401: components["responses"]["SessionUnauthorized"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["APIKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The new key. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "apiKey": "evp_Xq3ZbV1fJ0kT9wL2mN5pR8sU4yA7cE6gH3jK1oI9a9Fk",
+                     *         "message": "API key generated successfully",
+                     *         "key": {
+                     *           "id": "key_01JDQ81M2N3P4Q5R6S7T8V9W0X",
+                     *           "name": "Production API Key",
+                     *           "prefix": "evp_Xq3Z",
+                     *           "last4": "a9Fk",
+                     *           "ownerId": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
+                     *           "createdAt": "2026-11-25T12:00:00Z",
+                     *           "expiresAt": "2027-11-25T12:00:00Z"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["APIKeyCreatedResponse"];
+                };
+            };
+            400: components["responses"]["AccountsBadRequest"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["SmallPayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["APIKeyGenerationError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": [
+                     *         {
+                     *           "id": "key_01JDQ81M2N3P4Q5R6S7T8V9W0X",
+                     *           "name": "Production API Key",
+                     *           "prefix": "evp_Xq3Z",
+                     *           "last4": "a9Fk",
+                     *           "ownerId": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
+                     *           "createdAt": "2026-11-25T12:00:00Z",
+                     *           "expiresAt": "2027-11-25T12:00:00Z"
+                     *         },
+                     *         {
+                     *           "id": "key_01JCB2A7T1V5X9Z3B7D1F5H9K3",
+                     *           "name": "loadgen",
+                     *           "prefix": "evp_7hPq",
+                     *           "last4": "Lm0s",
+                     *           "createdAt": "2026-10-02T08:30:00Z",
+                     *           "lastUsedAt": "2026-11-25T11:59:58.5Z",
+                     *           "revokedAt": "2026-11-20T16:00:00Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["APIKeyListResponse"];
+                };
+            };
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The key's `id`, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key is revoked. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "id": "key_01JDQ81M2N3P4Q5R6S7T8V9W0X",
+                     *         "revokedAt": "2026-11-25T12:00:00.25Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["APIKeyRevokedResponse"];
+                };
+            };
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The users. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": [
+                     *         {
+                     *           "id": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
+                     *           "email": "ada@example.com",
+                     *           "role": "ADMIN",
+                     *           "status": "ACTIVE",
+                     *           "createdAt": "2026-11-01T09:00:00Z",
+                     *           "lastLoginAt": "2026-11-25T11:58:30.125Z"
+                     *         },
+                     *         {
+                     *           "id": "usr_01JDQ80A1B2C3D4E5F6G7H8J9K",
+                     *           "email": "grace@example.com",
+                     *           "role": "OPERATOR",
+                     *           "status": "PENDING_VERIFICATION",
+                     *           "createdAt": "2026-11-25T12:00:00Z",
+                     *           "invitedBy": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserListResponse"];
+                };
+            };
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    inviteUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "grace@example.com",
+                 *       "role": "OPERATOR"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InviteUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The invited user. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "id": "usr_01JDQ80A1B2C3D4E5F6G7H8J9K",
+                     *         "email": "grace@example.com",
+                     *         "role": "OPERATOR",
+                     *         "status": "PENDING_VERIFICATION",
+                     *         "createdAt": "2026-11-25T12:00:00Z",
+                     *         "invitedBy": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            400: components["responses"]["AccountsBadRequest"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description `CONFLICT`: a user with this email (in any case) exists. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "code": "CONFLICT",
+                     *         "message": "a user with this email exists"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        error?: {
+                            /** @constant */
+                            code?: "CONFLICT";
+                        };
+                    };
+                };
+            };
+            413: components["responses"]["SmallPayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path: {
+                /** @description The user's `id`, as listed. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description The user after the change. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "id": "usr_01JDQ80A1B2C3D4E5F6G7H8J9K",
+                     *         "email": "grace@example.com",
+                     *         "role": "VIEWER",
+                     *         "status": "PENDING_VERIFICATION",
+                     *         "createdAt": "2026-11-25T12:00:00Z",
+                     *         "invitedBy": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserResponse"];
+                };
+            };
+            400: components["responses"]["AccountsBadRequest"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description `LAST_ADMIN`: the change would leave no active ADMIN; make someone else ADMIN first. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": false,
+                     *       "error": {
+                     *         "code": "LAST_ADMIN",
+                     *         "message": "this would leave no active ADMIN; make someone else ADMIN first"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ErrorResponse"] & {
+                        error?: {
+                            /** @constant */
+                            code?: "LAST_ADMIN";
+                        };
+                    };
+                };
+            };
+            413: components["responses"]["SmallPayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
