@@ -359,8 +359,8 @@ func (s *Service) CreateKey(ctx context.Context, owner User, name string, expire
 // ListKeys returns every API key, newest first.
 func (s *Service) ListKeys(ctx context.Context) ([]APIKey, error) { return s.cfg.Repo.ListAPIKeys(ctx) }
 
-// RevokeKey revokes a key; this process stops accepting it at once, other replicas within
-// the key cache's TTL.
+// RevokeKey revokes a key and returns when it was revoked (the first time, for a key revoked
+// twice); this process stops accepting it at once, other replicas within the key cache's TTL.
 func (s *Service) RevokeKey(ctx context.Context, id string) (time.Time, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	if err := s.cfg.Repo.RevokeAPIKey(ctx, id, now); err != nil {
@@ -368,6 +368,14 @@ func (s *Service) RevokeKey(ctx context.Context, id string) (time.Time, error) {
 	}
 	if s.cfg.Keys != nil {
 		s.cfg.Keys.Forget()
+	}
+	// A key revoked before keeps its first revocation time; answer that one.
+	if keys, err := s.cfg.Repo.ListAPIKeys(ctx); err == nil {
+		for _, k := range keys {
+			if k.ID == id && k.RevokedAt != nil {
+				return *k.RevokedAt, nil
+			}
+		}
 	}
 	return now, nil
 }
