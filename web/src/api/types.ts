@@ -1,6 +1,5 @@
-// Types of evp's API. Routes described in internal/openapi/openapi.json take their types from
-// the generated schema.d.ts (npm run gen:api); the accounts routes are typed here from
-// API_CONTRACT.md until they appear in the document.
+// Types of evp's API, from the schema.d.ts that openapi-typescript generates from
+// internal/openapi/openapi.json (npm run gen:api; npm run check:api fails when it is stale).
 import type { components } from './schema'
 
 type S = components['schemas']
@@ -13,39 +12,14 @@ export type StreamInfo = S['StreamInfo']
 export type IngestionMetrics = S['IngestionMetrics']
 export type ErrorCode = S['ErrorCode']
 
-export type Role = 'ADMIN' | 'OPERATOR' | 'VIEWER' | 'API_CLIENT'
-export type UserStatus = 'ACTIVE' | 'INACTIVE' | 'SUSPENDED' | 'PENDING_VERIFICATION'
-
-export interface User {
-  id: string
-  email: string
-  role: Role
-  status?: UserStatus
-  createdAt?: string
-  lastLoginAt?: string | null
-}
-
-export interface VerifyResult {
-  token: string
-  user: User
-}
-
-export interface APIKey {
-  id: string
-  name: string
-  prefix: string
-  last4: string
-  createdAt: string
-  lastUsedAt?: string | null
-  expiresAt?: string | null
-  revokedAt?: string | null
-}
-
-export interface CreatedAPIKey {
-  apiKey: string
-  message: string
-  key?: APIKey
-}
+export type Role = S['Role']
+export type UserStatus = S['UserStatus']
+/** A user as GET /api/users lists it; a session's user (SessionUser) has only id, email and role. */
+export type User = Omit<S['User'], 'status' | 'createdAt'> & Partial<Pick<S['User'], 'status' | 'createdAt'>>
+export type VerifyResult = S['Session']
+export type APIKey = S['APIKey']
+export type CreatedAPIKey = S['APIKeyCreated']
+export type CodeSent = S['CodeSent']
 
 export type DeadLetter = S['DeadLetter']
 export type DeadLetterPage = S['DeadLetterPage']

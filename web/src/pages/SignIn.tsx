@@ -2,7 +2,7 @@ import { useState, type FormEvent } from 'react'
 import { Navigate, useLocation, useNavigate } from 'react-router'
 import { useMutation } from '@tanstack/react-query'
 import { api, ApiError, buildURL, explain } from '../api/client'
-import type { VerifyResult } from '../api/types'
+import type { CodeSent, VerifyResult } from '../api/types'
 import { useAuth } from '../lib/auth'
 import { saveSession } from '../lib/session'
 import { Button, Field, inputClass } from '../components/ui'
@@ -34,7 +34,7 @@ export function SignIn() {
   const [sentTo, setSentTo] = useState('')
 
   const request = useMutation({
-    mutationFn: (addr: string) => api<{ message: string }>('/api/auth/request-code', { method: 'POST', body: { email: addr }, anonymous: true }),
+    mutationFn: (addr: string) => api<CodeSent>('/api/auth/request-code', { method: 'POST', body: { email: addr }, anonymous: true }),
     onSuccess: (_d, addr) => {
       setSentTo(addr)
       setCode('')
