@@ -1,16 +1,21 @@
 import { useEffect, useRef, useState } from 'react'
 import { useQuery } from '@tanstack/react-query'
+import { Link } from 'react-router'
 import { api, buildURL } from '../api/client'
 import type { Health, IngestionMetrics, Metrics, StreamInfo } from '../api/types'
 import { TimeChart } from '../components/TimeChart'
 import { Badge, ErrorState, Loading, PageHeader, Panel, StatCard } from '../components/ui'
 import { formatAgo, formatCount, formatDuration, formatRate } from '../lib/format'
 import { appendSample, emptySeries, peak, type Series } from '../lib/series'
+import { useAuth } from '../lib/auth'
+import { allows } from '../lib/roles'
 
 const POLL_MS = 3000
 const WINDOW_MS = 10 * 60 * 1000
 
 export function Live() {
+  const { role, session } = useAuth()
+  const canSeeDeadLetters = session?.kind === 'jwt' && allows(role, 'OPERATOR')
   const metrics = useQuery({ queryKey: ['metrics'], queryFn: ({ signal }) => api<Metrics>('/api/metrics', { signal }), refetchInterval: POLL_MS })
   const ingestion = useQuery({ queryKey: ['metrics', 'ingestion'], queryFn: ({ signal }) => api<IngestionMetrics>('/api/metrics/ingestion', { signal }), refetchInterval: POLL_MS })
   const stream = useQuery({ queryKey: ['metrics', 'stream'], queryFn: ({ signal }) => api<StreamInfo>('/api/metrics/stream', { signal }), refetchInterval: POLL_MS })
@@ -66,7 +71,15 @@ export function Live() {
             <StatCard label="Processing" value={formatRate(m.processing.eventsPerSecond)} hint={`${formatCount(m.processing.totalEvents)} stored`} />
             <StatCard label="Queue length" value={formatCount(m.queue.streamLength)} hint="not yet acknowledged" tone={m.queue.streamLength > 10000 ? 'warn' : undefined} />
             <StatCard label="Pending" value={formatCount(m.queue.pendingMessages)} hint="with a worker now" />
-            <StatCard label="Dead letters" value={formatCount(m.errors.dlqEvents)} hint={`${formatCount(m.errors.failedEvents)} failed writes`} tone={m.errors.dlqEvents > 0 ? 'bad' : 'good'} />
+            <StatCard label="Dead letters" value={formatCount(m.errors.dlqEvents)} hint={
+                canSeeDeadLetters && m.errors.dlqEvents > 0 ? (
+                  <Link to="/dead-letters" className="underline">
+                    Inspect and replay
+                  </Link>
+                ) : (
+                  `${formatCount(m.errors.failedEvents)} failed writes`
+                )
+              } tone={m.errors.dlqEvents > 0 ? 'bad' : 'good'} />
             <StatCard label="Last batch" value={formatCount(m.processing.lastBatchSize)} hint={m.processing.lastProcessedTimestamp ? formatAgo(m.processing.lastProcessedTimestamp) : 'no batch yet'} />
           </div>
           <Panel title="Events per second (last 10 minutes)">
