@@ -85,6 +85,7 @@ function noProblems(where) {
 
 let exitCode = 0
 let current = null
+let invitedViewer = false
 try {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } })
   const page = await context.newPage()
@@ -246,6 +247,7 @@ try {
         const list = (await res.json()).data
         return list.some((u) => u.email === 'viewer@example.com' && u.role === 'VIEWER')
       })
+      invitedViewer = true
       step('invited a user and changed their role')
     }
     await shot('06-users')
@@ -309,6 +311,26 @@ try {
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   noProblems('sign out')
   step('signed out; the session is gone after a reload')
+
+  if (withAuth && invitedViewer) {
+    // 11. A VIEWER sees only Analytics and Live; the server refuses the rest anyway.
+    const viewer = 'viewer@example.com'
+    await page.getByLabel('Email', { exact: true }).fill(viewer)
+    await page.getByRole('button', { name: 'Send sign-in code' }).click()
+    await page.getByLabel('6-digit code', { exact: true }).fill(await codeFromLog(viewer))
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
+    const links = await nav.getByRole('link').allTextContents()
+    check(links.join(',') === 'Analytics,Live', `a VIEWER's navigation: ${links.join(', ')}`)
+    await page.goto(base + '/users')
+    await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('evp.session')).token)
+    const refused = await fetch(base + '/api/users', { headers: { Authorization: `Bearer ${token}` } })
+    check(refused.status === 403, `GET /api/users as a VIEWER: ${refused.status}, want 403`)
+    await shot('10-viewer')
+    noProblems('viewer session')
+    step('a VIEWER sees Analytics and Live only; /users sends them to Analytics; evp answers 403')
+  }
 
   await context.close()
   console.log('e2e: all steps passed')
