@@ -20,7 +20,7 @@ import (
 //     this write's processed_at), so a redelivered batch adds nothing.
 //   - sketch_minute, sketch_hour: HyperLogLog sketches (precision 14, standard error about
 //     0.8 %) of user and session ids per minute and per hour, kept in memory and flushed
-//     about once a second (sketches.go). Adding an id twice changes nothing, so every event
+//     about once a second (memrollups.go). Adding an id twice changes nothing, so every event
 //     of a batch is added, duplicates included, and a replay after a crash is safe.
 
 type rollupKey struct {
@@ -66,9 +66,9 @@ const topUsersLimit = 10
 // events of that type (exact). With a userId filter every figure is computed from the raw
 // events of the range (read through the ts index; exact). topUsers always reads raw events.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	// Sketches are flushed about once a second; flushing here makes a query see every
-	// event stored before it.
-	if err := s.FlushSketches(ctx); err != nil {
+	// Memory rollups are flushed about once a second; flushing here makes a query see
+	// every event stored before it.
+	if err := s.FlushRollups(ctx); err != nil {
 		return store.AnalyticsResult{}, err
 	}
 	res, err := s.analytics(ctx, q)
@@ -181,7 +181,13 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	if res.UniqueUsers > 0 {
 		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
 	}
-	top, err := s.topUsers(ctx, where, args)
+	var top []store.TopUser
+	var err error
+	if q.UserID == "" && q.EventType == "" {
+		top, err = s.topUsersFromRollups(ctx, startMin, endMin)
+	} else {
+		top, err = s.topUsers(ctx, where, args)
+	}
 	if err != nil {
 		return res, err
 	}
@@ -307,4 +313,134 @@ func (s *Store) topUsers(ctx context.Context, where string, args []any) ([]store
 		sort.Strings(out[i].EventTypes)
 	}
 	return out, nil
+}
+
+// userMinuteKeep is how long per-user minute rollups are kept (by event time); range
+// edges before what is kept are counted by whole hours.
+const userMinuteKeep = 48 * time.Hour
+
+// span is a half-open range of minutes or hours.
+type span struct {
+	hour bool
+	a, b int64
+}
+
+// userSpans covers [startMin, endMin) with whole hours and, at the edges, minutes. An edge
+// before keepFrom (the oldest minute whose rows are kept) is widened to its whole hours.
+func userSpans(startMin, endMin, keepFrom int64) []span {
+	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
+	var out []span
+	edge := func(a, b int64) {
+		if a >= b {
+			return
+		}
+		if a < keepFrom {
+			out = append(out, span{hour: true, a: floorDiv(a, 60), b: floorDiv(b-1, 60) + 1})
+			return
+		}
+		out = append(out, span{a: a, b: b})
+	}
+	if firstHour >= endHour {
+		edge(startMin, endMin)
+		return out
+	}
+	edge(startMin, firstHour*60)
+	out = append(out, span{hour: true, a: firstHour, b: endHour})
+	edge(endHour*60, endMin)
+	// Widened edges may overlap the whole hours; merge overlapping hour spans.
+	var merged []span
+	for _, sp := range out {
+		if n := len(merged); n > 0 && sp.hour && merged[n-1].hour && sp.a <= merged[n-1].b {
+			merged[n-1].b = max(merged[n-1].b, sp.b)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged
+}
+
+// topUsersFromRollups answers topUsers from user_hour and user_minute: the cost grows with
+// the distinct users per hour and minute of the range, not with its events.
+func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64) ([]store.TopUser, error) {
+	s.mem.mu.Lock()
+	keepFrom := s.mem.minuteFloor
+	s.mem.mu.Unlock()
+	spans := userSpans(startMin, endMin, keepFrom)
+	var parts []string
+	var args []any
+	for _, sp := range spans {
+		if sp.hour {
+			parts = append(parts, `SELECT user_id, count FROM user_hour WHERE hour >= ? AND hour < ?`)
+		} else {
+			parts = append(parts, `SELECT user_id, count FROM user_minute WHERE minute >= ? AND minute < ?`)
+		}
+		args = append(args, sp.a, sp.b)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT user_id, SUM(count) AS c FROM (`+strings.Join(parts, " UNION ALL ")+
+		`) GROUP BY user_id ORDER BY c DESC, user_id LIMIT `+fmt.Sprint(topUsersLimit), args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.TopUser
+	for rows.Next() {
+		var tu store.TopUser
+		if err := rows.Scan(&tu.UserID, &tu.EventCount); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, tu)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	names := s.typeNames()
+	for i := range out {
+		var last, types int64
+		for _, sp := range spans {
+			q := `SELECT last_ts, types FROM user_minute WHERE user_id = ? AND minute >= ? AND minute < ?`
+			if sp.hour {
+				q = `SELECT last_ts, types FROM user_hour WHERE user_id = ? AND hour >= ? AND hour < ?`
+			}
+			r, err := s.rdb.QueryContext(ctx, q, out[i].UserID, sp.a, sp.b)
+			if err != nil {
+				return nil, err
+			}
+			for r.Next() {
+				var l, t int64
+				if err := r.Scan(&l, &t); err != nil {
+					r.Close()
+					return nil, err
+				}
+				last, types = max(last, l), types|t
+			}
+			r.Close()
+			if err := r.Err(); err != nil {
+				return nil, err
+			}
+		}
+		out[i].LastEventAt = time.Unix(0, last).UTC()
+		out[i].EventTypes = []string{}
+		for bit := 0; bit < maxTypeBits; bit++ {
+			if types&(1<<bit) != 0 && names[bit] != "" {
+				out[i].EventTypes = append(out[i].EventTypes, names[bit])
+			}
+		}
+		sort.Strings(out[i].EventTypes)
+	}
+	if out == nil {
+		out = []store.TopUser{}
+	}
+	return out, nil
+}
+
+// typeNames maps each type bit to its event type.
+func (s *Store) typeNames() [maxTypeBits]string {
+	var names [maxTypeBits]string
+	s.mem.mu.Lock()
+	defer s.mem.mu.Unlock()
+	for t, b := range s.mem.typeBits {
+		names[b] = t
+	}
+	return names
 }

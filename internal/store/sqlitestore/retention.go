@@ -34,6 +34,8 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		{`DELETE FROM rollup_minute WHERE minute < ?`, cutMin},
 		{`DELETE FROM sketch_minute WHERE minute < ?`, cutMin},
 		{`DELETE FROM sketch_hour WHERE hour < ?`, floorDiv(cutMin, 60)},
+		{`DELETE FROM user_minute WHERE minute < ?`, cutMin},
+		{`DELETE FROM user_hour WHERE hour < ?`, floorDiv(cutMin, 60)},
 	} {
 		if _, err := s.wdb.ExecContext(ctx, q.sql, q.arg); err != nil {
 			return total, fmt.Errorf("sqlitestore: prune rollups: %w", err)

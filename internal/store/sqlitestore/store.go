@@ -25,9 +25,10 @@ type Store struct {
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
-	rollupAdd, typeAdd, minSketchPut, hourSketchPut *sql.Stmt
-	// Distinct-count sketches, kept in memory and flushed about once a second (sketches.go).
-	sketches sketchCache
+	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd *sql.Stmt
+	// Sketches and per-user counts, kept in memory and flushed about once a second
+	// (memrollups.go).
+	mem memRollups
 }
 
 var migrations = []sqlitedb.Migration{
@@ -81,10 +82,33 @@ CREATE TABLE sketch_hour (
 	// total; existing stores start from their rollups.
 	{Version: 3, Name: "type_counters", SQL: `
 INSERT INTO counters(name, value) SELECT 'type:' || event_type, SUM(count) FROM rollup_minute GROUP BY event_type;`},
-	// Sketches are flushed from memory (sketches.go); sketch_seq is the last event they
-	// cover. Until now they were written with every insert, so they cover every event.
-	{Version: 4, Name: "sketch_watermark", SQL: `
-INSERT INTO counters(name, value) VALUES ('sketch_seq', (SELECT COALESCE(MAX(seq), 0) FROM events));`},
+	// Rollups kept in memory and flushed (memrollups.go): rollup_seq is the last event the
+	// written ones cover. It starts at 0, so the first start rebuilds them from every stored
+	// event (re-adding ids to the sketches changes nothing; the per-user rollups are new).
+	{Version: 4, Name: "memory_rollups", SQL: `
+CREATE TABLE user_minute (
+	minute INTEGER NOT NULL,
+	user_id TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	last_ts INTEGER NOT NULL,       -- newest event time, Unix ns
+	types INTEGER NOT NULL,         -- bit set over event_type_bits
+	PRIMARY KEY (minute, user_id)
+) WITHOUT ROWID;
+CREATE INDEX user_minute_user ON user_minute(user_id, minute);
+CREATE TABLE user_hour (
+	hour INTEGER NOT NULL,
+	user_id TEXT NOT NULL,
+	count INTEGER NOT NULL,
+	last_ts INTEGER NOT NULL,
+	types INTEGER NOT NULL,
+	PRIMARY KEY (hour, user_id)
+) WITHOUT ROWID;
+CREATE INDEX user_hour_user ON user_hour(user_id, hour);
+CREATE TABLE event_type_bits (
+	event_type TEXT PRIMARY KEY,
+	bit INTEGER NOT NULL UNIQUE
+);
+INSERT INTO counters(name, value) VALUES ('rollup_seq', 0);`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -111,6 +135,8 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		{&st.insertOne, insertCols + insertRow + insertTail},
 		{&st.insertMany, insertChunkSQL},
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
+		{&st.userMinuteAdd, `INSERT INTO user_minute(minute, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(minute, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
+		{&st.userHourAdd, `INSERT INTO user_hour(hour, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(hour, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
 		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
 		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
 		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
@@ -121,13 +147,17 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
-	st.sketches.entries = map[sketchKey]*sketchEntry{}
-	if err := st.recoverSketches(ctx); err != nil {
+	st.mem.sketches, st.mem.users = map[sketchKey]*sketchEntry{}, map[userKey]*userAgg{}
+	if err := st.loadTypeBits(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	st.sketches.stop, st.sketches.done = make(chan struct{}), make(chan struct{})
-	go st.runSketchFlusher()
+	if err := st.recoverRollups(ctx, nil); err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.mem.stop, st.mem.done = make(chan struct{}), make(chan struct{})
+	go st.runFlusher()
 	return st, nil
 }
 
@@ -158,6 +188,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
 	counts := map[rollupKey]int64{}
+	fresh := make([]newRow, 0, len(events)) // rows this write inserted
 	for start := 0; start < len(events); {
 		n, st := 1, one
 		if len(events)-start >= insertChunk {
@@ -180,10 +211,13 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 		switch {
 		case int(affected) == n:
 			for i := start; i < start+n; i++ {
-				counts[rollupKey{minute: unixMinute(events[i].Timestamp.UnixNano()), eventType: events[i].EventType}]++
+				e := &events[i]
+				ts := e.Timestamp.UnixNano()
+				counts[rollupKey{minute: unixMinute(ts), eventType: e.EventType}]++
+				fresh = append(fresh, newRow{userID: e.UserID, eventType: e.EventType, ts: ts})
 			}
 		case affected > 0:
-			if err = s.countInserted(ctx, tx, events[start:start+n], pa, counts); err != nil {
+			if fresh, err = s.countInserted(ctx, tx, events[start:start+n], pa, counts, fresh); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -208,19 +242,15 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			}
 		}
 	}
-	// The commit and the sketch update happen together under the sketch lock, so that a
-	// flush never records a watermark past events whose ids it does not hold.
-	s.sketches.mu.Lock()
+	// The commit and the memory rollups' update happen together under their lock, so that
+	// a flush never records a watermark past events it does not hold.
+	s.mem.mu.Lock()
 	if err = tx.Commit(); err != nil {
-		s.sketches.mu.Unlock()
+		s.mem.mu.Unlock()
 		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)
 	}
-	if serr := s.addToSketches(ctx, events); serr != nil {
-		// Stored, but not in the sketches: stop advancing the watermark, so the next start
-		// adds these ids from the events table.
-		s.sketches.poisoned = true
-	}
-	s.sketches.mu.Unlock()
+	s.addRollups(ctx, events, fresh)
+	s.mem.mu.Unlock()
 	return inserted, len(events) - inserted, nil
 }
 
@@ -341,15 +371,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements store.EventStore. It writes the sketches first.
+// Close implements store.EventStore. It writes the memory rollups first.
 func (s *Store) Close() error {
 	var ferr error
-	if s.sketches.stop != nil {
-		close(s.sketches.stop)
-		<-s.sketches.done
-		s.sketches.stop = nil
+	if s.mem.stop != nil {
+		close(s.mem.stop)
+		<-s.mem.done
+		s.mem.stop = nil
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ferr = s.FlushSketches(ctx)
+		ferr = s.FlushRollups(ctx)
 		cancel()
 	}
 	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
@@ -362,26 +392,28 @@ func (s *Store) DB() *sql.DB { return s.wdb }
 // countInserted adds to counts the rows of chunk that this transaction stored: those whose
 // processed_at is this write's (a duplicate keeps the processed_at of its first write). It
 // relies on two writes never sharing a processedAt; the worker passes time.Now() to each.
-func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64) error {
+func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64, fresh []newRow) ([]newRow, error) {
 	args := make([]any, 0, len(chunk)+1)
 	args = append(args, processedAt)
 	for i := range chunk {
 		args = append(args, chunk[i].EventID)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts FROM events WHERE processed_at = ? AND event_id IN (?`+
+	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts, user_id FROM events WHERE processed_at = ? AND event_id IN (?`+
 		strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: rollup: %w", err)
+		return fresh, fmt.Errorf("sqlitestore: rollup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k rollupKey
 		var ts int64
-		if err := rows.Scan(&k.eventType, &ts); err != nil {
-			return fmt.Errorf("sqlitestore: rollup: %w", err)
+		var user string
+		if err := rows.Scan(&k.eventType, &ts, &user); err != nil {
+			return fresh, fmt.Errorf("sqlitestore: rollup: %w", err)
 		}
 		k.minute = unixMinute(ts)
 		counts[k]++
+		fresh = append(fresh, newRow{userID: user, eventType: k.eventType, ts: ts})
 	}
-	return rows.Err()
+	return fresh, rows.Err()
 }

@@ -1,0 +1,78 @@
+package sqlitestore
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// BenchmarkAnalytics measures cache-miss analytics queries on a store holding
+// EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users and 10 types spread evenly
+// over 24 hours, like `evp loadgen` traffic: topUsers from the per-user rollups against
+// reading the raw events.
+func BenchmarkAnalytics(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	st, err := Open(ctx, b.TempDir(), sqlitedb.SyncNormal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	end := time.Now().Truncate(time.Minute)
+	start := end.Add(-24 * time.Hour)
+	step := 24 * time.Hour / time.Duration(n)
+	types := []string{"page_view", "click", "purchase", "signup", "login", "logout", "add_to_cart", "search", "share", "video_play"}
+	batch := make([]event.Event, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, event.Event{EventID: event.NewID(), EventType: types[i%len(types)],
+			UserID: "user_" + strconv.Itoa((i*7919)%10000), SessionID: "sess_" + strconv.Itoa(i%50000),
+			Timestamp: start.Add(time.Duration(i) * step), Priority: 1, ReceivedAt: end})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, _, err := st.InsertBatch(ctx, batch, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := st.FlushRollups(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range []struct {
+		name   string
+		span   time.Duration
+		bucket time.Duration
+	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}} {
+		q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket}
+		where, args := `ts >= ? AND ts < ?`, []any{q.Start.UnixNano(), q.End.UnixNano()}
+		b.Run(r.name+"/analytics", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := st.Analytics(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(r.name+"/topUsers-rollups", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := st.topUsersFromRollups(ctx, unixMinute(q.Start.UnixNano()), unixMinute(q.End.UnixNano())); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(r.name+"/topUsers-raw", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := st.topUsers(ctx, where, args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
