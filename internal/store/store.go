@@ -12,9 +12,9 @@ import (
 // DeadLetter is an event (or undecodable buffer entry) that could not be stored, kept with
 // the reason so that an operator can inspect and replay it.
 type DeadLetter struct {
-	EventID  string // empty when the entry could not be decoded
-	Data     []byte // the buffer entry exactly as it was
-	Error    string
+	EventID string // empty when the entry could not be decoded
+	Data    []byte // the buffer entry exactly as it was
+	Error   string
 	// Attempts counts tries to process the entry: one for each earlier delivery, plus, for
 	// the delivery that gave up, the store attempts it made (worker MaxAttempts) or one for
 	// an entry that could not be decoded (none for an entry delivered too often).
