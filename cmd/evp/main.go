@@ -31,6 +31,7 @@ Commands:
   user add           invite someone by email with a role (--email, --role); the first ADMIN before going public
   user list          list users, roles and status
   migrate            apply database migrations and exit
+  mongo init         MongoDB (MONGO_URI): create indexes, shard events on hashed userId (mongos only; exit 3 otherwise)
   healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)
   loadgen            drive load at a running evp and report throughput and latency
   version            print the version
@@ -66,6 +67,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return apikey(args, getenv, stdout, stderr)
 	case "user":
 		return user(args, getenv, stdout, stderr)
+	case "mongo":
+		return mongo(args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(args, getenv, stdout, stderr)
 	case "healthcheck":

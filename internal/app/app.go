@@ -32,7 +32,6 @@ import (
 	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store"
-	"github.com/evp-dev/evp/internal/store/sqlitestore"
 	"github.com/evp-dev/evp/internal/worker"
 )
 
@@ -69,10 +68,6 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 // CheckRole refuses role/backend combinations that cannot work. A split role needs a shared
 // buffer: the embedded one lives inside a single process.
 func CheckRole(role Role, cfg *config.Config) error {
-	if cfg.MongoURI != "" {
-		return &config.Error{Setting: "MONGO_URI", Value: "(set)",
-			Reason: "the MongoDB event store is not in this build yet; unset it to use the embedded SQLite store"}
-	}
 	if (role == RoleAPI || role == RoleWorker) && cfg.RedisURL == "" {
 		return &config.Error{Setting: "REDIS_URL", Value: "",
 			Reason: fmt.Sprintf("`evp %s` runs one role and needs a buffer shared between processes (Redis Streams); "+
@@ -94,7 +89,8 @@ type backends struct {
 	rate    httpapi.IngestRate // shared across replicas; nil for the embedded buffer
 	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
 	acache  httpapi.AnalyticsCache // analytics answers shared by every replica; nil: per process
-	store   *sqlitestore.Store
+	store   eventStore
+	gate    *storeGate // 503 on store routes while a remote store is down; nil for SQLite
 	acc     accounts.Repository
 	dedup   dedup.Set
 	limits  httprate.LimitCounter // shared /api/auth rate-limit counters; nil: per process
@@ -117,11 +113,14 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 			b.close(log)
 		}
 	}()
-	st, err := sqlitestore.Open(ctx, cfg.DataDir, syncMode(cfg.StoreSync))
+	st, storeCheck, err := openEventStore(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("open event store: %w", err)
+		return nil, err
 	}
 	b.store = st
+	if cfg.MongoURI != "" {
+		b.gate = &storeGate{name: storeCheck.Name, ping: st.Ping}
+	}
 	b.closers = append(b.closers, st.Close)
 	acc, err := OpenAccounts(ctx, cfg)
 	if err != nil {
@@ -171,7 +170,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return embeddedStream(ctx, sq, cfg) }
 	}
 	b.health = append(b.health,
-		httpapi.HealthCheck{Name: "eventStore", Ping: st.Ping},
+		storeCheck,
 		httpapi.HealthCheck{Name: "accountStore", Ping: acc.Ping})
 	return b, nil
 }
@@ -259,7 +258,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		return &config.Error{Setting: "PORT", Value: cfg.Addr(), Reason: fmt.Sprintf("cannot listen: %v", err)}
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           b.gate.wrapIfSet(srv.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -361,7 +360,7 @@ func dashboardFor(role Role) http.Handler {
 
 // rebuildDedup refills the dedup window after a start: ids still in the buffer and ids
 // stored within the window are duplicates if a client sends them again.
-func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlitequeue.Queue, st *sqlitestore.Store) (*dedup.Window, error) {
+func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlitequeue.Queue, st store.EventStore) (*dedup.Window, error) {
 	w := dedup.New(span)
 	w.MaxIDs = maxIDs
 	now := time.Now()

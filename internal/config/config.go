@@ -50,6 +50,10 @@ type Config struct {
 	PprofAddr       string
 	MetricsToken    string
 
+	// MongoDB event store (issue 4).
+	MongoShard    bool // EVP_MONGO_SHARD: shard the events collection when evp starts
+	RetentionDays int  // EVP_RETENTION_DAYS: keep events this many days (TTL in MongoDB); 0 keeps them forever
+
 	// Accounts and access (issue 6).
 	SMTPHost        string
 	SMTPPort        int
@@ -160,6 +164,10 @@ var settings = []setting{
 		apply: str(func(c *Config) *string { return &c.MongoURI })},
 	{env: []string{"MONGO_DATABASE"}, flag: "mongo-database", def: "event_processor", usage: "MongoDB database name",
 		apply: str(func(c *Config) *string { return &c.MongoDB })},
+	{env: []string{"EVP_MONGO_SHARD"}, flag: "mongo-shard", def: "false", usage: "on start, enable sharding and shard events on hashed userId (needs a mongos; same as evp mongo init)",
+		apply: boolean(func(c *Config) *bool { return &c.MongoShard })},
+	{env: []string{"EVP_RETENTION_DAYS"}, flag: "retention-days", def: "0", usage: "keep events and their rollups this many days (MongoDB TTL index); 0 keeps them forever",
+		apply: intIn(0, 36500, func(c *Config) *int { return &c.RetentionDays })},
 	{env: []string{"REDIS_URL"}, flag: "redis-url", usage: "Redis for the buffer and shared state (empty: embedded)",
 		apply: str(func(c *Config) *string { return &c.RedisURL })},
 	{env: []string{"JWT_SECRET"}, flag: "jwt-secret", usage: "HS256 secret for dashboard sessions (32+ bytes)",
