@@ -275,6 +275,31 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 			pool.Run(workCtx)
 		}
 	}()
+	retentionDone := make(chan struct{})
+	go func() {
+		defer close(retentionDone)
+		// Retention in the embedded store (MongoDB expires events with a TTL index): at
+		// start, then every 10 minutes, by the processes that run workers.
+		p, ok := any(st).(pruner)
+		if !ok || !runWorkers || cfg.RetentionDays <= 0 {
+			return
+		}
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			cutoff := time.Now().Add(-time.Duration(cfg.RetentionDays) * 24 * time.Hour)
+			if n, err := p.Prune(workCtx, cutoff); err != nil {
+				log.Warn("old events not deleted (EVP_RETENTION_DAYS)", "err", err)
+			} else if n > 0 {
+				log.Info("old events deleted (EVP_RETENTION_DAYS)", "events", n, "before", cutoff.UTC().Format(time.RFC3339))
+			}
+			select {
+			case <-t.C:
+			case <-workCtx.Done():
+				return
+			}
+		}
+	}()
 	usageDone := make(chan struct{})
 	go func() {
 		defer close(usageDone)
@@ -340,6 +365,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		log.Warn("workers did not finish in time; their batches stay in the buffer and are delivered again")
 	}
 	<-usageDone
+	<-retentionDone
 	if err := keys.FlushUsage(context.Background()); err != nil {
 		log.Warn("api key usage not recorded", "err", err)
 	}
@@ -347,6 +373,11 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	b.closers = nil
 	log.Info("evp stopped")
 	return runErr
+}
+
+// pruner deletes events older than a cutoff (the SQLite store; MongoDB uses a TTL index).
+type pruner interface {
+	Prune(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // dashboardFor is the web dashboard a role serves: none for a worker-only process, whose port

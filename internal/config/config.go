@@ -166,7 +166,7 @@ var settings = []setting{
 		apply: str(func(c *Config) *string { return &c.MongoDB })},
 	{env: []string{"EVP_MONGO_SHARD"}, flag: "mongo-shard", def: "false", usage: "on start, enable sharding and shard events on hashed userId (needs a mongos; same as evp mongo init)",
 		apply: boolean(func(c *Config) *bool { return &c.MongoShard })},
-	{env: []string{"EVP_RETENTION_DAYS"}, flag: "retention-days", def: "0", usage: "keep events and their rollups this many days (MongoDB TTL index); 0 keeps them forever",
+	{env: []string{"EVP_RETENTION_DAYS"}, flag: "retention-days", def: "0", usage: "keep events and their rollups this many days (MongoDB: TTL indexes; embedded: deleted every 10 minutes); 0 keeps them forever",
 		apply: intIn(0, 36500, func(c *Config) *int { return &c.RetentionDays })},
 	{env: []string{"REDIS_URL"}, flag: "redis-url", usage: "Redis for the buffer and shared state (empty: embedded)",
 		apply: str(func(c *Config) *string { return &c.RedisURL })},
