@@ -223,9 +223,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		AuthLimitCounter: b.limits,
-		Dashboard:        dashboardFor(role),
-		Analytics:        st.Analytics, DeadLetters: st,
+		AuthLimitCounter: b.limits, CORSOrigins: cfg.CORSOrigins,
+		Dashboard: dashboardFor(role),
+		Analytics: st.Analytics, DeadLetters: st,
 		AnalyticsCache: b.acache,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)

@@ -65,6 +65,7 @@ type Config struct {
 	AnalyticsPublic bool     // analytics and metrics routes without credentials
 	TrustProxy      bool     // client IP from X-Forwarded-For / X-Real-IP
 	AuthRateLimit   int      // requests per minute per client IP on /api/auth/*
+	CORSOrigins     []string // origins whose pages may call the API
 }
 
 // setting describes one configuration value.
@@ -254,6 +255,21 @@ var settings = []setting{
 		apply: boolean(func(c *Config) *bool { return &c.AnalyticsPublic })},
 	{env: []string{"EVP_TRUST_PROXY"}, flag: "trust-proxy", def: "false", usage: "take the client IP from X-Forwarded-For/X-Real-IP (only behind a proxy that sets them)",
 		apply: boolean(func(c *Config) *bool { return &c.TrustProxy })},
+	{env: []string{"EVP_CORS_ORIGINS"}, flag: "cors-origins", usage: "comma-separated origins allowed to call the API from a browser, like https://dash.example.com (a dashboard hosted elsewhere); * for any",
+		apply: func(c *Config, v string) error {
+			c.CORSOrigins = nil
+			for _, o := range strings.Split(v, ",") {
+				o = strings.TrimRight(strings.TrimSpace(o), "/")
+				if o == "" {
+					continue
+				}
+				if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+					return fmt.Errorf("%q is not an origin like https://dash.example.com", o)
+				}
+				c.CORSOrigins = append(c.CORSOrigins, o)
+			}
+			return nil
+		}},
 	{env: []string{"EVP_AUTH_RATE_LIMIT"}, flag: "auth-rate-limit", def: "100", usage: "requests per minute per client IP on /api/auth/*",
 		apply: intIn(1, 1_000_000, func(c *Config) *int { return &c.AuthRateLimit })},
 	{env: []string{"EVP_PPROF_ADDR"}, flag: "pprof-addr", usage: "serve Go's pprof profiles on this address, like 127.0.0.1:6060 (off when empty)",

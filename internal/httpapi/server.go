@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/cors"
 	"github.com/go-chi/httprate"
 
 	"github.com/evp-dev/evp/internal/accounts"
@@ -84,6 +85,9 @@ type Deps struct {
 	// AuthLimitCounter, when set, keeps the /api/auth counters shared by every replica
 	// (Redis); otherwise each process counts its own.
 	AuthLimitCounter httprate.LimitCounter
+	// CORSOrigins lets browsers on these origins call the API (a dashboard hosted
+	// elsewhere, built with VITE_API_URL); none when empty.
+	CORSOrigins []string
 	// Dashboard, when set, answers GET and HEAD requests for paths outside /api/ that no
 	// route matches (the web dashboard and its client-side routes).
 	Dashboard http.Handler
@@ -187,7 +191,11 @@ func New(d Deps) *Server {
 		}
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no route for %s %s", r.Method, r.URL.Path))
 	})
-	s.handler = s.wrap(mux)
+	var h http.Handler = mux
+	if len(d.CORSOrigins) > 0 {
+		h = corsFor(d.CORSOrigins)(mux)
+	}
+	s.handler = s.wrap(h)
 	return s
 }
 
@@ -245,4 +253,17 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 		}
 	}
 	return allowed
+}
+
+// corsFor answers CORS preflights and adds the CORS headers for the allowed origins
+// (github.com/go-chi/cors). Credentials travel in headers (Authorization, x-api-key), never
+// cookies, so credentialed CORS is not needed.
+func corsFor(origins []string) func(http.Handler) http.Handler {
+	return cors.Handler(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodHead},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "Content-Encoding", "x-api-key", "X-Request-Id"},
+		ExposedHeaders: []string{"X-Request-Id", "Retry-After", "X-Cache"},
+		MaxAge:         600,
+	})
 }
