@@ -16,7 +16,8 @@ import (
 )
 
 // eventDoc is an event as stored. timestamp is a BSON date (milliseconds) for indexes and
-// TTL; tsNs keeps the full nanosecond time. rp marks an event whose rollup is unfinished.
+// TTL; tsNs keeps the full nanosecond time; bt is the token of the InsertBatch call that
+// stored it, so that an unfinished rollup can be redone from the events of that call.
 type eventDoc struct {
 	ID          string    `bson:"_id"`
 	EventID     string    `bson:"eventId"`
@@ -30,7 +31,7 @@ type eventDoc struct {
 	Priority    int32     `bson:"priority"`
 	ReceivedAt  time.Time `bson:"receivedAt"`
 	ProcessedAt time.Time `bson:"processedAt"`
-	RP          string    `bson:"rp,omitempty"`
+	BT          string    `bson:"bt"`
 }
 
 // jsonValue turns a client's JSON object into a BSON document (relaxed Extended JSON, so
@@ -116,6 +117,10 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	tok := s.newToken()
 	s.active.Store(tok, struct{}{})
 	defer s.active.Delete(tok)
+	// Step 0: register the call as pending before any of its events exists.
+	if _, err := s.pending.InsertOne(ctx, bson.D{{Key: "_id", Value: tok}, {Key: "at", Value: time.Now().UTC()}}); err != nil {
+		return 0, 0, fmt.Errorf("mongostore: register batch: %w", err)
+	}
 
 	docs := make([]any, len(events))
 	for i := range events {
@@ -124,7 +129,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			ID: e.EventID, EventID: e.EventID, EventType: e.EventType, UserID: e.UserID, SessionID: e.SessionID,
 			Timestamp: e.Timestamp, TsNs: e.Timestamp.UnixNano(),
 			Metadata: jsonValue(e.Metadata), Payload: jsonValue(e.Payload), Priority: int32(e.Priority),
-			ReceivedAt: e.ReceivedAt, ProcessedAt: processedAt, RP: tok,
+			ReceivedAt: e.ReceivedAt, ProcessedAt: processedAt, BT: tok,
 		}
 	}
 	dup := make([]bool, len(events))
@@ -149,6 +154,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			return 0, 0, err
 		}
 	}
+	var applied []string
 	if inserted > 0 {
 		counts := map[rollupKey]int64{}
 		for i := range events {
@@ -156,19 +162,18 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 				counts[rollupKey{unixMinute(events[i].Timestamp.UnixNano()), events[i].EventType}]++
 			}
 		}
-		applied, err := s.applyCounts(ctx, tok, counts)
-		if err != nil {
+		if applied, err = s.applyCounts(ctx, tok, counts); err != nil {
 			return 0, 0, err
 		}
-		if _, err := s.events.UpdateMany(ctx, bson.D{{Key: "rp", Value: tok}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "rp", Value: ""}}}}); err != nil {
+	}
+	if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: tok}}); err != nil {
+		return 0, 0, fmt.Errorf("mongostore: finish rollup: %w", err)
+	}
+	if len(applied) > 0 {
+		// Only now may the guard go: the call is no longer registered as pending.
+		if _, err := s.rollups.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: applied}}}},
+			bson.D{{Key: "$unset", Value: bson.D{{Key: "tok." + tok, Value: ""}}}}); err != nil {
 			return 0, 0, fmt.Errorf("mongostore: finish rollup: %w", err)
-		}
-		if len(applied) > 0 {
-			// Only now may the guard go: no event carries rp: tok any more.
-			if _, err := s.rollups.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: applied}}}},
-				bson.D{{Key: "$unset", Value: bson.D{{Key: "tok." + tok, Value: ""}}}}); err != nil {
-				return 0, 0, fmt.Errorf("mongostore: finish rollup: %w", err)
-			}
 		}
 	}
 	if err := s.addSketches(ctx, events); err != nil {
@@ -179,8 +184,8 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 
 func isDupKey(code int) bool { return code == 11000 || code == 11001 || code == 12582 }
 
-// finishPending finishes the rollups of the duplicates that are still marked pending by
-// another call (see the package documentation).
+// finishPending finishes the rollups of the calls that stored some of the duplicates and
+// are still registered as pending (see the package documentation).
 func (s *Store) finishPending(ctx context.Context, events []event.Event, dup []bool, own string) error {
 	ids := make([]string, 0, len(events))
 	for i := range events {
@@ -188,39 +193,60 @@ func (s *Store) finishPending(ctx context.Context, events []event.Event, dup []b
 			ids = append(ids, events[i].EventID)
 		}
 	}
-	cur, err := s.events.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "rp", Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.Find().SetProjection(bson.D{{Key: "rp", Value: 1}}))
+	cur, err := s.events.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "bt", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("mongostore: pending rollups: %w", err)
 	}
-	var pending []struct {
-		RP string `bson:"rp"`
+	var rows []struct {
+		BT string `bson:"bt"`
 	}
-	if err := cur.All(ctx, &pending); err != nil {
+	if err := cur.All(ctx, &rows); err != nil {
+		return fmt.Errorf("mongostore: pending rollups: %w", err)
+	}
+	seen := map[string]bool{own: true}
+	var toks []string
+	for _, r := range rows {
+		if r.BT != "" && !seen[r.BT] {
+			seen[r.BT] = true
+			toks = append(toks, r.BT)
+		}
+	}
+	if len(toks) == 0 {
+		return nil
+	}
+	cur, err = s.pending.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: toks}}}})
+	if err != nil {
+		return fmt.Errorf("mongostore: pending rollups: %w", err)
+	}
+	return s.finishAll(ctx, cur)
+}
+
+// finishAll finishes the pending calls cur lists that this process may recover.
+func (s *Store) finishAll(ctx context.Context, cur *mongo.Cursor) error {
+	var pend []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &pend); err != nil {
 		return fmt.Errorf("mongostore: pending rollups: %w", err)
 	}
 	now := time.Now()
-	seen := map[string]bool{own: true}
-	for _, p := range pending {
-		if p.RP == "" || seen[p.RP] {
-			continue
-		}
-		seen[p.RP] = true
-		if !s.recoverable(p.RP, now) {
+	for _, p := range pend {
+		if !s.recoverable(p.ID, now) {
 			continue // its writer is at work, or the sweep finishes it once it is old enough
 		}
-		if err := s.finishToken(ctx, p.RP); err != nil {
+		if err := s.finishToken(ctx, p.ID); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// finishToken counts every event still marked rp: tok, applies the counts under tok's guard
-// and clears the marks. The guard stays in the rollup documents, so that a late write of the
-// call that made tok is rejected too.
+// finishToken counts every event stored by the call tok, applies the counts under tok's
+// guard and unregisters the call. The guard stays in the rollup documents, so that a late
+// write of the call itself is rejected too.
 func (s *Store) finishToken(ctx context.Context, tok string) error {
-	cur, err := s.events.Find(ctx, bson.D{{Key: "rp", Value: tok}},
+	cur, err := s.events.Find(ctx, bson.D{{Key: "bt", Value: tok}},
 		options.Find().SetProjection(bson.D{{Key: "eventType", Value: 1}, {Key: "tsNs", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("mongostore: recover rollup: %w", err)
@@ -232,9 +258,6 @@ func (s *Store) finishToken(ctx context.Context, tok string) error {
 	if err := cur.All(ctx, &rows); err != nil {
 		return fmt.Errorf("mongostore: recover rollup: %w", err)
 	}
-	if len(rows) == 0 {
-		return nil
-	}
 	counts := map[rollupKey]int64{}
 	for _, r := range rows {
 		counts[rollupKey{unixMinute(r.TsNs), r.EventType}]++
@@ -242,7 +265,7 @@ func (s *Store) finishToken(ctx context.Context, tok string) error {
 	if _, err := s.applyCounts(ctx, tok, counts); err != nil {
 		return err
 	}
-	if _, err := s.events.UpdateMany(ctx, bson.D{{Key: "rp", Value: tok}}, bson.D{{Key: "$unset", Value: bson.D{{Key: "rp", Value: ""}}}}); err != nil {
+	if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: tok}}); err != nil {
 		return fmt.Errorf("mongostore: recover rollup: %w", err)
 	}
 	return nil
@@ -347,32 +370,12 @@ func (s *Store) sweepLoop(ctx context.Context) {
 	}
 }
 
-// Sweep finishes the pending rollups whose token is at least RecoverAfter old (and those of
+// Sweep finishes the pending calls whose token is at least RecoverAfter old (and those of
 // this process's calls that have returned).
 func (s *Store) Sweep(ctx context.Context) error {
-	now := time.Now()
-	filter := bson.D{{Key: "rp", Value: bson.D{{Key: "$exists", Value: true}}}}
-	cur, err := s.events.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "rp", Value: 1}}).SetLimit(10000))
+	cur, err := s.pending.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(1000))
 	if err != nil {
 		return fmt.Errorf("mongostore: sweep: %w", err)
 	}
-	var rows []struct {
-		RP string `bson:"rp"`
-	}
-	if err := cur.All(ctx, &rows); err != nil {
-		return fmt.Errorf("mongostore: sweep: %w", err)
-	}
-	seen := map[string]bool{}
-	for _, r := range rows {
-		if r.RP == "" || seen[r.RP] {
-			continue
-		}
-		seen[r.RP] = true
-		if s.recoverable(r.RP, now) {
-			if err := s.finishToken(ctx, r.RP); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return s.finishAll(ctx, cur)
 }

@@ -1,6 +1,6 @@
 // Package mongostore keeps events in MongoDB with the official driver: collections events
-// and events_dlq as in the original system, plus rollup_minute and rollup_sketch for the
-// analytics rollups.
+// and events_dlq as in the original system, plus rollup_minute, rollup_sketch and
+// rollup_pending for the analytics rollups.
 //
 // # Idempotency and sharding
 //
@@ -22,31 +22,34 @@
 //
 // MongoDB has no atomicity across documents without transactions (and FerretDB, used in
 // tests, has none), so inserting events and counting them are separate writes. InsertBatch
-// runs them in this order, under a token T unique to the call:
+// runs them in this order, under a token T unique to the call (its start time, the writer id
+// and a sequence number):
 //
-//  1. insert the events, each marked rollup-pending with rp: T;
+//  0. register T as pending: a document {_id: T} in rollup_pending;
+//  1. insert the events, each carrying bt: T (indexed);
 //  2. add the counts of the events this call inserted to rollup_minute with $inc, each
 //     update guarded by the token: it matches only a document without tok.T and sets tok.T,
-//     so applying T's counts twice to one document is impossible (the second upsert fails
-//     with a duplicate key, which means "already applied");
-//  3. clear rp on T's events;
+//     so T's counts can never be applied twice to one document (a second upsert fails with a
+//     duplicate key, which means "already applied");
+//  3. unregister T;
 //  4. clear tok.T on the documents step 2 updated.
 //
-// A crash (or error) after 1 and before 3 leaves T's events stored with rp: T. When any of
-// them is delivered again, the insert finds them as duplicates still marked pending and
-// finishes T: it recounts all of T's events (rp is indexed), applies those counts with the
-// same tok.T guard and clears rp. Step 2 is all-or-nothing per document thanks to the guard,
-// so counts never double and are never lost: a crash between 2 and 3 is finished without
+// A crash (or error) after 0 and before 3 leaves T registered. When any event T stored is
+// delivered again, the insert finds it as a duplicate whose call is still registered and
+// finishes T: it recounts all the events with bt: T, applies those counts with the same
+// tok.T guard and unregisters T. The guard makes step 2 all-or-nothing per document, so
+// counts never double and are never lost: a crash between 2 and 3 is finished without
 // counting again, a crash inside 2 counts exactly the documents not yet counted. A recovery
-// leaves tok.T in place (a few bytes) so that a late write of the crashed attempt is still
-// rejected. Tokens of a call still running in this process are never recovered; a token of
-// another process is recovered only once it is older than Options.RecoverAfter (then the
-// process is taken to be dead), and a background sweep finishes pending tokens that no
-// redelivery reaches. The one case that can count a batch twice: a writer that stalls longer
-// than RecoverAfter between steps 1 and 2 while another process recovers its token, and
-// whose own step 4 lands between that recovery's reading of the pending events and its
-// step 2. Until a pending batch is finished its events are stored but missing from the
-// counts (never from the raw events, topUsers or the userId-filtered figures).
+// leaves tok.T in place (a few bytes), so that a late write of the crashed attempt is still
+// rejected; so does a crash between 3 and 4. Tokens of a call still running in this process
+// are never recovered; a token of another process is recovered only once it is older than
+// Options.RecoverAfter (its process is then taken to be dead), and a background sweep of
+// rollup_pending finishes calls that no redelivery reaches. The one case that can still
+// count a batch twice: a writer that stalls longer than RecoverAfter between steps 1 and 2
+// while another process recovers its token, and whose own step 4 lands between that
+// recovery's reading of the events and its step 2. Until a pending call is finished its
+// events are stored but missing from the counts (never from the raw events, topUsers or the
+// userId-filtered figures, which read raw events).
 //
 // Distinct users and sessions are HyperLogLog sketches (precision 14, as the SQLite store).
 // Adding an id twice changes nothing, so every event of a batch is added, duplicates
@@ -81,6 +84,7 @@ const (
 	DeadLettersCollection  = "events_dlq"
 	RollupCollection       = "rollup_minute"
 	SketchCollection       = "rollup_sketch"
+	PendingCollection      = "rollup_pending"
 	defaultRecoverAfter    = 30 * time.Second
 	defaultSelectTimeout   = 5 * time.Second
 	sketchIdleEvictionTime = 10 * time.Minute
@@ -112,6 +116,7 @@ type Store struct {
 	dlq     *mongo.Collection
 	rollups *mongo.Collection
 	sketch  *mongo.Collection
+	pending *mongo.Collection
 
 	writer       string // this Store's writer id (sketch documents, rollup tokens)
 	seq          atomic.Uint64
@@ -170,6 +175,7 @@ func newStore(client *mongo.Client, o Options) *Store {
 		dlq:          db.Collection(DeadLettersCollection),
 		rollups:      db.Collection(RollupCollection),
 		sketch:       db.Collection(SketchCollection),
+		pending:      db.Collection(PendingCollection),
 		writer:       hex.EncodeToString(b[:]),
 		recoverAfter: o.RecoverAfter,
 	}
@@ -196,8 +202,9 @@ func (s *Store) indexPlan(retentionDays int) []collIndexes {
 			{Keys: bson.D{{Key: "userId", Value: 1}, {Key: "timestamp", Value: 1}}, Options: options.Index().SetName("userId_1_timestamp_1")},
 			// RecentEventIDs (dedup window restore) walks the newest receipts.
 			{Keys: bson.D{{Key: "receivedAt", Value: -1}}, Options: options.Index().SetName("receivedAt_-1")},
-			// Pending rollups: only events whose rollup is unfinished carry rp.
-			{Keys: bson.D{{Key: "rp", Value: 1}}, Options: options.Index().SetName("rp_1").SetSparse(true)},
+			// The events of one InsertBatch call, to redo its rollup after a crash. Tokens
+			// start with the time, so new entries go to the right edge of the index.
+			{Keys: bson.D{{Key: "bt", Value: 1}}, Options: options.Index().SetName("bt_1")},
 		}},
 		{s.rollups, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "m", Value: 1}, {Key: "t", Value: 1}}, Options: options.Index().SetName("m_1_t_1")},
