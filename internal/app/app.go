@@ -108,9 +108,10 @@ func (b *backends) close(log *slog.Logger) {
 
 func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b *backends, err error) {
 	b = &backends{}
+	opened := b // a failed open returns a nil b: close what was opened through this one
 	defer func() {
 		if err != nil {
-			b.close(log)
+			opened.close(log)
 		}
 	}()
 	st, storeCheck, err := openEventStore(ctx, cfg, log)
