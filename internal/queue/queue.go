@@ -51,3 +51,11 @@ type Queue interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Toucher is implemented by buffers whose in-flight entries can be kept from being claimed
+// by another worker (after the claim timeout) while their worker is still on them, for
+// example waiting out a store outage. Touch resets the entries' idle time without counting
+// a delivery.
+type Toucher interface {
+	Touch(ctx context.Context, ids []int64) error
+}

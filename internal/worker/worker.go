@@ -85,6 +85,10 @@ type Pool struct {
 	OnBatch func(events []event.Event, took time.Duration)
 
 	acks sync.WaitGroup // acknowledgements in flight
+	// stop is closed when Run's context ends: a worker waiting out a store outage gives
+	// its batch back to the buffer then. storeDown pauses fetching during an outage.
+	stop      <-chan struct{}
+	storeDown atomic.Bool
 }
 
 // New returns a pool; call Run to start it.
@@ -96,6 +100,7 @@ func New(cfg Config, q queue.Queue, st store.EventStore, log *slog.Logger) *Pool
 // Run processes batches until ctx is cancelled, then lets every batch in flight finish and
 // returns. It returns nil after a cancel.
 func (p *Pool) Run(ctx context.Context) error {
+	p.stop = ctx.Done()
 	var wg sync.WaitGroup
 	for i := 0; i < p.cfg.Concurrency; i++ {
 		wg.Add(1)
@@ -112,6 +117,16 @@ func (p *Pool) Run(ctx context.Context) error {
 func (p *Pool) loop(ctx context.Context) {
 	fetchErrs := 0
 	for ctx.Err() == nil {
+		// While the store is down, take nothing more from the buffer: the entries wait
+		// there, undelivered, instead of piling up deliveries.
+		if p.storeDown.Load() {
+			if err := p.st.Ping(ctx); err != nil {
+				sleep(ctx, p.backoff(20))
+				continue
+			}
+			p.storeDown.Store(false)
+			p.log.Info("event store answers again; fetching resumes")
+		}
 		msgs, err := p.q.Fetch(ctx, p.cfg.BatchSize, p.cfg.BatchTimeout)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
@@ -175,7 +190,16 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 	storedIDs := ids
 	if len(events) > 0 {
 		var failed []failure
-		storedIDs, failed = p.write(ctx, events, ids)
+		var unavailable bool
+		storedIDs, failed, unavailable = p.write(ctx, events, ids)
+		if unavailable {
+			// Shutting down during a store outage: the entries go back to the buffer
+			// (not to the dead-letter queue) and are delivered again later.
+			if err := p.q.Nack(ctx, ids); err != nil {
+				p.log.Error("buffer nack failed", "entries", len(ids), "err", err)
+			}
+			ids, events = nil, nil
+		}
 		for _, f := range failed {
 			i := f.i
 			letters = append(letters, store.DeadLetter{
@@ -202,6 +226,9 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 	// The worker does not wait for the acknowledgement to commit: the events are stored,
 	// and if the ack is lost in a crash the entries are delivered again and the store skips
 	// them. Waiting would put a buffer commit (an fsync) into every batch's cycle.
+	if len(ack) == 0 {
+		return
+	}
 	p.acks.Add(1)
 	go func() {
 		defer p.acks.Done()
@@ -221,24 +248,37 @@ type failure struct {
 	err error
 }
 
-func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (stored []int64, failed []failure) {
-	var lastErr error
+//
+// A store that does not answer its ping is down, not refusing these events: then the
+// worker holds the batch (touching its entries so no other worker claims them) and retries
+// once the store answers, however long that takes. unavailable reports that the pool was
+// stopped while waiting; nothing was stored or failed then.
+func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (stored []int64, failed []failure, unavailable bool) {
 	start := time.Now()
-	for attempt := 1; attempt <= p.cfg.MaxAttempts; attempt++ {
-		inserted, dups, err := p.st.InsertBatch(ctx, events, time.Now())
-		if err == nil {
-			p.count(events, inserted, dups, time.Since(start))
-			return ids, nil
+	for {
+		var lastErr error
+		for attempt := 1; attempt <= p.cfg.MaxAttempts; attempt++ {
+			inserted, dups, err := p.st.InsertBatch(ctx, events, time.Now())
+			if err == nil {
+				p.count(events, inserted, dups, time.Since(start))
+				return ids, nil, false
+			}
+			lastErr = err
+			p.Stats.Failed.Add(1)
+			p.log.Warn("store write failed", "events", len(events), "attempt", attempt, "of", p.cfg.MaxAttempts, "err", err)
+			if attempt < p.cfg.MaxAttempts {
+				sleep(ctx, p.backoff(attempt))
+			}
 		}
-		lastErr = err
-		p.Stats.Failed.Add(1)
-		p.log.Warn("store write failed", "events", len(events), "attempt", attempt, "of", p.cfg.MaxAttempts, "err", err)
-		if attempt < p.cfg.MaxAttempts {
-			sleep(ctx, p.backoff(attempt))
+		if p.waitForStore(ctx, ids) {
+			continue // the store answers again: a fresh round of attempts
+		} else if p.storeDown.Load() {
+			return nil, nil, true
 		}
-	}
-	if len(events) == 1 {
-		return nil, []failure{{0, lastErr}}
+		if len(events) == 1 {
+			return nil, []failure{{0, lastErr}}, false
+		}
+		break
 	}
 	for i := range events {
 		inserted, dups, err := p.st.InsertBatch(ctx, events[i:i+1], time.Now())
@@ -249,7 +289,41 @@ func (p *Pool) write(ctx context.Context, events []event.Event, ids []int64) (st
 		p.count(events[i:i+1], inserted, dups, time.Since(start))
 		stored = append(stored, ids[i])
 	}
-	return stored, failed
+	return stored, failed, false
+}
+
+// waitForStore checks whether the store is down after failed writes. If it answers, it
+// returns false at once (the events themselves are the problem). If not, it waits until the
+// store answers and returns true, or returns false with storeDown set when the pool stops.
+func (p *Pool) waitForStore(ctx context.Context, ids []int64) bool {
+	if err := p.st.Ping(ctx); err == nil {
+		return false
+	}
+	p.storeDown.Store(true)
+	p.log.Error("event store unavailable: holding the batch until it answers", "events", len(ids))
+	toucher, _ := p.q.(queue.Toucher)
+	for n := 1; ; n++ {
+		if toucher != nil {
+			if err := toucher.Touch(ctx, ids); err != nil {
+				p.log.Warn("buffer touch failed; another worker may take the batch over", "err", err)
+			}
+		}
+		if p.stop == nil {
+			return false
+		}
+		t := time.NewTimer(p.backoff(n))
+		select {
+		case <-p.stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if err := p.st.Ping(ctx); err == nil {
+			p.storeDown.Store(false)
+			p.log.Info("event store answers again; retrying the held batch", "events", len(ids))
+			return true
+		}
+	}
 }
 
 func (p *Pool) count(events []event.Event, inserted, dups int, took time.Duration) {

@@ -619,6 +619,27 @@ func (q *Queue) Ack(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// Touch implements queue.Toucher: XCLAIM to this consumer with JUSTID resets the entries'
+// idle time without incrementing their delivery count, so XAUTOCLAIM elsewhere leaves them.
+func (q *Queue) Touch(ctx context.Context, ids []int64) error {
+	if err := q.enter(); err != nil {
+		return err
+	}
+	defer q.leave()
+	if len(ids) == 0 {
+		return nil
+	}
+	sids, err := q.decodeAll(ids)
+	if err != nil {
+		return err
+	}
+	err = q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.key, Group: q.group, Consumer: q.consumer, MinIdle: 0, Messages: sids}).Err()
+	if err != nil && err != redis.Nil {
+		return q.wrap("touch", err)
+	}
+	return nil
+}
+
 // Nack implements queue.Queue: the entries this consumer still owns go to NackConsumer,
 // idle since 1970, and the next claim pass hands them out again.
 func (q *Queue) Nack(ctx context.Context, ids []int64) error {

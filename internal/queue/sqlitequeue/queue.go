@@ -439,6 +439,19 @@ func (q *Queue) Fetch(ctx context.Context, max int, wait time.Duration) ([]queue
 	}
 }
 
+// Touch implements queue.Toucher: the entries count as delivered now.
+func (q *Queue) Touch(_ context.Context, ids []int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	now := time.Now()
+	for _, id := range ids {
+		if _, ok := q.inflight[id]; ok {
+			q.inflight[id] = now
+		}
+	}
+	return nil
+}
+
 // take hands out up to max entries: redeliveries first (nacked, then in flight for longer
 // than the claim timeout), then new entries in order.
 func (q *Queue) take(ctx context.Context, max int) ([]queue.Message, <-chan struct{}, error) {
