@@ -248,7 +248,6 @@ type failure struct {
 	err error
 }
 
-//
 // A store that does not answer its ping is down, not refusing these events: then the
 // worker holds the batch (touching its entries so no other worker claims them) and retries
 // once the store answers, however long that takes. unavailable reports that the pool was
