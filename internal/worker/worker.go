@@ -239,15 +239,16 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 	}()
 }
 
-// write stores events with retries. When the whole batch keeps failing it tries each event
-// on its own once, so that one bad event does not take the rest of its batch down with it.
-// It returns the buffer ids of the stored events and the indexes of those that failed.
 // failure is an event (index into the batch) that could not be stored, with its own error.
 type failure struct {
 	i   int
 	err error
 }
 
+// write stores events with retries. When the whole batch keeps failing it tries each event
+// on its own once, so that one bad event does not take the rest of its batch down with it.
+// It returns the buffer ids of the stored events and the indexes of those that failed.
+//
 // A store that does not answer its ping is down, not refusing these events: then the
 // worker holds the batch (touching its entries so no other worker claims them) and retries
 // once the store answers, however long that takes. unavailable reports that the pool was
