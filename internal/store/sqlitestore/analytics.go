@@ -13,15 +13,15 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// Rollups (migration 2), written in the InsertBatch transaction:
+// Rollups:
 //
-//   - rollup_minute: exact event counts per (Unix minute, event type), for the rows the
-//     batch actually inserted (RowsAffected, and when a chunk had duplicates the rows carrying
-//     this write's processed_at), so a redelivered batch adds nothing.
-//   - sketch_minute, sketch_hour: HyperLogLog sketches (precision 14, standard error about
-//     0.8 %) of user and session ids per minute and per hour, kept in memory and flushed
-//     about once a second (memrollups.go). Adding an id twice changes nothing, so every event
-//     of a batch is added, duplicates included, and a replay after a crash is safe.
+//   - rollup_minute (and the per-type counters): exact event counts per (Unix minute, event
+//     type), written in the InsertBatch transaction for the rows the batch actually inserted
+//     (RowsAffected, and when a chunk had duplicates the rows carrying this write's
+//     processed_at), so a redelivered batch adds nothing.
+//   - sketch_minute, sketch_hour (HyperLogLog, precision 14, standard error about 0.8 %, of
+//     user and session ids) and user_minute, user_hour (per-user counts for topUsers):
+//     built from the events table about once a second (memrollups.go).
 
 type rollupKey struct {
 	minute    int64
@@ -66,9 +66,9 @@ const topUsersLimit = 10
 // events of that type (exact). With a userId filter every figure is computed from the raw
 // events of the range (read through the ts index; exact). topUsers always reads raw events.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	// Memory rollups are flushed about once a second; flushing here makes a query see
-	// every event stored before it.
-	if err := s.FlushRollups(ctx); err != nil {
+	// The rollups are built about once a second; building here makes a query see every
+	// event stored before it.
+	if err := s.BuildRollups(ctx); err != nil {
 		return store.AnalyticsResult{}, err
 	}
 	res, err := s.analytics(ctx, q)
@@ -394,7 +394,10 @@ func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64)
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	names := s.typeNames()
+	names, err := s.typeNames(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
 		var last, types int64
 		for _, sp := range spans {
@@ -434,13 +437,24 @@ func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64)
 	return out, nil
 }
 
-// typeNames maps each type bit to its event type.
-func (s *Store) typeNames() [maxTypeBits]string {
-	var names [maxTypeBits]string
-	s.mem.mu.Lock()
-	defer s.mem.mu.Unlock()
-	for t, b := range s.mem.typeBits {
-		names[b] = t
+// typeNames maps each type bit to its event type, reading the bits another process may
+// have assigned.
+func (s *Store) typeNames(ctx context.Context) ([maxTypeBits]string, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, bit FROM event_type_bits`)
+	if err != nil {
+		return [maxTypeBits]string{}, err
 	}
-	return names
+	defer rows.Close()
+	var names [maxTypeBits]string
+	for rows.Next() {
+		var t string
+		var b int
+		if err := rows.Scan(&t, &b); err != nil {
+			return names, err
+		}
+		if b >= 0 && b < maxTypeBits {
+			names[b] = t
+		}
+	}
+	return names, rows.Err()
 }

@@ -43,7 +43,7 @@ func BenchmarkAnalytics(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	if err := st.FlushRollups(ctx); err != nil {
+	if err := st.BuildRollups(ctx); err != nil {
 		b.Fatal(err)
 	}
 	for _, r := range []struct {

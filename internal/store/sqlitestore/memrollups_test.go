@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestSketchesSurviveACrash(t *testing.T) {
 		es[i].UserID = fmt.Sprintf("user_%d", i%300) // 300 users, 3 sessions (testEvent)
 	}
 	insert(t, s, es[:200], 200, 0)
-	if err := s.FlushRollups(ctx); err != nil {
+	if err := s.BuildRollups(ctx); err != nil {
 		t.Fatal(err)
 	}
 	flushed := sketchSeq(t, s)
@@ -127,7 +128,7 @@ func TestTopUsersFromRollups(t *testing.T) {
 	}
 	check := func(name string, from, to time.Time, want map[string]int64) {
 		t.Helper()
-		if err := s.FlushRollups(ctx); err != nil {
+		if err := s.BuildRollups(ctx); err != nil {
 			t.Fatal(err)
 		}
 		top, err := s.topUsersFromRollups(ctx, unixMinute(from.UnixNano()), unixMinute(to.UnixNano()))
@@ -165,4 +166,54 @@ func TestTopUsersFromRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("pruned", from, to, brute(base.Truncate(time.Hour), base.Truncate(time.Hour).Add(2*time.Hour)))
+}
+
+// Two stores on one directory (evp api and evp worker processes on one machine) both insert
+// and both build the rollups: every event is counted once.
+func TestTwoProcessesBuildOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, b := openStore(t, dir), openStore(t, dir)
+	es := events(0, 4000)
+	for i := range es {
+		es[i].UserID = fmt.Sprintf("u%d", i%50)
+	}
+	var wg sync.WaitGroup
+	for w, st := range []*Store{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w * 2000; i < (w+1)*2000; i += 100 {
+				if _, _, err := st.InsertBatch(ctx, es[i:i+100], time.Now()); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := st.BuildRollups(ctx); err != nil { // race the other builder
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := a.BuildRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	if err := a.rdb.QueryRow(`SELECT COALESCE(SUM(count), 0) FROM user_hour`).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	var minutes int64
+	a.rdb.QueryRow(`SELECT COALESCE(SUM(count), 0) FROM user_minute`).Scan(&minutes)
+	if total != 4000 || minutes != 4000 {
+		t.Fatalf("per-user rollups count %d (hours) and %d (minutes) events, want 4000 each", total, minutes)
+	}
+	from := es[0].Timestamp.Truncate(time.Hour)
+	res, err := b.Analytics(ctx, store.AnalyticsQuery{Start: from, End: from.Add(3 * time.Hour), Bucket: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TotalEvents != 4000 || res.UniqueUsers < 49 || res.UniqueUsers > 51 || len(res.TopUsers) != 10 || res.TopUsers[0].EventCount != 80 {
+		t.Fatalf("analytics from the other store: %d events, %d users, top %v", res.TotalEvents, res.UniqueUsers, res.TopUsers)
+	}
 }

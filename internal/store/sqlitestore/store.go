@@ -26,7 +26,7 @@ type Store struct {
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
 	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd *sql.Stmt
-	// Sketches and per-user counts, kept in memory and flushed about once a second
+	// Sketches and per-user counts, built from the events table about once a second
 	// (memrollups.go).
 	mem memRollups
 }
@@ -82,9 +82,9 @@ CREATE TABLE sketch_hour (
 	// total; existing stores start from their rollups.
 	{Version: 3, Name: "type_counters", SQL: `
 INSERT INTO counters(name, value) SELECT 'type:' || event_type, SUM(count) FROM rollup_minute GROUP BY event_type;`},
-	// Rollups kept in memory and flushed (memrollups.go): rollup_seq is the last event the
-	// written ones cover. It starts at 0, so the first start rebuilds them from every stored
-	// event (re-adding ids to the sketches changes nothing; the per-user rollups are new).
+	// Rollups built from the events table (memrollups.go): rollup_seq is the last event they
+	// cover. It starts at 0, so the first start builds them from every stored event
+	// (re-adding ids to the sketches changes nothing; the per-user rollups are new).
 	{Version: 4, Name: "memory_rollups", SQL: `
 CREATE TABLE user_minute (
 	minute INTEGER NOT NULL,
@@ -147,17 +147,19 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
-	st.mem.sketches, st.mem.users = map[sketchKey]*sketchEntry{}, map[userKey]*userAgg{}
-	if err := st.loadTypeBits(ctx); err != nil {
+	st.mem.sketches = map[sketchKey]*sketchEntry{}
+	if err := st.loadMinuteFloor(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if err := st.recoverRollups(ctx, nil); err != nil {
+	// Catch up with the events the rollups do not cover yet (after a crash, or every
+	// stored event the first time), before serving.
+	if err := st.BuildRollups(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
 	st.mem.stop, st.mem.done = make(chan struct{}), make(chan struct{})
-	go st.runFlusher()
+	go st.runBuilder()
 	return st, nil
 }
 
@@ -188,7 +190,6 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
 	counts := map[rollupKey]int64{}
-	fresh := make([]newRow, 0, len(events)) // rows this write inserted
 	for start := 0; start < len(events); {
 		n, st := 1, one
 		if len(events)-start >= insertChunk {
@@ -211,13 +212,10 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 		switch {
 		case int(affected) == n:
 			for i := start; i < start+n; i++ {
-				e := &events[i]
-				ts := e.Timestamp.UnixNano()
-				counts[rollupKey{minute: unixMinute(ts), eventType: e.EventType}]++
-				fresh = append(fresh, newRow{userID: e.UserID, eventType: e.EventType, ts: ts})
+				counts[rollupKey{minute: unixMinute(events[i].Timestamp.UnixNano()), eventType: events[i].EventType}]++
 			}
 		case affected > 0:
-			if fresh, err = s.countInserted(ctx, tx, events[start:start+n], pa, counts, fresh); err != nil {
+			if err = s.countInserted(ctx, tx, events[start:start+n], pa, counts); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -242,15 +240,9 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			}
 		}
 	}
-	// The commit and the memory rollups' update happen together under their lock, so that
-	// a flush never records a watermark past events it does not hold.
-	s.mem.mu.Lock()
 	if err = tx.Commit(); err != nil {
-		s.mem.mu.Unlock()
 		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)
 	}
-	s.addRollups(ctx, events, fresh)
-	s.mem.mu.Unlock()
 	return inserted, len(events) - inserted, nil
 }
 
@@ -371,7 +363,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements store.EventStore. It writes the memory rollups first.
+// Close implements store.EventStore. It brings the rollups up to date first.
 func (s *Store) Close() error {
 	var ferr error
 	if s.mem.stop != nil {
@@ -379,7 +371,7 @@ func (s *Store) Close() error {
 		<-s.mem.done
 		s.mem.stop = nil
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ferr = s.FlushRollups(ctx)
+		ferr = s.BuildRollups(ctx)
 		cancel()
 	}
 	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
@@ -392,28 +384,26 @@ func (s *Store) DB() *sql.DB { return s.wdb }
 // countInserted adds to counts the rows of chunk that this transaction stored: those whose
 // processed_at is this write's (a duplicate keeps the processed_at of its first write). It
 // relies on two writes never sharing a processedAt; the worker passes time.Now() to each.
-func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64, fresh []newRow) ([]newRow, error) {
+func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64) error {
 	args := make([]any, 0, len(chunk)+1)
 	args = append(args, processedAt)
 	for i := range chunk {
 		args = append(args, chunk[i].EventID)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts, user_id FROM events WHERE processed_at = ? AND event_id IN (?`+
+	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts FROM events WHERE processed_at = ? AND event_id IN (?`+
 		strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 	if err != nil {
-		return fresh, fmt.Errorf("sqlitestore: rollup: %w", err)
+		return fmt.Errorf("sqlitestore: rollup: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k rollupKey
 		var ts int64
-		var user string
-		if err := rows.Scan(&k.eventType, &ts, &user); err != nil {
-			return fresh, fmt.Errorf("sqlitestore: rollup: %w", err)
+		if err := rows.Scan(&k.eventType, &ts); err != nil {
+			return fmt.Errorf("sqlitestore: rollup: %w", err)
 		}
 		k.minute = unixMinute(ts)
 		counts[k]++
-		fresh = append(fresh, newRow{userID: user, eventType: k.eventType, ts: ts})
 	}
-	return fresh, rows.Err()
+	return rows.Err()
 }
