@@ -141,22 +141,32 @@ func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	acc, err := accounts.Open(ctx, cfg.DataDir)
-	if err != nil {
-		fmt.Fprintf(stderr, "evp: accounts: %v\n", err)
-		return 1
+	if cfg.DatabaseURL != "" {
+		if !migratePostgres(ctx, cfg, stdout, stderr) {
+			return 1
+		}
+	} else {
+		acc, err := accounts.Open(ctx, cfg.DataDir)
+		if err != nil {
+			fmt.Fprintf(stderr, "evp: accounts: %v\n", err)
+			return 1
+		}
+		acc.Close()
+		fmt.Fprintf(stdout, "Accounts: embedded store in %s is current.\n", cfg.DataDir)
 	}
-	acc.Close()
-	st, err := sqlitestore.Open(ctx, cfg.DataDir, "FULL")
-	if err != nil {
-		fmt.Fprintf(stderr, "evp: event store: %v\n", err)
-		return 1
+	if cfg.MongoURI != "" {
+		if !migrateMongo(ctx, cfg, stdout, stderr) {
+			return 1
+		}
+	} else {
+		st, err := sqlitestore.Open(ctx, cfg.DataDir, "FULL")
+		if err != nil {
+			fmt.Fprintf(stderr, "evp: event store: %v\n", err)
+			return 1
+		}
+		st.Close()
+		fmt.Fprintf(stdout, "Events: embedded store in %s is current.\n", cfg.DataDir)
 	}
-	st.Close()
-	if !migratePostgres(ctx, cfg, stdout, stderr) {
-		return 1
-	}
-	fmt.Fprintf(stdout, "Migrations applied in %s.\n", cfg.DataDir)
 	return 0
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,5 +29,19 @@ func TestMongoInit(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"mongo", "init"}, getenv, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "MONGO_URI") {
 		t.Fatalf("evp mongo init without MONGO_URI = %d, %q; want 2 naming MONGO_URI", code, errOut.String())
+	}
+}
+
+// evp migrate with MONGO_URI creates the MongoDB indexes instead of an embedded events file.
+func TestMigrateMongo(t *testing.T) {
+	srv := ferret.Start(t)
+	dir := t.TempDir()
+	env := map[string]string{"MONGO_URI": srv.URI(), "MONGO_DATABASE": "evpmigrate", "EVP_DATA_DIR": dir}
+	code, out, stderr := runCmd(t, env, "migrate")
+	if code != 0 || !strings.Contains(out, `MongoDB: indexes of database "evpmigrate"`) {
+		t.Fatalf("evp migrate with MONGO_URI: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "events.db")); !os.IsNotExist(err) {
+		t.Fatalf("evp migrate with MONGO_URI made an embedded events.db (%v)", err)
 	}
 }
