@@ -104,7 +104,7 @@ func finish(res *store.AnalyticsResult, byType map[string]int64, buckets []int64
 		a, b := res.EventsByType[i], res.EventsByType[j]
 		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
 	})
-	setPercentages(res.EventsByType, res.TotalEvents)
+	store.SetPercentages(res.EventsByType, res.TotalEvents)
 	res.EventsOverTime = make([]store.BucketCount, len(buckets))
 	for i, c := range buckets {
 		res.EventsOverTime[i] = store.BucketCount{Timestamp: time.Unix((startMin+int64(i)*bucketMin)*60, 0).UTC(), Count: c}
@@ -314,34 +314,6 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// setPercentages gives each type its share with two decimals, rounding by largest remainder
-// so that the shares sum to exactly 100 (the SQLite store's rule).
-func setPercentages(ts []store.TypeCount, total int64) {
-	if total == 0 {
-		return
-	}
-	type rem struct {
-		i int
-		r float64
-	}
-	var rems []rem
-	var sum int64
-	for i := range ts {
-		exact := float64(ts[i].Count) * 10000 / float64(total) // hundredths of a percent
-		fl := int64(math.Floor(exact))
-		sum += fl
-		ts[i].Percentage = float64(fl)
-		rems = append(rems, rem{i, exact - float64(fl)})
-	}
-	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
-	for k := 0; k < int(10000-sum) && k < len(rems); k++ {
-		ts[rems[k].i].Percentage++
-	}
-	for i := range ts {
-		ts[i].Percentage /= 100
-	}
 }
 
 var _ store.TypeCounter = (*Store)(nil)

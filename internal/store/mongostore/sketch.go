@@ -8,12 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/store"
 )
 
 // Sketch documents in rollup_sketch, one per (level, bucket, writer):
@@ -25,24 +25,6 @@ import (
 // processes; inside the process writes of one document are serialised and coalesced (one
 // write carries every merge made while the previous one ran), and the version guard
 // (v < new version) rejects a write that arrives after a newer one.
-
-type sketchPair struct{ users, sessions *hyperloglog.Sketch }
-
-func newPair() *sketchPair { return &sketchPair{hyperloglog.New14(), hyperloglog.New14()} }
-
-func (p *sketchPair) merge(o *sketchPair) error {
-	if err := p.users.Merge(o.users); err != nil {
-		return err
-	}
-	return p.sessions.Merge(o.sessions)
-}
-
-func (p *sketchPair) unmarshal(users, sessions []byte) error {
-	if err := p.users.UnmarshalBinary(users); err != nil {
-		return err
-	}
-	return p.sessions.UnmarshalBinary(sessions)
-}
 
 type sketchDoc struct {
 	ID       string    `bson:"_id"`
@@ -68,7 +50,7 @@ type sketchEntry struct {
 	bucket int64
 
 	mu     sync.Mutex // guards pair, v, loaded
-	pair   *sketchPair
+	pair   *store.SketchPair
 	v      int64
 	loaded bool
 
@@ -93,7 +75,7 @@ func (c *sketchCache) acquire(id, kind string, bucket int64) *sketchEntry {
 	}
 	e := c.entries[id]
 	if e == nil {
-		e = &sketchEntry{id: id, kind: kind, bucket: bucket, pair: newPair()}
+		e = &sketchEntry{id: id, kind: kind, bucket: bucket, pair: store.NewSketchPair()}
 		c.entries[id] = e
 	}
 	e.users++
@@ -114,31 +96,31 @@ func (s *Store) sketchID(kind string, bucket int64) string {
 // addSketches adds the user and session ids of every event to this writer's minute and hour
 // sketches and returns once they are written.
 func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
-	minutes := map[int64]*sketchPair{}
+	minutes := map[int64]*store.SketchPair{}
 	for i := range events {
 		e := &events[i]
 		m := unixMinute(e.Timestamp.UnixNano())
 		p := minutes[m]
 		if p == nil {
-			p = newPair()
+			p = store.NewSketchPair()
 			minutes[m] = p
 		}
-		p.users.Insert([]byte(e.UserID))
-		p.sessions.Insert([]byte(e.SessionID))
+		p.Users.Insert([]byte(e.UserID))
+		p.Sessions.Insert([]byte(e.SessionID))
 	}
-	hours := map[int64]*sketchPair{}
+	hours := map[int64]*store.SketchPair{}
 	for m, p := range minutes {
 		h := floorDiv(m, 60)
 		if hours[h] == nil {
-			hours[h] = newPair()
+			hours[h] = store.NewSketchPair()
 		}
-		if err := hours[h].merge(p); err != nil {
+		if err := hours[h].Merge(p); err != nil {
 			return fmt.Errorf("mongostore: sketch: %w", err)
 		}
 	}
 	for _, level := range []struct {
 		kind string
-		sk   map[int64]*sketchPair
+		sk   map[int64]*store.SketchPair
 	}{{"m", minutes}, {"h", hours}} {
 		for b, p := range level.sk {
 			if err := s.addSketch(ctx, level.kind, b, p); err != nil {
@@ -149,7 +131,7 @@ func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
 	return nil
 }
 
-func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *sketchPair) error {
+func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *store.SketchPair) error {
 	e := s.sketches.acquire(s.sketchID(kind, bucket), kind, bucket)
 	defer s.sketches.release(e)
 
@@ -160,8 +142,8 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *ske
 		err := s.sketch.FindOne(ctx, bson.D{{Key: "_id", Value: e.id}}).Decode(&d)
 		switch {
 		case err == nil:
-			if err := e.pair.unmarshal(d.Users, d.Sessions); err != nil {
-				e.pair = newPair()
+			if err := e.pair.Unmarshal(d.Users, d.Sessions); err != nil {
+				e.pair = store.NewSketchPair()
 				e.mu.Unlock()
 				return fmt.Errorf("mongostore: sketch %s: %w", e.id, err)
 			}
@@ -173,7 +155,7 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *ske
 		}
 		e.loaded = true
 	}
-	err := e.pair.merge(p)
+	err := e.pair.Merge(p)
 	e.v++
 	mine := e.v
 	e.mu.Unlock()
@@ -187,8 +169,8 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *ske
 		return nil // a write that started after our merge carried it
 	}
 	e.mu.Lock()
-	ub, err1 := e.pair.users.MarshalBinary()
-	sb, err2 := e.pair.sessions.MarshalBinary()
+	ub, err1 := e.pair.Users.MarshalBinary()
+	sb, err2 := e.pair.Sessions.MarshalBinary()
 	v := e.v
 	e.mu.Unlock()
 	if err := errors.Join(err1, err2); err != nil {
@@ -213,7 +195,7 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *ske
 // sketchEstimate merges every writer's hour sketches of the whole hours in [startMin,
 // endMin) and minute sketches of the remaining minutes, as the SQLite store does.
 func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (users, sessions int64, err error) {
-	acc := newPair()
+	acc := store.NewSketchPair()
 	merge := func(kind string, a, b int64) error {
 		if a >= b {
 			return nil
@@ -229,11 +211,11 @@ func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (use
 			if err := cur.Decode(&d); err != nil {
 				return err
 			}
-			p := newPair()
-			if err := p.unmarshal(d.Users, d.Sessions); err != nil {
+			p := store.NewSketchPair()
+			if err := p.Unmarshal(d.Users, d.Sessions); err != nil {
 				return err
 			}
-			if err := acc.merge(p); err != nil {
+			if err := acc.Merge(p); err != nil {
 				return err
 			}
 		}
@@ -254,5 +236,5 @@ func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (use
 	if err != nil {
 		return 0, 0, err
 	}
-	return int64(acc.users.Estimate()), int64(acc.sessions.Estimate()), nil
+	return int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate()), nil
 }

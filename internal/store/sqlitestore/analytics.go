@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/axiomhq/hyperloglog"
-
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -38,24 +36,6 @@ func floorDiv(a, b int64) int64 {
 
 // unixMinute is the Unix minute of a Unix-nanosecond time.
 func unixMinute(ns int64) int64 { return floorDiv(ns, int64(time.Minute)) }
-
-type sketchPair struct{ users, sessions *hyperloglog.Sketch }
-
-func newPair() *sketchPair { return &sketchPair{hyperloglog.New14(), hyperloglog.New14()} }
-
-func (p *sketchPair) merge(o *sketchPair) error {
-	if err := p.users.Merge(o.users); err != nil {
-		return err
-	}
-	return p.sessions.Merge(o.sessions)
-}
-
-func (p *sketchPair) unmarshal(users, sessions []byte) error {
-	if err := p.users.UnmarshalBinary(users); err != nil {
-		return err
-	}
-	return p.sessions.UnmarshalBinary(sessions)
-}
 
 // topUsersLimit is how many users topUsers lists.
 const topUsersLimit = 10
@@ -170,7 +150,7 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 		a, b := res.EventsByType[i], res.EventsByType[j]
 		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
 	})
-	setPercentages(res.EventsByType, res.TotalEvents)
+	store.SetPercentages(res.EventsByType, res.TotalEvents)
 	if res.EventsByType == nil {
 		res.EventsByType = []store.TypeCount{}
 	}
@@ -195,38 +175,10 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	return res, nil
 }
 
-// setPercentages gives each type its share with two decimals, rounding by largest
-// remainder so that the shares sum to exactly 100.
-func setPercentages(ts []store.TypeCount, total int64) {
-	if total == 0 {
-		return
-	}
-	type rem struct {
-		i int
-		r float64
-	}
-	var rems []rem
-	var sum int64
-	for i := range ts {
-		exact := float64(ts[i].Count) * 10000 / float64(total) // hundredths of a percent
-		fl := int64(math.Floor(exact))
-		sum += fl
-		ts[i].Percentage = float64(fl)
-		rems = append(rems, rem{i, exact - float64(fl)})
-	}
-	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
-	for k := 0; k < int(10000-sum) && k < len(rems); k++ {
-		ts[rems[k].i].Percentage++
-	}
-	for i := range ts {
-		ts[i].Percentage /= 100
-	}
-}
-
 // sketchEstimate merges the hour sketches of the whole hours in [startMin, endMin) and the
 // minute sketches of the remaining minutes.
 func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (users, sessions int64, err error) {
-	acc := newPair()
+	acc := store.NewSketchPair()
 	mergeRows := func(query string, a, b int64) error {
 		if a >= b {
 			return nil
@@ -241,11 +193,11 @@ func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (use
 			if err := rows.Scan(&u, &ss); err != nil {
 				return err
 			}
-			p := newPair()
-			if err := p.unmarshal(u, ss); err != nil {
+			p := store.NewSketchPair()
+			if err := p.Unmarshal(u, ss); err != nil {
 				return err
 			}
-			if err := acc.merge(p); err != nil {
+			if err := acc.Merge(p); err != nil {
 				return err
 			}
 		}
@@ -267,7 +219,7 @@ func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (use
 	if err != nil {
 		return 0, 0, err
 	}
-	return int64(acc.users.Estimate()), int64(acc.sessions.Estimate()), nil
+	return int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate()), nil
 }
 
 // topUsers reads the raw events matching where: the most active users, their last event

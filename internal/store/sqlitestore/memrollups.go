@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/evp-dev/evp/internal/store"
 )
 
 // Rollups built from the events table rather than in every insert transaction:
@@ -43,7 +45,7 @@ type sketchKey struct {
 }
 
 type sketchEntry struct {
-	pair  *sketchPair
+	pair  *store.SketchPair
 	dirty bool
 	used  uint64
 }
@@ -149,8 +151,8 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 				}
 				lastKeys[lvl], lastEntries[lvl] = key, e
 			}
-			e.pair.users.Insert([]byte(user))
-			e.pair.sessions.Insert([]byte(session))
+			e.pair.Users.Insert([]byte(user))
+			e.pair.Sessions.Insert([]byte(session))
 			e.dirty = true
 		}
 		for _, key := range [2]userKey{{k: min, user: user}, {hour: true, k: floorDiv(min, 60), user: user}} {
@@ -195,11 +197,11 @@ func (s *Store) sketchEntry(ctx context.Context, key sketchKey) (*sketchEntry, e
 	if key.hour {
 		q = `SELECT users, sessions FROM sketch_hour WHERE hour = ?`
 	}
-	p := newPair()
+	p := store.NewSketchPair()
 	var u, ss []byte
 	switch err := s.rdb.QueryRowContext(ctx, q, key.k).Scan(&u, &ss); err {
 	case nil:
-		if err := p.unmarshal(u, ss); err != nil {
+		if err := p.Unmarshal(u, ss); err != nil {
 			return nil, fmt.Errorf("sketch %v: %w", key, err)
 		}
 	case sql.ErrNoRows:
@@ -239,11 +241,11 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 		if !e.dirty {
 			continue
 		}
-		u, err := e.pair.users.MarshalBinary()
+		u, err := e.pair.Users.MarshalBinary()
 		if err != nil {
 			return err
 		}
-		ss, err := e.pair.sessions.MarshalBinary()
+		ss, err := e.pair.Sessions.MarshalBinary()
 		if err != nil {
 			return err
 		}
