@@ -68,9 +68,16 @@ type proc struct {
 
 func startProc(t *testing.T, dir string, port int) *proc {
 	t.Helper()
-	cmd := exec.Command(evpBinary(t))
+	return startProcWith(t, dir, port, nil, nil)
+}
+
+// startProcWith starts evp with args (a role, say) and extra environment.
+func startProcWith(t *testing.T, dir string, port int, args, env []string) *proc {
+	t.Helper()
+	cmd := exec.Command(evpBinary(t), args...)
 	cmd.Env = append(os.Environ(), "EVP_DATA_DIR="+dir, "PORT="+strconv.Itoa(port), "SERVER_HOST=127.0.0.1",
 		"WORKER_BATCH_TIMEOUT_MS=20", "LOG_LEVEL=info", "EVP_LOG_FORMAT=json")
+	cmd.Env = append(cmd.Env, env...)
 	p := &proc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", port), logs: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
