@@ -93,6 +93,7 @@ type backends struct {
 	gate    *storeGate // 503 on store routes while a remote store is down; nil for SQLite
 	acc     accounts.Repository
 	dedup   dedup.Set
+	unique  httpapi.UniqueQueue   // one-step dedup and append (Redis); nil: Dedup, then Enqueue
 	limits  httprate.LimitCounter // shared /api/auth rate-limit counters; nil: per process
 	health  []httpapi.HealthCheck
 	closers []func() error // in reverse order of opening
@@ -146,6 +147,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.queue = rq
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
+		b.unique = uniqueAppender{q: rq, prefix: cfg.RedisPrefix + "dedup:", ttl: cfg.DedupWindow}
 		b.acache = analyticscache.NewRedis(client, cfg.RedisPrefix)
 		b.limits = ratelimit.NewRedis(client, cfg.RedisPrefix+"ratelimit:")
 		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
@@ -224,7 +226,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		AuthLimitCounter: b.limits, CORSOrigins: cfg.CORSOrigins,
+		AuthLimitCounter: b.limits, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
 		Dashboard: dashboardFor(role),
 		Analytics: st.Analytics, DeadLetters: st,
 		AnalyticsCache: b.acache,
@@ -374,6 +376,18 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	b.closers = nil
 	log.Info("evp stopped")
 	return runErr
+}
+
+// uniqueAppender is the Redis buffer's one-round-trip dedup and append, with evp's dedup
+// keys (the same as dedup.Redis uses).
+type uniqueAppender struct {
+	q      *redisqueue.Queue
+	prefix string
+	ttl    time.Duration
+}
+
+func (u uniqueAppender) EnqueueUnique(ctx context.Context, entries []queue.Entry) ([]bool, error) {
+	return u.q.EnqueueUnique(ctx, entries, u.prefix, u.ttl)
 }
 
 // pruner deletes events older than a cutoff (the SQLite store; MongoDB uses a TTL index).

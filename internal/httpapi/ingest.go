@@ -50,6 +50,21 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return decodeError(err)
 	}
+	if s.UniqueQueue != nil {
+		added, e := s.enqueueUnique(r, []event.Event{ev})
+		if e != nil {
+			return e
+		}
+		if !added[0] {
+			s.countIngest(0, 1)
+			writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
+			return nil
+		}
+		s.countAccepted(1)
+		s.countIngest(1, 0)
+		writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
+		return nil
+	}
 	ids := []string{ev.EventID}
 	mine, err := s.admit(r.Context(), ids)
 	if err != nil {
@@ -91,6 +106,25 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	releaseBody(buf)
 	if err != nil {
 		return decodeError(err)
+	}
+	if s.UniqueQueue != nil {
+		added, e := s.enqueueUnique(r, events)
+		if e != nil {
+			return e
+		}
+		accepted := make([]string, 0, len(events))
+		for i, ok := range added {
+			if ok {
+				accepted = append(accepted, events[i].EventID)
+			}
+		}
+		s.countAccepted(int64(len(accepted)))
+		s.countIngest(len(accepted), len(events)-len(accepted))
+		writeData(w, http.StatusAccepted, batchAnswer{
+			Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
+			EventIDs: accepted, Message: "Batch processed successfully",
+		})
+		return nil
 	}
 	ids := make([]string, len(events))
 	for i := range events {
@@ -143,4 +177,23 @@ func (s *Server) countIngest(accepted, duplicates int) {
 		s.Metrics.Ingested.Add(float64(accepted))
 		s.Metrics.Duplicates.Add(float64(duplicates))
 	}
+}
+
+// enqueueUnique buffers the events whose ids are new and records them in the dedup window,
+// in one step (UniqueQueue), and reports which were buffered.
+func (s *Server) enqueueUnique(r *http.Request, events []event.Event) ([]bool, *Error) {
+	entries := make([]queue.Entry, len(events))
+	for i := range events {
+		data, err := event.Marshal(&events[i])
+		if err != nil {
+			return nil, errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
+		}
+		entries[i] = queue.Entry{EventID: events[i].EventID, Data: data}
+	}
+	added, err := s.UniqueQueue.EnqueueUnique(r.Context(), entries)
+	if err != nil {
+		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)
+		return nil, errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+	}
+	return added, nil
 }

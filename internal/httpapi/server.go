@@ -26,6 +26,12 @@ type KeyAuthenticator interface {
 	Authenticate(ctx context.Context, plain string) (accounts.APIKey, error)
 }
 
+// UniqueQueue appends the entries whose event ids are not in the dedup window, records
+// them there, and reports which it appended.
+type UniqueQueue interface {
+	EnqueueUnique(ctx context.Context, entries []queue.Entry) ([]bool, error)
+}
+
 // IngestRate is a shared ingestion counter.
 type IngestRate interface {
 	Add(n int64)
@@ -52,11 +58,15 @@ type ProcessingStats struct {
 
 // Deps are what the server needs from the rest of evp.
 type Deps struct {
-	Queue      queue.Queue
-	Dedup      dedup.Set
-	Keys       KeyAuthenticator
-	Health     []HealthCheck
-	Processing func(ctx context.Context) (ProcessingStats, error)
+	Queue queue.Queue
+	Dedup dedup.Set
+	// UniqueQueue, when set, checks the dedup window, appends and records the new ids in
+	// one step (Redis: one round trip, atomic across replicas); ingestion then uses it
+	// instead of Dedup and Queue.Enqueue.
+	UniqueQueue UniqueQueue
+	Keys        KeyAuthenticator
+	Health      []HealthCheck
+	Processing  func(ctx context.Context) (ProcessingStats, error)
 	// IngestRate, when set, counts accepted events and reports the rate across every replica
 	// (Redis); without it the rate is this process's.
 	IngestRate IngestRate
