@@ -264,6 +264,13 @@ func TestKillNineLosesNothingAndDuplicatesNothing(t *testing.T) {
 		t.Error("evp did not exit within 10 s of SIGTERM")
 	}
 
+	checkStored(t, dir, o)
+}
+
+// checkStored reads the store in dir: every event answered 202 is stored exactly once,
+// nothing that was never sent is stored, and nothing was dead-lettered.
+func checkStored(t *testing.T, dir string, o *outcome) {
+	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "events.db")+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)

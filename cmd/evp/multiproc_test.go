@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -137,44 +135,5 @@ func TestScaledOutKillNine(t *testing.T) {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 	}
 
-	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "events.db")+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT event_id, COUNT(*) FROM events GROUP BY event_id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := map[string]bool{}
-	for rows.Next() {
-		var id string
-		var n int
-		rows.Scan(&id, &n)
-		if n != 1 {
-			t.Errorf("event %s stored %d times", id, n)
-		}
-		stored[id] = true
-	}
-	rows.Close()
-	missing := 0
-	for id := range o.accepted {
-		if !stored[id] {
-			missing++
-		}
-	}
-	if missing > 0 {
-		t.Errorf("%d of %d events answered 202 are not stored", missing, len(o.accepted))
-	}
-	for id := range stored {
-		if !o.accepted[id] && !o.uncertain[id] {
-			t.Errorf("stored event %s was never sent", id)
-		}
-	}
-	var dlq int
-	db.QueryRow(`SELECT COUNT(*) FROM events_dlq`).Scan(&dlq)
-	if dlq != 0 {
-		t.Errorf("%d events dead-lettered", dlq)
-	}
-	t.Logf("stored %d events (%d accepted + %d of the unanswered)", len(stored), len(o.accepted), len(stored)-len(o.accepted))
+	checkStored(t, dir, o)
 }

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/axiomhq/hyperloglog"
 )
@@ -58,4 +60,23 @@ func SetPercentages(ts []TypeCount, total int64) {
 	for i := range ts {
 		ts[i].Percentage /= 100
 	}
+}
+
+// Minutes returns the query's range and bucket size in Unix minutes, and an error unless
+// the range is a whole, non-empty number of whole-minute buckets.
+func (q AnalyticsQuery) Minutes() (start, end, bucket int64, err error) {
+	start, end = floorDiv(q.Start.Unix(), 60), floorDiv(q.End.Unix(), 60)
+	bucket = int64(q.Bucket / time.Minute)
+	if bucket <= 0 || end <= start || (end-start)%bucket != 0 {
+		return 0, 0, 0, fmt.Errorf("range %v..%v is not a whole number of %v buckets", q.Start, q.End, q.Bucket)
+	}
+	return start, end, bucket, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }

@@ -36,10 +36,9 @@ func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 }
 
 func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	startMin, endMin := floorDiv(q.Start.Unix(), 60), floorDiv(q.End.Unix(), 60)
-	bucketMin := int64(q.Bucket / time.Minute)
-	if bucketMin <= 0 || endMin <= startMin || (endMin-startMin)%bucketMin != 0 {
-		return store.AnalyticsResult{}, fmt.Errorf("range %v..%v is not a whole number of %v buckets", q.Start, q.End, q.Bucket)
+	startMin, endMin, bucketMin, err := q.Minutes()
+	if err != nil {
+		return store.AnalyticsResult{}, err
 	}
 	buckets := make([]int64, (endMin-startMin)/bucketMin)
 	byType := map[string]int64{}
