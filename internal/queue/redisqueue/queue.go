@@ -586,8 +586,8 @@ func (q *Queue) message(xm redis.XMessage, attempts int) (queue.Message, bool) {
 	return m, true
 }
 
-// Ack implements queue.Queue: XACK and XDEL in one MULTI.
-func (q *Queue) Ack(ctx context.Context, ids []int64) error {
+// onIDs runs fn on the stream ids of ids, unless the queue is closed or ids is empty.
+func (q *Queue) onIDs(ids []int64, fn func(sids []string) error) error {
 	if err := q.enter(); err != nil {
 		return err
 	}
@@ -599,7 +599,18 @@ func (q *Queue) Ack(ctx context.Context, ids []int64) error {
 	if err != nil {
 		return err
 	}
-	_, err = q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	return fn(sids)
+}
+
+// Ack implements queue.Queue: XACK and XDEL in one MULTI.
+func (q *Queue) Ack(ctx context.Context, ids []int64) error {
+	return q.onIDs(ids, func(sids []string) error {
+		return q.ack(ctx, ids, sids)
+	})
+}
+
+func (q *Queue) ack(ctx context.Context, ids []int64, sids []string) error {
+	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.XAck(ctx, q.key, q.group, sids...)
 		p.XDel(ctx, q.key, sids...)
 		return nil
@@ -622,38 +633,22 @@ func (q *Queue) Ack(ctx context.Context, ids []int64) error {
 // Touch implements queue.Toucher: XCLAIM to this consumer with JUSTID resets the entries'
 // idle time without incrementing their delivery count, so XAUTOCLAIM elsewhere leaves them.
 func (q *Queue) Touch(ctx context.Context, ids []int64) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.leave()
-	if len(ids) == 0 {
+	return q.onIDs(ids, func(sids []string) error {
+		err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.key, Group: q.group, Consumer: q.consumer, MinIdle: 0, Messages: sids}).Err()
+		if err != nil && err != redis.Nil {
+			return q.wrap("touch", err)
+		}
 		return nil
-	}
-	sids, err := q.decodeAll(ids)
-	if err != nil {
-		return err
-	}
-	err = q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.key, Group: q.group, Consumer: q.consumer, MinIdle: 0, Messages: sids}).Err()
-	if err != nil && err != redis.Nil {
-		return q.wrap("touch", err)
-	}
-	return nil
+	})
 }
 
 // Nack implements queue.Queue: the entries this consumer still owns go to NackConsumer,
 // idle since 1970, and the next claim pass hands them out again.
 func (q *Queue) Nack(ctx context.Context, ids []int64) error {
-	if err := q.enter(); err != nil {
-		return err
-	}
-	defer q.leave()
-	if len(ids) == 0 {
-		return nil
-	}
-	sids, err := q.decodeAll(ids)
-	if err != nil {
-		return err
-	}
+	return q.onIDs(ids, func(sids []string) error { return q.nack(ctx, sids) })
+}
+
+func (q *Queue) nack(ctx context.Context, sids []string) error {
 	args := make([]any, 0, 3+len(sids))
 	args = append(args, q.group, q.consumer, NackConsumer)
 	for _, s := range sids {
