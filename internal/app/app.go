@@ -244,7 +244,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 				TotalBatches: pool.Stats.Batches.Load(), LastBatchSize: pool.Stats.LastBatchSize.Load(),
 				FailedEvents: pool.Stats.Failed.Load(),
 			}
-			if tc, ok := any(st).(store.TypeCounter); ok {
+			if tc, ok := st.(store.TypeCounter); ok {
 				if ps.EventsByType, err = tc.CountByType(ctx); err != nil {
 					return httpapi.ProcessingStats{}, err
 				}
@@ -283,7 +283,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		defer close(retentionDone)
 		// Retention in the embedded store (MongoDB expires events with a TTL index): at
 		// start, then every 10 minutes, by the processes that run workers.
-		p, ok := any(st).(pruner)
+		p, ok := st.(pruner)
 		if !ok || !runWorkers || cfg.RetentionDays <= 0 {
 			return
 		}
@@ -360,6 +360,15 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	if err := hs.Shutdown(deadline); err != nil {
 		log.Warn("http shutdown incomplete", "err", err)
 		hs.Close()
+	}
+	if svc != nil { // sign-in codes still being mailed, within the shutdown timeout
+		mailed := make(chan struct{})
+		go func() { svc.WaitForMail(); close(mailed) }()
+		select {
+		case <-mailed:
+		case <-deadline.Done():
+			log.Warn("sign-in codes still being sent at shutdown were abandoned")
+		}
 	}
 	stopWork()
 	select {

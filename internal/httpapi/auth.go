@@ -37,8 +37,13 @@ type handler func(http.ResponseWriter, *http.Request) *Error
 // (Authorization: Bearer) or API key (x-api-key), and answers 401 or 403 otherwise. The
 // permission table is accounts.rolePermissions; API keys have accounts.KeyAllows.
 func (s *Server) guard(p accounts.Permission, h handler) http.HandlerFunc {
+	return withCaller(func(r *http.Request) (caller, *Error) { return s.authenticate(r, p) }, h)
+}
+
+// withCaller runs h with the caller auth finds, or answers auth's error.
+func withCaller(auth func(r *http.Request) (caller, *Error), h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, e := s.authenticate(r, p)
+		c, e := auth(r)
 		if e == nil {
 			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
 			e = h(w, r)
@@ -108,16 +113,10 @@ func (s *Server) sessionUser(ctx context.Context, header string) (accounts.User,
 
 // requireUser admits any signed-in, active user (GET /api/auth/me).
 func (s *Server) requireUser(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return withCaller(func(r *http.Request) (caller, *Error) {
 		u, e := s.sessionUser(r.Context(), r.Header.Get("Authorization"))
-		if e == nil {
-			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{user: &u}))
-			e = h(w, r)
-		}
-		if e != nil {
-			writeError(w, e)
-		}
-	}
+		return caller{user: &u}, e
+	}, h)
 }
 
 // authLimiter limits /api/auth/* to AuthRateLimit requests per minute per client IP.
@@ -377,9 +376,5 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) *Error {
 
 // guardless runs a handler that needs no caller (sign-in itself).
 func (s *Server) guardless(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if e := h(w, r); e != nil {
-			writeError(w, e)
-		}
-	}
+	return withCaller(func(*http.Request) (caller, *Error) { return caller{}, nil }, h)
 }
