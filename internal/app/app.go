@@ -90,7 +90,7 @@ type backends struct {
 	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
 	acache  httpapi.AnalyticsCache // analytics answers shared by every replica; nil: per process
 	store   eventStore
-	gate    *storeGate // 503 on store routes while a remote store is down; nil for SQLite
+	gate    *httpapi.HealthCheck // pinged before store routes (503 while down); nil for SQLite
 	acc     accounts.Repository
 	dedup   dedup.Set
 	unique  httpapi.UniqueQueue   // one-step dedup and append (Redis); nil: Dedup, then Enqueue
@@ -121,7 +121,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 	}
 	b.store = st
 	if cfg.MongoURI != "" {
-		b.gate = &storeGate{name: storeCheck.Name, ping: st.Ping}
+		b.gate = &storeCheck
 	}
 	b.closers = append(b.closers, st.Close)
 	acc, err := OpenAccounts(ctx, cfg)
@@ -226,7 +226,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		AuthLimitCounter: b.limits, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
+		AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
 		Dashboard: dashboardFor(role),
 		Analytics: st.Analytics, DeadLetters: st,
 		AnalyticsCache: b.acache,
@@ -261,7 +261,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		return &config.Error{Setting: "PORT", Value: cfg.Addr(), Reason: fmt.Sprintf("cannot listen: %v", err)}
 	}
 	hs := &http.Server{
-		Handler:           b.gate.wrapIfSet(srv.Handler()),
+		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -2,14 +2,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/httpapi"
@@ -54,69 +49,4 @@ func openEventStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	}
 	log.Info("event store: MongoDB", "database", cfg.MongoDB, "retention_days", cfg.RetentionDays)
 	return ms, httpapi.HealthCheck{Name: "mongodb", Ping: ms.Ping}, nil
-}
-
-// storeGate answers 503 SERVICE_UNAVAILABLE with Retry-After on the routes that read the
-// event store while the store does not answer its ping, instead of the 500 a failed read
-// would give. Ingestion never depends on the store: the buffer keeps the events and the
-// workers retry. The ping result is reused for a second, so a dead store costs each request
-// nothing more than a map lookup.
-type storeGate struct {
-	name string
-	ping func(ctx context.Context) error
-
-	mu      sync.Mutex
-	checked time.Time
-	err     error
-}
-
-// storeRoutes are the path prefixes that need the event store.
-var storeRoutes = []string{"/api/v1/analytics/", "/api/v1/dead-letters", "/api/metrics"}
-
-func needsStore(path string) bool {
-	if path == "/api/metrics/ingestion" || path == "/api/metrics/stream" {
-		return false
-	}
-	for _, p := range storeRoutes {
-		if strings.HasPrefix(path, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func (g *storeGate) down(ctx context.Context) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if time.Since(g.checked) < time.Second {
-		return g.err
-	}
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	g.err, g.checked = g.ping(pctx), time.Now()
-	return g.err
-}
-
-func (g *storeGate) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if needsStore(r.URL.Path) {
-			if err := g.down(r.Context()); err != nil {
-				w.Header().Set("Retry-After", "1")
-				w.Header().Set("Content-Type", "application/json; charset=utf-8")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				json.NewEncoder(w).Encode(map[string]any{"success": false, "error": map[string]string{
-					"code": "SERVICE_UNAVAILABLE", "message": "the event store (" + g.name + ") is unavailable; retry shortly"}})
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// wrapIfSet is wrap on a gate, and next unchanged without one.
-func (g *storeGate) wrapIfSet(next http.Handler) http.Handler {
-	if g == nil {
-		return next
-	}
-	return g.wrap(next)
 }

@@ -95,6 +95,10 @@ type Deps struct {
 	// AuthLimitCounter, when set, keeps the /api/auth counters shared by every replica
 	// (Redis); otherwise each process counts its own.
 	AuthLimitCounter httprate.LimitCounter
+	// StoreCheck, when set, is pinged (its result reused for a second) before the routes
+	// that read the event store; while it fails they answer 503 naming it. For a remote
+	// store (MongoDB), whose reads would otherwise fail with a 500.
+	StoreCheck *HealthCheck
 	// CORSOrigins lets browsers on these origins call the API (a dashboard hosted
 	// elsewhere, built with VITE_API_URL); none when empty.
 	CORSOrigins []string
@@ -123,6 +127,7 @@ type Server struct {
 	acache  AnalyticsCache
 	ingest  *RateCounter
 	flight  *inflight
+	gate    *storeGate
 	handler http.Handler
 	routes  []string
 }
@@ -136,6 +141,9 @@ func New(d Deps) *Server {
 		d.MaxBodyBytes = 5 << 20
 	}
 	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache}
+	if d.StoreCheck != nil { // before the routes: needsStore reads it as they are made
+		s.gate = &storeGate{check: *d.StoreCheck}
+	}
 	if s.acache == nil {
 		s.acache = newLocalAnalyticsCache()
 	}
@@ -149,13 +157,13 @@ func New(d Deps) *Server {
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngest, s.getStats))
 	}
-	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.getMetrics))
+	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))
 	if d.Stream != nil {
 		handle("GET /api/metrics/stream", s.guard(accounts.PermReadAnalytics, s.getStream))
 	}
 	if d.Analytics != nil {
-		handle("GET /api/v1/analytics/metrics", s.guard(accounts.PermReadAnalytics, s.getAnalytics))
+		handle("GET /api/v1/analytics/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getAnalytics)))
 	}
 	if d.Accounts != nil {
 		limited := s.authLimiter()
@@ -171,11 +179,11 @@ func New(d Deps) *Server {
 		handle("PATCH /api/users/{id}", s.guard(accounts.PermManageUsers, s.patchUser))
 	}
 	if d.DeadLetters != nil {
-		handle("GET /api/v1/dead-letters", s.guard(accounts.PermManageDeadLetters, s.listDeadLetters))
-		handle("GET /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.getDeadLetter))
-		handle("POST /api/v1/dead-letters/{id}/replay", s.guard(accounts.PermManageDeadLetters, s.replayDeadLetter))
-		handle("POST /api/v1/dead-letters/replay", s.guard(accounts.PermManageDeadLetters, s.replayAllDeadLetters))
-		handle("DELETE /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.deleteDeadLetter))
+		handle("GET /api/v1/dead-letters", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.listDeadLetters)))
+		handle("GET /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.getDeadLetter)))
+		handle("POST /api/v1/dead-letters/{id}/replay", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.replayDeadLetter)))
+		handle("POST /api/v1/dead-letters/replay", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.replayAllDeadLetters)))
+		handle("DELETE /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.deleteDeadLetter)))
 	}
 	if d.Metrics != nil {
 		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)
