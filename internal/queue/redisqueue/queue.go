@@ -5,14 +5,32 @@
 //
 // One stream key, KeyPrefix+Stream, holds every entry not yet acknowledged, with two fields:
 // "id" (the event id) and "d" (the encoded event). Nothing else is stored: TotalEnqueued is
-// the stream's own entries-added counter (XINFO STREAM, Redis 7.0 or later). Using a single
-// key keeps every command, the MULTI blocks and the Lua scripts valid on Redis Cluster.
+// the stream's own entries-added counter (XINFO STREAM, Redis 7.0 or later). Every command,
+// MULTI block and Lua script touches one stream key, so all are valid on Redis Cluster.
+//
+// # Partitions
+//
+// With Options.Partitions = n > 1 the buffer is n streams, KeyPrefix+Stream+":{tag}", whose
+// hash tags put them in slots spread over the cluster (see partitionKeys), each with the
+// consumer group. Enqueue sends an entry to the stream picked by a hash of its event id; one
+// pipeline carries a whole batch (go-redis sends it to every node at once). Every consumer
+// reads every stream: steps 1 and 2 below run per stream, step 3 asks all of them without
+// blocking in one pipeline, then blocks on them all in one XREADGROUP (on a cluster, which
+// refuses that, on one stream at a time for a short slice). The message id carries the stream's index, so Ack, Nack and Touch reach the right
+// stream. Stats and Groups add up the streams.
+//
+// The keys of every partition count ever used are kept in the set KeyPrefix+Stream+
+// ":partitions". Open reads the streams listed there (and the single-stream key) that still
+// hold entries, along with its own, so changing the count loses nothing: entries appended
+// under the old count are delivered by consumers opened after the change.
 //
 // # Message ids
 //
 // A stream id is "ms-seq" (two unsigned 64-bit numbers); Message.ID is an int64. Ids are
 // encoded losslessly as ms<<20 | seq, which holds every id Redis generates until the year
-// 2248 with up to 1,048,575 entries in one millisecond. An id outside that range (only
+// 2248 with up to 1,048,575 entries in one millisecond. With several streams the low bits
+// of seq hold the stream's index instead (8 bits for 256 streams, leaving 4,095 entries
+// per stream and millisecond). An id outside that range (only
 // possible if Redis's clock stood still for over a million appends, or with ids set by
 // hand) gets a negative id from a table in this process instead, so it can still be
 // acknowledged; such ids are valid only in the Queue that handed them out.
@@ -66,6 +84,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,8 +128,11 @@ type Options struct {
 	// entries at once instead of after ClaimIdle; two live processes must never share one.
 	Consumer string
 	// KeyPrefix is put before every key (tests, several deployments on one Redis, or a
-	// {hash tag} on Redis Cluster).
+	// {hash tag} on Redis Cluster with one partition).
 	KeyPrefix string
+	// Partitions is the number of streams the buffer is spread over, from 1 to
+	// MaxPartitions; 0 is 1. One stream keeps the key KeyPrefix+Stream.
+	Partitions int
 
 	ClaimIdle time.Duration // entries pending longer than this are claimed by Fetch; 60 s
 	// MaxDeliveries is the number of deliveries after which Exhausted reports a message; 5.
@@ -125,7 +147,8 @@ type Options struct {
 type Queue struct {
 	rdb        redis.UniversalClient
 	ownClient  bool
-	key        string
+	cluster    bool // rdb is a *redis.ClusterClient: no command may span two streams
+	base       string
 	group      string
 	consumer   string
 	claimIdle  time.Duration
@@ -137,23 +160,25 @@ type Queue struct {
 	closed    chan struct{}
 	life      sync.RWMutex // held for reading by every operation; Close takes it to wait for them
 
-	// claimMu serialises steps 1 and 2 of Fetch; a Fetch that finds it taken skips them.
-	claimMu     sync.Mutex
-	claimCursor string    // XAUTOCLAIM cursor; "0-0" when a pass is complete
-	lastPass    time.Time // when the last complete pass ended
-	nacked      atomic.Bool
-	recovered   bool   // step 2 is done
-	recBound    string // last delivered id of the group at Open
-	recCursor   string // XPENDING range start of step 2
+	// parts are the streams: the first active take new entries, the others are leftovers
+	// of another partition count, read until empty.
+	parts      []*part
+	active     int
+	activeKeys []string      // the keys of parts[:active]
+	pbits      uint          // bits of a message id that hold the stream's index
+	turn       atomic.Uint32 // rotates the stream each Fetch starts with
 
-	mu sync.Mutex
-	// handed lists the ids handed out by steps 1 and 2 while step 2 is not done, so that
-	// step 2 skips them; nil afterwards.
-	handed map[string]struct{}
+	mu sync.Mutex // guards the parts' handed and the aliases
 	// aliases maps the negative ids of stream ids that do not fit the encoding.
-	aliases   map[int64]string
-	aliasOf   map[string]int64
+	aliases   map[int64]ref
+	aliasOf   map[ref]int64
 	nextAlias int64
+}
+
+// ref is one entry of one stream.
+type ref struct {
+	p   *part
+	sid string
 }
 
 // Open connects, creates the stream and group if needed (XGROUP CREATE ... 0 MKSTREAM) and
@@ -183,19 +208,24 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.PruneIdle == 0 {
 		opts.PruneIdle = DefaultPruneIdle
 	}
+	if opts.Partitions == 0 {
+		opts.Partitions = 1
+	}
+	if _, err := partitionKeys(opts.KeyPrefix+opts.Stream, opts.Partitions); err != nil {
+		return nil, err
+	}
 	q := &Queue{
-		rdb:         opts.Client,
-		key:         opts.KeyPrefix + opts.Stream,
-		group:       opts.Group,
-		consumer:    opts.Consumer,
-		claimIdle:   opts.ClaimIdle,
-		claimEvery:  min(max(opts.ClaimIdle/4, 10*time.Millisecond), time.Second),
-		maxDeliv:    opts.MaxDeliveries,
-		closed:      make(chan struct{}),
-		claimCursor: "0-0",
-		aliases:     map[int64]string{},
-		aliasOf:     map[string]int64{},
-		nextAlias:   -1,
+		rdb:        opts.Client,
+		base:       opts.KeyPrefix + opts.Stream,
+		group:      opts.Group,
+		consumer:   opts.Consumer,
+		claimIdle:  opts.ClaimIdle,
+		claimEvery: min(max(opts.ClaimIdle/4, 10*time.Millisecond), time.Second),
+		maxDeliv:   opts.MaxDeliveries,
+		closed:     make(chan struct{}),
+		aliases:    map[int64]ref{},
+		aliasOf:    map[ref]int64{},
+		nextAlias:  -1,
 	}
 	q.slice = min(maxBlockSlice, q.claimEvery)
 	if q.rdb == nil {
@@ -210,7 +240,8 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		q.rdb = redis.NewClient(ro)
 		q.ownClient = true
 	}
-	if err := q.init(ctx, opts.PruneIdle); err != nil {
+	_, q.cluster = q.rdb.(*redis.ClusterClient)
+	if err := q.init(ctx, opts.Partitions, opts.PruneIdle); err != nil {
 		if q.ownClient {
 			q.rdb.Close()
 		}
@@ -229,46 +260,74 @@ func defaultConsumer() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-func (q *Queue) init(ctx context.Context, pruneIdle time.Duration) error {
-	if err := q.ensureGroup(ctx); err != nil {
+func (q *Queue) init(ctx context.Context, n int, pruneIdle time.Duration) error {
+	active, leftover, err := streamKeys(ctx, q.rdb, q.base, n)
+	if err != nil {
+		return err
+	}
+	for i, k := range append(active, leftover...) {
+		q.parts = append(q.parts, newPart(i, k))
+	}
+	q.active, q.activeKeys = len(active), active
+	q.pbits = partBits(len(q.parts))
+	if q.cluster && len(q.parts) > 1 {
+		q.slice = min(q.slice, partBlock) // see blockRead
+	}
+	if err := q.ensureGroups(ctx); err != nil {
 		return err
 	}
 	if pruneIdle > 0 {
 		// Housekeeping only: a failure here must not keep the buffer from opening.
-		_ = pruneScript.Run(ctx, q.rdb, []string{q.key}, q.group, pruneIdle.Milliseconds(), q.consumer, NackConsumer).Err()
+		for _, p := range q.parts {
+			_ = pruneScript.Run(ctx, q.rdb, []string{p.key}, q.group, pruneIdle.Milliseconds(), q.consumer, NackConsumer).Err()
+		}
 	}
 	// Step 2 of Fetch: pending entries of this consumer from before, up to the group's
 	// last delivered id now.
-	var groups *redis.XInfoGroupsCmd
-	var mine *redis.XPendingExtCmd
-	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		groups = p.XInfoGroups(ctx, q.key)
-		mine = p.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: q.key, Group: q.group, Start: "-", End: "+", Count: 1, Consumer: q.consumer})
+	groups := make([]*redis.XInfoGroupsCmd, len(q.parts))
+	mine := make([]*redis.XPendingExtCmd, len(q.parts))
+	_, err = q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range q.parts {
+			groups[i] = pl.XInfoGroups(ctx, p.key)
+			mine[i] = pl.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: p.key, Group: q.group, Start: "-", End: "+", Count: 1, Consumer: q.consumer})
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("redisqueue: open: %w", err)
 	}
-	q.recovered = true
-	if len(mine.Val()) > 0 {
-		for _, g := range groups.Val() {
+	for i, p := range q.parts {
+		p.recovered = true
+		if len(mine[i].Val()) == 0 {
+			continue
+		}
+		for _, g := range groups[i].Val() {
 			if g.Name == q.group {
-				q.recovered = false
-				q.recBound = g.LastDeliveredID
-				q.recCursor = "-"
-				q.handed = map[string]struct{}{}
+				p.recovered = false
+				p.recBound = g.LastDeliveredID
+				p.recCursor = "-"
+				p.handed = map[string]struct{}{}
 			}
 		}
 	}
 	return nil
 }
 
-// ensureGroup creates the stream and the group, reading from the first entry: the stream
+// ensureGroups creates every stream and its group, reading from the first entry: a stream
 // holds only entries not yet acknowledged, so a group created late must see them all.
-func (q *Queue) ensureGroup(ctx context.Context) error {
-	err := q.rdb.XGroupCreateMkStream(ctx, q.key, q.group, "0").Err()
+func (q *Queue) ensureGroups(ctx context.Context) error {
+	for _, p := range q.parts {
+		if err := q.ensureGroup(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *Queue) ensureGroup(ctx context.Context, p *part) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, p.key, q.group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("redisqueue: create group %s on %s: %w", q.group, q.key, err)
+		return fmt.Errorf("redisqueue: create group %s on %s: %w", q.group, p.key, err)
 	}
 	return nil
 }
@@ -310,8 +369,21 @@ func (q *Queue) wrap(op string, err error) error {
 // Consumer returns this queue's consumer name.
 func (q *Queue) Consumer() string { return q.consumer }
 
-// Key returns the stream key.
-func (q *Queue) Key() string { return q.key }
+// Key returns the stream key: with several partitions, the stem of their keys.
+func (q *Queue) Key() string { return q.base }
+
+// Keys returns the keys of the streams this queue reads: those Enqueue appends to first,
+// then leftovers of another partition count that held entries at Open.
+func (q *Queue) Keys() []string {
+	keys := make([]string, len(q.parts))
+	for i, p := range q.parts {
+		keys[i] = p.key
+	}
+	return keys
+}
+
+// Partitions returns the number of streams Enqueue appends to.
+func (q *Queue) Partitions() int { return q.active }
 
 // MaxDeliveries returns the delivery limit (negative: none).
 func (q *Queue) MaxDeliveries() int { return q.maxDeliv }
@@ -322,7 +394,8 @@ func (q *Queue) Exhausted(m queue.Message) bool {
 	return q.maxDeliv > 0 && m.Attempts >= q.maxDeliv
 }
 
-// Enqueue implements queue.Queue: the XADDs of all entries pipelined, one round trip. It
+// Enqueue implements queue.Queue: the XADDs of all entries pipelined, one round trip (per
+// node, in parallel, on a cluster); each entry goes to the stream of its event id. It
 // returns nil only when Redis answered every XADD with an id. After an error some entries
 // may have been appended: a retry appends them again, which at-least-once allows and the
 // store's idempotence on eventId absorbs. (A MULTI would make the batch all or nothing;
@@ -337,7 +410,7 @@ func (q *Queue) Enqueue(ctx context.Context, entries []queue.Entry) error {
 	}
 	cmds, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range entries {
-			p.XAdd(ctx, &redis.XAddArgs{Stream: q.key, Values: []any{"id", e.EventID, "d", e.Data}})
+			p.XAdd(ctx, &redis.XAddArgs{Stream: q.partFor(e.EventID).key, Values: []any{"id", e.EventID, "d", e.Data}})
 		}
 		return nil
 	})
@@ -349,6 +422,11 @@ func (q *Queue) Enqueue(ctx context.Context, entries []queue.Entry) error {
 		}
 	}
 	return q.wrap("enqueue", err)
+}
+
+// partFor is the stream an event is appended to.
+func (q *Queue) partFor(eventID string) *part {
+	return q.parts[partitionOf(eventID, q.active)]
 }
 
 // Fetch implements queue.Queue.
@@ -380,7 +458,7 @@ func (q *Queue) Fetch(ctx context.Context, max int, wait time.Duration) ([]queue
 		if len(msgs) == 0 && isNoGroup(err) {
 			// The stream or the group was deleted (Redis lost its data, or a FLUSHDB):
 			// make them again and go on.
-			if err = q.ensureGroup(rctx); err == nil {
+			if err = q.ensureGroups(rctx); err == nil {
 				q.leave()
 				continue
 			}
@@ -400,21 +478,13 @@ func (q *Queue) Fetch(ctx context.Context, max int, wait time.Duration) ([]queue
 
 // fetchOnce runs the three steps once, blocking in step 3 for up to block when steps 1
 // and 2 found nothing. An error is returned only with no messages: entries already taken
-// from Redis must reach the caller.
+// from Redis must reach the caller. Each call starts with another stream, so that none is
+// served before the others every time.
 func (q *Queue) fetchOnce(ctx context.Context, max int, block time.Duration) ([]queue.Message, error) {
-	var msgs []queue.Message
-	if q.claimMu.TryLock() {
-		claimed, err := q.claim(ctx, max)
-		msgs = append(msgs, claimed...)
-		if err == nil && len(msgs) < max && !q.recovered {
-			var rec []queue.Message
-			rec, err = q.recoverOwn(ctx, max-len(msgs))
-			msgs = append(msgs, rec...)
-		}
-		q.claimMu.Unlock()
-		if err != nil {
-			return msgs, err
-		}
+	first := int(q.turn.Add(1) % uint32(len(q.parts)))
+	msgs, err := q.claimAll(ctx, max, first)
+	if err != nil {
+		return msgs, err
 	}
 	if len(msgs) >= max {
 		return msgs, nil
@@ -422,7 +492,15 @@ func (q *Queue) fetchOnce(ctx context.Context, max int, block time.Duration) ([]
 	if len(msgs) > 0 || block < time.Millisecond {
 		block = -1 // no BLOCK: fill up or poll once
 	}
-	fresh, err := q.read(ctx, max-len(msgs), block)
+	var fresh []queue.Message
+	if len(q.parts) == 1 {
+		fresh, err = q.read(ctx, q.parts[0], max-len(msgs), block)
+	} else {
+		fresh, err = q.readParts(ctx, max-len(msgs), first)
+		if len(fresh) == 0 && len(msgs) == 0 && err == nil && block > 0 {
+			fresh, err = q.blockRead(ctx, max, block, first)
+		}
+	}
 	msgs = append(msgs, fresh...)
 	if len(msgs) > 0 {
 		return msgs, nil
@@ -430,13 +508,134 @@ func (q *Queue) fetchOnce(ctx context.Context, max int, block time.Duration) ([]
 	return nil, err
 }
 
-// read is step 3: new entries, XREADGROUP ">".
-func (q *Queue) read(ctx context.Context, n int, block time.Duration) ([]queue.Message, error) {
-	res, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: q.group, Consumer: q.consumer, Streams: []string{q.key, ">"},
+// claimAll runs steps 1 and 2 on every stream, from the first-th, until max messages.
+func (q *Queue) claimAll(ctx context.Context, max, first int) ([]queue.Message, error) {
+	var msgs []queue.Message
+	for i := range q.parts {
+		if len(msgs) >= max {
+			break
+		}
+		got, err := q.claimPart(ctx, q.parts[(first+i)%len(q.parts)], max-len(msgs))
+		msgs = append(msgs, got...)
+		if err != nil {
+			return msgs, err
+		}
+	}
+	return msgs, nil
+}
+
+// claimPart runs steps 1 and 2 on one stream, unless another Fetch is doing so.
+func (q *Queue) claimPart(ctx context.Context, p *part, n int) ([]queue.Message, error) {
+	if !p.claimMu.TryLock() {
+		return nil, nil
+	}
+	defer p.claimMu.Unlock()
+	msgs, err := q.claim(ctx, p, n)
+	if err == nil && len(msgs) < n && !p.recovered {
+		var rec []queue.Message
+		rec, err = q.recoverOwn(ctx, p, n-len(msgs))
+		msgs = append(msgs, rec...)
+	}
+	return msgs, err
+}
+
+func (q *Queue) readArgs(p *part, n int, block time.Duration) *redis.XReadGroupArgs {
+	return &redis.XReadGroupArgs{
+		Group: q.group, Consumer: q.consumer, Streams: []string{p.key, ">"},
 		Count: int64(n), Block: block,
-	}).Result()
+	}
+}
+
+// read is step 3 on one stream: new entries, XREADGROUP ">".
+func (q *Queue) read(ctx context.Context, p *part, n int, block time.Duration) ([]queue.Message, error) {
+	return q.readResult(ctx, q.rdb.XReadGroup(ctx, q.readArgs(p, n, block)), p)
+}
+
+// blockRead waits up to block for new entries in any of several streams. On one node a
+// single XREADGROUP blocks on them all (on min(n, streams) of them, so that the per-stream
+// COUNT keeps the total within n). A cluster refuses a read across slots: there it blocks
+// on one stream, another each call, for a short slice (partBlock), and the worker polls
+// every stream between slices; a process whose workers outnumber the streams has one
+// waiting on each.
+func (q *Queue) blockRead(ctx context.Context, n int, block time.Duration, first int) ([]queue.Message, error) {
+	if q.cluster {
+		return q.read(ctx, q.parts[first], n, block)
+	}
+	k := min(len(q.parts), n)
+	parts := make([]*part, k)
+	streams := make([]string, 2*k)
+	for i := range k {
+		parts[i] = q.parts[(first+i)%len(q.parts)]
+		streams[i], streams[k+i] = parts[i].key, ">"
+	}
+	cmd := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: q.group, Consumer: q.consumer, Streams: streams, Count: int64(n / k), Block: block,
+	})
+	return q.readResult(ctx, cmd, parts...)
+}
+
+// readParts is step 3 on several streams without blocking: one pipeline asks each stream
+// for its share of n (one round trip, per node in parallel on a cluster), then the streams
+// that filled their share are asked in turn for what is still missing. Shares are dealt
+// from the first-th stream on, so that with n below the number of streams each is asked
+// in its turn.
+func (q *Queue) readParts(ctx context.Context, n, first int) ([]queue.Message, error) {
+	np := len(q.parts)
+	order := make([]*part, 0, np)
+	shares := make([]int, 0, np)
+	for i := range np {
+		if share := n / np; share > 0 || i < n%np {
+			order = append(order, q.parts[(first+i)%np])
+			shares = append(shares, share+min(1, max(0, n%np-i)))
+		}
+	}
+	cmds := make([]*redis.XStreamSliceCmd, len(order))
+	// Per-command results are read below: an empty stream answers redis.Nil.
+	_, _ = q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range order {
+			cmds[i] = pl.XReadGroup(ctx, q.readArgs(p, shares[i], -1))
+		}
+		return nil
+	})
+	var msgs []queue.Message
+	var firstErr error
+	var full []*part
+	for i, c := range cmds {
+		got, err := q.readResult(ctx, c, order[i])
+		msgs = append(msgs, got...)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if len(got) == shares[i] {
+			full = append(full, order[i])
+		}
+	}
+	for _, p := range full {
+		if len(msgs) >= n {
+			break
+		}
+		got, err := q.read(ctx, p, n-len(msgs), -1)
+		msgs = append(msgs, got...)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return msgs, firstErr
+}
+
+// readResult converts an XREADGROUP answer of the streams parts. A missing stream or group
+// (Redis lost its data, or a FLUSHDB) is made again and reads as empty.
+func (q *Queue) readResult(ctx context.Context, cmd *redis.XStreamSliceCmd, parts ...*part) ([]queue.Message, error) {
+	res, err := cmd.Result()
 	if err == redis.Nil {
+		return nil, nil
+	}
+	if isNoGroup(err) {
+		for _, p := range parts {
+			if err := q.ensureGroup(ctx, p); err != nil {
+				return nil, err
+			}
+		}
 		return nil, nil
 	}
 	if err != nil {
@@ -444,8 +643,12 @@ func (q *Queue) read(ctx context.Context, n int, block time.Duration) ([]queue.M
 	}
 	var msgs []queue.Message
 	for _, s := range res {
+		p := parts[0]
+		if len(parts) > 1 {
+			p = parts[slices.IndexFunc(parts, func(p *part) bool { return p.key == s.Stream })]
+		}
 		for _, xm := range s.Messages {
-			if m, ok := q.message(xm, 0); ok {
+			if m, ok := q.message(p, xm, 0); ok {
 				msgs = append(msgs, m)
 			}
 		}
@@ -453,32 +656,32 @@ func (q *Queue) read(ctx context.Context, n int, block time.Duration) ([]queue.M
 	return msgs, nil
 }
 
-// claim is step 1: XAUTOCLAIM of entries idle longer than the claim timeout. Call with
-// claimMu held.
-func (q *Queue) claim(ctx context.Context, n int) ([]queue.Message, error) {
-	if q.nacked.Swap(false) {
-		q.claimCursor = "0-0" // released entries may lie behind the cursor
-	} else if q.claimCursor == "0-0" && time.Since(q.lastPass) < q.claimEvery {
+// claim is step 1 on stream p: XAUTOCLAIM of entries idle longer than the claim timeout.
+// Call with p.claimMu held.
+func (q *Queue) claim(ctx context.Context, p *part, n int) ([]queue.Message, error) {
+	if p.nacked.Swap(false) {
+		p.claimCursor = "0-0" // released entries may lie behind the cursor
+	} else if p.claimCursor == "0-0" && time.Since(p.lastPass) < q.claimEvery {
 		return nil, nil
 	}
 	xms, next, err := q.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: q.key, Group: q.group, Consumer: q.consumer,
-		MinIdle: q.claimIdle, Start: q.claimCursor, Count: int64(n),
+		Stream: p.key, Group: q.group, Consumer: q.consumer,
+		MinIdle: q.claimIdle, Start: p.claimCursor, Count: int64(n),
 	}).Result()
 	if err != nil {
 		return nil, q.wrap("claim", err)
 	}
-	q.claimCursor = next
+	p.claimCursor = next
 	if next == "0-0" {
-		q.lastPass = time.Now()
+		p.lastPass = time.Now()
 	}
 	if len(xms) == 0 {
 		return nil, nil
 	}
 	// The delivery count after the claim, which nobody else can change for ClaimIdle.
-	cmds, _ := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, _ := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for _, xm := range xms {
-			p.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: q.key, Group: q.group, Start: xm.ID, End: xm.ID, Count: 1})
+			pl.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: p.key, Group: q.group, Start: xm.ID, End: xm.ID, Count: 1})
 		}
 		return nil
 	})
@@ -494,40 +697,40 @@ func (q *Queue) claim(ctx context.Context, n int) ([]queue.Message, error) {
 				attempts = int(pe[0].RetryCount) - 1
 			}
 		}
-		if m, ok := q.message(xm, attempts); ok {
+		if m, ok := q.message(p, xm, attempts); ok {
 			msgs = append(msgs, m)
-			q.noteHanded(xm.ID)
+			q.noteHanded(p, xm.ID)
 		}
 	}
 	return msgs, nil
 }
 
-// recoverOwn is step 2: this consumer's pending entries from before Open. Call with
-// claimMu held.
-func (q *Queue) recoverOwn(ctx context.Context, n int) ([]queue.Message, error) {
+// recoverOwn is step 2 on stream p: this consumer's pending entries from before Open.
+// Call with p.claimMu held.
+func (q *Queue) recoverOwn(ctx context.Context, p *part, n int) ([]queue.Message, error) {
 	pend, err := q.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: q.key, Group: q.group, Start: q.recCursor, End: q.recBound, Count: int64(n), Consumer: q.consumer,
+		Stream: p.key, Group: q.group, Start: p.recCursor, End: p.recBound, Count: int64(n), Consumer: q.consumer,
 	}).Result()
 	if err != nil {
 		return nil, q.wrap("recover pending", err)
 	}
 	if len(pend) == 0 {
-		q.finishRecovery()
+		q.finishRecovery(p)
 		return nil, nil
 	}
 	q.mu.Lock()
 	todo := make([]redis.XPendingExt, 0, len(pend))
 	for _, pe := range pend {
-		if _, ok := q.handed[pe.ID]; !ok {
+		if _, ok := p.handed[pe.ID]; !ok {
 			todo = append(todo, pe)
 		}
 	}
 	q.mu.Unlock()
 	// XCLAIM with the idle time just seen as the minimum: if anybody claimed the entry
 	// meanwhile, its idle time restarted and this claim does nothing.
-	cmds, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for _, pe := range todo {
-			p.XClaim(ctx, &redis.XClaimArgs{Stream: q.key, Group: q.group, Consumer: q.consumer, MinIdle: pe.Idle, Messages: []string{pe.ID}})
+			pl.XClaim(ctx, &redis.XClaimArgs{Stream: p.key, Group: q.group, Consumer: q.consumer, MinIdle: pe.Idle, Messages: []string{pe.ID}})
 		}
 		return nil
 	})
@@ -538,43 +741,43 @@ func (q *Queue) recoverOwn(ctx context.Context, n int) ([]queue.Message, error) 
 			continue
 		}
 		for _, xm := range xms {
-			if m, ok := q.message(xm, int(todo[i].RetryCount)); ok {
+			if m, ok := q.message(p, xm, int(todo[i].RetryCount)); ok {
 				msgs = append(msgs, m)
-				q.noteHanded(xm.ID)
+				q.noteHanded(p, xm.ID)
 			}
 		}
 	}
 	if err != nil && len(msgs) == 0 {
 		return nil, q.wrap("recover pending", err)
 	}
-	q.recCursor = "(" + pend[len(pend)-1].ID
+	p.recCursor = "(" + pend[len(pend)-1].ID
 	if len(pend) < n {
-		q.finishRecovery()
+		q.finishRecovery(p)
 	}
 	return msgs, nil
 }
 
-func (q *Queue) finishRecovery() {
-	q.recovered = true
+func (q *Queue) finishRecovery(p *part) {
+	p.recovered = true
 	q.mu.Lock()
-	q.handed = nil
+	p.handed = nil
 	q.mu.Unlock()
 }
 
-func (q *Queue) noteHanded(id string) {
+func (q *Queue) noteHanded(p *part, id string) {
 	q.mu.Lock()
-	if q.handed != nil {
-		q.handed[id] = struct{}{}
+	if p.handed != nil {
+		p.handed[id] = struct{}{}
 	}
 	q.mu.Unlock()
 }
 
-// message converts a stream entry; false for an entry deleted from the stream.
-func (q *Queue) message(xm redis.XMessage, attempts int) (queue.Message, bool) {
+// message converts an entry of stream p; false for an entry deleted from the stream.
+func (q *Queue) message(p *part, xm redis.XMessage, attempts int) (queue.Message, bool) {
 	if xm.Values == nil {
 		return queue.Message{}, false
 	}
-	m := queue.Message{ID: q.encode(xm.ID), Attempts: attempts}
+	m := queue.Message{ID: q.encode(ref{p, xm.ID}), Attempts: attempts}
 	// Entries missing a field (not written by Enqueue) are handed out as they are: the
 	// worker dead-letters what it cannot decode.
 	if v, ok := xm.Values["id"].(string); ok {
@@ -586,8 +789,9 @@ func (q *Queue) message(xm redis.XMessage, attempts int) (queue.Message, bool) {
 	return m, true
 }
 
-// onIDs runs fn on the stream ids of ids, unless the queue is closed or ids is empty.
-func (q *Queue) onIDs(ids []int64, fn func(sids []string) error) error {
+// onIDs runs fn on the entries of ids grouped by stream (in the order of q.parts), unless
+// the queue is closed or ids is empty.
+func (q *Queue) onIDs(ids []int64, fn func(refs []ref, byPart [][]string) error) error {
 	if err := q.enter(); err != nil {
 		return err
 	}
@@ -595,48 +799,100 @@ func (q *Queue) onIDs(ids []int64, fn func(sids []string) error) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	sids, err := q.decodeAll(ids)
+	refs, err := q.decodeAll(ids)
 	if err != nil {
 		return err
 	}
-	return fn(sids)
+	byPart := make([][]string, len(q.parts))
+	for _, r := range refs {
+		byPart[r.p.idx] = append(byPart[r.p.idx], r.sid)
+	}
+	return fn(refs, byPart)
 }
 
-// Ack implements queue.Queue: XACK and XDEL in one MULTI.
+// Ack implements queue.Queue: XACK and XDEL in one MULTI per stream.
 func (q *Queue) Ack(ctx context.Context, ids []int64) error {
-	return q.onIDs(ids, func(sids []string) error {
-		return q.ack(ctx, ids, sids)
-	})
-}
-
-func (q *Queue) ack(ctx context.Context, ids []int64, sids []string) error {
-	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAck(ctx, q.key, q.group, sids...)
-		p.XDel(ctx, q.key, sids...)
+	return q.onIDs(ids, func(refs []ref, byPart [][]string) error {
+		if err := q.ack(ctx, byPart); err != nil {
+			return q.wrap("ack", err)
+		}
+		q.forget(ids, refs)
 		return nil
 	})
-	if err != nil {
-		return q.wrap("ack", err)
-	}
-	q.mu.Lock()
-	for i, sid := range sids {
-		delete(q.handed, sid)
-		if ids[i] < 0 {
-			delete(q.aliases, ids[i])
-			delete(q.aliasOf, sid)
+}
+
+// ack acknowledges and deletes the entries. On one node, one MULTI holds every stream; a
+// cluster refuses a MULTI across slots, so there each stream has its own, all at once.
+func (q *Queue) ack(ctx context.Context, byPart [][]string) error {
+	tx := func(p *part, sids []string) func(redis.Pipeliner) error {
+		return func(pl redis.Pipeliner) error {
+			pl.XAck(ctx, p.key, q.group, sids...)
+			pl.XDel(ctx, p.key, sids...)
+			return nil
 		}
 	}
-	q.mu.Unlock()
-	return nil
+	if !q.cluster {
+		_, err := q.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, sids := range byPart {
+				if len(sids) > 0 {
+					_ = tx(q.parts[i], sids)(pl)
+				}
+			}
+			return nil
+		})
+		return err
+	}
+	return q.eachPart(byPart, func(p *part, sids []string) error {
+		_, err := q.rdb.TxPipelined(ctx, tx(p, sids))
+		return err
+	})
+}
+
+// eachPart runs fn on the streams that have entries in byPart, concurrently, and returns
+// the first error.
+func (q *Queue) eachPart(byPart [][]string, fn func(p *part, sids []string) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(byPart))
+	for i, sids := range byPart {
+		if len(sids) == 0 {
+			continue
+		}
+		wg.Go(func() { errs[i] = fn(q.parts[i], sids) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// forget drops what this process kept about acknowledged entries.
+func (q *Queue) forget(ids []int64, refs []ref) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, r := range refs {
+		delete(r.p.handed, r.sid)
+		if ids[i] < 0 {
+			delete(q.aliases, ids[i])
+			delete(q.aliasOf, r)
+		}
+	}
 }
 
 // Touch implements queue.Toucher: XCLAIM to this consumer with JUSTID resets the entries'
 // idle time without incrementing their delivery count, so XAUTOCLAIM elsewhere leaves them.
+// One pipeline for every stream.
 func (q *Queue) Touch(ctx context.Context, ids []int64) error {
-	return q.onIDs(ids, func(sids []string) error {
-		err := q.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.key, Group: q.group, Consumer: q.consumer, MinIdle: 0, Messages: sids}).Err()
-		if err != nil && err != redis.Nil {
-			return q.wrap("touch", err)
+	return q.onIDs(ids, func(_ []ref, byPart [][]string) error {
+		cmds, _ := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, sids := range byPart {
+				if len(sids) > 0 {
+					pl.XClaimJustID(ctx, &redis.XClaimArgs{Stream: q.parts[i].key, Group: q.group, Consumer: q.consumer, MinIdle: 0, Messages: sids})
+				}
+			}
+			return nil
+		})
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && err != redis.Nil {
+				return q.wrap("touch", err)
+			}
 		}
 		return nil
 	})
@@ -645,28 +901,37 @@ func (q *Queue) Touch(ctx context.Context, ids []int64) error {
 // Nack implements queue.Queue: the entries this consumer still owns go to NackConsumer,
 // idle since 1970, and the next claim pass hands them out again.
 func (q *Queue) Nack(ctx context.Context, ids []int64) error {
-	return q.onIDs(ids, func(sids []string) error { return q.nack(ctx, sids) })
+	return q.onIDs(ids, func(refs []ref, byPart [][]string) error {
+		for i, sids := range byPart {
+			if len(sids) > 0 {
+				if err := q.nack(ctx, q.parts[i], sids); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
-func (q *Queue) nack(ctx context.Context, sids []string) error {
+func (q *Queue) nack(ctx context.Context, p *part, sids []string) error {
 	args := make([]any, 0, 3+len(sids))
 	args = append(args, q.group, q.consumer, NackConsumer)
 	for _, s := range sids {
 		args = append(args, s)
 	}
-	if err := nackScript.Run(ctx, q.rdb, []string{q.key}, args...).Err(); err != nil {
+	if err := nackScript.Run(ctx, q.rdb, []string{p.key}, args...).Err(); err != nil {
 		return q.wrap("nack", err)
 	}
 	q.mu.Lock()
 	for _, sid := range sids {
-		delete(q.handed, sid)
+		delete(p.handed, sid)
 	}
 	q.mu.Unlock()
-	q.nacked.Store(true)
+	p.nacked.Store(true)
 	return nil
 }
 
-// PendingEventIDs implements queue.Queue: every entry of the stream, which holds only
+// PendingEventIDs implements queue.Queue: every entry of every stream, which hold only
 // entries not yet acknowledged.
 func (q *Queue) PendingEventIDs(ctx context.Context, fn func(eventID string)) error {
 	if err := q.enter(); err != nil {
@@ -674,51 +939,61 @@ func (q *Queue) PendingEventIDs(ctx context.Context, fn func(eventID string)) er
 	}
 	defer q.leave()
 	const page = 1000
-	start := "-"
-	for {
-		xms, err := q.rdb.XRangeN(ctx, q.key, start, "+", page).Result()
-		if err != nil {
-			return q.wrap("pending ids", err)
+	for _, p := range q.parts {
+		start := "-"
+		for {
+			xms, err := q.rdb.XRangeN(ctx, p.key, start, "+", page).Result()
+			if err != nil {
+				return q.wrap("pending ids", err)
+			}
+			for _, xm := range xms {
+				id, _ := xm.Values["id"].(string)
+				fn(id)
+			}
+			if len(xms) < page {
+				break
+			}
+			start = "(" + xms[len(xms)-1].ID
 		}
-		for _, xm := range xms {
-			id, _ := xm.Values["id"].(string)
-			fn(id)
-		}
-		if len(xms) < page {
-			return nil
-		}
-		start = "(" + xms[len(xms)-1].ID
 	}
+	return nil
 }
 
 // Stats implements queue.Queue: XLEN, XPENDING (less the entries released by Nack) and the
-// stream's entries-added, in one round trip.
+// stream's entries-added, in one round trip, added up over the streams.
 func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	if err := q.enter(); err != nil {
 		return queue.Stats{}, err
 	}
 	defer q.leave()
-	var (
-		xlen *redis.IntCmd
-		pend *redis.XPendingCmd
-		info *redis.XInfoStreamCmd
-	)
-	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		xlen = p.XLen(ctx, q.key)
-		pend = p.XPending(ctx, q.key, q.group)
-		info = p.XInfoStream(ctx, q.key)
+	xlen := make([]*redis.IntCmd, len(q.parts))
+	pend := make([]*redis.XPendingCmd, len(q.parts))
+	info := make([]*redis.XInfoStreamCmd, len(q.parts))
+	_, err := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range q.parts {
+			xlen[i] = pl.XLen(ctx, p.key)
+			pend[i] = pl.XPending(ctx, p.key, q.group)
+			info[i] = pl.XInfoStream(ctx, p.key)
+		}
 		return nil
 	})
 	if err != nil {
 		return queue.Stats{}, q.wrap("stats", err)
 	}
-	s := queue.Stats{Length: xlen.Val(), TotalEnqueued: info.Val().EntriesAdded}
-	if p := pend.Val(); p != nil {
-		s.Pending = p.Count - p.Consumers[NackConsumer]
-	}
-	if first := info.Val().FirstEntry.ID; first != "" && s.Length > 0 {
-		if ms, _, ok := parseID(first); ok {
-			s.OldestAt = time.UnixMilli(int64(ms))
+	var s queue.Stats
+	for i := range q.parts {
+		n := xlen[i].Val()
+		s.Length += n
+		s.TotalEnqueued += info[i].Val().EntriesAdded
+		if p := pend[i].Val(); p != nil {
+			s.Pending += p.Count - p.Consumers[NackConsumer]
+		}
+		if first := info[i].Val().FirstEntry.ID; first != "" && n > 0 {
+			if ms, _, ok := parseID(first); ok {
+				if at := time.UnixMilli(int64(ms)); s.OldestAt.IsZero() || at.Before(s.OldestAt) {
+					s.OldestAt = at
+				}
+			}
 		}
 	}
 	return s, nil
@@ -731,58 +1006,110 @@ type ConsumerInfo struct {
 	Idle    time.Duration // since its last read or claim
 }
 
-// GroupInfo describes one consumer group of the stream.
+// GroupInfo describes one consumer group of the buffer, added up over its streams.
 type GroupInfo struct {
 	Name            string
-	Pending         int64 // entries delivered and not yet acknowledged, Nacked included
-	Nacked          int64 // entries released by Nack and not yet claimed again
-	Lag             int64 // entries not yet delivered to the group; -1 when Redis cannot tell
-	LastDeliveredID string
+	Pending         int64  // entries delivered and not yet acknowledged, Nacked included
+	Nacked          int64  // entries released by Nack and not yet claimed again
+	Lag             int64  // entries not yet delivered to the group; -1 when Redis cannot tell
+	LastDeliveredID string // with several streams, the newest of theirs
 	EntriesRead     int64
-	Consumers       []ConsumerInfo // without NackConsumer
+	Consumers       []ConsumerInfo // without NackConsumer; Idle is the least over the streams
 }
 
-// Groups describes every consumer group of the stream with its consumers (XINFO GROUPS and
+// Groups describes every consumer group of the buffer with its consumers (XINFO GROUPS and
 // XINFO CONSUMERS), for the metrics routes.
 func (q *Queue) Groups(ctx context.Context) ([]GroupInfo, error) {
 	if err := q.enter(); err != nil {
 		return nil, err
 	}
 	defer q.leave()
-	gs, err := q.rdb.XInfoGroups(ctx, q.key).Result()
+	gcmds := make([]*redis.XInfoGroupsCmd, len(q.parts))
+	_, err := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range q.parts {
+			gcmds[i] = pl.XInfoGroups(ctx, p.key)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, q.wrap("groups", err)
 	}
-	cmds, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, g := range gs {
-			p.XInfoConsumers(ctx, q.key, g.Name)
+	ccmds := make([][]*redis.XInfoConsumersCmd, len(q.parts))
+	_, err = q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, p := range q.parts {
+			for _, g := range gcmds[i].Val() {
+				ccmds[i] = append(ccmds[i], pl.XInfoConsumers(ctx, p.key, g.Name))
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, q.wrap("consumers", err)
 	}
-	out := make([]GroupInfo, len(gs))
-	for i, g := range gs {
-		gi := GroupInfo{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDeliveredID: g.LastDeliveredID, EntriesRead: g.EntriesRead}
-		for _, c := range cmds[i].(*redis.XInfoConsumersCmd).Val() {
-			if c.Name == NackConsumer {
-				gi.Nacked = c.Pending
-				continue
-			}
-			gi.Consumers = append(gi.Consumers, ConsumerInfo{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+	var out []GroupInfo
+	for i := range q.parts {
+		for j, g := range gcmds[i].Val() {
+			out = addGroup(out, g, ccmds[i][j].Val())
 		}
-		out[i] = gi
 	}
 	return out, nil
 }
 
-// Ping implements queue.Queue.
+// addGroup adds one stream's view of a group to the groups gathered so far.
+func addGroup(out []GroupInfo, g redis.XInfoGroup, cs []redis.XInfoConsumer) []GroupInfo {
+	k := slices.IndexFunc(out, func(gi GroupInfo) bool { return gi.Name == g.Name })
+	if k < 0 {
+		out = append(out, GroupInfo{Name: g.Name})
+		k = len(out) - 1
+	}
+	gi := &out[k]
+	gi.Pending += g.Pending
+	gi.EntriesRead += g.EntriesRead
+	if g.Lag < 0 || gi.Lag < 0 {
+		gi.Lag = -1
+	} else {
+		gi.Lag += g.Lag
+	}
+	if newerID(g.LastDeliveredID, gi.LastDeliveredID) {
+		gi.LastDeliveredID = g.LastDeliveredID
+	}
+	for _, c := range cs {
+		if c.Name == NackConsumer {
+			gi.Nacked += c.Pending
+			continue
+		}
+		m := slices.IndexFunc(gi.Consumers, func(ci ConsumerInfo) bool { return ci.Name == c.Name })
+		if m < 0 {
+			gi.Consumers = append(gi.Consumers, ConsumerInfo{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
+			continue
+		}
+		gi.Consumers[m].Pending += c.Pending
+		gi.Consumers[m].Idle = min(gi.Consumers[m].Idle, c.Idle)
+	}
+	return out
+}
+
+// newerID reports whether stream id a comes after b ("" comes first).
+func newerID(a, b string) bool {
+	ams, aseq, aok := parseID(a)
+	bms, bseq, bok := parseID(b)
+	if !bok {
+		return aok
+	}
+	return aok && (ams > bms || ams == bms && aseq > bseq)
+}
+
+// Ping implements queue.Queue. On a cluster it pings every master: each may hold a stream.
 func (q *Queue) Ping(ctx context.Context) error {
 	if err := q.enter(); err != nil {
 		return err
 	}
 	defer q.leave()
+	if cc, ok := q.rdb.(*redis.ClusterClient); ok {
+		return q.wrap("ping", cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return c.Ping(ctx).Err()
+		}))
+	}
 	return q.wrap("ping", q.rdb.Ping(ctx).Err())
 }
 
@@ -801,13 +1128,6 @@ func (q *Queue) Close() error {
 	return err
 }
 
-// Id encoding: ms<<seqBits | seq.
-const (
-	seqBits = 20
-	maxSeq  = 1<<seqBits - 1
-	maxMs   = 1<<(63-seqBits) - 1
-)
-
 // parseID splits a stream id "ms-seq".
 func parseID(s string) (ms, seq uint64, ok bool) {
 	a, b, found := strings.Cut(s, "-")
@@ -819,50 +1139,50 @@ func parseID(s string) (ms, seq uint64, ok bool) {
 	return ms, seq, err1 == nil && err2 == nil
 }
 
-// EncodeID maps a stream id to a non-negative int64, or reports that it does not fit.
-func EncodeID(s string) (int64, bool) {
-	ms, seq, ok := parseID(s)
-	if !ok || ms > maxMs || seq > maxSeq {
-		return 0, false
-	}
-	return int64(ms<<seqBits | seq), true
-}
+// EncodeID maps an id of a single stream to a non-negative int64, or reports that it does
+// not fit.
+func EncodeID(s string) (int64, bool) { return encodePartID(s, 0, 0) }
 
 // DecodeID is the inverse of EncodeID for non-negative ids.
 func DecodeID(id int64) string {
-	return strconv.FormatUint(uint64(id)>>seqBits, 10) + "-" + strconv.FormatUint(uint64(id)&maxSeq, 10)
+	s, _ := decodePartID(id, 0)
+	return s
 }
 
-func (q *Queue) encode(s string) int64 {
-	if id, ok := EncodeID(s); ok {
+func (q *Queue) encode(r ref) int64 {
+	if id, ok := encodePartID(r.sid, r.p.idx, q.pbits); ok {
 		return id
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if id, ok := q.aliasOf[s]; ok {
+	if id, ok := q.aliasOf[r]; ok {
 		return id
 	}
 	id := q.nextAlias
 	q.nextAlias--
-	q.aliases[id] = s
-	q.aliasOf[s] = id
+	q.aliases[id] = r
+	q.aliasOf[r] = id
 	return id
 }
 
-func (q *Queue) decodeAll(ids []int64) ([]string, error) {
-	out := make([]string, len(ids))
+func (q *Queue) decodeAll(ids []int64) ([]ref, error) {
+	out := make([]ref, len(ids))
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for i, id := range ids {
 		if id >= 0 {
-			out[i] = DecodeID(id)
+			sid, p := decodePartID(id, q.pbits)
+			if p >= len(q.parts) {
+				return nil, fmt.Errorf("redisqueue: message id %d names stream %d of %d", id, p, len(q.parts))
+			}
+			out[i] = ref{q.parts[p], sid}
 			continue
 		}
-		s, ok := q.aliases[id]
+		r, ok := q.aliases[id]
 		if !ok {
 			return nil, fmt.Errorf("redisqueue: unknown message id %d", id)
 		}
-		out[i] = s
+		out[i] = r
 	}
 	return out, nil
 }

@@ -109,14 +109,15 @@ func TestIDEncoding(t *testing.T) {
 		}
 	}
 	// Ids that do not fit get a negative alias that Ack and Nack accept.
-	q := &Queue{aliases: map[int64]string{}, aliasOf: map[string]int64{}, nextAlias: -1}
+	p0 := newPart(0, "s")
+	q := &Queue{parts: []*part{p0}, aliases: map[int64]ref{}, aliasOf: map[ref]int64{}, nextAlias: -1}
 	big := "1700000000000-2000000"
-	id := q.encode(big)
-	if id >= 0 || q.encode(big) != id {
-		t.Fatalf("alias of %s = %d, then %d", big, id, q.encode(big))
+	id := q.encode(ref{p0, big})
+	if id >= 0 || q.encode(ref{p0, big}) != id {
+		t.Fatalf("alias of %s = %d, then %d", big, id, q.encode(ref{p0, big}))
 	}
 	got, err := q.decodeAll([]int64{id, b})
-	if err != nil || got[0] != big || got[1] != "1700000000000-6" {
+	if err != nil || got[0].sid != big || got[1].sid != "1700000000000-6" {
 		t.Errorf("decodeAll = %v, %v", got, err)
 	}
 	if _, err := q.decodeAll([]int64{-99}); err == nil {

@@ -19,17 +19,18 @@ var ErrUniqueUnsupported = errors.New("redisqueue: EnqueueUnique needs a single 
 // uniqueScript appends each entry whose dedup key does not exist and sets the key, in one
 // atomic step per call: an id is marked seen only together with its append, and two API
 // replicas racing on one id cannot both append it. A repeat inside the call is a duplicate
-// too. KEYS[1] is the stream; ARGV: dedup key prefix, TTL in ms, then id, data pairs.
+// too. KEYS are the streams; ARGV: dedup key prefix, TTL in ms, then (index in KEYS, id,
+// data) triples.
 var uniqueScript = redis.NewScript(`
 local out = {}
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 2) / 3
 for i = 1, n do
-  local id = ARGV[2 * i + 1]
+  local id = ARGV[3 * i + 1]
   local k = ARGV[1] .. id
   if redis.call('EXISTS', k) == 1 then
     out[i] = 0
   else
-    redis.call('XADD', KEYS[1], '*', 'id', id, 'd', ARGV[2 * i + 2])
+    redis.call('XADD', KEYS[tonumber(ARGV[3 * i])], '*', 'id', id, 'd', ARGV[3 * i + 2])
     redis.call('SET', k, 1, 'PX', ARGV[2])
     out[i] = 1
   end
@@ -39,9 +40,11 @@ return out
 
 // EnqueueUnique appends the entries whose event id is not in the dedup window (keys
 // dedupPrefix+id, kept for ttl, the same keys as dedup.Redis) and records them there, in
-// one round trip. It reports for each entry whether it was appended.
+// one round trip. It reports for each entry whether it was appended. Each entry goes to the
+// stream Enqueue would pick; the script may touch several streams as they all live on the
+// one node.
 func (q *Queue) EnqueueUnique(ctx context.Context, entries []queue.Entry, dedupPrefix string, ttl time.Duration) ([]bool, error) {
-	if _, cluster := q.rdb.(*redis.ClusterClient); cluster {
+	if q.cluster {
 		return nil, ErrUniqueUnsupported
 	}
 	if err := q.enter(); err != nil {
@@ -51,12 +54,12 @@ func (q *Queue) EnqueueUnique(ctx context.Context, entries []queue.Entry, dedupP
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, 2+2*len(entries))
+	args := make([]any, 0, 2+3*len(entries))
 	args = append(args, dedupPrefix, strconv.FormatInt(max(ttl.Milliseconds(), 1), 10))
 	for _, e := range entries {
-		args = append(args, e.EventID, e.Data)
+		args = append(args, partitionOf(e.EventID, q.active)+1, e.EventID, e.Data)
 	}
-	res, err := uniqueScript.Run(ctx, q.rdb, []string{q.key}, args...).Int64Slice()
+	res, err := uniqueScript.Run(ctx, q.rdb, q.activeKeys, args...).Int64Slice()
 	if err != nil {
 		return nil, q.wrap("enqueue", err)
 	}
