@@ -28,11 +28,13 @@ type Config struct {
 	MongoURI     string
 	MongoDB      string
 	RedisURL     string
+	RedisCluster bool // EVP_REDIS_CLUSTER: REDIS_URL names a Redis Cluster (seed nodes)
 	JWTSecret    string
 	JWTExpiresIn time.Duration
 	APIKeyPrefix string
 
 	Stream             string
+	StreamPartitions   int // EVP_STREAM_PARTITIONS: streams the Redis buffer is spread over
 	RedisPrefix        string
 	ConsumerGroup      string
 	ConsumerName       string
@@ -171,6 +173,8 @@ var settings = []setting{
 		apply: intIn(0, 36500, func(c *Config) *int { return &c.RetentionDays })},
 	{env: []string{"REDIS_URL"}, flag: "redis-url", usage: "Redis for the buffer and shared state (empty: embedded)",
 		apply: str(func(c *Config) *string { return &c.RedisURL })},
+	{env: []string{"EVP_REDIS_CLUSTER"}, flag: "redis-cluster", def: "false", usage: "REDIS_URL is a Redis Cluster: redis://host:port of one node, more seeds as ?addr=host:port&addr=...",
+		apply: boolean(func(c *Config) *bool { return &c.RedisCluster })},
 	{env: []string{"JWT_SECRET"}, flag: "jwt-secret", usage: "HS256 secret for dashboard sessions (32+ bytes)",
 		apply: str(func(c *Config) *string { return &c.JWTSecret })},
 	{env: []string{"JWT_EXPIRES_IN"}, flag: "jwt-expires-in", def: "24h", usage: "session lifetime",
@@ -185,6 +189,8 @@ var settings = []setting{
 		}},
 	{env: []string{"EVP_STREAM"}, flag: "stream", def: "events_stream", usage: "Redis stream that buffers events",
 		apply: str(func(c *Config) *string { return &c.Stream })},
+	{env: []string{"EVP_STREAM_PARTITIONS"}, flag: "stream-partitions", def: "1", usage: "Redis streams the buffer is spread over, in different Redis Cluster slots (1 keeps the single EVP_STREAM key)",
+		apply: intIn(1, 256, func(c *Config) *int { return &c.StreamPartitions })},
 	{env: []string{"EVP_REDIS_PREFIX"}, flag: "redis-prefix", def: "evp:", usage: "prefix of evp's Redis keys other than the stream",
 		apply: str(func(c *Config) *string { return &c.RedisPrefix })},
 	{env: []string{"CONSUMER_GROUP"}, flag: "consumer-group", def: "evp-workers-group", usage: "worker consumer group",
@@ -365,10 +371,24 @@ func (c *Config) validate() error {
 	if c.Env == "production" && c.JWTSecret == "" {
 		return &Error{Setting: "JWT_SECRET", Value: "(empty)", Reason: "is required in production (at least 32 random bytes, shared by every replica)"}
 	}
+	if c.RedisCluster && c.RedisURL == "" {
+		return &Error{Setting: "EVP_REDIS_CLUSTER", Value: "true", Reason: "needs REDIS_URL (a node of the cluster)"}
+	}
+	if c.StreamPartitions > 1 && hasHashTag(c.Stream) {
+		return &Error{Setting: "EVP_STREAM_PARTITIONS", Value: strconv.Itoa(c.StreamPartitions),
+			Reason: fmt.Sprintf("EVP_STREAM=%q holds a {hash tag}, which would put every partition in one Redis Cluster slot; remove the braces", c.Stream)}
+	}
 	if c.SMTPHost != "" && c.SMTPFrom == "" {
 		return &Error{Setting: "SMTP_FROM", Value: "(empty)", Reason: "is required when SMTP_HOST is set"}
 	}
 	return nil
+}
+
+// hasHashTag reports whether a Redis key holds a Redis Cluster hash tag: a non-empty {...}.
+func hasHashTag(key string) bool {
+	_, after, ok := strings.Cut(key, "{")
+	end := strings.IndexByte(after, '}')
+	return ok && end > 0
 }
 
 // PrepareDataDir creates the data directory if needed and checks that evp can write there.
