@@ -40,7 +40,9 @@ func NewRedis(client redis.UniversalClient, prefix string) *Redis {
 	return r
 }
 
-func (r *Redis) key(sec int64) string { return r.prefix + "ingest:" + strconv.FormatInt(sec, 10) }
+// key is the counter of one second. The hash tag {ingest} keeps every second in one Redis
+// Cluster slot, so that Rate's MGET of the window is valid on a cluster.
+func (r *Redis) key(sec int64) string { return r.prefix + "{ingest}:" + strconv.FormatInt(sec, 10) }
 
 // Add counts n accepted events now.
 func (r *Redis) Add(n int64) {

@@ -40,7 +40,7 @@ func TestRateAcrossReplicas(t *testing.T) {
 	}
 	a.Close()
 	z.Close()
-	if ttl := c.TTL(ctx, prefix+"ingest:1900000000").Val(); ttl <= 0 || ttl > 2*Window*time.Second {
+	if ttl := c.TTL(ctx, prefix+"{ingest}:1900000000").Val(); ttl <= 0 || ttl > 2*Window*time.Second {
 		t.Errorf("per-second key TTL = %v, want within %v", ttl, 2*Window*time.Second)
 	}
 }

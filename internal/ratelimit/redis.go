@@ -30,8 +30,10 @@ func NewRedis(client redis.UniversalClient, prefix string) *RedisCounter {
 // Config is called by httprate with the limiter's settings.
 func (c *RedisCounter) Config(_ int, windowLength time.Duration) { c.window = windowLength }
 
+// key is the counter of key in one window. The hash tag {key} keeps the windows of one key
+// in one Redis Cluster slot, so that Get's MGET of two of them is valid on a cluster.
 func (c *RedisCounter) key(key string, window time.Time) string {
-	return c.prefix + key + ":" + strconv.FormatInt(window.Unix(), 10)
+	return c.prefix + "{" + key + "}:" + strconv.FormatInt(window.Unix(), 10)
 }
 
 // Increment counts one request.
