@@ -132,22 +132,25 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 	b.closers = append(b.closers, acc.Close)
 
 	if cfg.RedisURL != "" {
-		ropts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, &config.Error{Setting: "REDIS_URL", Value: "(hidden)", Reason: err.Error()}
-		}
 		redis.SetLogger(redisLog{log})
-		client := redis.NewClient(ropts)
+		client, err := newRedisClient(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
 		b.closers = append(b.closers, client.Close)
 		rq, err := redisqueue.Open(ctx, redisqueue.Options{Client: client, Stream: cfg.Stream, Group: cfg.ConsumerGroup,
-			Consumer: cfg.ConsumerName, ClaimIdle: cfg.ClaimIdle})
+			Consumer: cfg.ConsumerName, ClaimIdle: cfg.ClaimIdle, Partitions: cfg.StreamPartitions})
 		if err != nil {
 			return nil, fmt.Errorf("open Redis Streams buffer: %w", err)
 		}
 		b.queue = rq
 		b.closers = append(b.closers, rq.Close)
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
-		b.unique = uniqueAppender{q: rq, prefix: cfg.RedisPrefix + "dedup:", ttl: cfg.DedupWindow}
+		if !cfg.RedisCluster {
+			// One Lua script per request needs the dedup keys and the streams on one node; on a
+			// cluster the API checks the dedup keys, appends, then sets them (SET NX).
+			b.unique = uniqueAppender{q: rq, prefix: cfg.RedisPrefix + "dedup:", ttl: cfg.DedupWindow}
+		}
 		b.acache = analyticscache.NewRedis(client, cfg.RedisPrefix)
 		b.limits = ratelimit.NewRedis(client, cfg.RedisPrefix+"ratelimit:")
 		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
@@ -155,7 +158,8 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.closers = append(b.closers, func() error { rate.Close(); return nil })
 		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: rq.Ping})
 		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return redisStream(ctx, rq) }
-		log.Info("buffer: Redis Streams", "stream", rq.Key(), "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
+		log.Info("buffer: Redis Streams", "stream", rq.Key(), "partitions", rq.Partitions(), "streams", len(rq.Keys()),
+			"cluster", cfg.RedisCluster, "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
 	} else {
 		sq, err := sqlitequeue.Open(ctx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
 		if err != nil {
