@@ -24,9 +24,12 @@ const clusterBusOffset = 10000
 // t.TempDir() and nothing persisted, joined by redis-cli --cluster create. It returns the
 // nodes' addresses once every node reports cluster_state:ok and all 16384 slots, and kills
 // the servers when t ends. Without redis-server or redis-cli on PATH the test skips with
-// the reason, or fails under EVP_REQUIRE_SERVICES=1.
+// the reason, or fails under EVP_REQUIRE_SERVICES=1; with -short it skips.
 func RedisCluster(t testing.TB, n int) []string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster (not with -short)")
+	}
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			reason := fmt.Sprintf("%s not found on PATH: install Debian's redis-server (it brings redis-tools)", bin)
