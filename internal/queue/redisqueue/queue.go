@@ -30,18 +30,19 @@
 // encoded losslessly as ms<<20 | seq, which holds every id Redis generates until the year
 // 2248 with up to 1,048,575 entries in one millisecond. With several streams the low bits
 // of seq hold the stream's index instead (8 bits for 256 streams, leaving 4,095 entries
-// per stream and millisecond). An id outside that range (only
-// possible if Redis's clock stood still for over a million appends, or with ids set by
-// hand) gets a negative id from a table in this process instead, so it can still be
-// acknowledged; such ids are valid only in the Queue that handed them out.
+// per stream and millisecond). An id outside that range (only possible if Redis's clock
+// stood still for that many appends, or with ids set by hand) gets a negative id from a
+// table in this process instead, so it can still be acknowledged; such ids are valid only
+// in the Queue that handed them out.
 //
 // # Acknowledgement and trimming
 //
-// Ack runs XACK and XDEL in one MULTI, so the stream holds exactly the entries not yet
-// acknowledged: XLEN is the backlog, PendingEventIDs is an XRANGE, and memory never grows
-// with the number of events processed. No length- or id-based trimming is used, so an entry
-// not yet acknowledged can never be dropped. The price is that the stream serves one
-// consumer group: a second group on the same stream would lose entries the first acked.
+// Ack runs XACK and XDEL in one MULTI (one per stream on a cluster, which refuses a MULTI
+// across slots), so a stream holds exactly the entries not yet acknowledged: XLEN is the
+// backlog, PendingEventIDs is an XRANGE, and memory never grows with the number of events
+// processed. No length- or id-based trimming is used, so an entry not yet acknowledged can
+// never be dropped. The price is that the stream serves one consumer group: a second group
+// on the same stream would lose entries the first acked.
 //
 // # Delivery
 //
