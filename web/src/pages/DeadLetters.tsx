@@ -17,8 +17,10 @@ function Detail({ id, onClose }: { id: string; onClose: () => void }) {
   const qc = useQueryClient()
   const [confirm, setConfirm] = useState<'delete' | null>(null)
   const item = useQuery({ queryKey: ['dead-letters', 'item', id], queryFn: ({ signal }) => api<DeadLetter>(`/api/v1/dead-letters/${encodeURIComponent(id)}`, { signal }) })
+  // The letter is gone once replayed or deleted: forget it rather than refetch it (a 404).
   const done = () => {
-    qc.invalidateQueries({ queryKey: ['dead-letters'] })
+    qc.removeQueries({ queryKey: ['dead-letters', 'item', id], exact: true })
+    qc.invalidateQueries({ queryKey: ['dead-letters', 'list'] })
     onClose()
   }
   const replay = useMutation({ mutationFn: () => api(`/api/v1/dead-letters/${encodeURIComponent(id)}/replay`, { method: 'POST' }), onSuccess: done })
