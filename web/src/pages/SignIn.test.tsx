@@ -68,6 +68,22 @@ describe('SignIn', () => {
     expect(loadSession()).toBeNull()
   })
 
+  it('says that a suspended account is refused, not that its role is too low', async () => {
+    vi.stubGlobal('fetch', vi.fn(async (url: string) =>
+      url.endsWith('/verify')
+        ? json(403, { success: false, error: { code: 'FORBIDDEN', message: 'the account is suspended or inactive; ask an ADMIN' } })
+        : json(200, { success: true, data: { message: 'sent' } }),
+    ))
+    const user = userEvent.setup()
+    renderSignIn()
+    await user.type(screen.getByLabelText('Email'), 'gone@example.com')
+    await user.click(screen.getByRole('button', { name: 'Send sign-in code' }))
+    await user.type(await screen.findByLabelText('6-digit code'), '123456')
+    await user.click(screen.getByRole('button', { name: 'Sign in' }))
+    expect(await screen.findByRole('alert')).toHaveTextContent('This account is suspended or inactive. Ask an admin to reactivate it.')
+    expect(loadSession()).toBeNull()
+  })
+
   it('explains a 503 from an evp without mail', async () => {
     vi.stubGlobal('fetch', vi.fn(async () => json(503, { success: false, error: { code: 'SERVICE_UNAVAILABLE', message: 'mail is not configured' } })))
     const user = userEvent.setup()

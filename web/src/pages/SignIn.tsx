@@ -12,6 +12,8 @@ type Step = 'email' | 'code' | 'apiKey'
 function message(err: unknown): string {
   if (err instanceof ApiError) {
     if (err.code === 'INVALID_CODE') return 'That code is wrong, expired or used up. Check it, or ask for a new one.'
+    // evp answers 403 to a right code of a suspended or inactive account.
+    if (err.status === 403) return 'This account is suspended or inactive. Ask an admin to reactivate it.'
     if (err.code === 'RATE_LIMITED') return `Too many attempts. ${explain(err).hint}`
     if (err.status === 503) return 'evp cannot send sign-in codes: mail is not configured. In embedded mode the code is written to evp\u2019s log.'
     if (err.status === 404) return 'This evp has no email sign-in yet. Use an API key instead.'
