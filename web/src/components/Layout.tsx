@@ -88,7 +88,7 @@ export function Layout() {
               setTheme(t)
               applyTheme(t)
             }}
-            className="mt-1 mb-3 block w-full rounded-lg border border-line bg-raised px-2 py-1.5 text-sm"
+            className="mt-1 mb-3 block w-full rounded-lg border border-control bg-raised px-2 py-1.5 text-sm"
           >
             <option value="system">System</option>
             <option value="dark">Dark</option>

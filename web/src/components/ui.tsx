@@ -30,7 +30,7 @@ export function Button({ variant = 'default', className = '', ...props }: React.
   const styles = {
     default: 'border border-line bg-raised text-ink hover:border-accent',
     primary: 'bg-accent text-accent-ink hover:opacity-90',
-    danger: 'border border-bad text-bad hover:bg-bad hover:text-white',
+    danger: 'border border-bad text-bad hover:bg-bad/10',
     ghost: 'text-muted hover:text-ink',
   }[variant]
   return (
@@ -43,7 +43,7 @@ export function Button({ variant = 'default', className = '', ...props }: React.
 }
 
 export const inputClass =
-  'min-h-9 w-full rounded-lg border border-line bg-raised px-3 py-1.5 text-sm text-ink placeholder:text-muted focus:border-accent'
+  'min-h-9 w-full rounded-lg border border-control bg-raised px-3 py-1.5 text-sm text-ink placeholder:text-muted focus:border-accent'
 
 export function Field({ label, htmlFor, hint, children }: { label: string; htmlFor: string; hint?: ReactNode; children: ReactNode }) {
   return (

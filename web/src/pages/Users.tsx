@@ -101,7 +101,7 @@ export function Users() {
                         </label>
                         <select
                           id={`role-${u.id}`}
-                          className="rounded-lg border border-line bg-raised px-2 py-1"
+                          className="rounded-lg border border-control bg-raised px-2 py-1"
                           value={u.role}
                           disabled={self || update.isPending}
                           onChange={(e) => update.mutate({ id: u.id, patch: { role: e.target.value as Role } })}
