@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
+import { useScheme } from '../lib/theme'
 
 export interface TimeChartProps {
   /** Times in milliseconds. */
@@ -19,6 +20,9 @@ function bucketStep(xs: number[]): number {
   return xs.length > 1 ? xs[1] - xs[0] : 60
 }
 
+/** Whole-number tick steps (1, 2, 5, 10, 20, 50...) for counts, which have no fractions. */
+const countSteps = Array.from({ length: 10 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat()
+
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim()
   return v || fallback
@@ -31,7 +35,9 @@ function cssVar(name: string, fallback: string): string {
 export function TimeChart({ t, lines, bars, height = 220, summary, format }: TimeChartProps) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
-  const shape = `${bars ? 'b' : 'l'}:${lines.map((l) => l.label).join('|')}:${height}`
+  // The colours are read from the theme when the chart is built: rebuild it when the theme changes.
+  const scheme = useScheme()
+  const shape = `${bars ? 'b' : 'l'}:${lines.map((l) => l.label).join('|')}:${height}:${scheme}`
 
   useEffect(() => {
     const el = box.current
@@ -52,7 +58,7 @@ export function TimeChart({ t, lines, bars, height = 220, summary, format }: Tim
       },
       axes: [
         { ...axis, space: 80 },
-        { ...axis, size: 56, values: (_u, vals) => vals.map((v) => (format ? format(v) : String(v))) },
+        { ...axis, size: 56, ...(bars ? { incrs: countSteps } : {}), values: (_u, vals) => vals.map((v) => (format ? format(v) : String(v))) },
       ],
       series: [
         {},
