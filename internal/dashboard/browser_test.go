@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evp-dev/evp/internal/sqlitedb"
 )
 
 // needs skips the test with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
@@ -56,8 +59,16 @@ func freePort(t *testing.T) int {
 // TestDashboardInBrowser builds evp with the built dashboard embedded, starts it on a free port
 // with a temporary data directory, and drives the dashboard in Debian's Chromium through
 // web/e2e/dashboard.e2e.mjs (playwright-core): sign-in (the code read from evp's log), an API key
-// created in the UI, events sent with it and seen in Analytics, Live, an error state,
-// keyboard and phone-width checks, sign-out. Screenshots go to web/test-results/screenshots.
+// created in the UI, events sent with it and seen in Analytics (a preset and a custom range),
+// Live, dead letters inspected, replayed and deleted, users invited, changed, suspended (and
+// refused in a second browser) and reactivated, an error state, keyboard and phone-width
+// checks, an axe-core accessibility audit of every page in the light and dark themes, and
+// sign-out. Screenshots go to web/test-results/screenshots.
+//
+// Events reach the dead-letter queue for real: a trigger in evp's own events.db makes SQLite
+// refuse events of type "poison" (as internal/app's dead-letter test does), and the script
+// asks this test, through a small HTTP server on loopback (EVP_CONTROL), to drop the trigger
+// before it replays one.
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts evp and a browser")
@@ -72,6 +83,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	node, err := exec.LookPath("node")
 	needs(t, err == nil, "node is not installed")
 	needs(t, exists(filepath.Join(web, "node_modules", "playwright-core")), "web/node_modules is missing (cd web && npm ci)")
+	needs(t, exists(filepath.Join(web, "node_modules", "axe-core")), "web/node_modules has no axe-core (cd web && npm ci)")
 	needs(t, exists(filepath.Join(root, "internal", "dashboard", "dist", "app", "index.html")), "the dashboard is not built (make web)")
 
 	tmp := t.TempDir()
@@ -122,6 +134,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 	waitReady(t, base, exited, logPath)
+	control := poisonControl(t, filepath.Join(dataDir, "events.db"))
 
 	// The binary serves the built dashboard: index.html revalidated, hashed assets immutable.
 	index := httpGet(t, base+"/analytics/anything")
@@ -161,7 +174,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		authFlag = "1"
 	}
 	script.Env = append(os.Environ(), "EVP_URL="+base, "EVP_LOG="+logPath, "EVP_AUTH="+authFlag,
-		"EVP_API_KEY="+apiKey, "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
+		"EVP_API_KEY="+apiKey, "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium, "EVP_CONTROL="+control)
 	var out bytes.Buffer
 	script.Stdout, script.Stderr = &out, &out
 	err = script.Run()
@@ -172,6 +185,34 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !strings.Contains(out.String(), "e2e: all steps passed") {
 		t.Fatal("browser test ended without passing every step")
 	}
+}
+
+// poisonControl makes the event store at dbPath refuse events of type "poison" with a real
+// SQLite error, so that the workers dead-letter them after their retries, and returns the URL
+// of a loopback server whose POST /cure drops that trigger again (the cause fixed: a replay
+// then stores the event).
+func poisonControl(t *testing.T, dbPath string) string {
+	t.Helper()
+	db, err := sqlitedb.Open(dbPath, sqlitedb.SyncNormal, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_type = 'poison'
+		BEGIN SELECT RAISE(ABORT, 'poisoned event refused'); END`); err != nil {
+		t.Fatalf("create the poison trigger: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /cure", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := db.Exec(`DROP TRIGGER IF EXISTS poison`); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func waitReady(t *testing.T, base string, exited chan error, logPath string) {

@@ -5,19 +5,29 @@
 //   EVP_AUTH         "1" when evp has the email sign-in routes
 //   EVP_API_KEY      a key made with `evp apikey create` (used when EVP_AUTH is not "1")
 //   SCREENSHOT_DIR   where to save a screenshot of each page
-// It prints one line per step and exits non-zero on the first failure.
+//   EVP_CONTROL      a server of the Go test: POST /cure drops the trigger that makes evp's store
+//                    refuse events of type "poison" (how events reach the dead-letter queue)
+// It prints one line per step and exits non-zero on the first failure. Pages are also audited
+// with axe-core (a11y.mjs) in the light and dark themes; its findings are reported at the end.
 import { readFile, mkdir } from 'node:fs/promises'
 import { chromium } from 'playwright-core'
+import { audit, findings } from './a11y.mjs'
 
 const base = process.env.EVP_URL
 const logFile = process.env.EVP_LOG
 const withAuth = process.env.EVP_AUTH === '1'
 const shots = process.env.SCREENSHOT_DIR || 'test-results/screenshots'
 const chromePath = process.env.CHROMIUM || '/usr/bin/chromium'
+const control = process.env.EVP_CONTROL
 if (!base) throw new Error('EVP_URL is not set')
+// A zone with a half-hour offset from UTC and no daylight saving time: custom ranges are typed
+// in local time and must reach evp as the right UTC instants.
+const timezoneId = 'Asia/Kolkata'
+const viewport = { width: 1366, height: 900 }
 
 const TIMEOUT = 30_000
-const step = (msg) => console.log(`e2e: ${msg}`)
+const t0 = Date.now()
+const step = (msg) => console.log(`e2e: ${msg} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
 function check(cond, msg) {
   if (!cond) throw new Error(`check failed: ${msg}`)
 }
@@ -37,22 +47,47 @@ async function until(what, fn, timeout = TIMEOUT) {
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`)
 }
 
-/** The newest sign-in code evp wrote to its log for email. */
-async function codeFromLog(email) {
-  return until(`a sign-in code for ${email} in evp's log`, async () => {
+/** The newest sign-in code evp wrote to its log for email, waiting for one not in used. */
+async function codeFromLog(email, used = []) {
+  return until(`a new sign-in code for ${email} in evp's log`, async () => {
     const lines = (await readFile(logFile, 'utf8')).split('\n').reverse()
     for (const line of lines) {
       if (!line.includes('sign-in code') || !line.includes(email)) continue
+      let code = null
       try {
         const rec = JSON.parse(line)
-        if (rec.msg === 'sign-in code' && rec.email === email && /^\d{6}$/.test(String(rec.code))) return String(rec.code)
+        if (rec.msg === 'sign-in code' && rec.email === email && /^\d{6}$/.test(String(rec.code))) code = String(rec.code)
       } catch {
         const m = line.match(/code=(\d{6})/)
-        if (m && line.includes(`email=${email}`)) return m[1]
+        if (m && line.includes(`email=${email}`)) code = m[1]
       }
+      if (code) return used.includes(code) ? null : code
     }
     return null
   })
+}
+
+/** Signs in on a sign-in page with the emailed code (read from the log); returns the code. */
+async function signIn(page, email, used = []) {
+  await page.getByLabel('Email', { exact: true }).fill(email)
+  await page.getByRole('button', { name: 'Send sign-in code' }).click()
+  const codeInput = page.getByLabel('6-digit code', { exact: true })
+  await codeInput.waitFor()
+  const code = await codeFromLog(email, used)
+  await codeInput.fill(code)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  return code
+}
+
+const sessionToken = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('evp.session')).token)
+
+/** GET from evp with a bearer token or an API key; returns the envelope's data. */
+async function getJSON(path, { token, key }) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : { 'x-api-key': key }
+  const res = await fetch(base + path, { headers })
+  const json = await res.json()
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(json)}`)
+  return json.data
 }
 
 async function postJSON(path, body, key) {
@@ -83,15 +118,20 @@ function noProblems(where) {
   check(problems.length === 0, `${where}: ${problems.join('; ')}`)
 }
 
+async function newPage() {
+  const context = await browser.newContext({ viewport, timezoneId })
+  const page = await context.newPage()
+  page.setDefaultTimeout(TIMEOUT)
+  watch(page)
+  return { context, page }
+}
+
 let exitCode = 0
 let current = null
 let invitedViewer = false
 try {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } })
-  const page = await context.newPage()
+  const { context, page } = await newPage()
   current = page
-  page.setDefaultTimeout(TIMEOUT)
-  watch(page)
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true })
 
   // 1. Signed out: every page leads to sign-in.
@@ -99,6 +139,7 @@ try {
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   check(new URL(page.url()).pathname === '/sign-in', `signed-out visit to /live ends on /sign-in, not ${page.url()}`)
   await shot('01-sign-in')
+  await audit(page, 'sign-in')
   noProblems('sign-in page')
   step('signed out: /live redirects to the sign-in page')
 
@@ -110,6 +151,7 @@ try {
     await page.getByRole('button', { name: 'Send sign-in code' }).click()
     const codeInput = page.getByLabel('6-digit code', { exact: true })
     await codeInput.waitFor()
+    await audit(page, 'sign-in, code step')
     const code = await codeFromLog(email)
     await codeInput.fill(code)
     await page.getByRole('button', { name: 'Sign in' }).click()
@@ -135,6 +177,7 @@ try {
     await page.getByText('It will not be shown again').waitFor()
     await page.getByRole('cell', { name: 'e2e ingestion', exact: true }).waitFor()
     await shot('03-api-keys')
+    await audit(page, 'API keys, new key shown')
     noProblems('API keys page')
     step('created an API key in the UI; it is shown once and listed')
 
@@ -198,6 +241,7 @@ try {
   check(/Events over time: 30 events in 15 buckets/.test(summary), `the chart's text summary: ${summary}`)
   check(/Updated/.test(await page.getByTestId('last-updated').textContent()), 'a "last updated" time is shown')
   await shot('02-analytics')
+  await audit(page, 'analytics')
   noProblems('analytics page')
   step('analytics shows 30 events, 3 types with percentages, 6 top users and the chart')
 
@@ -206,6 +250,35 @@ try {
   await until('Total events to show 5 with the purchase filter', async () => /^\D*5\D*$/.test(await total.textContent()))
   await page.getByLabel('Event type', { exact: true }).selectOption('')
   step('the event type filter narrows the totals')
+
+  // Custom range: events at known instants of 10 January 2026, four inside 10:00-11:00 UTC and
+  // two just outside it. The range is typed in the browser's local time (UTC+5:30).
+  const at = (eventType, userId, timestamp) => ({ eventType, userId, sessionId: `s_${userId}`, timestamp })
+  const inside = [at('signup', 'cr_a', '2026-01-10T10:00:00Z'), at('signup', 'cr_b', '2026-01-10T10:20:00Z'), at('signup', 'cr_c', '2026-01-10T10:40:00Z'), at('login', 'cr_a', '2026-01-10T10:59:30Z')]
+  const outside = [at('signup', 'cr_out', '2026-01-10T09:45:00Z'), at('login', 'cr_out', '2026-01-10T11:15:00Z')]
+  await postJSON('/api/v1/events/batch', { events: [...inside, ...outside] }, apiKey)
+  await until('the workers to store the 6 dated events', async () => (await getJSON('/api/metrics', { key: apiKey })).processing?.totalEvents >= 36)
+  const wanted = (url) => {
+    const u = new URL(url)
+    return u.pathname === '/api/v1/analytics/metrics' && u.searchParams.get('from') === '2026-01-10T10:00:00Z' && u.searchParams.get('to') === '2026-01-10T11:00:00Z'
+  }
+  const customRequest = page.waitForRequest((r) => wanted(r.url()))
+  await page.getByRole('button', { name: 'Custom' }).click()
+  await page.getByLabel('From', { exact: true }).fill('2026-01-10T15:30')
+  await page.getByLabel('To', { exact: true }).fill('2026-01-10T16:30')
+  const req = new URL((await customRequest).url())
+  check(!req.searchParams.has('timeRange'), `a custom range sends from/to only: ${req.search}`)
+  await until('Total events to show the 4 events inside the range', async () => /^\D*4\D*$/.test(await total.textContent()))
+  check(/^\D*3\D*$/.test(await page.getByTestId('stat-Unique users').textContent()), `3 unique users in the range: ${await page.getByTestId('stat-Unique users').textContent()}`)
+  const typesText = await byType.innerText()
+  check(/signup\s*3 · 75%/.test(typesText) && /login\s*1 · 25%/.test(typesText) && !/page_view/.test(typesText), `types in the range: ${typesText}`)
+  const rangeUsers = await page.getByTestId('top-users').locator('tbody tr td:first-child').allInnerTexts()
+  check(rangeUsers[0] === 'cr_a' && [...rangeUsers].sort().join(',') === 'cr_a,cr_b,cr_c', `top users in the range, cr_a (2 events) first: ${rangeUsers.join(', ')}`)
+  check(/Events over time: 4 events in 60 buckets/.test(await page.locator('figure figcaption').first().textContent()), 'the chart covers the range in 60 one-minute buckets')
+  await shot('02b-analytics-custom-range')
+  await audit(page, 'analytics, custom range')
+  noProblems('analytics custom range')
+  step(`a custom range in local time asks for ${req.search} and shows only the 4 events inside it`)
 
   // The session is remembered across a reload.
   await page.reload()
@@ -218,45 +291,164 @@ try {
   await page.getByTestId('stat-Queue length').waitFor()
   await page.getByRole('list', { name: 'Components' }).getByText('eventStore').waitFor()
   await until('the rate chart (after two polls)', async () => (await page.locator('figure canvas').count()) > 0, 20_000)
-  check((await page.getByTestId('stat-Processing').innerText()).includes('30'), 'Live shows 30 stored')
+  check((await page.getByTestId('stat-Processing').innerText()).includes('36'), 'Live shows 36 stored')
   await shot('04-live')
+  await audit(page, 'live')
   noProblems('live page')
   step('live shows rates, queue, health per component and the rate chart')
 
   if (withAuth) {
-    // 6. Dead letters and users: the page renders its list, its empty state or a clear error.
-    expectFailures = true
+    const admin = await sessionToken(page)
+
+    // 6. Dead letters, for real: evp's store refuses events of type "poison" (a trigger the Go
+    // test put in events.db), so the workers dead-letter them after their retries.
     await nav.getByRole('link', { name: 'Dead letters' }).click()
     await page.getByRole('heading', { name: 'Dead letters', level: 1 }).waitFor()
-    await until('the dead letters list, empty state or error state', async () =>
-      (await page.getByTestId('empty-state').count()) + (await page.getByTestId('error-state').count()) + (await page.getByRole('listitem').count()) > 0)
-    await shot('05-dead-letters')
+    await page.getByTestId('empty-state').getByText('No dead letters').waitFor()
+    const storedBefore = (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents
+    const poison = [
+      { eventId: 'e2e-poison-1', eventType: 'poison', userId: 'user_p1', sessionId: 'sess_p', timestamp: '2026-02-01T12:00:00.000Z', payload: { cart: 42, currency: 'EUR' } },
+      { eventId: 'e2e-poison-2', eventType: 'poison', userId: 'user_p2', sessionId: 'sess_p', timestamp: '2026-02-01T12:05:00.000Z' },
+    ]
+    await postJSON('/api/v1/events/batch', { events: poison }, apiKey)
+    await until('both poison events in the dead-letter queue', async () => (await getJSON('/api/v1/dead-letters', { token: admin })).total === 2)
+    await page.reload()
+    await page.getByRole('heading', { name: '2 dead letters' }).waitFor()
+    await page.getByRole('button', { name: /e2e-poison-1/ }).click()
+    const detail = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Dead letter', exact: true }) })
+    await detail.getByText('poisoned event refused').waitFor()
+    const detailText = await detail.innerText()
+    check(/Event id\s*e2e-poison-1/.test(detailText) && /Attempts\s*3/.test(detailText), `the letter's id and attempts: ${detailText}`)
+    check(/"eventType": "poison"/.test(detailText) && /"userId": "user_p1"/.test(detailText) && /"cart": 42/.test(detailText), `the original event is shown: ${detailText}`)
+    await shot('05-dead-letter-detail')
+    await audit(page, 'dead letters, a letter open')
+    step('an event the store refuses is dead-lettered; the page shows its error and the original event')
+
+    // The cause is fixed; replay it from the UI: stored once, gone from the queue.
+    const cured = await fetch(control + '/cure', { method: 'POST' })
+    check(cured.status === 204, `dropping the poison trigger: ${cured.status}`)
+    await detail.getByRole('button', { name: 'Replay', exact: true }).click()
+    await page.getByRole('heading', { name: '1 dead letter', exact: true }).waitFor()
+    check((await page.getByRole('button', { name: /e2e-poison-1/ }).count()) === 0, 'the replayed letter left the list')
+    await until('the replayed event to be stored', async () => (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents === storedBefore + 1)
+    const left = await getJSON('/api/v1/dead-letters', { token: admin })
+    check(left.total === 1 && left.items[0].eventId === 'e2e-poison-2', `after the replay only e2e-poison-2 is left: ${JSON.stringify(left)}`)
+    step('replayed a letter from the UI once the cause was fixed; evp stored it')
+
+    // Delete the other: Cancel keeps it, confirming drops it.
+    await page.getByRole('button', { name: /e2e-poison-2/ }).click()
+    await detail.getByText('"userId": "user_p2"').waitFor()
+    await detail.getByRole('button', { name: 'Delete', exact: true }).click()
+    const confirmDelete = page.getByRole('dialog', { name: 'Delete this dead letter?' })
+    await confirmDelete.getByText('dropped for good').waitFor()
+    await audit(page, 'dead letters, delete confirmation')
+    await confirmDelete.getByRole('button', { name: 'Cancel' }).click()
+    await confirmDelete.waitFor({ state: 'hidden' })
+    check((await getJSON('/api/v1/dead-letters', { token: admin })).total === 1, 'Cancel keeps the letter')
+    await detail.getByRole('button', { name: 'Delete', exact: true }).click()
+    await confirmDelete.getByRole('button', { name: 'Delete', exact: true }).click()
+    await page.getByTestId('empty-state').getByText('No dead letters').waitFor()
+    await shot('05b-dead-letters-empty')
+    const empty = await getJSON('/api/v1/dead-letters', { token: admin })
+    check(empty.total === 0 && empty.items.length === 0, `the dead-letter queue is empty: ${JSON.stringify(empty)}`)
+    // Exactly once: the replayed event is stored one time, the deleted one never.
+    await new Promise((r) => setTimeout(r, 500))
+    check((await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents === storedBefore + 1, 'one event stored by the replay, none by the delete')
+    const poisoned = await getJSON('/api/v1/analytics/metrics?from=2026-02-01T11:00:00Z&to=2026-02-01T13:00:00Z&eventType=poison', { key: apiKey })
+    check(poisoned.totalEvents === 1 && poisoned.topUsers.length === 1 && poisoned.topUsers[0].userId === 'user_p1', `poison events stored: ${JSON.stringify(poisoned)}`)
+    noProblems('dead letters page')
+    step('deleted the other letter after confirming (Cancel kept it); the queue is empty and the replayed event is stored exactly once')
+
+    // 7. Users: invite, change role, suspend (refused in another browser), reactivate.
     await nav.getByRole('link', { name: 'Users' }).click()
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor()
-    await until('the users table or an error state', async () =>
-      (await page.getByRole('cell', { name: new RegExp(email) }).count()) + (await page.getByTestId('error-state').count()) > 0)
-    if ((await page.getByTestId('error-state').count()) === 0) {
-      await page.getByLabel('Email', { exact: true }).fill('viewer@example.com')
-      await page.getByLabel('Role', { exact: true }).selectOption('OPERATOR')
-      await page.getByRole('button', { name: 'Invite' }).click()
-      const invited = page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'viewer@example.com' }) })
-      await invited.waitFor()
-      await invited.getByLabel('Role of viewer@example.com').selectOption('VIEWER')
-      await until('the role change to be saved', async () => {
-        const res = await fetch(base + '/api/users', { headers: { Authorization: `Bearer ${await page.evaluate(() => JSON.parse(localStorage.getItem('evp.session')).token)}` } })
-        const list = (await res.json()).data
-        return list.some((u) => u.email === 'viewer@example.com' && u.role === 'VIEWER')
-      })
-      invitedViewer = true
-      step('invited a user and changed their role')
-    }
+    await page.getByRole('cell', { name: `${email} you`, exact: true }).waitFor()
+    const rowOf = (who) => page.getByRole('row').filter({ has: page.getByRole('cell', { name: who }) })
+    const userNamed = async (who) => (await getJSON('/api/users', { token: admin })).find((u) => u.email === who)
+    await page.getByLabel('Email', { exact: true }).fill('viewer@example.com')
+    await page.getByLabel('Role', { exact: true }).selectOption('OPERATOR')
+    await page.getByRole('button', { name: 'Invite' }).click()
+    await rowOf('viewer@example.com').waitFor()
+    await rowOf('viewer@example.com').getByLabel('Role of viewer@example.com').selectOption('VIEWER')
+    await until('the role change to be saved', async () => (await userNamed('viewer@example.com'))?.role === 'VIEWER')
+    invitedViewer = true
+
+    const member = 'member@example.com'
+    await page.getByLabel('Email', { exact: true }).fill(member)
+    await page.getByLabel('Role', { exact: true }).selectOption('VIEWER')
+    await page.getByRole('button', { name: 'Invite' }).click()
+    await page.getByRole('status').getByText(`${member} can now sign in`).waitFor()
+    const mrow = rowOf(member)
+    await mrow.getByText('pending verification', { exact: true }).waitFor()
+    await mrow.getByLabel(`Role of ${member}`).selectOption('OPERATOR')
+    await until(`${member} to be an OPERATOR`, async () => (await userNamed(member))?.role === 'OPERATOR')
+    step('invited two users and changed their roles')
+
+    // The member signs in in a browser of their own: an OPERATOR's pages.
+    const m = await newPage()
+    await m.page.goto(base + '/')
+    const codeA = await signIn(m.page, member)
+    await m.page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
+    const mnav = m.page.getByRole('navigation', { name: 'Main' })
+    const mlinks = await mnav.getByRole('link').allTextContents()
+    check(mlinks.join(',') === 'Analytics,Live,API keys,Dead letters', `an OPERATOR's navigation: ${mlinks.join(', ')}`)
+    const memberToken = await sessionToken(m.page)
+    // ... and asks for a code on another device, not used yet.
+    const other = await newPage()
+    await other.page.goto(base + '/sign-in')
+    await other.page.getByLabel('Email', { exact: true }).fill(member)
+    await other.page.getByRole('button', { name: 'Send sign-in code' }).click()
+    await other.page.getByLabel('6-digit code', { exact: true }).waitFor()
+    const codeB = await codeFromLog(member, [codeA])
+
+    // Suspend them, through the confirmation dialog.
+    await mrow.getByRole('button', { name: `Suspend ${member}` }).click()
+    const confirmSuspend = page.getByRole('dialog', { name: `Suspend ${member}?` })
+    await confirmSuspend.getByText('cannot sign in until reactivated').waitFor()
+    await confirmSuspend.getByRole('button', { name: 'Suspend', exact: true }).click()
+    await mrow.getByText('suspended', { exact: true }).waitFor()
+    await mrow.getByRole('button', { name: 'Reactivate' }).waitFor()
     await shot('06-users')
+    await audit(page, 'users')
+    step(`suspended ${member} after confirming`)
+
+    // Their open session stops working: the next request sends them to sign-in.
+    expectFailures = true
+    const me = await fetch(base + '/api/auth/me', { headers: { Authorization: `Bearer ${memberToken}` } })
+    check(me.status === 401, `the suspended member's session is refused: ${me.status}`)
+    await mnav.getByRole('link', { name: 'Dead letters' }).click()
+    await m.page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
+    await m.page.getByText('Your session has ended').waitFor()
+    check((await m.page.evaluate(() => localStorage.getItem('evp.session'))) === null, 'the refused session is forgotten')
+    // The code asked for before the suspension no longer signs them in.
+    await other.page.getByLabel('6-digit code', { exact: true }).fill(codeB)
+    await other.page.getByRole('button', { name: 'Sign in' }).click()
+    const refusal = other.page.getByRole('alert')
+    await refusal.waitFor()
+    check(/suspended/i.test(await refusal.innerText()), `the sign-in refusal says why: ${await refusal.innerText()}`)
+    check(new URL(other.page.url()).pathname === '/sign-in', `still on sign-in: ${other.page.url()}`)
+    check((await other.page.evaluate(() => localStorage.getItem('evp.session'))) === null, 'no session for a suspended user')
+    await other.page.screenshot({ path: `${shots}/07-suspended-sign-in.png`, fullPage: true })
+    await audit(other.page, 'sign-in, refused')
     expectFailures = false
-    noProblems('dead letters and users pages')
-    step('dead letters and users pages render')
+    problems.length = 0 // the expected 401 and 403 above
+    step('the suspended member\'s open session ends at its next request, and their code is refused with the reason')
+
+    // Reactivate: they can sign in again.
+    await mrow.getByRole('button', { name: 'Reactivate' }).click()
+    await mrow.getByText('active', { exact: true }).waitFor()
+    await other.page.getByRole('button', { name: 'Send a new code' }).click()
+    const codeC = await codeFromLog(member, [codeA, codeB])
+    await other.page.getByLabel('6-digit code', { exact: true }).fill(codeC)
+    await other.page.getByRole('button', { name: 'Sign in' }).click()
+    await other.page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
+    await m.context.close()
+    await other.context.close()
+    noProblems('users page and the member\'s browsers')
+    step(`reactivated ${member}, who then signs in again`)
   }
 
-  // 7. An API failure shows an error state that says what to do, and recovers.
+  // 8. An API failure shows an error state that says what to do, and recovers.
   expectFailures = true
   await page.route('**/api/v1/analytics/metrics**', (route) =>
     route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ success: false, error: { code: 'ANALYTICS_ERROR', message: 'the event store is unavailable' } }) }),
@@ -268,6 +460,7 @@ try {
   const errText = await err.innerText()
   check(/evp failed to answer/.test(errText) && /the event store is unavailable/.test(errText), `error state text: ${errText}`)
   await shot('07-analytics-error')
+  await audit(page, 'analytics, error state')
   await page.unroute('**/api/v1/analytics/metrics**')
   await err.getByRole('button', { name: 'Try again' }).click()
   await until('the error state to go after a retry', async () => (await page.getByTestId('error-state').count()) === 0, 40_000)
@@ -275,7 +468,7 @@ try {
   problems.length = 0 // the expected 500s above
   step('an API failure shows an error state with the reason; Try again recovers')
 
-  // 8. Keyboard: the skip link and the navigation are reachable with Tab.
+  // 9. Keyboard: the skip link and the navigation are reachable with Tab.
   await page.goto(base + '/live')
   await page.getByRole('heading', { name: 'Live', level: 1 }).waitFor()
   await page.keyboard.press('Tab')
@@ -285,26 +478,43 @@ try {
   check(await page.evaluate(() => document.activeElement?.id === 'main'), 'the skip link moves focus to the main content')
   step('keyboard: the first Tab reaches the skip link, which moves focus to the content')
 
-  // 9. Phone width: the navigation folds behind a Menu button.
+  // 10. Phone width: the navigation folds behind a Menu button.
   await page.setViewportSize({ width: 390, height: 844 })
   const menu = page.getByRole('button', { name: 'Menu' })
   await menu.waitFor()
   check(!(await nav.isVisible()), 'the navigation is folded on a phone')
   await shot('08-phone')
   await menu.click()
+  await audit(page, 'phone, menu open')
   await nav.getByRole('link', { name: 'Live' }).click()
   await page.getByRole('heading', { name: 'Live', level: 1 }).waitFor()
   await page.setViewportSize({ width: 1366, height: 900 })
   step('phone width: the Menu button opens the navigation')
 
-  // The dark theme, for the screenshots.
-  await page.emulateMedia({ colorScheme: 'dark' })
+  // The theme menu: Dark wins over the system's light preference and is remembered.
   await nav.getByRole('link', { name: 'Analytics' }).click()
   await page.getByTestId('stat-Total events').waitFor()
+  const canvas = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+  const lightCanvas = await canvas()
+  // The chart paints with the theme's colours on a canvas: it must be drawn again.
+  await page.locator('figure canvas').first().evaluate((c) => (c.dataset.drawnIn = 'light'))
+  await page.getByLabel('Theme', { exact: true }).selectOption('dark')
+  check(await page.evaluate(() => document.documentElement.dataset.theme === 'dark' && localStorage.getItem('evp.theme') === 'dark'), 'Dark is applied to <html> and remembered')
+  check((await canvas()) !== lightCanvas, `the dark theme changes the page's colours: ${lightCanvas}`)
+  await until('the chart to be drawn again in the dark theme', async () => (await page.locator('figure canvas').count()) > 0 && (await page.locator('figure canvas[data-drawn-in]').count()) === 0)
+  await page.waitForTimeout(300) // colour transitions
   await shot('09-analytics-dark')
-  await page.emulateMedia({ colorScheme: 'light' })
+  await audit(page, 'analytics, Dark chosen in the theme menu', { themes: ['light'] })
+  await page.getByLabel('Theme', { exact: true }).selectOption('system')
+  check(await page.evaluate(() => !document.documentElement.dataset.theme && localStorage.getItem('evp.theme') === null), 'System follows the browser again')
+  await page.goto(base + '/no-such-page')
+  await page.getByText('No such page').waitFor()
+  await audit(page, 'not found')
+  await page.getByRole('link', { name: 'Go to Analytics' }).click()
+  await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
+  step('the theme menu switches to Dark (the chart is redrawn in its colours) and back to System')
 
-  // 10. Sign out.
+  // 11. Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click()
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   await page.goto(base + '/')
@@ -313,7 +523,7 @@ try {
   step('signed out; the session is gone after a reload')
 
   if (withAuth && invitedViewer) {
-    // 11. A VIEWER sees only Analytics and Live; the server refuses the rest anyway.
+    // 12. A VIEWER sees only Analytics and Live; the server refuses the rest anyway.
     const viewer = 'viewer@example.com'
     await page.getByLabel('Email', { exact: true }).fill(viewer)
     await page.getByRole('button', { name: 'Send sign-in code' }).click()
@@ -333,6 +543,12 @@ try {
   }
 
   await context.close()
+
+  // 13. The accessibility audits' verdict (a11y.mjs), all at once so that one run lists them all.
+  const a11y = findings()
+  for (const n of a11y.notes) console.log(`e2e: axe, not failing: ${n}`)
+  check(a11y.failing.length === 0, `axe-core found ${a11y.failing.length} violation(s) (colour contrast, or serious or critical):\n${a11y.failing.join('\n')}`)
+  step(`accessibility: ${a11y.audits} axe-core audits (WCAG 2.1 A and AA) of every page in the light and dark themes: no colour-contrast, serious or critical violations`)
   console.log('e2e: all steps passed')
 } catch (err) {
   console.error(`e2e: FAILED: ${err.stack || err.message}`)
