@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"sort"
@@ -310,39 +311,26 @@ func userSpans(startMin, endMin, keepFrom int64) []span {
 }
 
 // topUsersFromRollups answers topUsers from user_hour and user_minute: the cost grows with
-// the distinct users per hour and minute of the range, not with its events.
+// the distinct users per hour and minute of the range, not with its events, and units read
+// once are summed from memory afterwards (usercache.go).
 func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64) ([]store.TopUser, error) {
 	s.mem.mu.Lock()
 	keepFrom := s.mem.minuteFloor
 	s.mem.mu.Unlock()
 	spans := userSpans(startMin, endMin, keepFrom)
-	var parts []string
-	var args []any
-	for _, sp := range spans {
-		if sp.hour {
-			parts = append(parts, `SELECT user_id, count FROM user_hour WHERE hour >= ? AND hour < ?`)
-		} else {
-			parts = append(parts, `SELECT user_id, count FROM user_minute WHERE minute >= ? AND minute < ?`)
-		}
-		args = append(args, sp.a, sp.b)
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT user_id, SUM(count) AS c FROM (`+strings.Join(parts, " UNION ALL ")+
-		`) GROUP BY user_id ORDER BY c DESC, user_id LIMIT `+fmt.Sprint(topUsersLimit), args...)
+	// One read transaction: the generations and the rows come from one snapshot.
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
-	var out []store.TopUser
-	for rows.Next() {
-		var tu store.TopUser
-		if err := rows.Scan(&tu.UserID, &tu.EventCount); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, tu)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	defer tx.Rollback()
+	ranked, err := s.users.topCounts(ctx, tx, spans, topUsersLimit)
+	if err != nil {
 		return nil, err
+	}
+	out := make([]store.TopUser, len(ranked))
+	for i, r := range ranked {
+		out[i] = store.TopUser{UserID: r.user, EventCount: r.count}
 	}
 	names, err := s.typeNames(ctx)
 	if err != nil {
@@ -355,7 +343,7 @@ func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64)
 			if sp.hour {
 				q = `SELECT last_ts, types FROM user_hour WHERE user_id = ? AND hour >= ? AND hour < ?`
 			}
-			r, err := s.rdb.QueryContext(ctx, q, out[i].UserID, sp.a, sp.b)
+			r, err := tx.QueryContext(ctx, q, out[i].UserID, sp.a, sp.b)
 			if err != nil {
 				return nil, err
 			}

@@ -14,8 +14,9 @@ import (
 
 // BenchmarkAnalytics measures cache-miss analytics queries on a store holding
 // EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users and 10 types spread evenly
-// over 24 hours, like `evp loadgen` traffic: topUsers from the per-user rollups against
-// reading the raw events.
+// over 24 hours, like `evp loadgen` traffic: the whole query with the per-user counts cached
+// in memory (analytics) and without (analytics-cold), and topUsers alone from the per-user
+// rollups against reading the raw events.
 func BenchmarkAnalytics(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
@@ -54,7 +55,20 @@ func BenchmarkAnalytics(b *testing.B) {
 		q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket}
 		where, args := `ts >= ? AND ts < ?`, []any{q.Start.UnixNano(), q.End.UnixNano()}
 		b.Run(r.name+"/analytics", func(b *testing.B) {
+			loads := st.users.loads
 			for i := 0; i < b.N; i++ {
+				if _, err := st.Analytics(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(st.users.loads-loads)/float64(b.N), "units-read/op")
+		})
+		// The first query after a start, or after the range moved into uncached hours.
+		b.Run(r.name+"/analytics-cold", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				st.users.mu.Lock()
+				st.users.reset()
+				st.users.mu.Unlock()
 				if _, err := st.Analytics(ctx, q); err != nil {
 					b.Fatal(err)
 				}
@@ -67,6 +81,21 @@ func BenchmarkAnalytics(b *testing.B) {
 				}
 			}
 		})
+		// Filters: one event type; one user id; a user id substring matching 111 users
+		// (user_12, user_120-129, user_1200-1299).
+		for _, f := range []struct{ name, eventType, userID string }{
+			{"eventType", "click", ""}, {"userId-one", "", "user_1234"}, {"userId-111", "", "user_12"},
+		} {
+			fq := q
+			fq.EventType, fq.UserID = f.eventType, f.userID
+			b.Run(r.name+"/"+f.name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if _, err := st.Analytics(ctx, fq); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 		b.Run(r.name+"/topUsers-raw", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if _, err := st.topUsers(ctx, where, args); err != nil {

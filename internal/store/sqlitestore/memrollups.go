@@ -258,7 +258,9 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 		}
 	}
 	userMin, userHour := tx.StmtContext(ctx, s.userMinuteAdd), tx.StmtContext(ctx, s.userHourAdd)
+	changed := map[sketchKey]bool{}
 	for k, a := range users {
+		changed[sketchKey{hour: k.hour, k: k.k}] = true
 		var mask int64
 		for t := range a.types {
 			if b, ok := bits[t]; ok {
@@ -270,6 +272,12 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 			put = userHour
 		}
 		if _, err = put.ExecContext(ctx, k.k, k.user, a.count, a.last, mask); err != nil {
+			return err
+		}
+	}
+	genPut := tx.StmtContext(ctx, s.genPut)
+	for k := range changed {
+		if _, err = genPut.ExecContext(ctx, k.hour, k.k, to); err != nil {
 			return err
 		}
 	}
@@ -360,8 +368,10 @@ func (s *Store) pruneUserMinutes(ctx context.Context, now time.Time) error {
 		s.mem.minuteFloor = floor // before the delete: no query may rely on rows being removed
 	}
 	s.mem.mu.Unlock()
-	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM user_minute WHERE minute < ?`, floor); err != nil {
-		return fmt.Errorf("sqlitestore: prune user minutes: %w", err)
+	for _, q := range []string{`DELETE FROM user_minute WHERE minute < ?`, `DELETE FROM rollup_gen WHERE hour = 0 AND unit < ?`} {
+		if _, err := s.wdb.ExecContext(ctx, q, floor); err != nil {
+			return fmt.Errorf("sqlitestore: prune user minutes: %w", err)
+		}
 	}
 	_, err := s.wdb.ExecContext(ctx, `INSERT INTO counters(name, value) VALUES ('user_minute_floor', ?)
 		ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)`, floor)

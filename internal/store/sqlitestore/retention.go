@@ -36,6 +36,9 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		{`DELETE FROM sketch_hour WHERE hour < ?`, floorDiv(cutMin, 60)},
 		{`DELETE FROM user_minute WHERE minute < ?`, cutMin},
 		{`DELETE FROM user_hour WHERE hour < ?`, floorDiv(cutMin, 60)},
+		// Their generations go too, so that cached counts of those units are dropped.
+		{`DELETE FROM rollup_gen WHERE hour = 0 AND unit < ?`, cutMin},
+		{`DELETE FROM rollup_gen WHERE hour = 1 AND unit < ?`, floorDiv(cutMin, 60)},
 	} {
 		if _, err := s.wdb.ExecContext(ctx, q.sql, q.arg); err != nil {
 			return total, fmt.Errorf("sqlitestore: prune rollups: %w", err)

@@ -25,10 +25,12 @@ type Store struct {
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
-	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd *sql.Stmt
+	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd, genPut *sql.Stmt
 	// Sketches and per-user counts, built from the events table about once a second
 	// (memrollups.go).
 	mem memRollups
+	// Per-user counts of past minutes and hours, for topUsers (usercache.go).
+	users userCache
 }
 
 var migrations = []sqlitedb.Migration{
@@ -109,6 +111,17 @@ CREATE TABLE event_type_bits (
 	bit INTEGER NOT NULL UNIQUE
 );
 INSERT INTO counters(name, value) VALUES ('rollup_seq', 0);`},
+	// The generation of every minute's and hour's per-user rows: the rollup_seq of the build
+	// that last changed them (usercache.go). Existing rows start at the current watermark.
+	{Version: 5, Name: "rollup_generations", SQL: `
+CREATE TABLE rollup_gen (
+	hour INTEGER NOT NULL,          -- 1: unit is a Unix hour (user_hour), 0: a minute (user_minute)
+	unit INTEGER NOT NULL,
+	seq INTEGER NOT NULL,
+	PRIMARY KEY (hour, unit)
+) WITHOUT ROWID;
+INSERT INTO rollup_gen(hour, unit, seq) SELECT 0, minute, (SELECT value FROM counters WHERE name = 'rollup_seq') FROM user_minute GROUP BY minute;
+INSERT INTO rollup_gen(hour, unit, seq) SELECT 1, hour, (SELECT value FROM counters WHERE name = 'rollup_seq') FROM user_hour GROUP BY hour;`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -137,6 +150,7 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
 		{&st.userMinuteAdd, `INSERT INTO user_minute(minute, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(minute, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
 		{&st.userHourAdd, `INSERT INTO user_hour(hour, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(hour, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
+		{&st.genPut, `INSERT INTO rollup_gen(hour, unit, seq) VALUES (?,?,?) ON CONFLICT(hour, unit) DO UPDATE SET seq = excluded.seq`},
 		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
 		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
 		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
