@@ -56,9 +56,68 @@ type userKey struct {
 	user string
 }
 
+// userAgg is one user's events in one minute or hour of a build.
 type userAgg struct {
-	count, last int64 // events, newest event time (Unix ns)
-	types       map[string]struct{}
+	key         userKey
+	count, last int64  // events, newest event time (Unix ns)
+	types       uint64 // bits over the build's userAggs.types
+}
+
+// userAggs aggregates one build's events per user and minute; the hour rows are summed from
+// the minute rows when written. A user's types are bits over the build's own list of type
+// names, translated to event_type_bits when written, so no per-user map is allocated. (A
+// build holding more than 64 types lists only its first 64 in topUsers' eventTypes.)
+type userAggs struct {
+	index   map[userKey]int32
+	aggs    []userAgg
+	typeIdx map[string]int
+	types   []string
+}
+
+func newUserAggs() *userAggs {
+	return &userAggs{index: map[userKey]int32{}, typeIdx: map[string]int{}}
+}
+
+func (u *userAggs) add(minute int64, user, typ string, ts int64) {
+	t, ok := u.typeIdx[typ]
+	if !ok {
+		t = len(u.types)
+		u.typeIdx[typ] = t
+		u.types = append(u.types, typ)
+	}
+	key := userKey{k: minute, user: user}
+	i, ok := u.index[key]
+	if !ok {
+		i = int32(len(u.aggs))
+		u.index[key] = i
+		u.aggs = append(u.aggs, userAgg{key: key})
+	}
+	a := &u.aggs[i]
+	a.count++
+	a.last = max(a.last, ts)
+	if t < 64 {
+		a.types |= 1 << t
+	}
+}
+
+// hours sums the minute rows into hour rows.
+func (u *userAggs) hours() []userAgg {
+	index := map[userKey]int32{}
+	var out []userAgg
+	for _, m := range u.aggs {
+		key := userKey{hour: true, k: floorDiv(m.key.k, 60), user: m.key.user}
+		i, ok := index[key]
+		if !ok {
+			i = int32(len(out))
+			index[key] = i
+			out = append(out, userAgg{key: key})
+		}
+		h := &out[i]
+		h.count += m.count
+		h.last = max(h.last, m.last)
+		h.types |= m.types
+	}
+	return out
 }
 
 type memRollups struct {
@@ -129,7 +188,7 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	users := map[userKey]*userAgg{}
+	users := newUserAggs()
 	to, n := from, 0
 	var lastKeys [2]sketchKey
 	var lastEntries [2]*sketchEntry
@@ -155,16 +214,7 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 			e.pair.Sessions.Insert([]byte(session))
 			e.dirty = true
 		}
-		for _, key := range [2]userKey{{k: min, user: user}, {hour: true, k: floorDiv(min, 60), user: user}} {
-			a := users[key]
-			if a == nil {
-				a = &userAgg{types: map[string]struct{}{}}
-				users[key] = a
-			}
-			a.count++
-			a.last = max(a.last, ts)
-			a.types[typ] = struct{}{}
-		}
+		users.add(min, user, typ, ts)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -215,7 +265,7 @@ func (s *Store) sketchEntry(ctx context.Context, key sketchKey) (*sketchEntry, e
 
 // writeBuild commits one build: the dirty sketches, the per-user rows and the watermark
 // moved from from to to, or errBuildRace if the watermark is no longer from.
-func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKey]*userAgg) (err error) {
+func (s *Store) writeBuild(ctx context.Context, from, to int64, users *userAggs) (err error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -232,9 +282,21 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 	if n, _ := res.RowsAffected(); n != 1 {
 		return errBuildRace
 	}
-	bits, err := typeBits(ctx, tx, users)
+	bits, err := typeBits(ctx, tx, users.types)
 	if err != nil {
 		return err
+	}
+	// globalMask translates a mask over users.types into one over event_type_bits.
+	globalMask := func(local uint64) int64 {
+		var mask int64
+		for t := 0; local != 0; t, local = t+1, local>>1 {
+			if local&1 != 0 {
+				if b, ok := bits[users.types[t]]; ok {
+					mask |= 1 << b
+				}
+			}
+		}
+		return mask
 	}
 	minPut, hourPut := tx.StmtContext(ctx, s.minSketchPut), tx.StmtContext(ctx, s.hourSketchPut)
 	for k, e := range s.mem.sketches {
@@ -259,20 +321,16 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 	}
 	userMin, userHour := tx.StmtContext(ctx, s.userMinuteAdd), tx.StmtContext(ctx, s.userHourAdd)
 	changed := map[sketchKey]bool{}
-	for k, a := range users {
-		changed[sketchKey{hour: k.hour, k: k.k}] = true
-		var mask int64
-		for t := range a.types {
-			if b, ok := bits[t]; ok {
-				mask |= 1 << b
+	for _, rows := range [2][]userAgg{users.aggs, users.hours()} {
+		for _, a := range rows {
+			put := userMin
+			if a.key.hour {
+				put = userHour
 			}
-		}
-		put := userMin
-		if k.hour {
-			put = userHour
-		}
-		if _, err = put.ExecContext(ctx, k.k, k.user, a.count, a.last, mask); err != nil {
-			return err
+			if _, err = put.ExecContext(ctx, a.key.k, a.key.user, a.count, a.last, globalMask(a.types)); err != nil {
+				return err
+			}
+			changed[sketchKey{hour: a.key.hour, k: a.key.k}] = true
 		}
 	}
 	genPut := tx.StmtContext(ctx, s.genPut)
@@ -284,9 +342,9 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users map[userKe
 	return tx.Commit()
 }
 
-// typeBits returns the bit of every event type in users, giving new types the next free
+// typeBits returns the bit of every event type in types, giving new types the next free
 // bits inside the build transaction, so that every process agrees on them.
-func typeBits(ctx context.Context, tx *sql.Tx, users map[userKey]*userAgg) (map[string]int, error) {
+func typeBits(ctx context.Context, tx *sql.Tx, types []string) (map[string]int, error) {
 	bits := map[string]int{}
 	rows, err := tx.QueryContext(ctx, `SELECT event_type, bit FROM event_type_bits`)
 	if err != nil {
@@ -305,17 +363,15 @@ func typeBits(ctx context.Context, tx *sql.Tx, users map[userKey]*userAgg) (map[
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for _, a := range users {
-		for t := range a.types {
-			if _, ok := bits[t]; ok || len(bits) >= maxTypeBits {
-				continue
-			}
-			b := len(bits)
-			if _, err := tx.ExecContext(ctx, `INSERT INTO event_type_bits(event_type, bit) VALUES (?, ?)`, t, b); err != nil {
-				return nil, err
-			}
-			bits[t] = b
+	for _, t := range types {
+		if _, ok := bits[t]; ok || len(bits) >= maxTypeBits {
+			continue
 		}
+		b := len(bits)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_type_bits(event_type, bit) VALUES (?, ?)`, t, b); err != nil {
+			return nil, err
+		}
+		bits[t] = b
 	}
 	return bits, nil
 }
