@@ -132,6 +132,7 @@ type memRollups struct {
 	minuteFloor int64      // user_minute rows before this minute were pruned
 
 	stop, done chan struct{}
+	warmed     chan struct{} // closed when the start's warm-up of the user cache is over
 }
 
 func (s *Store) loadMinuteFloor(ctx context.Context) error {
@@ -398,6 +399,7 @@ func (s *Store) evictCleanSketches() {
 func (s *Store) runBuilder() {
 	m := &s.mem
 	defer close(m.done)
+	s.warmUserCache()
 	t := time.NewTicker(buildEvery)
 	defer t.Stop()
 	for tick := 0; ; tick++ {
@@ -413,6 +415,26 @@ func (s *Store) runBuilder() {
 			cancel()
 		}
 	}
+}
+
+// warmUserCache reads the per-user counts of the last 24 hours into memory, so that the
+// first analytics query after a start does not have to (a third of a second with 10,000
+// users active every hour). Close interrupts it.
+func (s *Store) warmUserCache() {
+	m := &s.mem
+	defer close(m.warmed)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := m.stop // Close sets m.stop to nil once the builder is done; this may outlive it
+	go func() {
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	now := unixMinute(time.Now().UnixNano())
+	_, _ = s.topUsersFromRollups(ctx, now-24*60, now+1) // a failure only leaves the cache cold
 }
 
 // pruneUserMinutes deletes per-user minute rollups older than userMinuteKeep; queries

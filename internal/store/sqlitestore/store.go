@@ -172,7 +172,7 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 		st.Close()
 		return nil, err
 	}
-	st.mem.stop, st.mem.done = make(chan struct{}), make(chan struct{})
+	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go st.runBuilder()
 	return st, nil
 }

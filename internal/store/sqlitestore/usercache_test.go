@@ -50,6 +50,7 @@ func TestUserCacheFollowsChanges(t *testing.T) {
 			t.Errorf("%s: %d events, want %d", tu.UserID, tu.EventCount, want[tu.UserID])
 		}
 	}
+	<-a.mem.warmed // the start's warm-up reads units too
 	loads := a.users.loads
 	top(a)
 	if a.users.loads != loads {
