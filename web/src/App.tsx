@@ -33,7 +33,7 @@ export function App() {
         <Route path="api-keys" element={<Guard need="OPERATOR"><ApiKeys /></Guard>} />
         <Route path="dead-letters" element={<Guard need="OPERATOR"><DeadLetters /></Guard>} />
         <Route path="users" element={<Guard need="ADMIN"><Users /></Guard>} />
-        <Route path="*" element={<NotFound />} />
+        <Route path="*" element={<Guard need="VIEWER"><NotFound /></Guard>} />
       </Route>
     </Routes>
   )
