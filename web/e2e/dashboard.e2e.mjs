@@ -521,6 +521,8 @@ try {
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   await page.goto(base + '/no-such-page') // an unknown address asks for sign-in too
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
+  await page.goto(base + '/') // signing in from here returns to /
+  await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   noProblems('sign out')
   step('signed out; the session is gone after a reload')
 
