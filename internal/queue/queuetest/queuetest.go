@@ -22,9 +22,28 @@ import (
 // the second call.
 type Storage func() (queue.Queue, error)
 
+// Options adapts the suite to a queue whose guarantees are weaker than the default ones.
+// The zero value is the full contract.
+type Options struct {
+	// Unordered is for a queue that hands out entries first in, first out only within parts
+	// of the buffer (the streams of a partitioned queue), not across the whole of it. The
+	// checks of one global order then become checks that the same entries were handed out,
+	// each exactly once, in an order that keeps the order of each part when Partition is
+	// set. Every other check stays.
+	Unordered bool
+	// Partition names the part an event id goes to; used only with Unordered. Nil: the
+	// suite checks no order at all.
+	Partition func(eventID string) int
+}
+
 // Run runs the contract suite. newStorage is called once per subtest and must return an
 // opener over fresh, empty storage; it should register its own clean-up with t.Cleanup.
 func Run(t *testing.T, newStorage func(t *testing.T) Storage) {
+	RunOptions(t, Options{}, newStorage)
+}
+
+// RunOptions is Run with the contract adapted by opts.
+func RunOptions(t *testing.T, opts Options, newStorage func(t *testing.T) Storage) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, h *harness)
@@ -48,7 +67,7 @@ func Run(t *testing.T, newStorage func(t *testing.T) Storage) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &harness{t: t, storage: newStorage(t)}
+			h := &harness{t: t, storage: newStorage(t), opts: opts}
 			tc.fn(t, h)
 		})
 	}
@@ -61,6 +80,59 @@ const fetchWait = 2 * time.Second
 type harness struct {
 	t       *testing.T
 	storage Storage
+	opts    Options
+}
+
+// order returns the entries es in the order the queue must hand them out, given that it
+// handed out msgs first (a prefix of the whole delivery). With one global order that is es
+// itself. For an Unordered queue it is es rearranged to follow msgs where the contract
+// allows: the i-th message takes the first entry not yet taken of its own part (with
+// Partition) or the entry of its own event id (without), so that a message handed out out
+// of its part's order, twice, or not from es at all is compared with an entry it does not
+// match. Entries no message took follow in their order in es.
+func (h *harness) order(es []queue.Entry, msgs []queue.Message) []queue.Entry {
+	if !h.opts.Unordered {
+		return es
+	}
+	key := func(eventID string) string { return "e:" + eventID }
+	if h.opts.Partition != nil {
+		key = func(eventID string) string { return fmt.Sprintf("p:%d", h.opts.Partition(eventID)) }
+	}
+	byKey := map[string][]int{} // indexes into es not yet taken, per key, in order
+	for i, e := range es {
+		k := key(e.EventID)
+		byKey[k] = append(byKey[k], i)
+	}
+	taken := make([]bool, len(es))
+	next := 0 // first index of es that may not be taken yet
+	take := func(i int) queue.Entry {
+		taken[i] = true
+		return es[i]
+	}
+	out := make([]queue.Entry, 0, len(es))
+	for _, m := range msgs {
+		if len(out) == len(es) {
+			break
+		}
+		k := key(m.EventID)
+		if q := byKey[k]; len(q) > 0 {
+			byKey[k] = q[1:]
+			out = append(out, take(q[0]))
+			continue
+		}
+		for taken[next] {
+			next++
+		}
+		out = append(out, take(next)) // a mismatch: the caller's check reports it
+		k = key(es[next].EventID)
+		byKey[k] = slices.DeleteFunc(byKey[k], func(i int) bool { return i == next })
+	}
+	for i := range es {
+		if !taken[i] {
+			out = append(out, es[i])
+		}
+	}
+	return out
 }
 
 // open opens a queue on the harness's storage and closes it when the test ends.
@@ -212,9 +284,10 @@ func testEnqueueFetchInOrder(t *testing.T, h *harness) {
 	enqueue(t, ctx, q, es[:4]) // two calls: order holds across them too
 	enqueue(t, ctx, q, es[4:])
 	msgs := fetchN(t, ctx, q, len(es))
+	want := h.order(es, msgs)
 	seen := map[int64]bool{}
 	for i, m := range msgs {
-		checkMessage(t, m, es[i].EventID, 0)
+		checkMessage(t, m, want[i].EventID, 0)
 		if seen[m.ID] {
 			t.Errorf("message id %d handed out twice", m.ID)
 		}
@@ -235,7 +308,8 @@ func testFetchRespectsMax(t *testing.T, h *harness) {
 		t.Fatalf("Fetch(max=2) with 5 entries returned %d messages, want 1 or 2", len(first))
 	}
 	rest := fetchN(t, ctx, q, len(es)-len(first))
-	if got, want := eventIDs(append(first, rest...)), eventIDs(toMessages(es)); !slices.Equal(got, want) {
+	all := append(first, rest...)
+	if got, want := eventIDs(all), eventIDs(toMessages(h.order(es, all))); !slices.Equal(got, want) {
 		t.Errorf("event ids = %v, want %v", got, want)
 	}
 	if msgs, err := q.Fetch(ctx, 0, 10*time.Millisecond); err != nil || len(msgs) != 0 {
@@ -507,6 +581,7 @@ func testNackRedelivers(t *testing.T, h *harness) {
 	es := entries("nack", 2)
 	enqueue(t, ctx, q, es)
 	msgs := fetchN(t, ctx, q, 2)
+	es = h.order(es, msgs)
 	checkMessage(t, msgs[0], es[0].EventID, 0)
 	checkMessage(t, msgs[1], es[1].EventID, 0)
 	if err := q.Nack(ctx, []int64{msgs[0].ID}); err != nil {
@@ -537,6 +612,7 @@ func testRestartRedeliversUnacked(t *testing.T, h *harness) {
 	es := entries("restart", 4)
 	enqueue(t, ctx, q, es)
 	msgs := fetchN(t, ctx, q, 3) // es[3] is never fetched
+	es = h.order(es, msgs)
 	if err := q.Ack(ctx, []int64{msgs[1].ID}); err != nil {
 		t.Fatalf("Ack: %v", err)
 	}
@@ -545,6 +621,7 @@ func testRestartRedeliversUnacked(t *testing.T, h *harness) {
 	got := fetchN(t, ctx, q, 3)
 	sort.Slice(got, func(i, j int) bool { return got[i].EventID < got[j].EventID })
 	want := []string{es[0].EventID, es[2].EventID, es[3].EventID}
+	slices.Sort(want)
 	if !slices.Equal(eventIDs(got), want) {
 		t.Fatalf("after restart fetched %v, want %v", eventIDs(got), want)
 	}
@@ -598,10 +675,12 @@ func testPendingEventIDs(t *testing.T, h *harness) {
 	es := entries("pending", 4)
 	enqueue(t, ctx, q, es)
 	msgs := fetchN(t, ctx, q, 2) // pending-0, pending-1 in flight; 2 and 3 waiting
+	es = h.order(es, msgs)
 	if err := q.Ack(ctx, []int64{msgs[1].ID}); err != nil {
 		t.Fatalf("Ack: %v", err)
 	}
 	want := []string{es[0].EventID, es[2].EventID, es[3].EventID}
+	slices.Sort(want) // pendingIDs sorts
 	if got := pendingIDs(t, ctx, q); !slices.Equal(got, want) {
 		t.Errorf("PendingEventIDs = %v, want %v", got, want)
 	}

@@ -92,8 +92,9 @@ func TestPartitionIDs(t *testing.T) {
 	}
 }
 
-// queuetest.Run is not run with several streams: it expects one FIFO order over the whole
-// buffer, which only holds within each stream. These tests cover the rest of it.
+// With several streams the contract suite runs with its order checks per stream
+// (TestContractPartitioned, TestClusterContract). These tests cover what is particular to
+// several streams.
 
 // Entries in flight when a consumer stops are handed back, on every stream, to the same
 // consumer name at once after a restart.
