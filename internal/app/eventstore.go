@@ -24,7 +24,7 @@ type eventStore interface {
 // else the embedded SQLite store. check is its entry in /api/health.
 func openEventStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (st eventStore, check httpapi.HealthCheck, err error) {
 	if cfg.MongoURI == "" {
-		s, err := sqlitestore.Open(ctx, cfg.DataDir, syncMode(cfg.StoreSync))
+		s, err := sqlitestore.OpenLogged(ctx, cfg.DataDir, syncMode(cfg.StoreSync), log)
 		if err != nil {
 			return nil, check, fmt.Errorf("open event store: %w", err)
 		}

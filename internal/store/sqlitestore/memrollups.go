@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -133,6 +134,8 @@ type memRollups struct {
 
 	stop, done chan struct{}
 	warmed     chan struct{} // closed when the start's warm-up of the user cache is over
+
+	progress func(events int) // called after each build chunk while catchUpRollups runs
 }
 
 func (s *Store) loadMinuteFloor(ctx context.Context) error {
@@ -175,10 +178,44 @@ func (s *Store) BuildRollups(ctx context.Context) error {
 			clear(m.sketches) // partly merged; reread next time
 			return fmt.Errorf("sqlitestore: build rollups: %w", err)
 		}
+		if m.progress != nil {
+			m.progress(n)
+		}
 		if n < buildChunk {
 			return nil
 		}
 	}
+}
+
+// logCatchUpAbove is the backlog of events from which catchUpRollups reports progress.
+var logCatchUpAbove int64 = 500_000
+
+// catchUpRollups builds the rollups of every event they do not cover yet, logging progress
+// about every 5 seconds when that is a long job.
+func (s *Store) catchUpRollups(ctx context.Context, log *slog.Logger) error {
+	var backlog int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) - (SELECT value FROM counters WHERE name = 'rollup_seq') FROM events`).Scan(&backlog); err != nil {
+		return fmt.Errorf("sqlitestore: rollup backlog: %w", err)
+	}
+	if log == nil || backlog < logCatchUpAbove {
+		return s.BuildRollups(ctx)
+	}
+	log.Info("building analytics rollups for stored events before serving (first start with this version, or after a crash)", "events", backlog)
+	start, last := time.Now(), time.Now()
+	var done int64
+	s.mem.progress = func(n int) {
+		done += int64(n)
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			log.Info("building analytics rollups", "done", done, "of", backlog, "percent", done*100/backlog)
+		}
+	}
+	defer func() { s.mem.progress = nil }()
+	if err := s.BuildRollups(ctx); err != nil {
+		return err
+	}
+	log.Info("analytics rollups built", "events", done, "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
 }
 
 // buildChunk adds up to buildChunk events after seq from and commits them with the new

@@ -1,14 +1,20 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -215,5 +221,43 @@ func TestTwoProcessesBuildOnce(t *testing.T) {
 	}
 	if res.TotalEvents != 4000 || res.UniqueUsers < 49 || res.UniqueUsers > 51 || len(res.TopUsers) != 10 || res.TopUsers[0].EventCount != 80 {
 		t.Fatalf("analytics from the other store: %d events, %d users, top %v", res.TotalEvents, res.UniqueUsers, res.TopUsers)
+	}
+}
+
+// A store whose rollups lag far behind its events (the first start with per-user rollups)
+// builds them at open and says so in the log, with the outcome.
+func TestCatchUpIsLogged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	insert(t, s, events(0, 3000), 3000, 0)
+	s.Close()
+	db, err := sql.Open("sqlite3", filepath.Join(dir, "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE counters SET value = 0 WHERE name = 'rollup_seq'`, `DELETE FROM user_minute`, `DELETE FROM user_hour`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	defer func(v int64) { logCatchUpAbove = v }(logCatchUpAbove)
+	logCatchUpAbove = 1000
+	var buf bytes.Buffer
+	s2, err := OpenLogged(ctx, dir, sqlitedb.SyncNormal, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	out := buf.String()
+	if !strings.Contains(out, "building analytics rollups for stored events") || !strings.Contains(out, "events=3000") ||
+		!strings.Contains(out, "analytics rollups built") {
+		t.Fatalf("catch-up log:\n%s", out)
+	}
+	var total int64
+	if err := s2.rdb.QueryRow(`SELECT SUM(count) FROM user_hour`).Scan(&total); err != nil || total != 3000 {
+		t.Fatalf("user_hour counts %d events after the catch-up (%v), want 3000", total, err)
 	}
 }

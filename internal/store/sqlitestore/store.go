@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -126,6 +127,13 @@ INSERT INTO rollup_gen(hour, unit, seq) SELECT 1, hour, (SELECT value FROM count
 
 // Open opens (creating if needed) dir/events.db.
 func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
+	return OpenLogged(ctx, dir, sync, nil)
+}
+
+// OpenLogged is Open that reports on log (when not nil) the progress of a long catch-up of
+// the rollups at start: the first start after an upgrade that adds rollups builds them from
+// every stored event, which takes minutes for tens of millions.
+func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.Logger) (*Store, error) {
 	path := filepath.Join(dir, "events.db")
 	wdb, err := sqlitedb.Open(path, sync, 1)
 	if err != nil {
@@ -168,7 +176,7 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 	}
 	// Catch up with the events the rollups do not cover yet (after a crash, or every
 	// stored event the first time), before serving.
-	if err := st.BuildRollups(ctx); err != nil {
+	if err := st.catchUpRollups(ctx, log); err != nil {
 		st.Close()
 		return nil, err
 	}
