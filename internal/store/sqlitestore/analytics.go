@@ -41,11 +41,10 @@ func unixMinute(ns int64) int64 { return floorDiv(ns, int64(time.Minute)) }
 // topUsersLimit is how many users topUsers lists.
 const topUsersLimit = 10
 
-// Analytics answers q. Without a userId filter, counts come from rollup_minute (exact) and
-// distinct counts from the sketches: hour sketches for the whole hours of the range, minute
-// sketches for the edges. With an eventType filter, distinct counts are read from the raw
-// events of that type (exact). With a userId filter every figure is computed from the raw
-// events of the range (read through the ts index; exact). topUsers always reads raw events.
+// Analytics answers q. Without filters, counts come from rollup_minute (exact), distinct
+// counts from the sketches (hour sketches for the whole hours of the range, minute sketches
+// for the edges) and top users from the per-user rollups. With an eventType or userId filter
+// every figure is computed, exactly, in one pass over the raw events of the range.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
 	// The rollups are built about once a second; building here makes a query see every
 	// event stored before it.
@@ -67,79 +66,12 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	buckets := make([]int64, (endMin-startMin)/bucketMin)
 	byType := map[string]int64{}
 	var res store.AnalyticsResult
-	startNs, endNs := startMin*int64(time.Minute), endMin*int64(time.Minute)
-	// Raw-event filter shared by the raw queries.
-	where := `ts >= ? AND ts < ?`
-	args := []any{startNs, endNs}
-	if q.EventType != "" {
-		where += ` AND event_type = ?`
-		args = append(args, q.EventType)
-	}
-	if q.UserID != "" {
-		// lower() folds ASCII letters only.
-		where += ` AND instr(lower(user_id), ?) > 0`
-		args = append(args, strings.ToLower(q.UserID))
-	}
-
-	if q.UserID == "" {
-		query := `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`
-		qargs := []any{startMin, endMin}
-		if q.EventType != "" {
-			query += ` AND event_type = ?`
-			qargs = append(qargs, q.EventType)
-		}
-		rows, err := s.rdb.QueryContext(ctx, query, qargs...)
-		if err != nil {
+	if q.UserID == "" && q.EventType == "" {
+		if err := s.fromRollups(ctx, startMin, endMin, bucketMin, buckets, byType, &res); err != nil {
 			return res, err
 		}
-		for rows.Next() {
-			var m, c int64
-			var t string
-			if err := rows.Scan(&m, &t, &c); err != nil {
-				rows.Close()
-				return res, err
-			}
-			byType[t] += c
-			buckets[(m-startMin)/bucketMin] += c
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return res, err
-		}
-		if q.EventType == "" {
-			u, ss, err := s.sketchEstimate(ctx, startMin, endMin)
-			if err != nil {
-				return res, err
-			}
-			res.UniqueUsers, res.UniqueSessions = u, ss
-		} else if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(DISTINCT user_id), COUNT(DISTINCT session_id) FROM events WHERE `+where, args...).
-			Scan(&res.UniqueUsers, &res.UniqueSessions); err != nil {
-			return res, err
-		}
-	} else {
-		rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, user_id, session_id, ts FROM events WHERE `+where, args...)
-		if err != nil {
-			return res, err
-		}
-		users, sessions := map[string]struct{}{}, map[string]struct{}{}
-		for rows.Next() {
-			var t, u, ss string
-			var ts int64
-			if err := rows.Scan(&t, &u, &ss, &ts); err != nil {
-				rows.Close()
-				return res, err
-			}
-			byType[t]++
-			buckets[(unixMinute(ts)-startMin)/bucketMin]++
-			users[u], sessions[ss] = struct{}{}, struct{}{}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return res, err
-		}
-		res.UniqueUsers, res.UniqueSessions = int64(len(users)), int64(len(sessions))
+	} else if err := s.fromEvents(ctx, q, startMin, endMin, bucketMin, buckets, byType, &res); err != nil {
+		return res, err
 	}
 
 	for t, c := range byType {
@@ -161,17 +93,109 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	if res.UniqueUsers > 0 {
 		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
 	}
-	var top []store.TopUser
-	if q.UserID == "" && q.EventType == "" {
-		top, err = s.topUsersFromRollups(ctx, startMin, endMin)
-	} else {
-		top, err = s.topUsers(ctx, where, args)
-	}
+	return res, nil
+}
+
+// fromRollups answers an unfiltered query: counts from rollup_minute (exact), distinct
+// counts from the sketches, top users from the per-user rollups.
+func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, startMin, endMin)
 	if err != nil {
-		return res, err
+		return err
+	}
+	for rows.Next() {
+		var m, c int64
+		var t string
+		if err := rows.Scan(&m, &t, &c); err != nil {
+			rows.Close()
+			return err
+		}
+		byType[t] += c
+		buckets[(m-startMin)/bucketMin] += c
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	if res.UniqueUsers, res.UniqueSessions, err = s.sketchEstimate(ctx, startMin, endMin); err != nil {
+		return err
+	}
+	res.TopUsers, err = s.topUsersFromRollups(ctx, startMin, endMin)
+	return err
+}
+
+// rawUser is one user's figures in fromEvents.
+type rawUser struct {
+	count, last int64
+	types       map[string]struct{}
+}
+
+// fromEvents answers a filtered query from the raw events of the range (through the time
+// index), in one pass: every figure is exact.
+func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
+	where := `ts >= ? AND ts < ?`
+	args := []any{startMin * int64(time.Minute), endMin * int64(time.Minute)}
+	if q.EventType != "" {
+		where += ` AND event_type = ?`
+		args = append(args, q.EventType)
+	}
+	if q.UserID != "" {
+		// lower() folds ASCII letters only.
+		where += ` AND instr(lower(user_id), ?) > 0`
+		args = append(args, strings.ToLower(q.UserID))
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, user_id, session_id, ts FROM events WHERE `+where, args...)
+	if err != nil {
+		return err
+	}
+	users, sessions := map[string]*rawUser{}, map[string]struct{}{}
+	for rows.Next() {
+		var t, u, ss string
+		var ts int64
+		if err := rows.Scan(&t, &u, &ss, &ts); err != nil {
+			rows.Close()
+			return err
+		}
+		byType[t]++
+		buckets[(unixMinute(ts)-startMin)/bucketMin]++
+		sessions[ss] = struct{}{}
+		ru := users[u]
+		if ru == nil {
+			ru = &rawUser{types: map[string]struct{}{}}
+			users[u] = ru
+		}
+		ru.count++
+		ru.last = max(ru.last, ts)
+		ru.types[t] = struct{}{}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return err
+	}
+	res.UniqueUsers, res.UniqueSessions = int64(len(users)), int64(len(sessions))
+	top := make([]store.TopUser, 0, len(users))
+	for u, ru := range users {
+		top = append(top, store.TopUser{UserID: u, EventCount: ru.count})
+	}
+	sort.Slice(top, func(i, j int) bool {
+		return top[i].EventCount > top[j].EventCount || top[i].EventCount == top[j].EventCount && top[i].UserID < top[j].UserID
+	})
+	if len(top) > topUsersLimit {
+		top = top[:topUsersLimit]
+	}
+	for i := range top {
+		ru := users[top[i].UserID]
+		top[i].LastEventAt = time.Unix(0, ru.last).UTC()
+		top[i].EventTypes = make([]string, 0, len(ru.types))
+		for t := range ru.types {
+			top[i].EventTypes = append(top[i].EventTypes, t)
+		}
+		sort.Strings(top[i].EventTypes)
 	}
 	res.TopUsers = top
-	return res, nil
+	return nil
 }
 
 // sketchEstimate merges the hour sketches of the whole hours in [startMin, endMin) and the
@@ -219,51 +243,6 @@ func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (use
 		return 0, 0, err
 	}
 	return int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate()), nil
-}
-
-// topUsers reads the raw events matching where: the most active users, their last event
-// and their event types.
-func (s *Store) topUsers(ctx context.Context, where string, args []any) ([]store.TopUser, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT user_id, event_type, COUNT(*), MAX(ts) FROM events WHERE `+where+` GROUP BY user_id, event_type`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	users := map[string]*store.TopUser{}
-	for rows.Next() {
-		var u, t string
-		var c, last int64
-		if err := rows.Scan(&u, &t, &c, &last); err != nil {
-			return nil, err
-		}
-		tu := users[u]
-		if tu == nil {
-			tu = &store.TopUser{UserID: u}
-			users[u] = tu
-		}
-		tu.EventCount += c
-		if at := time.Unix(0, last).UTC(); at.After(tu.LastEventAt) {
-			tu.LastEventAt = at
-		}
-		tu.EventTypes = append(tu.EventTypes, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]store.TopUser, 0, len(users))
-	for _, tu := range users {
-		out = append(out, *tu)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].EventCount > out[j].EventCount || out[i].EventCount == out[j].EventCount && out[i].UserID < out[j].UserID
-	})
-	if len(out) > topUsersLimit {
-		out = out[:topUsersLimit]
-	}
-	for i := range out {
-		sort.Strings(out[i].EventTypes)
-	}
-	return out, nil
 }
 
 // userMinuteKeep is how long per-user minute rollups are kept (by event time); range
