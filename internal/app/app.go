@@ -486,7 +486,10 @@ func redisStream(ctx context.Context, rq *redisqueue.Queue) (httpapi.StreamInfo,
 	if err != nil {
 		return httpapi.StreamInfo{}, err
 	}
-	info := httpapi.StreamInfo{Backend: "redis", Stream: rq.Key(), Length: st.Length, TotalEnqueued: st.TotalEnqueued, Groups: []httpapi.StreamGroup{}}
+	info := httpapi.StreamInfo{
+		Backend: "redis", Stream: rq.Key(), Partitions: rq.Partitions(), Streams: rq.Keys(),
+		Length: st.Length, TotalEnqueued: st.TotalEnqueued, Groups: []httpapi.StreamGroup{},
+	}
 	for _, g := range groups {
 		sg := httpapi.StreamGroup{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDeliveredID: g.LastDeliveredID, Consumers: []httpapi.StreamConsumer{}}
 		for _, c := range g.Consumers {
@@ -504,7 +507,8 @@ func embeddedStream(ctx context.Context, sq *sqlitequeue.Queue, cfg *config.Conf
 		return httpapi.StreamInfo{}, err
 	}
 	return httpapi.StreamInfo{
-		Backend: "embedded", Stream: "buffer.db", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
+		Backend: "embedded", Stream: "buffer.db", Partitions: 1, Streams: []string{"buffer.db"},
+		Length: st.Length, TotalEnqueued: st.TotalEnqueued,
 		Groups: []httpapi.StreamGroup{{
 			Name: cfg.ConsumerGroup, Pending: st.Pending, Lag: st.Length - st.Pending,
 			Consumers: []httpapi.StreamConsumer{{Name: "workers (this process)", Pending: st.Pending}},

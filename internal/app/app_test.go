@@ -435,7 +435,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	in.waitStored(1)
 	in.waitBufferEmpty()
 	if r := in.do("GET", "/api/metrics/stream", nil, nil); r.status != 200 || r.data()["backend"] != "embedded" ||
-		r.data()["totalEnqueued"] != 1.0 || r.data()["length"] != 0.0 || len(r.data()["groups"].([]any)) != 1 {
+		r.data()["totalEnqueued"] != 1.0 || r.data()["length"] != 0.0 || len(r.data()["groups"].([]any)) != 1 ||
+		r.data()["partitions"] != 1.0 || fmt.Sprint(r.data()["streams"]) != "[buffer.db]" {
 		t.Errorf("stream: %d %s", r.status, r.raw)
 	}
 }

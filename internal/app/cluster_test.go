@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/ingestrate"
+	"github.com/evp-dev/evp/internal/queue/redisqueue"
 	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/testutil"
 )
@@ -93,6 +95,19 @@ func TestRedisCluster(t *testing.T) {
 	groups, _ := d["groups"].([]any)
 	if r.status != 200 || d["totalEnqueued"] != float64(total) || d["length"] != 0.0 || len(groups) != 1 {
 		t.Fatalf("stream: %d %s", r.status, r.raw)
+	}
+	// Every partition is listed: six keys named after the stream, in six slots.
+	streams, _ := d["streams"].([]any)
+	slots := map[int]bool{}
+	for _, s := range streams {
+		k, _ := s.(string)
+		if !strings.HasPrefix(k, d["stream"].(string)+":{") {
+			t.Errorf("stream key %q is not a partition of %v", k, d["stream"])
+		}
+		slots[redisqueue.KeySlot(k)] = true
+	}
+	if d["partitions"] != 6.0 || len(streams) != 6 || len(slots) != 6 {
+		t.Errorf("partitions %v, streams %v: want 6 in 6 slots", d["partitions"], d["streams"])
 	}
 	g := groups[0].(map[string]any)
 	if g["pending"] != 0.0 || g["lag"] != 0.0 || len(g["consumers"].([]any)) < 2 {

@@ -92,7 +92,8 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 	r = wrk.do("GET", "/api/metrics/stream", nil, nil)
 	d := r.data()
 	groups, _ := d["groups"].([]any)
-	if r.status != 200 || d["backend"] != "redis" || d["stream"] != prefix+"events_stream" || d["totalEnqueued"] != 250.0 || len(groups) != 1 {
+	if r.status != 200 || d["backend"] != "redis" || d["stream"] != prefix+"events_stream" || d["totalEnqueued"] != 250.0 || len(groups) != 1 ||
+		d["partitions"] != 1.0 || fmt.Sprint(d["streams"]) != "["+prefix+"events_stream]" {
 		t.Fatalf("stream: %d %s", r.status, r.raw)
 	}
 	g := groups[0].(map[string]any)

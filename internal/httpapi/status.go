@@ -153,8 +153,16 @@ func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Er
 
 // StreamInfo is GET /api/metrics/stream: the buffer and who reads it.
 type StreamInfo struct {
-	Backend       string        `json:"backend"` // "redis" or "embedded"
-	Stream        string        `json:"stream"`
+	Backend string `json:"backend"` // "redis" or "embedded"
+	// Stream is the stream key; with several partitions, the stem of their keys.
+	Stream string `json:"stream"`
+	// Partitions is the number of streams entries are appended to (EVP_STREAM_PARTITIONS);
+	// 0 is sent as 1.
+	Partitions int `json:"partitions"`
+	// Streams are the keys of every stream read: the Partitions appended to, then any
+	// left over from another partition count that still held entries. Nil is sent as
+	// [Stream].
+	Streams       []string      `json:"streams"`
 	Length        int64         `json:"length"` // entries not yet acknowledged
 	TotalEnqueued int64         `json:"totalEnqueued"`
 	Groups        []StreamGroup `json:"groups"`
@@ -185,6 +193,12 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) *Error {
 		return errorf(http.StatusInternalServerError, "STREAM_ERROR", "could not read the buffer's stream information")
 	}
 	info.Timestamp = time.Now().UTC()
+	if info.Partitions < 1 {
+		info.Partitions = 1
+	}
+	if info.Streams == nil {
+		info.Streams = []string{info.Stream}
+	}
 	writeData(w, http.StatusOK, info)
 	return nil
 }
