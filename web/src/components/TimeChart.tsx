@@ -1,6 +1,7 @@
 import { useEffect, useRef } from 'react'
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
+import { clockIncrs, clockLabels } from '../lib/format'
 import { useScheme } from '../lib/theme'
 
 export interface TimeChartProps {
@@ -13,6 +14,12 @@ export interface TimeChartProps {
   /** What the chart shows, for screen readers. */
   summary: string
   format?: (v: number) => string
+  /**
+   * A live clock axis: ticks on whole seconds labelled with seconds while less than about a
+   * minute of data is shown, on whole minutes after (the default time axis shows
+   * milliseconds for a few seconds of data).
+   */
+  clock?: boolean
 }
 
 /** bucketStep is the spacing of the first two x values (seconds); 60 with fewer. */
@@ -32,12 +39,12 @@ function cssVar(name: string, fallback: string): string {
  * TimeChart draws time series with uPlot (canvas, about 20 kB gzip). The canvas is hidden from
  * screen readers; `summary` describes it instead. It follows its container's width.
  */
-export function TimeChart({ t, lines, bars, height = 220, summary, format }: TimeChartProps) {
+export function TimeChart({ t, lines, bars, height = 220, summary, format, clock }: TimeChartProps) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
   // The colours are read from the theme when the chart is built: rebuild it when the theme changes.
   const scheme = useScheme()
-  const shape = `${bars ? 'b' : 'l'}:${lines.map((l) => l.label).join('|')}:${height}:${scheme}`
+  const shape = `${bars ? 'b' : 'l'}:${clock ? 'c' : ''}:${lines.map((l) => l.label).join('|')}:${height}:${scheme}`
 
   useEffect(() => {
     const el = box.current
@@ -57,11 +64,18 @@ export function TimeChart({ t, lines, bars, height = 220, summary, format }: Tim
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
       },
       axes: [
-        { ...axis, space: 80 },
+        clock
+          ? {
+              ...axis,
+              space: 80,
+              incrs: (_u, _i, min, max) => clockIncrs(max - min),
+              values: (_u, ticks, _i, _space, step) => clockLabels(ticks, step),
+            }
+          : { ...axis, space: 80 },
         { ...axis, size: 56, ...(bars ? { incrs: countSteps } : {}), values: (_u, vals) => vals.map((v) => (format ? format(v) : String(v))) },
       ],
       series: [
-        {},
+        clock ? { value: (_u: uPlot, v: number | null) => (v === null ? '—' : clockLabels([v], 1)[0]) } : {},
         ...lines.map((l, i) => {
           const color = l.color ?? palette[i % palette.length]
           return {

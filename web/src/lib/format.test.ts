@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatAgo, formatCount, formatDuration, formatPercent, formatRate } from './format'
+import { clockIncrs, clockLabels, formatAgo, formatCount, formatDuration, formatPercent, formatRate } from './format'
 
 describe('formatCount', () => {
   it('keeps small numbers whole and abbreviates large ones', () => {
@@ -55,5 +55,23 @@ describe('formatDuration', () => {
     expect(formatDuration(300)).toBe('5 min')
     expect(formatDuration(3 * 3600 + 20 * 60)).toBe('3 h 20 min')
     expect(formatDuration(2 * 86400 + 4 * 3600)).toBe('2 d 4 h')
+  })
+})
+
+describe('clock axis', () => {
+  it('steps by whole seconds for under about a minute of data, by minutes after', () => {
+    expect(clockIncrs(6)[0]).toBe(1)
+    expect(clockIncrs(60)).toContain(5)
+    expect(clockIncrs(120)[0]).toBe(60)
+    expect(clockIncrs(600).every((s) => s % 60 === 0)).toBe(true)
+  })
+  it('labels ticks with seconds only when they are less than a minute apart', () => {
+    const t = Date.UTC(2026, 10, 25, 17, 4, 5) / 1000
+    const [withSeconds] = clockLabels([t], 5)
+    const [minutes] = clockLabels([t], 60)
+    expect(withSeconds).toMatch(/05/)
+    expect(withSeconds).not.toMatch(/\./)
+    expect(minutes).not.toMatch(/:05/)
+    expect(withSeconds.length).toBeGreaterThan(minutes.length)
   })
 })

@@ -76,3 +76,19 @@ export function formatDuration(sec: number): string {
   const d = Math.floor(h / 24)
   return h % 24 ? `${d} d ${h % 24} h` : `${d} d`
 }
+
+/**
+ * clockIncrs are the tick steps (seconds) of a live clock axis: whole seconds while less than
+ * about a minute of data is shown, whole minutes from then on.
+ */
+export function clockIncrs(span: number): number[] {
+  const minutes = [60, 120, 300, 600, 900, 1800, 3600]
+  return span < 75 ? [1, 2, 5, 10, 15, 30, ...minutes] : minutes
+}
+
+/** clockLabels labels clock-axis ticks (Unix seconds): with seconds when ticks are less than a minute apart. */
+export function clockLabels(ticks: number[], step: number): string[] {
+  const opts: Intl.DateTimeFormatOptions =
+    step < 60 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' }
+  return ticks.map((s) => new Date(s * 1000).toLocaleTimeString(undefined, opts))
+}

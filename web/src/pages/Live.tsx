@@ -92,6 +92,7 @@ export function Live() {
                   { label: 'Ingested', values: series.values[0] },
                   { label: 'Processed', values: series.values[1] },
                 ]}
+                clock
                 format={(v) => formatRate(v).replace('/s', '')}
                 summary={`Ingestion and processing rates over the last ${series.t.length} samples; ingestion peaked at ${formatRate(peak(series.values[0]))}, processing at ${formatRate(peak(series.values[1]))}.`}
               />
