@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"testing"
 	"time"
 
@@ -40,12 +39,7 @@ func BenchmarkRollupCost(b *testing.B) {
 			seq := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				for j := range events {
-					seq++
-					events[j] = event.Event{EventID: event.NewID(), EventType: types[seq%len(types)],
-						UserID: "user_" + strconv.Itoa((seq*7919)%10000), SessionID: "sess_" + strconv.Itoa(seq%50000),
-						Timestamp: now.Add(time.Duration(seq) * time.Millisecond), Metadata: meta, Priority: 1, ReceivedAt: now}
-				}
+				fillBenchEvents(events, &seq, now, types, meta)
 				if _, _, err := st.InsertBatch(ctx, events, time.Now()); err != nil {
 					b.Fatal(err)
 				}

@@ -30,17 +30,24 @@ func BenchmarkInsertSmallBatches(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				for j := range events {
-					seq++
-					events[j] = event.Event{EventID: event.NewID(), EventType: types[seq%len(types)],
-						UserID: "user_" + strconv.Itoa((seq*7919)%10000), SessionID: "sess_" + strconv.Itoa(seq%50000),
-						Timestamp: now.Add(time.Duration(seq) * time.Millisecond), Metadata: meta, Priority: 1, ReceivedAt: now}
-				}
+				fillBenchEvents(events, &seq, now, types, meta)
 				if _, _, err := st.InsertBatch(ctx, events, time.Now()); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// fillBenchEvents fills events with the next ones after *seq: 10,000 users, 50,000 sessions,
+// the types in turn, a millisecond apart from now.
+func fillBenchEvents(events []event.Event, seq *int, now time.Time, types []string, meta json.RawMessage) {
+	for j := range events {
+		*seq++
+		n := *seq
+		events[j] = event.Event{EventID: event.NewID(), EventType: types[n%len(types)],
+			UserID: "user_" + strconv.Itoa((n*7919)%10000), SessionID: "sess_" + strconv.Itoa(n%50000),
+			Timestamp: now.Add(time.Duration(n) * time.Millisecond), Metadata: meta, Priority: 1, ReceivedAt: now}
 	}
 }
