@@ -68,6 +68,10 @@ type Report struct {
 		// Shortfall is set when the server's buffer emptied with fewer events stored than it
 		// accepted: EventsPerSec and LagSeconds then count what was stored.
 		Shortfall int64  `json:"shortfall,omitempty"`
+		// RepeatsStoredOnce is set when the store holds that many fewer events than were
+		// accepted, no more than the repeated eventIds the server accepted again after its
+		// dedup window dropped them: each eventId is stored once, so the run is complete.
+		RepeatsStoredOnce int64 `json:"repeatsStoredOnce,omitempty"`
 		Error     string `json:"error,omitempty"`
 	} `json:"endToEnd"`
 
@@ -183,6 +187,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 			msg = "not measured: " + e.Error
 		}
 		row("end to end", "%s", msg)
+	case e.Reached && e.RepeatsStoredOnce > 0:
+		row("end to end", "%s events/s (first send to all %s accepted events stored), processing lag %.2f s",
+			num(e.EventsPerSec), inum(rep.Events.Accepted-e.RepeatsStoredOnce), e.LagSeconds)
+		row("", "%s repeated eventIds were accepted again (the server's dedup window, EVP_DEDUP_WINDOW and "+
+			"EVP_DEDUP_MAX_IDS, no longer held them) and stored once, as the store keeps one event per eventId",
+			inum(e.RepeatsStoredOnce))
 	case e.Reached:
 		row("end to end", "%s events/s (first send to all %s accepted events stored), processing lag %.2f s",
 			num(e.EventsPerSec), inum(rep.Events.Accepted), e.LagSeconds)

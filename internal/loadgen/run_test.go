@@ -29,6 +29,7 @@ type fakeEVP struct {
 	rejectEvery int
 	storeStep   int64
 	lose        int64 // accepted events never stored
+	forgetDups  bool  // accept repeated eventIds again (a dedup window that dropped them) but store them once
 	withQueue   bool  // /api/metrics reports the buffer
 
 	mu             sync.Mutex
@@ -113,6 +114,11 @@ func (f *fakeEVP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	acc, dup := 0, 0
 	for _, ev := range events {
+		if f.seen[ev.EventID] && f.forgetDups {
+			acc++
+			f.lose++ // accepted, but the store already holds this eventId
+			continue
+		}
 		if f.seen[ev.EventID] {
 			dup++
 			continue
@@ -283,6 +289,43 @@ func TestRunEndsTheWaitWhenTheBufferIsEmptyButEventsAreMissing(t *testing.T) {
 	rep.WriteText(&text)
 	if !strings.Contains(text.String(), "INCOMPLETE") {
 		t.Errorf("text report does not flag the shortfall:\n%s", text.String())
+	}
+}
+
+// Repeats accepted again because the server's dedup window dropped their ids are stored
+// once: the run is complete, and the report says why fewer events were stored.
+func TestRunExplainsRepeatsStoredOnce(t *testing.T) {
+	f := newFake(t, 0)
+	f.forgetDups, f.withQueue = true, true
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency, cfg.Batch, cfg.Count, cfg.DupRatio = 2, 50, 3000, 0.1
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rep.EndToEnd
+	if f.lose == 0 || !e.Reached || e.RepeatsStoredOnce != f.lose || e.Shortfall != 0 || e.Error != "" {
+		t.Fatalf("%d repeats accepted again; end to end %+v, want reached with repeatsStoredOnce %d", f.lose, e, f.lose)
+	}
+	var text bytes.Buffer
+	rep.WriteText(&text)
+	if strings.Contains(text.String(), "INCOMPLETE") || !strings.Contains(text.String(), "stored once") {
+		t.Errorf("text report:\n%s", text.String())
+	}
+
+	// More missing than repeats: still incomplete.
+	f2 := newFake(t, 0)
+	f2.forgetDups, f2.withQueue, f2.lose = true, true, 7
+	srv2 := httptest.NewServer(f2)
+	defer srv2.Close()
+	cfg.URL = srv2.URL
+	if rep, err = Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if rep.EndToEnd.Reached || rep.EndToEnd.Shortfall == 0 {
+		t.Fatalf("7 events lost beyond the repeats: end to end %+v, want a shortfall", rep.EndToEnd)
 	}
 }
 
