@@ -67,12 +67,12 @@ type Report struct {
 		LagSeconds   float64 `json:"lagSeconds"`   // end of sending to all stored
 		// Shortfall is set when the server's buffer emptied with fewer events stored than it
 		// accepted: EventsPerSec and LagSeconds then count what was stored.
-		Shortfall int64  `json:"shortfall,omitempty"`
+		Shortfall int64 `json:"shortfall,omitempty"`
 		// RepeatsStoredOnce is set when the store holds that many fewer events than were
 		// accepted, no more than the repeated eventIds the server accepted again after its
 		// dedup window dropped them: each eventId is stored once, so the run is complete.
-		RepeatsStoredOnce int64 `json:"repeatsStoredOnce,omitempty"`
-		Error     string `json:"error,omitempty"`
+		RepeatsStoredOnce int64  `json:"repeatsStoredOnce,omitempty"`
+		Error             string `json:"error,omitempty"`
 	} `json:"endToEnd"`
 
 	Server struct {
