@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/evp-dev/evp/internal/store"
@@ -44,7 +43,9 @@ const topUsersLimit = 10
 // Analytics answers q. Without filters, counts come from rollup_minute (exact), distinct
 // counts from the sketches (hour sketches for the whole hours of the range, minute sketches
 // for the edges) and top users from the per-user rollups. With an eventType or userId filter
-// every figure is computed, exactly, in one pass over the raw events of the range.
+// every figure is computed from the raw events of the range, a minute or an hour at a time,
+// with the partial results of past units kept in memory (filtercache.go); distinct sessions
+// are then approximate too.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
 	// The rollups are built about once a second; building here makes a query see every
 	// event stored before it.
@@ -123,79 +124,6 @@ func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int
 	}
 	res.TopUsers, err = s.topUsersFromRollups(ctx, startMin, endMin)
 	return err
-}
-
-// rawUser is one user's figures in fromEvents.
-type rawUser struct {
-	count, last int64
-	types       map[string]struct{}
-}
-
-// fromEvents answers a filtered query from the raw events of the range (through the time
-// index), in one pass: every figure is exact.
-func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
-	where := `ts >= ? AND ts < ?`
-	args := []any{startMin * int64(time.Minute), endMin * int64(time.Minute)}
-	if q.EventType != "" {
-		where += ` AND event_type = ?`
-		args = append(args, q.EventType)
-	}
-	if q.UserID != "" {
-		// lower() folds ASCII letters only.
-		where += ` AND instr(lower(user_id), ?) > 0`
-		args = append(args, strings.ToLower(q.UserID))
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, user_id, session_id, ts FROM events WHERE `+where, args...)
-	if err != nil {
-		return err
-	}
-	users, sessions := map[string]*rawUser{}, map[string]struct{}{}
-	for rows.Next() {
-		var t, u, ss string
-		var ts int64
-		if err := rows.Scan(&t, &u, &ss, &ts); err != nil {
-			rows.Close()
-			return err
-		}
-		byType[t]++
-		buckets[(unixMinute(ts)-startMin)/bucketMin]++
-		sessions[ss] = struct{}{}
-		ru := users[u]
-		if ru == nil {
-			ru = &rawUser{types: map[string]struct{}{}}
-			users[u] = ru
-		}
-		ru.count++
-		ru.last = max(ru.last, ts)
-		ru.types[t] = struct{}{}
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil {
-		return err
-	}
-	res.UniqueUsers, res.UniqueSessions = int64(len(users)), int64(len(sessions))
-	top := make([]store.TopUser, 0, len(users))
-	for u, ru := range users {
-		top = append(top, store.TopUser{UserID: u, EventCount: ru.count})
-	}
-	sort.Slice(top, func(i, j int) bool {
-		return top[i].EventCount > top[j].EventCount || top[i].EventCount == top[j].EventCount && top[i].UserID < top[j].UserID
-	})
-	if len(top) > topUsersLimit {
-		top = top[:topUsersLimit]
-	}
-	for i := range top {
-		ru := users[top[i].UserID]
-		top[i].LastEventAt = time.Unix(0, ru.last).UTC()
-		top[i].EventTypes = make([]string, 0, len(ru.types))
-		for t := range ru.types {
-			top[i].EventTypes = append(top[i].EventTypes, t)
-		}
-		sort.Strings(top[i].EventTypes)
-	}
-	res.TopUsers = top
-	return nil
 }
 
 // sketchEstimate merges the hour sketches of the whole hours in [startMin, endMin) and the

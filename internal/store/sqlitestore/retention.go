@@ -39,6 +39,10 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		// Their generations go too, so that cached counts of those units are dropped.
 		{`DELETE FROM rollup_gen WHERE hour = 0 AND unit < ?`, cutMin},
 		{`DELETE FROM rollup_gen WHERE hour = 1 AND unit < ?`, floorDiv(cutMin, 60)},
+		// The minute and hour the cutoff falls in lost events: a new generation for them
+		// (negative, unlike any build's) makes cached results of them be computed again.
+		{`UPDATE rollup_gen SET seq = -ABS(seq) - 1 WHERE hour = 0 AND unit = ?`, cutMin},
+		{`UPDATE rollup_gen SET seq = -ABS(seq) - 1 WHERE hour = 1 AND unit = ?`, floorDiv(cutMin, 60)},
 	} {
 		if _, err := s.wdb.ExecContext(ctx, q.sql, q.arg); err != nil {
 			return total, fmt.Errorf("sqlitestore: prune rollups: %w", err)

@@ -32,6 +32,8 @@ type Store struct {
 	mem memRollups
 	// Per-user counts of past minutes and hours, for topUsers (usercache.go).
 	users userCache
+	// Partial results of filtered analytics per minute and hour (filtercache.go).
+	filters filterCache
 }
 
 var migrations = []sqlitedb.Migration{

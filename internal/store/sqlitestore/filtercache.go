@@ -1,0 +1,305 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/axiomhq/hyperloglog"
+
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// A filtered query (eventType, userId substring) is answered from the raw events of its
+// range, and a day of them is millions of rows. Past minutes and hours rarely change, so
+// filterCache keeps each unit's partial result per filter, validated by the unit's
+// generation in rollup_gen as userCache does: a repeated filtered query (the dashboard
+// refreshing with a filter set) reads only the units that changed, in practice the current
+// minute. Distinct users stay exact (interned ids); distinct sessions come from a
+// HyperLogLog sketch per unit, approximate like the unfiltered figures.
+
+// maxFilterCacheBytes bounds the memory the partial results take (estimated).
+const maxFilterCacheBytes = 32 << 20
+
+type filterKey struct {
+	eventType, userID string // userID lower-cased
+	unit              sketchKey
+}
+
+// filterPartial is one unit's (or one uncached span's) result for one filter.
+type filterPartial struct {
+	gen      int64
+	from     int64            // first minute covered
+	byType   map[string]int64 // events per type
+	minutes  []int64          // events per minute from from
+	users    []int32          // interned user ids, with for each:
+	counts   []uint32         //   events,
+	last     []int64          //   newest event time (Unix ns),
+	types    []uint64         //   event types as bits over filterCache.typeNames
+	sessions *hyperloglog.Sketch
+	bytes    int
+	used     uint64
+}
+
+type filterCache struct {
+	mu        sync.Mutex
+	ids       map[string]int32
+	names     []string
+	typeIdx   map[string]int
+	typeNames []string
+	parts     map[filterKey]*filterPartial
+	bytes     int
+	tick      uint64
+	loads     int // partial results computed from the events (for tests)
+}
+
+// fspan is a half-open range of minutes (a whole hour when hour is set) answered as one
+// partial result; cache is false for minutes whose generations are no longer kept.
+type fspan struct {
+	hour, cache bool
+	a, b        int64
+}
+
+// filterSpans covers [startMin, endMin) with whole hours and, at the edges, single minutes;
+// edge minutes before keepFrom (whose generations were pruned) form one uncached span.
+func filterSpans(startMin, endMin, keepFrom int64) []fspan {
+	var out []fspan
+	edge := func(a, b int64) {
+		if a < keepFrom && a < b {
+			out = append(out, fspan{a: a, b: min(b, keepFrom)})
+			a = min(b, keepFrom)
+		}
+		for m := a; m < b; m++ {
+			out = append(out, fspan{cache: true, a: m, b: m + 1})
+		}
+	}
+	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
+	if firstHour >= endHour {
+		edge(startMin, endMin)
+		return out
+	}
+	edge(startMin, firstHour*60)
+	for h := firstHour; h < endHour; h++ {
+		out = append(out, fspan{hour: true, cache: true, a: h * 60, b: (h + 1) * 60})
+	}
+	edge(endHour*60, endMin)
+	return out
+}
+
+// fromEvents answers a filtered query: every figure exact except distinct sessions.
+func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
+	s.mem.mu.Lock()
+	keepFrom := s.mem.minuteFloor
+	s.mem.mu.Unlock()
+	// One read transaction: the generations and the events come from one snapshot.
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+
+	c := &s.filters
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parts == nil {
+		c.reset()
+	}
+	userID := strings.ToLower(q.UserID)
+	spans := filterSpans(startMin, endMin, keepFrom)
+	// Two reads for the generations: the hours and the minutes of the range.
+	gens := map[sketchKey]int64{}
+	for _, sp := range []span{{hour: true, a: floorDiv(startMin, 60), b: floorDiv(endMin+59, 60)}, {a: startMin, b: endMin}} {
+		g, err := unitGens(ctx, tx, sp)
+		if err != nil {
+			return err
+		}
+		for unit, seq := range g {
+			gens[sketchKey{hour: sp.hour, k: unit}] = seq
+		}
+	}
+	var parts []*filterPartial
+	for _, sp := range spans {
+		key := filterKey{eventType: q.EventType, userID: userID, unit: sketchKey{hour: sp.hour, k: unitOf(sp)}}
+		c.tick++
+		if sp.cache {
+			if p := c.parts[key]; p != nil && p.gen == gens[key.unit] {
+				p.used = c.tick
+				parts = append(parts, p)
+				continue
+			}
+		}
+		// A unit without a generation (0) is scanned too: it may hold events stored since
+		// the last build; the build after them gives it one.
+		p := &filterPartial{gen: gens[key.unit], from: sp.a, byType: map[string]int64{}, used: c.tick}
+		if err := c.scan(ctx, tx, q.EventType, userID, sp, p); err != nil {
+			return err
+		}
+		if sp.cache {
+			if old := c.parts[key]; old != nil {
+				c.bytes -= old.bytes
+			}
+			c.parts[key] = p
+			c.bytes += p.bytes
+		}
+		parts = append(parts, p)
+	}
+	c.merge(parts, startMin, bucketMin, buckets, byType, res)
+	c.evict()
+	return nil
+}
+
+func unitOf(sp fspan) int64 {
+	if sp.hour {
+		return floorDiv(sp.a, 60)
+	}
+	return sp.a
+}
+
+// scan computes p from the events of sp that match the filter.
+func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID string, sp fspan, p *filterPartial) error {
+	c.loads++
+	where, args := `ts >= ? AND ts < ?`, []any{sp.a * int64(time.Minute), sp.b * int64(time.Minute)}
+	if eventType != "" {
+		where += ` AND event_type = ?`
+		args = append(args, eventType)
+	}
+	if userID != "" {
+		// lower() folds ASCII letters only.
+		where += ` AND instr(lower(user_id), ?) > 0`
+		args = append(args, userID)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT event_type, user_id, session_id, ts FROM events WHERE `+where, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	p.minutes = make([]int64, sp.b-sp.a)
+	p.sessions = hyperloglog.New14()
+	index := map[int32]int{}
+	for rows.Next() {
+		var t, u, ss string
+		var ts int64
+		if err := rows.Scan(&t, &u, &ss, &ts); err != nil {
+			return err
+		}
+		p.byType[t]++
+		p.minutes[unixMinute(ts)-sp.a]++
+		p.sessions.Insert([]byte(ss))
+		id, ok := c.ids[u]
+		if !ok {
+			id = int32(len(c.names))
+			c.ids[u] = id
+			c.names = append(c.names, u)
+		}
+		bit, ok := c.typeIdx[t]
+		if !ok {
+			bit = len(c.typeNames)
+			c.typeIdx[t] = bit
+			c.typeNames = append(c.typeNames, t)
+		}
+		i, ok := index[id]
+		if !ok {
+			i = len(p.users)
+			index[id] = i
+			p.users = append(p.users, id)
+			p.counts = append(p.counts, 0)
+			p.last = append(p.last, 0)
+			p.types = append(p.types, 0)
+		}
+		p.counts[i]++
+		p.last[i] = max(p.last[i], ts)
+		if bit < 64 {
+			p.types[i] |= 1 << bit
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	p.bytes = 24*len(p.users) + 8*len(p.minutes) + 48*len(p.byType) + 200
+	if len(p.users) > 0 {
+		p.bytes += 16 << 10 // a sketch at its largest
+	}
+	return nil
+}
+
+// merge adds up parts into the query's figures.
+func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) {
+	n := len(c.names)
+	count, last, types := make([]int64, n), make([]int64, n), make([]uint64, n)
+	var seen []int32
+	sessions := hyperloglog.New14()
+	for _, p := range parts {
+		for t, k := range p.byType {
+			byType[t] += k
+		}
+		for i, k := range p.minutes {
+			if k != 0 {
+				buckets[(p.from+int64(i)-startMin)/bucketMin] += k
+			}
+		}
+		if p.sessions != nil && len(p.users) > 0 {
+			_ = sessions.Merge(p.sessions) // same precision: cannot fail
+		}
+		for i, id := range p.users {
+			if count[id] == 0 {
+				seen = append(seen, id)
+			}
+			count[id] += int64(p.counts[i])
+			last[id] = max(last[id], p.last[i])
+			types[id] |= p.types[i]
+		}
+	}
+	res.UniqueUsers = int64(len(seen))
+	if len(seen) > 0 {
+		res.UniqueSessions = int64(sessions.Estimate())
+	}
+	sort.Slice(seen, func(i, j int) bool {
+		a, b := seen[i], seen[j]
+		return count[a] > count[b] || count[a] == count[b] && c.names[a] < c.names[b]
+	})
+	if len(seen) > topUsersLimit {
+		seen = seen[:topUsersLimit]
+	}
+	res.TopUsers = make([]store.TopUser, len(seen))
+	for i, id := range seen {
+		tu := store.TopUser{UserID: c.names[id], EventCount: count[id], LastEventAt: time.Unix(0, last[id]).UTC(), EventTypes: []string{}}
+		for bit := 0; bit < len(c.typeNames) && bit < 64; bit++ {
+			if types[id]&(1<<bit) != 0 {
+				tu.EventTypes = append(tu.EventTypes, c.typeNames[bit])
+			}
+		}
+		sort.Strings(tu.EventTypes)
+		res.TopUsers[i] = tu
+	}
+}
+
+func (c *filterCache) reset() {
+	c.parts, c.ids, c.names, c.typeIdx, c.typeNames, c.bytes = map[filterKey]*filterPartial{}, map[string]int32{}, nil, map[string]int{}, nil, 0
+}
+
+// evict drops the least recently used partial results above maxFilterCacheBytes, and
+// starts over when the interned names outgrow what the cache holds.
+func (c *filterCache) evict() {
+	if len(c.names) > 4_000_000 || len(c.typeNames) > 64 {
+		c.reset()
+		return
+	}
+	if c.bytes <= maxFilterCacheBytes {
+		return
+	}
+	keys := make([]filterKey, 0, len(c.parts))
+	for k := range c.parts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return c.parts[keys[i]].used < c.parts[keys[j]].used })
+	for _, k := range keys {
+		if c.bytes <= maxFilterCacheBytes {
+			break
+		}
+		c.bytes -= c.parts[k].bytes
+		delete(c.parts, k)
+	}
+}
