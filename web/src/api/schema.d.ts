@@ -270,7 +270,7 @@ export interface paths {
          *
          *     Buckets of `eventsOverTime` (equal, zero-filled, labelled by their start): `15m` and `1h`: 1 minute; `24h`: 30 minutes; `7d`: 3 hours; a custom range: the smallest of 1, 5, 15, 30 minutes, 1, 3, 6, 12, 24 hours giving at most 60 buckets, the start being moved back to a whole number of buckets (`timeRange.start` says where it begins).
          *
-         *     Sources: without filters, counts come from per-minute rollups (exact) and `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error). With `eventType`, counts come from the rollups and distinct counts from the raw events of that type (exact). With `userId`, and for `topUsers` always, figures are computed from the raw stored events of the range (read through the event-time index): these are not yet rollup-backed and cost in proportion to the events in the range.
+         *     Sources: without filters, counts come from per-minute rollups (exact), `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error) and `topUsers` from per-user counts per minute and hour (exact). With `eventType` or `userId`, figures come from the raw stored events of the range: the embedded store computes them a minute or an hour at a time and keeps those of past minutes and hours in memory, so a repeated filtered query reads only what changed since, and estimates `uniqueSessions` with HyperLogLog sketches; MongoDB counts the distinct values exactly.
          *
          *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache.
          *
@@ -829,7 +829,7 @@ export interface components {
             avgEventsPerUser: number;
             /** @description Distinct userId in the range. Approximate: HyperLogLog estimate (precision 14, standard error about 0.8 %, under 2 %) when neither eventType nor userId is given; exact otherwise. */
             uniqueUsers: number;
-            /** @description Distinct sessionId in the range. Approximate: HyperLogLog estimate (precision 14, standard error about 0.8 %, under 2 %) when neither eventType nor userId is given; exact otherwise. */
+            /** @description Distinct sessionId in the range. Approximate: HyperLogLog estimate (precision 14, standard error about 0.8 %, under 2 %) when neither eventType nor userId is given, and always on the embedded store; exact with a filter on MongoDB. */
             uniqueSessions: number;
         };
         AnalyticsResponse: {
