@@ -283,7 +283,7 @@ func (c *filterCache) reset() {
 // evict drops the least recently used partial results above maxFilterCacheBytes, and
 // starts over when the interned names outgrow what the cache holds.
 func (c *filterCache) evict() {
-	if len(c.names) > 4_000_000 || len(c.typeNames) > 64 {
+	if len(c.names) > maxInternedUsers/2 || len(c.typeNames) > 64 {
 		c.reset()
 		return
 	}

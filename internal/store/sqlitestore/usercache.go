@@ -20,6 +20,11 @@ import (
 // 7 days of 15,000 active users per hour.
 const maxCachedUserRows = 3_000_000
 
+// maxInternedUsers bounds the user ids a cache interns (about 70 bytes each with the map
+// entry): past it the cache starts over, so that a deployment with millions of distinct users
+// a day pays in speed, not memory.
+const maxInternedUsers = 1_500_000
+
 // unitCounts is one minute's or hour's per-user event counts.
 type unitCounts struct {
 	gen    int64
@@ -174,7 +179,7 @@ func (c *userCache) unit(ctx context.Context, tx *sql.Tx, key sketchKey, gen int
 // evict drops the least recently used units above maxCachedUserRows, and starts over when
 // the interned names outgrow what the cache holds (users no longer seen).
 func (c *userCache) evict() {
-	if len(c.names) > 2*maxCachedUserRows {
+	if len(c.names) > maxInternedUsers {
 		c.reset()
 		return
 	}
