@@ -46,8 +46,7 @@ type filterPartial struct {
 
 type filterCache struct {
 	mu        sync.Mutex
-	ids       map[string]int32
-	names     []string
+	users     interner
 	typeIdx   map[string]int
 	typeNames []string
 	parts     map[filterKey]*filterPartial
@@ -188,12 +187,7 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 		p.byType[t]++
 		p.minutes[unixMinute(ts)-sp.a]++
 		p.sessions.Insert([]byte(ss))
-		id, ok := c.ids[u]
-		if !ok {
-			id = int32(len(c.names))
-			c.ids[u] = id
-			c.names = append(c.names, u)
-		}
+		id := c.users.id(u)
 		bit, ok := c.typeIdx[t]
 		if !ok {
 			bit = len(c.typeNames)
@@ -227,7 +221,7 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 
 // merge adds up parts into the query's figures.
 func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) {
-	n := len(c.names)
+	n := len(c.users.names)
 	count, last, types := make([]int64, n), make([]int64, n), make([]uint64, n)
 	var seen []int32
 	sessions := hyperloglog.New14()
@@ -258,14 +252,14 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 	}
 	sort.Slice(seen, func(i, j int) bool {
 		a, b := seen[i], seen[j]
-		return count[a] > count[b] || count[a] == count[b] && c.names[a] < c.names[b]
+		return count[a] > count[b] || count[a] == count[b] && c.users.names[a] < c.users.names[b]
 	})
 	if len(seen) > topUsersLimit {
 		seen = seen[:topUsersLimit]
 	}
 	res.TopUsers = make([]store.TopUser, len(seen))
 	for i, id := range seen {
-		tu := store.TopUser{UserID: c.names[id], EventCount: count[id], LastEventAt: time.Unix(0, last[id]).UTC(), EventTypes: []string{}}
+		tu := store.TopUser{UserID: c.users.names[id], EventCount: count[id], LastEventAt: time.Unix(0, last[id]).UTC(), EventTypes: []string{}}
 		for bit := 0; bit < len(c.typeNames) && bit < 64; bit++ {
 			if types[id]&(1<<bit) != 0 {
 				tu.EventTypes = append(tu.EventTypes, c.typeNames[bit])
@@ -277,29 +271,16 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 }
 
 func (c *filterCache) reset() {
-	c.parts, c.ids, c.names, c.typeIdx, c.typeNames, c.bytes = map[filterKey]*filterPartial{}, map[string]int32{}, nil, map[string]int{}, nil, 0
+	c.parts, c.users, c.typeIdx, c.typeNames, c.bytes = map[filterKey]*filterPartial{}, newInterner(), map[string]int{}, nil, 0
 }
 
 // evict drops the least recently used partial results above maxFilterCacheBytes, and
 // starts over when the interned names outgrow what the cache holds.
 func (c *filterCache) evict() {
-	if len(c.names) > maxInternedUsers/2 || len(c.typeNames) > 64 {
+	if len(c.users.names) > maxInternedUsers/2 || len(c.typeNames) > 64 {
 		c.reset()
 		return
 	}
-	if c.bytes <= maxFilterCacheBytes {
-		return
-	}
-	keys := make([]filterKey, 0, len(c.parts))
-	for k := range c.parts {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return c.parts[keys[i]].used < c.parts[keys[j]].used })
-	for _, k := range keys {
-		if c.bytes <= maxFilterCacheBytes {
-			break
-		}
-		c.bytes -= c.parts[k].bytes
-		delete(c.parts, k)
-	}
+	c.bytes = evictLRU(c.parts, c.bytes, maxFilterCacheBytes,
+		func(p *filterPartial) uint64 { return p.used }, func(p *filterPartial) int { return p.bytes })
 }

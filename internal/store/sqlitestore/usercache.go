@@ -35,8 +35,7 @@ type unitCounts struct {
 
 type userCache struct {
 	mu    sync.Mutex
-	ids   map[string]int32
-	names []string
+	users interner
 	units map[sketchKey]*unitCounts
 	rows  int // sum of len(ids) over units
 	tick  uint64
@@ -72,8 +71,8 @@ func (c *userCache) topCounts(ctx context.Context, tx *sql.Tx, spans []span, lim
 			units = append(units, u)
 		}
 	}
-	if len(c.acc) < len(c.names) {
-		c.acc = make([]int64, len(c.names))
+	if len(c.acc) < len(c.users.names) {
+		c.acc = make([]int64, len(c.users.names))
 	}
 	acc := c.acc
 	var seen []int32
@@ -88,7 +87,7 @@ func (c *userCache) topCounts(ctx context.Context, tx *sql.Tx, spans []span, lim
 	top := make([]rankedUser, 0, limit+1)
 	better := func(a, b rankedUser) bool { return a.count > b.count || a.count == b.count && a.user < b.user }
 	for _, id := range seen {
-		r := rankedUser{user: c.names[id], count: acc[id]}
+		r := rankedUser{user: c.users.names[id], count: acc[id]}
 		acc[id] = 0
 		if len(top) == limit && !better(r, top[limit-1]) {
 			continue
@@ -107,7 +106,7 @@ func (c *userCache) topCounts(ctx context.Context, tx *sql.Tx, spans []span, lim
 
 // reset empties the cache.
 func (c *userCache) reset() {
-	c.units, c.ids, c.names, c.acc, c.rows = map[sketchKey]*unitCounts{}, map[string]int32{}, nil, nil, 0
+	c.units, c.users, c.acc, c.rows = map[sketchKey]*unitCounts{}, newInterner(), nil, 0
 }
 
 // unitGens reads the generation of every unit in sp that has one (a unit without one has no
@@ -154,13 +153,7 @@ func (c *userCache) unit(ctx context.Context, tx *sql.Tx, key sketchKey, gen int
 				rows.Close()
 				return nil, err
 			}
-			id, ok := c.ids[user]
-			if !ok {
-				id = int32(len(c.names))
-				c.ids[user] = id
-				c.names = append(c.names, user)
-			}
-			u.ids = append(u.ids, id)
+			u.ids = append(u.ids, c.users.id(user))
 			u.counts = append(u.counts, uint32(n))
 		}
 		rows.Close()
@@ -179,23 +172,10 @@ func (c *userCache) unit(ctx context.Context, tx *sql.Tx, key sketchKey, gen int
 // evict drops the least recently used units above maxCachedUserRows, and starts over when
 // the interned names outgrow what the cache holds (users no longer seen).
 func (c *userCache) evict() {
-	if len(c.names) > maxInternedUsers {
+	if len(c.users.names) > maxInternedUsers {
 		c.reset()
 		return
 	}
-	if c.rows <= maxCachedUserRows {
-		return
-	}
-	keys := make([]sketchKey, 0, len(c.units))
-	for k := range c.units {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return c.units[keys[i]].used < c.units[keys[j]].used })
-	for _, k := range keys {
-		if c.rows <= maxCachedUserRows {
-			break
-		}
-		c.rows -= len(c.units[k].ids)
-		delete(c.units, k)
-	}
+	c.rows = evictLRU(c.units, c.rows, maxCachedUserRows,
+		func(u *unitCounts) uint64 { return u.used }, func(u *unitCounts) int { return len(u.ids) })
 }
