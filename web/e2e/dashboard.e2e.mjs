@@ -437,7 +437,11 @@ try {
     // Reactivate: they can sign in again.
     await mrow.getByRole('button', { name: 'Reactivate' }).click()
     await mrow.getByText('active', { exact: true }).waitFor()
+    // The page empties the code field when the new code's request succeeds: fill it after.
+    const sent = other.page.waitForResponse((r) => r.url().endsWith('/api/auth/request-code'))
     await other.page.getByRole('button', { name: 'Send a new code' }).click()
+    await sent
+    await until('the new code request to settle', () => other.page.getByRole('button', { name: 'Send a new code' }).isEnabled())
     const codeC = await codeFromLog(member, [codeA, codeB])
     await other.page.getByLabel('6-digit code', { exact: true }).fill(codeC)
     await other.page.getByRole('button', { name: 'Sign in' }).click()
