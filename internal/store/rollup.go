@@ -80,3 +80,30 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// FinishAnalytics fills what every store derives the same way from the counts per event
+// type and per bucket (starting at startMin, bucketMin minutes each): totals, the types
+// ranked with percentages, the zero-filled series and the average per user.
+func FinishAnalytics(res *AnalyticsResult, byType map[string]int64, buckets []int64, startMin, bucketMin int64) {
+	res.TotalEvents = 0
+	res.EventsByType = []TypeCount{}
+	for t, c := range byType {
+		res.TotalEvents += c
+		res.EventsByType = append(res.EventsByType, TypeCount{EventType: t, Count: c})
+	}
+	sort.Slice(res.EventsByType, func(i, j int) bool {
+		a, b := res.EventsByType[i], res.EventsByType[j]
+		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
+	})
+	SetPercentages(res.EventsByType, res.TotalEvents)
+	res.EventsOverTime = make([]BucketCount, len(buckets))
+	for i, c := range buckets {
+		res.EventsOverTime[i] = BucketCount{Timestamp: time.Unix((startMin+int64(i)*bucketMin)*60, 0).UTC(), Count: c}
+	}
+	if res.UniqueUsers > 0 {
+		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
+	}
+	if res.TopUsers == nil {
+		res.TopUsers = []TopUser{}
+	}
+}

@@ -3,7 +3,6 @@ package mongostore
 import (
 	"context"
 	"fmt"
-	"math"
 	"regexp"
 	"sort"
 	"strings"
@@ -87,33 +86,8 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	if res.TopUsers, err = s.topUsers(ctx, match); err != nil {
 		return res, err
 	}
-	finish(&res, byType, buckets, startMin, bucketMin)
+	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
 	return res, nil
-}
-
-// finish fills the parts common to every path.
-func finish(res *store.AnalyticsResult, byType map[string]int64, buckets []int64, startMin, bucketMin int64) {
-	res.TotalEvents = 0
-	res.EventsByType = []store.TypeCount{}
-	for t, c := range byType {
-		res.TotalEvents += c
-		res.EventsByType = append(res.EventsByType, store.TypeCount{EventType: t, Count: c})
-	}
-	sort.Slice(res.EventsByType, func(i, j int) bool {
-		a, b := res.EventsByType[i], res.EventsByType[j]
-		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
-	})
-	store.SetPercentages(res.EventsByType, res.TotalEvents)
-	res.EventsOverTime = make([]store.BucketCount, len(buckets))
-	for i, c := range buckets {
-		res.EventsOverTime[i] = store.BucketCount{Timestamp: time.Unix((startMin+int64(i)*bucketMin)*60, 0).UTC(), Count: c}
-	}
-	if res.UniqueUsers > 0 {
-		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
-	}
-	if res.TopUsers == nil {
-		res.TopUsers = []store.TopUser{}
-	}
 }
 
 // countDistinct counts the distinct values of field among the events matching match.
@@ -300,7 +274,7 @@ func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, match 
 		top = top[:topUsersLimit]
 	}
 	res.TopUsers = top
-	finish(&res, byType, buckets, startMin, bucketMin)
+	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
 	return res, nil
 }
 

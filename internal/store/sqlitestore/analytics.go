@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -75,25 +74,7 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 		return res, err
 	}
 
-	for t, c := range byType {
-		res.TotalEvents += c
-		res.EventsByType = append(res.EventsByType, store.TypeCount{EventType: t, Count: c})
-	}
-	sort.Slice(res.EventsByType, func(i, j int) bool {
-		a, b := res.EventsByType[i], res.EventsByType[j]
-		return a.Count > b.Count || a.Count == b.Count && a.EventType < b.EventType
-	})
-	store.SetPercentages(res.EventsByType, res.TotalEvents)
-	if res.EventsByType == nil {
-		res.EventsByType = []store.TypeCount{}
-	}
-	res.EventsOverTime = make([]store.BucketCount, len(buckets))
-	for i, c := range buckets {
-		res.EventsOverTime[i] = store.BucketCount{Timestamp: time.Unix((startMin+int64(i)*bucketMin)*60, 0).UTC(), Count: c}
-	}
-	if res.UniqueUsers > 0 {
-		res.AvgEventsPerUser = math.Round(float64(res.TotalEvents)/float64(res.UniqueUsers)*100) / 100
-	}
+	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
 	return res, nil
 }
 
