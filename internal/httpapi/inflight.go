@@ -10,9 +10,14 @@ import (
 // fsync and both be answered 202. With it the second waits for the first: if the first was
 // buffered, the second is a duplicate; if it failed, the second buffers the event itself.
 // So an id is never reported seen before its event is durable.
+//
+// A request's dedup check can be stale by the time it claims an id: another request may
+// have buffered the id, recorded it as seen and released it in between. finished counts
+// releases, so a request that sees it moved since its check checks its claims again.
 type inflight struct {
-	mu  sync.Mutex
-	ids map[string]chan struct{}
+	mu       sync.Mutex
+	ids      map[string]chan struct{}
+	finished uint64 // done calls so far
 }
 
 func newInflight() *inflight { return &inflight{ids: map[string]chan struct{}{}} }
@@ -23,6 +28,7 @@ func newInflight() *inflight { return &inflight{ids: map[string]chan struct{}{}}
 func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err error) {
 	mine = make([]bool, len(ids))
 	seen := make([]bool, len(ids))
+	checked := s.flight.generation() // before the check, so that a release after it shows
 	if err := s.Dedup.Seen(ctx, ids, seen); err != nil {
 		return nil, err
 	}
@@ -38,7 +44,7 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 	}
 	for len(undecided) > 0 {
 		var waits []chan struct{}
-		var again []int
+		var again, claimed []int
 		s.flight.mu.Lock()
 		for _, i := range undecided {
 			id := ids[i]
@@ -54,11 +60,19 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 			}
 			s.flight.ids[id] = make(chan struct{})
 			mine[i] = true
+			claimed = append(claimed, i)
 			if batch != nil {
 				batch[id] = struct{}{}
 			}
 		}
+		stale := s.flight.finished != checked
 		s.flight.mu.Unlock()
+		if stale && len(claimed) > 0 {
+			if err := s.recheck(ctx, ids, mine, claimed); err != nil {
+				s.done(ids, mine)
+				return nil, err
+			}
+		}
 		if len(again) == 0 {
 			return mine, nil
 		}
@@ -76,6 +90,7 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 			againIDs[k] = ids[i]
 		}
 		againSeen := make([]bool, len(again))
+		checked = s.flight.generation()
 		if err := s.Dedup.Seen(ctx, againIDs, againSeen); err != nil {
 			s.done(ids, mine)
 			return nil, err
@@ -90,10 +105,38 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 	return mine, nil
 }
 
+func (f *inflight) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.finished
+}
+
+// recheck asks the dedup set again about the ids just claimed (mine[i] for i in claimed)
+// and gives up those seen meanwhile: they are duplicates.
+func (s *Server) recheck(ctx context.Context, ids []string, mine []bool, claimed []int) error {
+	claimedIDs := make([]string, len(claimed))
+	for k, i := range claimed {
+		claimedIDs[k] = ids[i]
+	}
+	seen := make([]bool, len(claimed))
+	if err := s.Dedup.Seen(ctx, claimedIDs, seen); err != nil {
+		return err
+	}
+	release := make([]bool, len(ids))
+	for k, i := range claimed {
+		if seen[k] {
+			release[i], mine[i] = true, false
+		}
+	}
+	s.done(ids, release)
+	return nil
+}
+
 // done releases the ids this request admitted, waking requests that wait on them. Call it
 // after the ids were recorded as seen (or after buffering failed).
 func (s *Server) done(ids []string, mine []bool) {
 	s.flight.mu.Lock()
+	s.flight.finished++
 	for i, m := range mine {
 		if m {
 			if ch, ok := s.flight.ids[ids[i]]; ok {
