@@ -53,6 +53,9 @@ type filterCache struct {
 	bytes     int
 	tick      uint64
 	loads     int // partial results computed from the events (for tests)
+	// scratch for merge, indexed by interned user id
+	count, last []int64
+	types       []uint64
 }
 
 // fspan is a half-open range of minutes (a whole hour when hour is set) answered as one
@@ -221,8 +224,12 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 
 // merge adds up parts into the query's figures.
 func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) {
-	n := len(c.users.names)
-	count, last, types := make([]int64, n), make([]int64, n), make([]uint64, n)
+	// Sums per interned user id, in scratch arrays kept between queries (zeroed after use)
+	// rather than three arrays as long as every name allocated per query.
+	if n := len(c.users.names); len(c.count) < n {
+		c.count, c.last, c.types = make([]int64, n), make([]int64, n), make([]uint64, n)
+	}
+	count, last, types := c.count, c.last, c.types
 	var seen []int32
 	sessions := hyperloglog.New14()
 	for _, p := range parts {
@@ -254,11 +261,9 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 		a, b := seen[i], seen[j]
 		return count[a] > count[b] || count[a] == count[b] && c.users.names[a] < c.users.names[b]
 	})
-	if len(seen) > topUsersLimit {
-		seen = seen[:topUsersLimit]
-	}
-	res.TopUsers = make([]store.TopUser, len(seen))
-	for i, id := range seen {
+	top := seen[:min(len(seen), topUsersLimit)]
+	res.TopUsers = make([]store.TopUser, len(top))
+	for i, id := range top {
 		tu := store.TopUser{UserID: c.users.names[id], EventCount: count[id], LastEventAt: time.Unix(0, last[id]).UTC(), EventTypes: []string{}}
 		for bit := 0; bit < len(c.typeNames) && bit < 64; bit++ {
 			if types[id]&(1<<bit) != 0 {
@@ -268,10 +273,14 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 		sort.Strings(tu.EventTypes)
 		res.TopUsers[i] = tu
 	}
+	for _, id := range seen {
+		count[id], last[id], types[id] = 0, 0, 0
+	}
 }
 
 func (c *filterCache) reset() {
 	c.parts, c.users, c.typeIdx, c.typeNames, c.bytes = map[filterKey]*filterPartial{}, newInterner(), map[string]int{}, nil, 0
+	c.count, c.last, c.types = nil, nil, nil
 }
 
 // evict drops the least recently used partial results above maxFilterCacheBytes, and
