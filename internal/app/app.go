@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-chi/httprate"
@@ -28,7 +29,7 @@ import (
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/queue/redisqueue"
-	"github.com/evp-dev/evp/internal/queue/sqlitequeue"
+	"github.com/evp-dev/evp/internal/queue/logqueue"
 	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store"
@@ -161,12 +162,16 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		log.Info("buffer: Redis Streams", "stream", rq.Key(), "partitions", rq.Partitions(), "streams", len(rq.Keys()),
 			"cluster", cfg.RedisCluster, "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
 	} else {
-		sq, err := sqlitequeue.Open(ctx, cfg.DataDir, sqlitequeue.Options{Sync: syncMode(cfg.BufferSync), ClaimIdle: cfg.ClaimIdle})
+		sq, err := logqueue.Open(ctx, filepath.Join(cfg.DataDir, "buffer"), logqueue.Options{
+			NoFsync: cfg.BufferSync != "full", ClaimIdle: cfg.ClaimIdle, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("open buffer: %w", err)
 		}
 		b.queue = sq
 		b.closers = append(b.closers, sq.Close)
+		if err := importSQLiteBuffer(ctx, cfg.DataDir, sq, log); err != nil {
+			return nil, err
+		}
 		window, err := rebuildDedup(ctx, cfg.DedupWindow, cfg.DedupMaxIDs, sq, st)
 		if err != nil {
 			return nil, err
@@ -419,7 +424,7 @@ func dashboardFor(role Role) http.Handler {
 
 // rebuildDedup refills the dedup window after a start: ids still in the buffer and ids
 // stored within the window are duplicates if a client sends them again.
-func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q *sqlitequeue.Queue, st store.EventStore) (*dedup.Window, error) {
+func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q queue.Queue, st store.EventStore) (*dedup.Window, error) {
 	w := dedup.New(span)
 	w.MaxIDs = maxIDs
 	now := time.Now()
@@ -501,13 +506,13 @@ func redisStream(ctx context.Context, rq *redisqueue.Queue) (httpapi.StreamInfo,
 }
 
 // embeddedStream describes the embedded buffer as one group read by this process's workers.
-func embeddedStream(ctx context.Context, sq *sqlitequeue.Queue, cfg *config.Config) (httpapi.StreamInfo, error) {
+func embeddedStream(ctx context.Context, sq *logqueue.Queue, cfg *config.Config) (httpapi.StreamInfo, error) {
 	st, err := sq.Stats(ctx)
 	if err != nil {
 		return httpapi.StreamInfo{}, err
 	}
 	return httpapi.StreamInfo{
-		Backend: "embedded", Stream: "buffer.db", Partitions: 1, Streams: []string{"buffer.db"},
+		Backend: "embedded", Stream: "buffer", Partitions: 1, Streams: []string{"buffer"},
 		Length: st.Length, TotalEnqueued: st.TotalEnqueued,
 		Groups: []httpapi.StreamGroup{{
 			Name: cfg.ConsumerGroup, Pending: st.Pending, Lag: st.Length - st.Pending,

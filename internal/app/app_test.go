@@ -436,7 +436,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	in.waitBufferEmpty()
 	if r := in.do("GET", "/api/metrics/stream", nil, nil); r.status != 200 || r.data()["backend"] != "embedded" ||
 		r.data()["totalEnqueued"] != 1.0 || r.data()["length"] != 0.0 || len(r.data()["groups"].([]any)) != 1 ||
-		r.data()["partitions"] != 1.0 || fmt.Sprint(r.data()["streams"]) != "[buffer.db]" {
+		r.data()["partitions"] != 1.0 || fmt.Sprint(r.data()["streams"]) != "[buffer]" {
 		t.Errorf("stream: %d %s", r.status, r.raw)
 	}
 }

@@ -103,7 +103,7 @@ func newFixture(t testing.TB, opts ...func(*fixture, *httpapi.Deps)) *fixture {
 			if err != nil {
 				return httpapi.StreamInfo{}, err
 			}
-			return httpapi.StreamInfo{Backend: "embedded", Stream: "buffer.db", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
+			return httpapi.StreamInfo{Backend: "embedded", Stream: "buffer", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
 				Groups: []httpapi.StreamGroup{{Name: "evp-workers-group", Pending: st.Pending, Lag: st.Length - st.Pending,
 					Consumers: []httpapi.StreamConsumer{{Name: "workers", Pending: st.Pending}}}}}, nil
 		},

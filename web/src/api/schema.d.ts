@@ -757,11 +757,11 @@ export interface components {
         StreamInfo: {
             /** @enum {unknown} */
             backend: "redis" | "embedded";
-            /** @description The Redis stream key, or buffer.db for the embedded buffer. With several partitions, the stem of their keys. */
+            /** @description The Redis stream key, or buffer (the directory of its log) for the embedded buffer. With several partitions, the stem of their keys. */
             stream: string;
             /** @description Number of streams new entries are spread over (EVP_STREAM_PARTITIONS); 1 for a single stream and for the embedded buffer. */
             partitions: number;
-            /** @description Keys of every stream the buffer reads: first the partitions new entries go to, then streams left over from another partition count that still held entries at start-up. [stream] for a single stream; ["buffer.db"] for the embedded buffer. length, totalEnqueued and groups add up over these. */
+            /** @description Keys of every stream the buffer reads: first the partitions new entries go to, then streams left over from another partition count that still held entries at start-up. [stream] for a single stream; ["buffer"] for the embedded buffer. length, totalEnqueued and groups add up over these. */
             streams: string[];
             /** @description Entries not yet acknowledged (the backlog). */
             length: number;
