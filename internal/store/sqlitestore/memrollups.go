@@ -166,6 +166,10 @@ func (s *Store) BuildRollups(ctx context.Context) error {
 		if from != m.lastSeq {
 			clear(m.sketches) // another process built since: the cached sketches may be stale
 		}
+		// The digest takes the events in seq order: first those another process built.
+		if err := s.digestCatchUp(ctx, from); err != nil {
+			return fmt.Errorf("sqlitestore: event digest: %w", err)
+		}
 		n, err := s.buildChunk(ctx, from)
 		switch {
 		case errors.Is(err, errBuildRace):
@@ -230,6 +234,7 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 	to, n := from, 0
 	var lastKeys [2]sketchKey
 	var lastEntries [2]*sketchEntry
+	var feed []feedRow
 	for rows.Next() {
 		var user, session, typ string
 		var ts int64
@@ -237,6 +242,7 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 			rows.Close()
 			return 0, err
 		}
+		feed = append(feed, feedRow{seq: to, user: user, session: session, typ: typ, ts: ts})
 		n++
 		min := unixMinute(ts)
 		for lvl, key := range [2]sketchKey{{k: min}, {hour: true, k: floorDiv(min, 60)}} {
@@ -262,6 +268,12 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 		m.lastSeq = from
 		return 0, nil
 	}
+	// The events are stored whatever becomes of this build: the digest takes them now.
+	s.digest.mu.Lock()
+	if s.digest.active && s.digest.seq >= from {
+		s.digest.feed(feed)
+	}
+	s.digest.mu.Unlock()
 	if err := s.writeBuild(ctx, from, to, users); err != nil {
 		return 0, err
 	}
@@ -436,6 +448,11 @@ func (s *Store) evictCleanSketches() {
 func (s *Store) runBuilder() {
 	m := &s.mem
 	defer close(m.done)
+	if s.warmDigest != nil {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.warmDigest(m.stop) })
+		defer wg.Wait()
+	}
 	s.warmUserCache()
 	t := time.NewTicker(buildEvery)
 	defer t.Stop()

@@ -34,6 +34,10 @@ type Store struct {
 	users userCache
 	// Partial results of filtered analytics per minute and hour (filtercache.go).
 	filters filterCache
+	// Every event of recent hours, compactly, for filtered analytics (digest.go).
+	digest eventDigest
+	// warmDigest, when set, reads past hours into the digest in the background.
+	warmDigest func(stop <-chan struct{})
 }
 
 var migrations = []sqlitedb.Migration{
@@ -181,6 +185,10 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 	if err := st.catchUpRollups(ctx, log); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if st.warmDigest, err = st.startDigest(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
 	}
 	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go st.runBuilder()
