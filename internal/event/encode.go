@@ -61,6 +61,10 @@ func encodableTime(t time.Time) bool {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendString appends s as a JSON string, byte for byte as encoding/json writes it (with
+// HTML escaping).
+func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a JSON string the way encoding/json does with HTML escaping:
 // '"' and '\\' escaped, control characters as \b \f \n \r \t or \u00XX, '<' '>' '&' as
 // \u00XX, U+2028 and U+2029 escaped, and each byte of invalid UTF-8 as \ufffd.

@@ -97,3 +97,12 @@ func TestMarshalYearOutOfRange(t *testing.T) {
 		t.Fatalf("Marshal = %s, %v; segmentio/encoding/json: %s, %v", got, gotErr, want, wantErr)
 	}
 }
+
+func TestAppendStringAsLibrary(t *testing.T) {
+	for _, s := range []string{"", "a", `"\`, "<>&", "\x00\x1f\t\n", "é😀", "\u2028\u2029", "\xff\xed\xa0\x80\xe2\x80"} {
+		want, _ := json.Marshal(s)
+		if got := event.AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Errorf("AppendString(%q) = %s, want x%s", s, got, want)
+		}
+	}
+}
