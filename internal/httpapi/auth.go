@@ -72,7 +72,7 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 		}
 		return caller{user: &u}, nil
 	}
-	if key := r.Header.Get("x-api-key"); key != "" {
+	if key := r.Header.Get("X-Api-Key"); key != "" { // x-api-key, canonical: Get need not allocate it
 		k, err := s.Keys.Authenticate(r.Context(), key)
 		if err == nil {
 			st.key = k

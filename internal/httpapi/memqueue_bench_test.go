@@ -99,10 +99,11 @@ func BenchmarkPostEventMemQueue(b *testing.B) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("x-api-key", key)
 		w := &discardWriter{h: http.Header{}}
+		req.Body = io.NopCloser(rd)
 		for pb.Next() {
 			body = benchEvent(body[:0], benchSeq.Add(1))
 			rd.Reset(body)
-			req.Body, req.ContentLength = io.NopCloser(rd), int64(len(body))
+			req.ContentLength = int64(len(body))
 			w.reset()
 			h.ServeHTTP(w, req)
 			if w.code != http.StatusAccepted {
