@@ -175,3 +175,40 @@ func TestDigestEvictsOldestHours(t *testing.T) {
 		t.Fatal("no minute was read from the events table")
 	}
 }
+
+// The handoff gives the builder the rows right after its watermark, in seq order across
+// hand-overs that arrived out of order, and nothing when a row after it is missing.
+func TestHandoffTake(t *testing.T) {
+	seg := func(first, n int) handoffSeg {
+		var sg handoffSeg
+		for i := 0; i < n; i++ {
+			sg = append(sg, feedRow{seq: int64(first + i)})
+		}
+		return sg
+	}
+	seqs := func(rows []feedRow) []int64 {
+		var out []int64
+		for _, r := range rows {
+			out = append(out, r.seq)
+		}
+		return out
+	}
+	var h handoff
+	h.add([]handoffSeg{seg(6, 3), seg(1, 5)})
+	h.add([]handoffSeg{seg(12, 2)}) // 9-11 came from another process
+	if got := seqs(h.take(0, 4)); fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("take(0, 4) = %v", got)
+	}
+	if got := seqs(h.take(4, 100)); fmt.Sprint(got) != "[5 6 7 8]" {
+		t.Fatalf("take(4, 100) = %v", got)
+	}
+	if got := h.take(8, 100); got != nil {
+		t.Fatalf("take(8) = %v, want nil (9 is missing)", seqs(got))
+	}
+	if got := seqs(h.take(11, 100)); fmt.Sprint(got) != "[12 13]" {
+		t.Fatalf("take(11, 100) = %v", got)
+	}
+	if got := h.take(13, 100); got != nil || h.rows != 0 {
+		t.Fatalf("take(13) = %v, %d rows left", seqs(got), h.rows)
+	}
+}
