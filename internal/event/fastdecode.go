@@ -42,11 +42,13 @@ func decodeOneFast(body []byte, now time.Time, ev *Event) (handled bool, err err
 	if !scanEvent(body, &sp) {
 		return false, nil
 	}
-	// One string for every string field, one array for both raw objects: none aliases body.
+	// One string for the string fields but eventId, one array for both raw objects: none
+	// aliases body. The eventId has its own: the dedup window keeps it long after the
+	// request, and should not keep the other fields with it.
 	var strBuf [256]byte
 	all := strBuf[:0]
-	for _, s := range sp.str {
-		if s.start >= 0 {
+	for i, s := range sp.str {
+		if s.start >= 0 && i != fEventID {
 			all = append(all, body[s.start:s.end]...)
 		}
 	}
@@ -55,12 +57,15 @@ func decodeOneFast(body []byte, now time.Time, ev *Event) (handled bool, err err
 	var w wireEvent
 	off := 0
 	for i, s := range sp.str {
-		if s.start < 0 {
+		if s.start < 0 || i == fEventID {
 			continue
 		}
 		n := s.end - s.start
 		vals[i] = joined[off : off+n]
 		off += n
+	}
+	if s := sp.str[fEventID]; s.start >= 0 {
+		vals[fEventID] = string(body[s.start:s.end])
 	}
 	ptr := func(i int) *string {
 		if sp.str[i].start < 0 {

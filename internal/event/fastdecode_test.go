@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var fastNow = time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC)
@@ -107,4 +108,25 @@ func FuzzDecodeOneFast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkFastAsGeneral(t, body)
 	})
+}
+
+// The dedup window keeps eventIds for minutes: an eventId must not share its memory with
+// the event's other strings.
+func TestDecodeOneFastEventIDOwnsItsMemory(t *testing.T) {
+	body := []byte(`{"eventType":"page_view","userId":"user_1","sessionId":"sess_1","timestamp":"2024-01-15T10:30:00Z","eventId":"id-1"}`)
+	var ev Event
+	if handled, err := decodeOneFast(body, fastNow, &ev); !handled || err != nil {
+		t.Fatalf("decodeOneFast: %v, %v", handled, err)
+	}
+	lo, hi := ^uintptr(0), uintptr(0)
+	for _, s := range []string{ev.EventType, ev.UserID, ev.SessionID} {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		lo, hi = min(lo, p), max(hi, p+uintptr(len(s)))
+	}
+	// The other fields' string ends with the timestamp's text; its 41 bytes take a 48-byte
+	// allocation, so nothing else can start at or before its end.
+	hi += uintptr(len("2024-01-15T10:30:00Z"))
+	if p := uintptr(unsafe.Pointer(unsafe.StringData(ev.EventID))); p >= lo && p <= hi {
+		t.Fatalf("eventId at %#x lies with the other fields (%#x-%#x)", p, lo, hi)
+	}
 }
