@@ -41,7 +41,8 @@ func Marshal(e *Event) ([]byte, error) {
 	if b, ok := appendJSON(make([]byte, 0, encodedLen(e)), e); ok {
 		return b, nil
 	}
-	return fastjson.Marshal(e)
+	c := *e // so that e does not escape: callers keep their event on the stack
+	return fastjson.Marshal(&c)
 }
 
 // Unmarshal decodes an event written by Marshal.

@@ -22,6 +22,7 @@ type stateKey struct{}
 type reqState struct {
 	rec    statusRecorder
 	id     string
+	idHdr  [1]string // the X-Request-Id header's value
 	caller caller
 	key    accounts.APIKey // caller.key points here when the caller is an API key
 }
@@ -102,8 +103,8 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 		if !validClientID(id) {
 			id = s.ids.next()
 		}
-		w.Header()["X-Request-Id"] = []string{id} // Header.Set, the key already canonical
-		st := &reqState{rec: statusRecorder{ResponseWriter: w}, id: id}
+		st := &reqState{rec: statusRecorder{ResponseWriter: w}, id: id, idHdr: [1]string{id}}
+		w.Header()["X-Request-Id"] = st.idHdr[:] // Header.Set, the key already canonical
 		rec := &st.rec
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		defer func() {
