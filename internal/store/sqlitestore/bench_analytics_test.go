@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -17,8 +18,9 @@ import (
 // EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users and 10 types spread evenly
 // over 24 hours, like `evp loadgen` traffic: the whole query with the per-user counts cached
 // in memory (analytics) and without (analytics-cold), topUsers alone from the per-user
-// rollups, and filtered queries (from the raw events a minute or an hour at a time) with and
-// without the partial results of earlier queries.
+// rollups, and filtered queries (from the event digest, or from the raw events a minute or an
+// hour at a time for hours it does not cover) with and without the partial results of
+// earlier queries; also how long a start takes to read the last hours into the digest.
 func BenchmarkAnalytics(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
@@ -49,11 +51,26 @@ func BenchmarkAnalytics(b *testing.B) {
 	if err := st.BuildRollups(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// The digest as the builder fed it, and its memory (estimated and measured).
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	st.digest.mu.Lock()
+	b.Logf("event digest: %d hours, %.1f MB estimated; heap in use %.1f MB", len(st.digest.hours), float64(st.digest.bytes)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	st.digest.mu.Unlock()
+	// A start on this store reads the last hours into the digest in the background.
+	b.Run("reopen-digest-warm", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := st.readDigest(ctx, floorDiv(time.Now().UnixNano(), hourNs)-digestWarmHours+1, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, r := range []struct {
 		name   string
 		span   time.Duration
 		bucket time.Duration
-	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}} {
+	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}, {"7d", 7 * 24 * time.Hour, 3 * time.Hour}} {
 		q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket}
 		b.Run(r.name+"/analytics", func(b *testing.B) {
 			loads := st.users.loads

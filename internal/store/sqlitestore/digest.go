@@ -16,19 +16,20 @@ import (
 // rollups: they are not kept per filter, and reading a day of raw events takes seconds.
 // eventDigest keeps, in memory, every event of the hours it covers in a compact form the
 // rollup builder fills from the rows it reads anyway (in seq order, so every stored event
-// is in it once):
+// is in it once): per hour and user, the newest event time (and which types have an event
+// then), and per event 4 bytes: its minute in the hour, its type and its session id as the
+// HyperLogLog register it sets (sessionCode). About 4 bytes an event and 50 a user-hour:
+// some 60 MB for a day of 10 million events from 10,000 users, however types and sessions
+// are spread.
 //
-//   - per hour, one group per (user, event type): its event count, newest event time and
-//     the distinct session ids of its events, each as the HyperLogLog register it sets
-//     (sessionCode: 4 bytes);
-//   - per event of a group, 2 bytes: its minute in the hour and which of the group's
-//     sessions it belongs to (4 bytes once a group has more than 1023 sessions).
-//
-// A filtered query adds up the groups that match: whole hours from the groups' totals, the
-// minutes at the edges of its range and the buckets inside hours from the events' minutes.
+// A filtered query reads the events of the users that match, for the minutes of its range.
 // Counts and distinct users are exact; distinct sessions are a HyperLogLog estimate (as
-// without a filter); topUsers' lastEventAt is exact, read from the events table for a top
-// user whose newest matching event lies in an edge minute before a group's newest event.
+// without a filter); topUsers' lastEventAt is exact: a top user's newest matching event is
+// read from the events table, in the one minute the digest places it, when the digest's
+// newest event time of that user and hour is not it (another type, or after the range).
+//
+// The digest serves at most 63 event types; past that it stops covering hours (queries read
+// the events table as before).
 //
 // The digest covers the hours from `from` on: at start the last digestWarmHours (every hour
 // for a small store), read in the background; hours before that, and hours dropped to keep
@@ -52,29 +53,23 @@ const digestFeedBatch = 10_000
 const (
 	minuteNs = int64(time.Minute)
 	hourNs   = int64(time.Hour)
-	// maxGroupSessions is how many distinct sessions a group's 2-byte event entries can name.
-	maxGroupSessions = 1 << 10
-	// sessionsInline is how many sessions a group searches linearly before indexing them.
-	sessionsInline = 8
+	// digestTypes is how many event types the digest can tell apart (6 bits).
+	digestTypes = 63
 	// noUnresolved marks a user whose newest matching event time is known exactly.
 	noUnresolved = math.MinInt64
 )
 
-// digestGroup is one (user, event type)'s events in one hour.
+// digestGroup is one user's events in one hour.
 type digestGroup struct {
-	user  int32
-	typ   uint16
-	count uint32
-	last  int64    // newest event time, Unix ns
-	sess  []uint32 // distinct sessionCodes
-	ev    []uint16 // per event: minute in the hour | session index << 6
-	wide  []uint32 // the same, replacing ev once sess outgrows maxGroupSessions
+	last      int64    // newest event time, Unix ns
+	lastTypes uint64   // bits over type ids: the types with an event at last
+	ev        []uint32 // per event: minute in the hour | type << 6 | sessionCode << 12
+	user      int32
 }
 
 type digestHour struct {
 	groups []digestGroup
-	index  map[uint64]int32  // user << 16 | type -> group
-	big    map[uint64]uint32 // group << 32 | sessionCode -> session index, past sessionsInline
+	index  map[int32]int32 // user -> group
 }
 
 type eventDigest struct {
@@ -97,6 +92,7 @@ type eventDigest struct {
 	// scratch for partial, indexed by user id (zeroed after use)
 	count, last, unres []int64
 	tbits              []uint64
+	regs               []uint8 // HyperLogLog registers of the sessions
 }
 
 // userMatch is which interned users contain a substring, for the first len(match) ids.
@@ -140,10 +136,25 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 	if hour < d.from {
 		return
 	}
+	t, ok := d.typeID[typ]
+	if !ok {
+		if len(d.types) >= digestTypes {
+			// Too many types to tell apart: cover only hours after every one seen so far.
+			next := hour + 1
+			for h := range d.hours {
+				next = max(next, h+1)
+			}
+			d.reset(next)
+			return
+		}
+		t = uint16(len(d.types))
+		d.typeID[typ] = t
+		d.types = append(d.types, typ)
+	}
 	h := d.lastH
 	if h == nil || d.lastHour != hour {
 		if h = d.hours[hour]; h == nil {
-			h = &digestHour{index: map[uint64]int32{}}
+			h = &digestHour{index: map[int32]int32{}}
 			d.hours[hour] = h
 			d.bytes += 200
 		}
@@ -154,73 +165,22 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 		uid = d.users.id(strings.Clone(user))
 		d.bytes += 2*len(user) + 64
 	}
-	t, ok := d.typeID[typ]
-	if !ok {
-		if len(d.types) > math.MaxUint16 {
-			return // never in practice; the hour is then incomplete, so drop it
-		}
-		t = uint16(len(d.types))
-		d.typeID[typ] = t
-		d.types = append(d.types, typ)
-	}
-	key := uint64(uid)<<16 | uint64(t)
-	gi, ok := h.index[key]
+	gi, ok := h.index[uid]
 	if !ok {
 		gi = int32(len(h.groups))
-		h.index[key] = gi
-		h.groups = append(h.groups, digestGroup{user: uid, typ: t})
-		d.bytes += 120 // the group, its map entry, slice headroom
+		h.index[uid] = gi
+		h.groups = append(h.groups, digestGroup{user: uid})
+		d.bytes += 72 // the group (48), its map entry, slice headroom
 	}
 	g := &h.groups[gi]
-	g.count++
-	g.last = max(g.last, ts)
-	code := sessionCode(sessionHash(session))
-	si := -1
-	if len(g.sess) <= sessionsInline {
-		for i, c := range g.sess {
-			if c == code {
-				si = i
-				break
-			}
-		}
-	} else if i, ok := h.big[uint64(gi)<<32|uint64(code)]; ok {
-		si = int(i)
+	switch {
+	case ts > g.last || len(g.ev) == 0:
+		g.last, g.lastTypes = ts, 1<<t
+	case ts == g.last:
+		g.lastTypes |= 1 << t
 	}
-	if si < 0 {
-		si = len(g.sess)
-		g.sess = append(g.sess, code)
-		d.bytes += 4
-		if len(g.sess) > sessionsInline {
-			if h.big == nil {
-				h.big = map[uint64]uint32{}
-			}
-			if len(g.sess) == sessionsInline+1 {
-				for i, c := range g.sess {
-					h.big[uint64(gi)<<32|uint64(c)] = uint32(i)
-				}
-				d.bytes += 40 * len(g.sess)
-			} else {
-				h.big[uint64(gi)<<32|uint64(code)] = uint32(si)
-				d.bytes += 40
-			}
-		}
-	}
-	m := uint32(minute - hour*60)
-	if g.wide == nil && si >= maxGroupSessions {
-		g.wide = make([]uint32, len(g.ev), len(g.ev)+1)
-		for i, e := range g.ev {
-			g.wide[i] = uint32(e)
-		}
-		d.bytes += 2 * len(g.ev)
-		g.ev = nil
-	}
-	if g.wide != nil {
-		g.wide = append(g.wide, m|uint32(si)<<6)
-		d.bytes += 4
-	} else {
-		g.ev = append(g.ev, uint16(m)|uint16(si)<<6)
-		d.bytes += 2
-	}
+	g.ev = append(g.ev, uint32(minute-hour*60)|uint32(t)<<6|sessionCode(sessionHash(session))<<12)
+	d.bytes += 4
 }
 
 // evict drops the oldest hours while the digest is over maxDigestBytes, and starts over
@@ -258,10 +218,9 @@ func (d *eventDigest) dropBefore(hour int64) {
 }
 
 func (h *digestHour) bytesEstimate() int {
-	n := 200 + 120*len(h.groups) + 40*len(h.big)
+	n := 200 + 72*len(h.groups)
 	for i := range h.groups {
-		g := &h.groups[i]
-		n += 4*len(g.sess) + 2*len(g.ev) + 4*len(g.wide)
+		n += 4 * len(h.groups[i].ev)
 	}
 	return n
 }
@@ -362,15 +321,13 @@ type digestPart struct {
 	count    []int64
 	last     []int64
 	unres    []int64
-	types    []uint64 // bits over digest type ids (the first 64)
+	types    []uint64 // bits over digest type ids
 	sessions *hyperloglog.Sketch
 }
 
 // partial adds up the events of minutes [a, b) matching eventType (exact; empty: any) and
-// userID (lower-cased substring; empty: any). a is at or after the first covered minute.
-// Events are counted in minutes from startMin; a whole hour inside one bucket of bucketMin
-// minutes is counted in its first minute, which lands in the same bucket.
-func (d *eventDigest) partial(a, b, startMin, bucketMin int64, eventType, userID string) *digestPart {
+// userID (lower-cased substring; empty: any), counted in minutes from startMin <= a.
+func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *digestPart {
 	p := &digestPart{byType: map[string]int64{}, minutes: make([]int64, b-startMin), sessions: hyperloglog.NewNoSparse()}
 	typ := -1
 	if eventType != "" {
@@ -390,89 +347,70 @@ func (d *eventDigest) partial(a, b, startMin, bucketMin int64, eventType, userID
 			d.unres[i] = noUnresolved
 		}
 	}
-	count, last, unres, tbits := d.count, d.last, d.unres, d.tbits
-	typeCounts := make([]int64, len(d.types))
+	if d.regs == nil {
+		d.regs = make([]uint8, 1<<14)
+	}
+	count, last, unres, tbits, regs := d.count, d.last, d.unres, d.tbits, d.regs
+	var typeCounts [digestTypes]int64
 	var seen []int32
-	var perMin [60]int64
 	for hour := floorDiv(a, 60); hour*60 < b; hour++ {
 		h := d.hours[hour]
 		if h == nil {
 			continue
 		}
-		lo, hi := max(a-hour*60, 0), min(b-hour*60, 60)
-		whole := lo == 0 && hi == 60
-		oneBucket := (hour*60-startMin)/bucketMin == (hour*60+59-startMin)/bucketMin
-		perMin = [60]int64{}
+		lo, hi := uint32(max(a-hour*60, 0)), uint32(min(b-hour*60, 60))
+		var perMin [60]int64
 		for gi := range h.groups {
 			g := &h.groups[gi]
-			if typ >= 0 && int(g.typ) != typ || match != nil && !match[g.user] {
+			if match != nil && !match[g.user] {
 				continue
 			}
 			var n int64
-			exact, lastMin := true, int64(0)
-			if whole {
-				n = int64(g.count)
-				for _, c := range g.sess {
-					p.sessions.InsertHash(codeHash(c))
-				}
-				if oneBucket {
-					perMin[0] += n
-				} else if g.wide != nil {
-					for _, e := range g.wide {
-						perMin[e&63]++
-					}
-				} else {
-					for _, e := range g.ev {
-						perMin[e&63]++
-					}
-				}
-			} else {
-				maxM := int64(-1)
-				add := func(m int64, si uint32) {
-					if m >= lo && m < hi {
-						n++
-						perMin[m]++
-						maxM = max(maxM, m)
-						p.sessions.InsertHash(codeHash(g.sess[si]))
-					}
-				}
-				if g.wide != nil {
-					for _, e := range g.wide {
-						add(int64(e&63), e>>6)
-					}
-				} else {
-					for _, e := range g.ev {
-						add(int64(e&63), uint32(e>>6))
-					}
-				}
-				if n == 0 {
+			var maxM uint32
+			var types uint64
+			for _, e := range g.ev {
+				m, t := e&63, int(e>>6&63)
+				if m < lo || m >= hi || typ >= 0 && t != typ {
 					continue
 				}
-				// The group's newest event is the newest in range if its minute is in range
-				// (no event in range is newer); else it is in minute maxM, to be read.
-				if lm := floorDiv(g.last, minuteNs) - hour*60; lm >= hi {
-					exact, lastMin = false, hour*60+maxM
+				n++
+				perMin[m]++
+				maxM = max(maxM, m)
+				types |= 1 << t
+				typeCounts[t]++
+				if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+					regs[r] = rho
 				}
+			}
+			if n == 0 {
+				continue
 			}
 			u := g.user
 			if count[u] == 0 {
 				seen = append(seen, u)
 			}
 			count[u] += n
-			if exact {
+			tbits[u] |= types
+			// The group's newest event is the newest matching one in range if it is in range
+			// (none there is newer) and of a matching type; else the newest matching one is
+			// in minute maxM, to be read from the events table if this user ranks.
+			lm := uint32(floorDiv(g.last, minuteNs) - hour*60)
+			if lm >= lo && lm < hi && (typ < 0 || g.lastTypes&(1<<typ) != 0) {
 				last[u] = max(last[u], g.last)
 			} else {
-				unres[u] = max(unres[u], lastMin)
+				unres[u] = max(unres[u], hour*60+int64(maxM))
 			}
-			if g.typ < 64 {
-				tbits[u] |= 1 << g.typ
-			}
-			typeCounts[g.typ] += n
 		}
 		for m, c := range perMin {
 			if c != 0 {
 				p.minutes[hour*60+int64(m)-startMin] += c
 			}
+		}
+	}
+	for r, rho := range regs {
+		if rho != 0 {
+			p.sessions.InsertHash(codeHash(uint32(r)<<6 | uint32(rho)))
+			regs[r] = 0
 		}
 	}
 	for t, c := range typeCounts {

@@ -131,7 +131,7 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 	rawEnd := endMin
 	if coverMin < endMin {
 		a := max(startMin, coverMin)
-		parts = append(parts, c.fromDigest(d, d.partial(a, endMin, startMin, bucketMin, q.EventType, userID), startMin))
+		parts = append(parts, c.fromDigest(d, d.partial(a, endMin, startMin, q.EventType, userID), startMin))
 		rawEnd = a
 	}
 	d.mu.Unlock()
