@@ -141,6 +141,14 @@ func decodeOneGeneral(body []byte, now time.Time) (Event, error) {
 // DecodeBatch decodes and validates the body of POST /api/v1/events/batch. Validation is
 // all-or-nothing: on any failure no event is returned and the error names every bad index.
 func DecodeBatch(body []byte, now time.Time) ([]Event, error) {
+	if events, handled, err := decodeBatchFast(body, now); handled {
+		return events, err
+	}
+	return decodeBatchGeneral(body, now)
+}
+
+// decodeBatchGeneral is DecodeBatch for every body: the reference for decodeBatchFast.
+func decodeBatchGeneral(body []byte, now time.Time) ([]Event, error) {
 	var w struct {
 		Events []wireEvent `json:"events"`
 	}

@@ -1,16 +1,20 @@
 package event
 
 import (
+	"encoding/json"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
 
-// The single-event fast path. decodeOneFast reads a body of the common shape (one object
-// whose keys are exactly the contract's names, each at most once, and whose string fields
-// hold no escapes) in one pass over the bytes, without reflection, and validates it with
-// the same wireEvent.validate as DecodeOne's general path. Anything else (another key or a
-// key in another case, an escape, a wrong type, malformed JSON) makes it give up before
-// deciding anything, and DecodeOne takes the general path, which alone judges errors.
+// The fast path. decodeOneFast and decodeBatchFast read bodies of the common shape (event
+// objects whose keys are exactly the contract's names, each at most once, and whose string
+// fields hold no escapes) in one pass over the bytes, without reflection, and validate them
+// with the same wireEvent.validate as the general path. Anything else (another key or a key
+// in another case, an escape, a wrong type, malformed JSON, an empty or oversized batch)
+// makes them give up before deciding anything, and DecodeOne or DecodeBatch takes the
+// general path, which alone judges such bodies.
 
 // Field indexes of the string fields in fastSpans.str.
 const (
@@ -38,64 +42,15 @@ const maxFastDepth = 100
 // decodeOneFast decodes body into ev as DecodeOne would and reports true, or reports false
 // when the body is not one it handles.
 func decodeOneFast(body []byte, now time.Time, ev *Event) (handled bool, err error) {
-	var sp fastSpans
-	if !scanEvent(body, &sp) {
+	var sp [1]fastSpans
+	i, ok := scanObject(body, skipWS(body, 0), &sp[0])
+	if !ok || skipWS(body, i) != len(body) {
 		return false, nil
 	}
-	// One string for the string fields but eventId, one array for both raw objects: none
-	// aliases body. The eventId has its own: the dedup window keeps it long after the
-	// request, and should not keep the other fields with it.
-	var strBuf [256]byte
-	all := strBuf[:0]
-	for i, s := range sp.str {
-		if s.start >= 0 && i != fEventID {
-			all = append(all, body[s.start:s.end]...)
-		}
-	}
-	joined := string(all)
-	var vals [nStrFields]string
 	var w wireEvent
-	off := 0
-	for i, s := range sp.str {
-		if s.start < 0 || i == fEventID {
-			continue
-		}
-		n := s.end - s.start
-		vals[i] = joined[off : off+n]
-		off += n
-	}
-	if s := sp.str[fEventID]; s.start >= 0 {
-		vals[fEventID] = string(body[s.start:s.end])
-	}
-	ptr := func(i int) *string {
-		if sp.str[i].start < 0 {
-			return nil
-		}
-		return &vals[i]
-	}
-	w.EventType, w.UserID, w.SessionID, w.Timestamp, w.EventID =
-		ptr(fEventType), ptr(fUserID), ptr(fSessionID), ptr(fTimestamp), ptr(fEventID)
-	var md, pl []byte
-	if sp.metadata.start >= 0 {
-		md = body[sp.metadata.start:sp.metadata.end]
-	}
-	if sp.payload.start >= 0 {
-		pl = body[sp.payload.start:sp.payload.end]
-	}
-	if len(md)+len(pl) > 0 {
-		raw := make([]byte, len(md)+len(pl))
-		copy(raw, md)
-		copy(raw[len(md):], pl)
-		if md != nil {
-			w.Metadata = raw[:len(md):len(md)]
-		}
-		if pl != nil {
-			w.Payload = raw[len(md):]
-		}
-	}
-	if sp.priority.start >= 0 {
-		w.Priority = body[sp.priority.start:sp.priority.end] // read by validate only
-	}
+	var vals [nStrFields]string
+	c := newCopier(body, sp[:])
+	c.wire(&sp[0], &w, &vals)
 	var fields []FieldError
 	if !w.validate("", now, ev, &fields) {
 		*ev = Event{}
@@ -104,60 +59,208 @@ func decodeOneFast(body []byte, now time.Time, ev *Event) (handled bool, err err
 	return true, nil
 }
 
-// scanEvent checks that body is one JSON object of the fast path's shape and records
-// where its fields are.
-func scanEvent(b []byte, sp *fastSpans) bool {
-	for i := range sp.str {
-		sp.str[i].start = -1
+var spansPool = sync.Pool{New: func() any { s := make([]fastSpans, 0, 128); return &s }}
+
+// decodeBatchFast decodes body as DecodeBatch would and reports true, or reports false
+// when the body is not one it handles: {"events":[...]} with 1 to MaxBatch events, each
+// of decodeOneFast's shape.
+func decodeBatchFast(body []byte, now time.Time) (events []Event, handled bool, err error) {
+	pooled := spansPool.Get().(*[]fastSpans)
+	defer func() {
+		if cap(*pooled) <= MaxBatch {
+			spansPool.Put(pooled)
+		}
+	}()
+	sps, ok := scanBatch(body, (*pooled)[:0])
+	*pooled = sps[:0]
+	if !ok {
+		return nil, false, nil
+	}
+	c := newCopier(body, sps)
+	var w wireEvent
+	var vals [nStrFields]string // reused: validate copies the strings into the events
+	events = make([]Event, len(sps))
+	var fields []FieldError
+	var pathBuf []byte
+	for i := range sps {
+		c.wire(&sps[i], &w, &vals)
+		pathBuf = appendIndexPath(pathBuf[:0], i)
+		w.validate(string(pathBuf), now, &events[i], &fields)
+	}
+	if len(fields) > 0 {
+		return nil, true, &ValidationError{Fields: fields}
+	}
+	return events, true, nil
+}
+
+// scanBatch locates the events of a body {"events":[...]} of 1 to MaxBatch events in the
+// fast path's shape, appending them to sps.
+func scanBatch(body []byte, sps []fastSpans) ([]fastSpans, bool) {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return sps, false
+	}
+	ks, ke, ok := plainString(body, skipWS(body, i+1))
+	if !ok || string(body[ks:ke]) != "events" {
+		return sps, false
+	}
+	i = skipWS(body, ke+1)
+	if i >= len(body) || body[i] != ':' {
+		return sps, false
+	}
+	i = skipWS(body, i+1)
+	if i >= len(body) || body[i] != '[' {
+		return sps, false
+	}
+	for i = skipWS(body, i+1); ; i = skipWS(body, i+1) {
+		if len(sps) == MaxBatch {
+			return sps, false
+		}
+		sps = append(sps, fastSpans{})
+		if i, ok = scanObject(body, i, &sps[len(sps)-1]); !ok {
+			return sps, false
+		}
+		if i = skipWS(body, i); i >= len(body) || body[i] != ',' {
+			break
+		}
+	}
+	if i >= len(body) || body[i] != ']' {
+		return sps, false
+	}
+	i = skipWS(body, i+1)
+	return sps, i < len(body) && body[i] == '}' && skipWS(body, i+1) == len(body)
+}
+
+// copier copies the located fields out of body, so that nothing decoded aliases it but
+// the priorities, which validate only reads. The strings but eventIds go into one string,
+// each eventId into its own (the dedup window keeps eventIds long after the request, and
+// should not keep the other fields with them), metadata and payload into one array.
+type copier struct {
+	body   []byte
+	joined string
+	off    int
+	raw    []byte
+}
+
+func newCopier(body []byte, sps []fastSpans) copier {
+	strLen, rawLen := 0, 0
+	for k := range sps {
+		sp := &sps[k]
+		for i, s := range sp.str {
+			if s.start >= 0 && i != fEventID {
+				strLen += s.end - s.start
+			}
+		}
+		for _, s := range [...]span{sp.metadata, sp.payload} {
+			if s.start >= 0 {
+				rawLen += s.end - s.start
+			}
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(strLen)
+	for k := range sps {
+		for i, s := range sps[k].str {
+			if s.start >= 0 && i != fEventID {
+				sb.Write(body[s.start:s.end])
+			}
+		}
+	}
+	c := copier{body: body, joined: sb.String()}
+	if rawLen > 0 {
+		c.raw = make([]byte, 0, rawLen)
+	}
+	return c
+}
+
+// wire fills w with the next event's fields, sp, its strings held in vals. Events must
+// be wired in the order they were given to newCopier.
+func (c *copier) wire(sp *fastSpans, w *wireEvent, vals *[nStrFields]string) {
+	var ptrs [nStrFields]*string
+	for i, s := range sp.str {
+		switch {
+		case s.start < 0:
+			continue
+		case i == fEventID:
+			vals[i] = string(c.body[s.start:s.end])
+		default:
+			n := s.end - s.start
+			vals[i] = c.joined[c.off : c.off+n]
+			c.off += n
+		}
+		ptrs[i] = &vals[i]
+	}
+	w.EventType, w.UserID, w.SessionID, w.Timestamp, w.EventID =
+		ptrs[fEventType], ptrs[fUserID], ptrs[fSessionID], ptrs[fTimestamp], ptrs[fEventID]
+	w.Metadata, w.Payload = c.copyRaw(sp.metadata), c.copyRaw(sp.payload)
+	w.Priority = nil
+	if sp.priority.start >= 0 {
+		w.Priority = c.body[sp.priority.start:sp.priority.end] // read by validate only
+	}
+}
+
+func (c *copier) copyRaw(s span) json.RawMessage {
+	if s.start < 0 {
+		return nil
+	}
+	n := len(c.raw)
+	c.raw = append(c.raw, c.body[s.start:s.end]...)
+	return c.raw[n:len(c.raw):len(c.raw)]
+}
+
+// scanObject checks that b[i:] starts with one JSON object of the fast path's shape,
+// records where its fields are and returns the index after it.
+func scanObject(b []byte, i int, sp *fastSpans) (int, bool) {
+	for k := range sp.str {
+		sp.str[k].start = -1
 	}
 	sp.metadata.start, sp.payload.start, sp.priority.start = -1, -1, -1
-	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return false
+		return 0, false
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return skipWS(b, i+1) == len(b)
+		return i + 1, true
 	}
 	var seen [8]bool
 	for {
 		// A key: a plain string naming one of the contract's fields.
 		ks, ke, ok := plainString(b, i)
 		if !ok {
-			return false
+			return 0, false
 		}
 		k := fieldOf(b[ks:ke])
 		if k < 0 || seen[k] {
-			return false
+			return 0, false
 		}
 		seen[k] = true
 		i = skipWS(b, ke+1)
 		if i >= len(b) || b[i] != ':' {
-			return false
+			return 0, false
 		}
 		i = skipWS(b, i+1)
 		if i >= len(b) {
-			return false
+			return 0, false
 		}
 		switch {
 		case k < nStrFields:
 			if b[i] == 'n' {
 				if !hasLiteral(b, i, "null") {
-					return false
+					return 0, false
 				}
 				i += 4
 				break
 			}
 			vs, ve, ok := plainString(b, i)
 			if !ok || !utf8.Valid(b[vs:ve]) {
-				return false
+				return 0, false
 			}
 			sp.str[k] = span{vs, ve}
 			i = ve + 1
 		default:
 			end, ok := skipValue(b, i, 0)
 			if !ok {
-				return false
+				return 0, false
 			}
 			switch k {
 			case kMetadata:
@@ -171,13 +274,13 @@ func scanEvent(b []byte, sp *fastSpans) bool {
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
-			return false
+			return 0, false
 		}
 		if b[i] == '}' {
-			return skipWS(b, i+1) == len(b)
+			return i + 1, true
 		}
 		if b[i] != ',' {
-			return false
+			return 0, false
 		}
 		i = skipWS(b, i+1)
 	}

@@ -83,8 +83,75 @@ func TestDecodeOneFastGivesUp(t *testing.T) {
 	}
 }
 
-// FuzzDecodeOneFast holds decodeOneFast to decodeOneGeneral's answers on every body it
-// handles. Its corpus is FuzzDecode's.
+// sameGenerated makes got's generated eventIds those of want where both were generated.
+func sameGenerated(body []byte, got, want []Event) {
+	for i := range got {
+		if i < len(want) && strings.HasPrefix(got[i].EventID, IDPrefix) && strings.HasPrefix(want[i].EventID, IDPrefix) &&
+			!bytes.Contains(body, []byte(got[i].EventID)) && !bytes.Contains(body, []byte(want[i].EventID)) {
+			got[i].EventID = want[i].EventID
+		}
+	}
+}
+
+// checkBatchFastAsGeneral checks that decodeBatchFast, when it handles body, decodes it
+// exactly as decodeBatchGeneral does, without changing body.
+func checkBatchFastAsGeneral(t *testing.T, body []byte) (handled bool) {
+	t.Helper()
+	orig := bytes.Clone(body)
+	got, handled, gotErr := decodeBatchFast(body, fastNow)
+	if !bytes.Equal(body, orig) {
+		t.Fatalf("decodeBatchFast modified its input")
+	}
+	if !handled {
+		if got != nil || gotErr != nil {
+			t.Fatalf("decodeBatchFast(%q) gave up but returned %d events, %v", body, len(got), gotErr)
+		}
+		return false
+	}
+	want, wantErr := decodeBatchGeneral(body, fastNow)
+	sameGenerated(body, got, want)
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotErr, wantErr) {
+		t.Fatalf("decodeBatchFast(%q) =\n%+v, %v\ndecodeBatchGeneral:\n%+v, %v", body, got, gotErr, want, wantErr)
+	}
+	return true
+}
+
+func wrapBatch(events ...[]byte) []byte {
+	return []byte(`{"events":[` + string(bytes.Join(events, []byte(","))) + `]}`)
+}
+
+func TestDecodeBatchFast(t *testing.T) {
+	ok := []byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"k":1},"payload":{"p":[2]},"eventId":"x"}`)
+	noID := []byte(`{"eventType":"b","userId":"u2","sessionId":"s2","timestamp":"2024-01-15T10:30:01Z","priority":2}`)
+	bad := []byte(`{"eventType":"1a","userId":"","timestamp":"nope","priority":11}`)
+	for _, body := range [][]byte{
+		wrapBatch(ok), wrapBatch(ok, noID, ok), wrapBatch(noID, bad, ok, bad),
+		[]byte(" { \"events\" : [ " + string(ok) + " ,\n" + string(noID) + " ] } "),
+	} {
+		if !checkBatchFastAsGeneral(t, body) {
+			t.Errorf("decodeBatchFast gave up on %s", body)
+		}
+	}
+	many := make([][]byte, MaxBatch+1)
+	for i := range many {
+		many[i] = ok
+	}
+	for _, body := range [][]byte{
+		[]byte(`{"events":[]}`), []byte(`{"events":null}`), []byte(`{}`), []byte(`[]`), []byte(`{"events":[1]}`),
+		[]byte(`{"events":[{}],"x":1}`), []byte(`{"Events":[{}]}`), []byte(`{"events":[{}],}`), []byte(`{"events":[{},]}`),
+		[]byte(`{"events":[{}]} x`), []byte(`{"events":[{"EventType":"a"}]}`), wrapBatch(many...),
+	} {
+		if checkBatchFastAsGeneral(t, body) {
+			t.Errorf("decodeBatchFast handled %.80s", body)
+		}
+	}
+	if !checkBatchFastAsGeneral(t, wrapBatch(many[:MaxBatch]...)) {
+		t.Errorf("decodeBatchFast gave up on %d events", MaxBatch)
+	}
+}
+
+// FuzzDecodeOneFast holds decodeOneFast and decodeBatchFast to the general path's answers
+// on every body they handle. Its corpus is FuzzDecode's.
 func FuzzDecodeOneFast(f *testing.F) {
 	f.Add([]byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"a":[1,{"b":"\u2028"}]},"priority":1.0}`))
 	files, _ := filepath.Glob("testdata/fuzz/FuzzDecode/*")
@@ -107,6 +174,9 @@ func FuzzDecodeOneFast(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkFastAsGeneral(t, body)
+		checkBatchFastAsGeneral(t, body)
+		checkBatchFastAsGeneral(t, wrapBatch(body))
+		checkBatchFastAsGeneral(t, wrapBatch(body, []byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z"}`), body))
 	})
 }
 
