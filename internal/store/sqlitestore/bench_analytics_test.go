@@ -36,9 +36,15 @@ func BenchmarkAnalytics(b *testing.B) {
 	start := end.Add(-24 * time.Hour)
 	step := 24 * time.Hour / time.Duration(n)
 	types := []string{"page_view", "click", "purchase", "signup", "login", "logout", "add_to_cart", "search", "share", "video_play"}
+	// Each user sends one type (as in the figures of BENCHMARKS.md), or with
+	// EVP_BENCH_RANDOM_TYPES=1 every type at random, as evp loadgen does.
+	typeOf := func(i int) string { return types[i%len(types)] }
+	if os.Getenv("EVP_BENCH_RANDOM_TYPES") == "1" {
+		typeOf = func(i int) string { return types[(i*2654435761)>>7%len(types)] }
+	}
 	batch := make([]event.Event, 0, 1000)
 	for i := 0; i < n; i++ {
-		batch = append(batch, event.Event{EventID: event.NewID(), EventType: types[i%len(types)],
+		batch = append(batch, event.Event{EventID: event.NewID(), EventType: typeOf(i),
 			UserID: "user_" + strconv.Itoa((i*7919)%10000), SessionID: "sess_" + strconv.Itoa(i%50000),
 			Timestamp: start.Add(time.Duration(i) * step), Priority: 1, ReceivedAt: end})
 		if len(batch) == cap(batch) || i == n-1 {

@@ -368,18 +368,52 @@ func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *d
 			var n int64
 			var maxM uint32
 			var types uint64
-			for _, e := range g.ev {
-				m, t := e&63, int(e>>6&63)
-				if m < lo || m >= hi || typ >= 0 && t != typ {
-					continue
+			if lo == 0 && hi == 60 && typ < 0 {
+				// A whole hour, every type: no test per event (the common case of a
+				// userId filter).
+				n, maxM = int64(len(g.ev)), 59
+				for _, e := range g.ev {
+					perMin[e&63]++
+					t := e >> 6 & 63
+					types |= 1 << t
+					typeCounts[t]++
+					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+						regs[r] = rho
+					}
 				}
-				n++
-				perMin[m]++
-				maxM = max(maxM, m)
-				types |= 1 << t
-				typeCounts[t]++
-				if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
-					regs[r] = rho
+			} else if lo == 0 && hi == 60 {
+				// A whole hour, one type: one test per event.
+				want := uint32(typ) << 6
+				for _, e := range g.ev {
+					if e&(63<<6) != want {
+						continue
+					}
+					n++
+					m := e & 63
+					perMin[m]++
+					maxM = max(maxM, m)
+					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+						regs[r] = rho
+					}
+				}
+				if n > 0 {
+					types = 1 << typ
+					typeCounts[typ] += n
+				}
+			} else {
+				for _, e := range g.ev {
+					m, t := e&63, int(e>>6&63)
+					if m < lo || m >= hi || typ >= 0 && t != typ {
+						continue
+					}
+					n++
+					perMin[m]++
+					maxM = max(maxM, m)
+					types |= 1 << t
+					typeCounts[t]++
+					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+						regs[r] = rho
+					}
 				}
 			}
 			if n == 0 {
