@@ -461,14 +461,14 @@ func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *d
 	return p
 }
 
-// digestCatchUp feeds the digest the events after its watermark up to seq upTo (0: every
-// stored one), when it is active and behind: events another process built the rollups of.
+// digestCatchUp feeds the digest the events after its watermark up to seq upTo, when it is
+// active and behind: events another process built the rollups of.
 func (s *Store) digestCatchUp(ctx context.Context, upTo int64) error {
 	d := &s.digest
 	d.mu.Lock()
 	from, active := d.seq, d.active
 	d.mu.Unlock()
-	if !active || upTo != 0 && from >= upTo {
+	if !active || from >= upTo {
 		return nil
 	}
 	return s.digestRead(ctx, from, upTo)
