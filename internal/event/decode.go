@@ -110,6 +110,15 @@ type rawEvent struct {
 // *SyntaxError for malformed JSON and a *ValidationError listing every failing field.
 // A missing eventId is generated; receivedAt is set to now.
 func DecodeOne(body []byte, now time.Time) (Event, error) {
+	var ev Event
+	if handled, err := decodeOneFast(body, now, &ev); handled {
+		return ev, err
+	}
+	return decodeOneGeneral(body, now)
+}
+
+// decodeOneGeneral is DecodeOne for every body: the reference for decodeOneFast.
+func decodeOneGeneral(body []byte, now time.Time) (Event, error) {
 	var w wireEvent
 	var ev Event
 	if err := unmarshalFast(body, &w, w.strings); err != nil {
@@ -132,6 +141,14 @@ func DecodeOne(body []byte, now time.Time) (Event, error) {
 // DecodeBatch decodes and validates the body of POST /api/v1/events/batch. Validation is
 // all-or-nothing: on any failure no event is returned and the error names every bad index.
 func DecodeBatch(body []byte, now time.Time) ([]Event, error) {
+	if events, handled, err := decodeBatchFast(body, now); handled {
+		return events, err
+	}
+	return decodeBatchGeneral(body, now)
+}
+
+// decodeBatchGeneral is DecodeBatch for every body: the reference for decodeBatchFast.
+func decodeBatchGeneral(body []byte, now time.Time) ([]Event, error) {
 	var w struct {
 		Events []wireEvent `json:"events"`
 	}
@@ -393,6 +410,6 @@ func isObjectOrAbsent(raw json.RawMessage) bool {
 	if isNullOrEmpty(raw) {
 		return true
 	}
-	t := bytes.TrimLeft(raw, " \t\r\n")
-	return len(t) > 0 && t[0] == '{'
+	i := skipWS(raw, 0) // bytes.TrimLeft(raw, " \t\r\n") without building its set each call
+	return i < len(raw) && raw[i] == '{'
 }

@@ -34,10 +34,15 @@ func NewID() string {
 	return IDPrefix + ulid.Make().String()
 }
 
-// Marshal encodes e for the buffer (segmentio/encoding/json: the standard library's
-// output, faster).
+// Marshal encodes e for the buffer: the standard library's output, written by hand
+// (appendJSON) with segmentio/encoding/json for what that does not cover. Metadata and
+// Payload must be valid JSON, as the decoders leave them: they are not checked again.
 func Marshal(e *Event) ([]byte, error) {
-	return fastjson.Marshal(e)
+	if b, ok := appendJSON(make([]byte, 0, encodedLen(e)), e); ok {
+		return b, nil
+	}
+	c := *e // so that e does not escape: callers keep their event on the stack
+	return fastjson.Marshal(&c)
 }
 
 // Unmarshal decodes an event written by Marshal.

@@ -213,7 +213,9 @@ func checkMatches(t *testing.T, where string, got event.Event, x expectation) {
 	}
 	checkAccepted(t, got)
 
-	// The accepted event must survive the buffer's encoding.
+	// The accepted event must survive the buffer's encoding, written as the JSON
+	// libraries write it.
+	sameEncoding(t, got)
 	data, err := event.Marshal(&got)
 	if err != nil {
 		t.Fatalf("%s: Marshal(%+v): %v", where, got, err)
@@ -370,6 +372,7 @@ func FuzzDecode(f *testing.F) {
 				if d, err := event.Marshal(&e); err != nil {
 					t.Fatalf("Marshal(%+v) of a batch event: %v (%s)", e, err, d)
 				}
+				sameEncoding(t, e)
 			}
 		}
 

@@ -23,12 +23,12 @@ type caller struct {
 	key  *accounts.APIKey
 }
 
-type callerKey struct{}
-
 // callerOf returns the authenticated caller of r.
 func callerOf(r *http.Request) caller {
-	c, _ := r.Context().Value(callerKey{}).(caller)
-	return c
+	if st := stateOf(r.Context()); st != nil {
+		return st.caller
+	}
+	return caller{}
 }
 
 type handler func(http.ResponseWriter, *http.Request) *Error
@@ -37,15 +37,21 @@ type handler func(http.ResponseWriter, *http.Request) *Error
 // (Authorization: Bearer) or API key (x-api-key), and answers 401 or 403 otherwise. The
 // permission table is accounts.rolePermissions; API keys have accounts.KeyAllows.
 func (s *Server) guard(p accounts.Permission, h handler) http.HandlerFunc {
-	return withCaller(func(r *http.Request) (caller, *Error) { return s.authenticate(r, p) }, h)
+	return withCaller(func(r *http.Request, st *reqState) (caller, *Error) { return s.authenticate(r, p, st) }, h)
 }
 
-// withCaller runs h with the caller auth finds, or answers auth's error.
-func withCaller(auth func(r *http.Request) (caller, *Error), h handler) http.HandlerFunc {
+// withCaller runs h with the caller auth finds, or answers auth's error. The caller is
+// kept in the request's state (made by wrap; made here when a guard is served without it).
+func withCaller(auth func(r *http.Request, st *reqState) (caller, *Error), h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c, e := auth(r)
+		st := stateOf(r.Context())
+		if st == nil {
+			st = &reqState{}
+			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		}
+		c, e := auth(r, st)
 		if e == nil {
-			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+			st.caller = c
 			e = h(w, r)
 		}
 		if e != nil {
@@ -54,7 +60,8 @@ func withCaller(auth func(r *http.Request) (caller, *Error), h handler) http.Han
 	}
 }
 
-func (s *Server) authenticate(r *http.Request, p accounts.Permission) (caller, *Error) {
+// authenticate finds the caller of r; an API key's description is kept in st.
+func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqState) (caller, *Error) {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		u, e := s.sessionUser(r.Context(), auth)
 		if e != nil {
@@ -65,8 +72,11 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission) (caller, *
 		}
 		return caller{user: &u}, nil
 	}
-	if key := r.Header.Get("x-api-key"); key != "" {
+	if key := r.Header.Get("X-Api-Key"); key != "" { // x-api-key, canonical: Get need not allocate it
 		k, err := s.Keys.Authenticate(r.Context(), key)
+		if err == nil {
+			st.key = k
+		}
 		if err != nil {
 			if errors.Is(err, accounts.ErrInvalidKey) {
 				return caller{}, errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the API key is unknown, revoked or expired")
@@ -77,7 +87,7 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission) (caller, *
 		if !accounts.KeyAllows(p) {
 			return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "API keys may not do this (needs %s); sign in to the dashboard", p)
 		}
-		return caller{key: &k}, nil
+		return caller{key: &st.key}, nil
 	}
 	if p == accounts.PermReadAnalytics && s.AnalyticsPublic {
 		return caller{}, nil
@@ -113,7 +123,7 @@ func (s *Server) sessionUser(ctx context.Context, header string) (accounts.User,
 
 // requireUser admits any signed-in, active user (GET /api/auth/me).
 func (s *Server) requireUser(h handler) http.HandlerFunc {
-	return withCaller(func(r *http.Request) (caller, *Error) {
+	return withCaller(func(r *http.Request, _ *reqState) (caller, *Error) {
 		u, e := s.sessionUser(r.Context(), r.Header.Get("Authorization"))
 		return caller{user: &u}, e
 	}, h)
@@ -376,5 +386,5 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) *Error {
 
 // guardless runs a handler that needs no caller (sign-in itself).
 func (s *Server) guardless(h handler) http.HandlerFunc {
-	return withCaller(func(*http.Request) (caller, *Error) { return caller{}, nil }, h)
+	return withCaller(func(*http.Request, *reqState) (caller, *Error) { return caller{}, nil }, h)
 }

@@ -37,7 +37,7 @@ func readJSONBody(r *http.Request, max int64) (*bytes.Buffer, *Error) {
 	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	n, err := buf.ReadFrom(io.LimitReader(src, max+1))
+	n, err := readLimited(buf, src, max+1)
 	if err != nil {
 		releaseBody(buf)
 		var gzErr error = gzip.ErrChecksum
@@ -51,6 +51,27 @@ func readJSONBody(r *http.Request, max int64) (*bytes.Buffer, *Error) {
 		return nil, tooLarge(max)
 	}
 	return buf, nil
+}
+
+// readLimited reads src into buf until EOF or until limit bytes were read, as
+// buf.ReadFrom(io.LimitReader(src, limit)) does, without allocating the LimitedReader.
+func readLimited(buf *bytes.Buffer, src io.Reader, limit int64) (int64, error) {
+	var n int64
+	for n < limit {
+		buf.Grow(bytes.MinRead)
+		p := buf.AvailableBuffer()
+		p = p[:min(int64(cap(p)), limit-n)]
+		m, err := src.Read(p)
+		buf.Write(p[:m]) // p is buf's own spare capacity: this only extends its length
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func releaseBody(b *bytes.Buffer) {

@@ -15,7 +15,9 @@ import (
 // have buffered the id, recorded it as seen and released it in between. finished counts
 // releases, so a request that sees it moved since its check checks its claims again.
 type inflight struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// ids maps each claimed id to the channel done closes; nil until another request
+	// waits for it, so that an uncontended claim allocates nothing.
 	ids      map[string]chan struct{}
 	finished uint64 // done calls so far
 }
@@ -26,13 +28,14 @@ func newInflight() *inflight { return &inflight{ids: map[string]chan struct{}{}}
 // duplicate (not mine): already seen, repeated earlier in ids, or buffered by a concurrent
 // request in the meantime. The caller must call done(ids, mine) after buffering.
 func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err error) {
-	mine = make([]bool, len(ids))
-	seen := make([]bool, len(ids))
+	flags := make([]bool, 2*len(ids)) // one allocation for mine and seen
+	mine, seen := flags[:len(ids):len(ids)], flags[len(ids):]
 	checked := s.flight.generation() // before the check, so that a release after it shows
 	if err := s.Dedup.Seen(ctx, ids, seen); err != nil {
 		return nil, err
 	}
-	undecided := make([]int, 0, len(ids))
+	var undecidedBuf, claimedBuf [8]int // enough for a single event or a small batch
+	undecided := undecidedBuf[:0]
 	for i := range ids {
 		if !seen[i] {
 			undecided = append(undecided, i)
@@ -44,7 +47,8 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 	}
 	for len(undecided) > 0 {
 		var waits []chan struct{}
-		var again, claimed []int
+		var again []int
+		claimed := claimedBuf[:0]
 		s.flight.mu.Lock()
 		for _, i := range undecided {
 			id := ids[i]
@@ -54,11 +58,15 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 				}
 			}
 			if ch, busy := s.flight.ids[id]; busy {
+				if ch == nil {
+					ch = make(chan struct{})
+					s.flight.ids[id] = ch
+				}
 				waits = append(waits, ch)
 				again = append(again, i)
 				continue
 			}
-			s.flight.ids[id] = make(chan struct{})
+			s.flight.ids[id] = nil
 			mine[i] = true
 			claimed = append(claimed, i)
 			if batch != nil {
@@ -140,7 +148,9 @@ func (s *Server) done(ids []string, mine []bool) {
 	for i, m := range mine {
 		if m {
 			if ch, ok := s.flight.ids[ids[i]]; ok {
-				close(ch)
+				if ch != nil {
+					close(ch)
+				}
 				delete(s.flight.ids, ids[i])
 			}
 		}

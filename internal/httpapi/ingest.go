@@ -3,6 +3,8 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -15,6 +17,28 @@ type eventAnswer struct {
 	Duplicate bool   `json:"duplicate"`
 	Message   string `json:"message"`
 }
+
+// writeEventAnswer answers a single event as writeData(w, status, a) would, without
+// reflection.
+func writeEventAnswer(w http.ResponseWriter, status int, a eventAnswer) {
+	p := answerPool.Get().(*[]byte)
+	b := append((*p)[:0], `{"success":true,"data":{"eventId":`...)
+	b = event.AppendString(b, a.EventID)
+	b = append(b, `,"accepted":`...)
+	b = strconv.AppendBool(b, a.Accepted)
+	b = append(b, `,"duplicate":`...)
+	b = strconv.AppendBool(b, a.Duplicate)
+	b = append(b, `,"message":`...)
+	b = event.AppendString(b, a.Message)
+	b = append(b, "}}\n"...)
+	writeBody(w, status, b)
+	if cap(b) <= 4<<10 {
+		*p = b
+		answerPool.Put(p)
+	}
+}
+
+var answerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 type batchAnswer struct {
 	Accepted   int      `json:"accepted"`
@@ -57,12 +81,12 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		}
 		if !added[0] {
 			s.countIngest(0, 1)
-			writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
+			writeEventAnswer(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 			return nil
 		}
 		s.countAccepted(1)
 		s.countIngest(1, 0)
-		writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
+		writeEventAnswer(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 		return nil
 	}
 	ids := []string{ev.EventID}
@@ -73,7 +97,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	if !mine[0] {
 		s.countIngest(0, 1)
-		writeData(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
+		writeEventAnswer(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 		return nil
 	}
 	defer s.done(ids, mine)
@@ -88,7 +112,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	s.markSeen(r, ids)
 	s.countAccepted(1)
 	s.countIngest(1, 0)
-	writeData(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
+	writeEventAnswer(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
 }
 

@@ -9,16 +9,35 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/evp-dev/evp/internal/accounts"
 )
 
-type ctxKey int
+type stateKey struct{}
 
-const requestIDKey ctxKey = iota
+// reqState is what the middleware and the guard know about one request. It is kept in the
+// request's context under one key, made once by wrap: one allocation and one copy of the
+// request, rather than one context value and one request copy for the id and another for
+// the caller.
+type reqState struct {
+	rec    statusRecorder
+	id     string
+	idHdr  [1]string // the X-Request-Id header's value
+	caller caller
+	key    accounts.APIKey // caller.key points here when the caller is an API key
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
 
 // RequestID returns the request's id (from X-Request-Id or generated).
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // requestIDs makes ids unique per process without a random read per request: a random
@@ -35,7 +54,8 @@ func newRequestIDs() *requestIDs {
 }
 
 func (g *requestIDs) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+	var b [48]byte
+	return string(strconv.AppendUint(append(b[:0], g.prefix...), g.n.Add(1), 36))
 }
 
 // validClientID accepts a client's request id when it is short and printable ASCII, so that
@@ -83,9 +103,10 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 		if !validClientID(id) {
 			id = s.ids.next()
 		}
-		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
-		rec := &statusRecorder{ResponseWriter: w}
+		st := &reqState{rec: statusRecorder{ResponseWriter: w}, id: id, idHdr: [1]string{id}}
+		w.Header()["X-Request-Id"] = st.idHdr[:] // Header.Set, the key already canonical
+		rec := &st.rec
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -97,8 +118,9 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 				}
 			}
 			status := rec.status
+			took := time.Since(start)
 			if s.Metrics != nil {
-				s.Metrics.ObserveHTTP(r.Pattern, r.Method, status, time.Since(start))
+				s.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
 			}
 			level := slog.LevelDebug
 			switch {
@@ -110,7 +132,7 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			if s.log.Enabled(r.Context(), level) {
 				// Never the headers: they carry API keys and tokens.
 				s.log.Log(r.Context(), level, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-					"status", status, "duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+					"status", status, "duration_ms", float64(took.Microseconds())/1000, "remote", r.RemoteAddr)
 			}
 		}()
 		next.ServeHTTP(rec, r)

@@ -54,9 +54,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"success":false,"error":{"code":"INTERNAL_ERROR","message":"response encoding failed"}}`)
 	}
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody answers with the JSON document b, which ends in a newline.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	// As Header.Set would, without canonicalizing the keys again or allocating the values
+	// of every answer: net/http copies header values, never changes them in place.
+	h["Content-Type"] = jsonContentType
+	if len(b) < len(contentLengths) {
+		h["Content-Length"] = contentLengths[len(b)]
+	} else {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
+}
+
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	// contentLengths[n] is the Content-Length header value for n bytes.
+	contentLengths [1024][]string
+)
+
+func init() {
+	for n := range contentLengths {
+		contentLengths[n] = []string{strconv.Itoa(n)}
+	}
 }

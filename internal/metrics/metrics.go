@@ -36,7 +36,20 @@ type Metrics struct {
 
 	mu    sync.Mutex
 	types map[string]struct{}
+
+	// httpObs caches httpDuration's observer for each label set seen (at most
+	// maxHTTPObservers), so that a request costs a map read, not hashing its labels.
+	httpMu  sync.RWMutex
+	httpObs map[httpLabels]prometheus.Observer
 }
+
+type httpLabels struct {
+	route, method string
+	status        int
+}
+
+// maxHTTPObservers bounds httpObs: the method of an unmatched request is the client's.
+const maxHTTPObservers = 1000
 
 // New registers evp's collectors and the Go runtime and process collectors.
 func New() *Metrics {
@@ -57,7 +70,8 @@ func New() *Metrics {
 			Help: "Events per store write.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		batchTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "evp_worker_batch_duration_seconds",
 			Help: "Time to write one batch to the store, retries included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		types: map[string]struct{}{},
+		types:   map[string]struct{}{},
+		httpObs: map[httpLabels]prometheus.Observer{},
 	}
 	r.MustRegister(m.Ingested, m.Duplicates, m.httpDuration, m.processed, m.batchSize, m.batchTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -79,7 +93,19 @@ func (m *Metrics) ObserveHTTP(route, method string, status int, d time.Duration)
 	if route == "" {
 		route = "unmatched"
 	}
-	m.httpDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+	k := httpLabels{route, method, status}
+	m.httpMu.RLock()
+	o, ok := m.httpObs[k]
+	m.httpMu.RUnlock()
+	if !ok {
+		o = m.httpDuration.WithLabelValues(route, method, strconv.Itoa(status))
+		m.httpMu.Lock()
+		if len(m.httpObs) < maxHTTPObservers {
+			m.httpObs[k] = o
+		}
+		m.httpMu.Unlock()
+	}
+	o.Observe(d.Seconds())
 }
 
 // ObserveBatch records one store write of events with the given types.

@@ -3,6 +3,8 @@ package sqlitestore
 import (
 	"context"
 	"os"
+	"runtime"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -16,8 +18,9 @@ import (
 // EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users and 10 types spread evenly
 // over 24 hours, like `evp loadgen` traffic: the whole query with the per-user counts cached
 // in memory (analytics) and without (analytics-cold), topUsers alone from the per-user
-// rollups, and filtered queries (from the raw events a minute or an hour at a time) with and
-// without the partial results of earlier queries.
+// rollups, and filtered queries (from the event digest, or from the raw events a minute or an
+// hour at a time for hours it does not cover) with and without the partial results of
+// earlier queries; also how long a start takes to read the last hours into the digest.
 func BenchmarkAnalytics(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
@@ -33,9 +36,15 @@ func BenchmarkAnalytics(b *testing.B) {
 	start := end.Add(-24 * time.Hour)
 	step := 24 * time.Hour / time.Duration(n)
 	types := []string{"page_view", "click", "purchase", "signup", "login", "logout", "add_to_cart", "search", "share", "video_play"}
+	// Each user sends one type (as in the figures of BENCHMARKS.md), or with
+	// EVP_BENCH_RANDOM_TYPES=1 every type at random, as evp loadgen does.
+	typeOf := func(i int) string { return types[i%len(types)] }
+	if os.Getenv("EVP_BENCH_RANDOM_TYPES") == "1" {
+		typeOf = func(i int) string { return types[(i*2654435761)>>7%len(types)] }
+	}
 	batch := make([]event.Event, 0, 1000)
 	for i := 0; i < n; i++ {
-		batch = append(batch, event.Event{EventID: event.NewID(), EventType: types[i%len(types)],
+		batch = append(batch, event.Event{EventID: event.NewID(), EventType: typeOf(i),
 			UserID: "user_" + strconv.Itoa((i*7919)%10000), SessionID: "sess_" + strconv.Itoa(i%50000),
 			Timestamp: start.Add(time.Duration(i) * step), Priority: 1, ReceivedAt: end})
 		if len(batch) == cap(batch) || i == n-1 {
@@ -48,19 +57,38 @@ func BenchmarkAnalytics(b *testing.B) {
 	if err := st.BuildRollups(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// The digest as the builder fed it, and its memory (estimated and measured).
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	st.digest.mu.Lock()
+	b.Logf("event digest: %d hours, %.1f MB estimated; heap in use %.1f MB", len(st.digest.hours), float64(st.digest.bytes)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	st.digest.mu.Unlock()
+	// A start on this store reads the last hours into the digest in the background.
+	b.Run("reopen-digest-warm", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := st.readDigest(ctx, floorDiv(time.Now().UnixNano(), hourNs)-digestWarmHours+1, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, r := range []struct {
 		name   string
 		span   time.Duration
 		bucket time.Duration
-	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}} {
+	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}, {"7d", 7 * 24 * time.Hour, 3 * time.Hour}} {
 		q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket}
 		b.Run(r.name+"/analytics", func(b *testing.B) {
 			loads := st.users.loads
+			var lat latencies
 			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
 				if _, err := st.Analytics(ctx, q); err != nil {
 					b.Fatal(err)
 				}
+				lat = append(lat, time.Since(t0))
 			}
+			lat.report(b)
 			b.ReportMetric(float64(st.users.loads-loads)/float64(b.N), "units-read/op")
 		})
 		// The first query after a start, or after the range moved into uncached hours.
@@ -82,30 +110,54 @@ func BenchmarkAnalytics(b *testing.B) {
 			}
 		})
 		// Filters: one event type; one user id; a user id substring matching 111 users
-		// (user_12, user_120-129, user_1200-1299).
+		// (user_12, user_120-129, user_1200-1299); one matching every user; a type and
+		// a user id together.
 		for _, f := range []struct{ name, eventType, userID string }{
 			{"eventType", "click", ""}, {"userId-one", "", "user_1234"}, {"userId-111", "", "user_12"},
+			{"userId-all", "", "user"}, {"both", "click", "user_12"},
 		} {
 			fq := q
 			fq.EventType, fq.UserID = f.eventType, f.userID
 			b.Run(r.name+"/"+f.name, func(b *testing.B) {
+				var lat latencies
 				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
 					if _, err := st.Analytics(ctx, fq); err != nil {
 						b.Fatal(err)
 					}
+					lat = append(lat, time.Since(t0))
 				}
+				lat.report(b)
 			})
 			// Without the partial results of earlier queries: the first query of a filter.
 			b.Run(r.name+"/"+f.name+"-cold", func(b *testing.B) {
+				var lat latencies
 				for i := 0; i < b.N; i++ {
 					st.filters.mu.Lock()
 					st.filters.reset()
 					st.filters.mu.Unlock()
+					t0 := time.Now()
 					if _, err := st.Analytics(ctx, fq); err != nil {
 						b.Fatal(err)
 					}
+					lat = append(lat, time.Since(t0))
 				}
+				lat.report(b)
 			})
 		}
 	}
+}
+
+// latencies are the durations of a benchmark's operations, reported as their median and
+// 95th percentile in milliseconds (the mean, ns/op, hides a slow first query).
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(l[len(l)/2]), "p50-ms")
+	b.ReportMetric(ms(l[min(len(l)-1, len(l)*95/100)]), "p95-ms")
 }

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"math/bits"
 	"sort"
 	"strings"
 	"sync"
@@ -13,13 +14,15 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// A filtered query (eventType, userId substring) is answered from the raw events of its
-// range, and a day of them is millions of rows. Past minutes and hours rarely change, so
+// A filtered query (eventType, userId substring) is answered from the in-memory digest of
+// events for the hours it covers (digest.go), and from the raw events of the rest of its
+// range, where a day of them is millions of rows. Past minutes and hours rarely change, so
 // filterCache keeps each unit's partial result per filter, validated by the unit's
 // generation in rollup_gen as userCache does: a repeated filtered query (the dashboard
 // refreshing with a filter set) reads only the units that changed, in practice the current
 // minute. Distinct users stay exact (interned ids); distinct sessions come from a
-// HyperLogLog sketch per unit, approximate like the unfiltered figures.
+// HyperLogLog sketch per unit (dense, over sessionHash, so that it merges with the digest's
+// registers), approximate like the unfiltered figures.
 
 // maxFilterCacheBytes bounds the memory the partial results take (estimated).
 const maxFilterCacheBytes = 32 << 20
@@ -38,7 +41,8 @@ type filterPartial struct {
 	users    []int32          // interned user ids, with for each:
 	counts   []uint32         //   events,
 	last     []int64          //   newest event time (Unix ns),
-	types    []uint64         //   event types as bits over filterCache.typeNames
+	types    []uint64         //   event types as bits over filterCache.typeNames,
+	unres    []int64          //   (digest parts only) see digestPart.unres
 	sessions *hyperloglog.Sketch
 	bytes    int
 	used     uint64
@@ -53,9 +57,13 @@ type filterCache struct {
 	bytes     int
 	tick      uint64
 	loads     int // partial results computed from the events (for tests)
+	lastReads int // newest event times read from the events (for tests)
 	// scratch for merge, indexed by interned user id
-	count, last []int64
-	types       []uint64
+	count, last, unres []int64
+	types              []uint64
+	// digest user id -> interned id here (-1: not yet), for digest epoch xlateEpoch
+	xlate      []int32
+	xlateEpoch uint64
 }
 
 // fspan is a half-open range of minutes (a whole hour when hour is set) answered as one
@@ -91,7 +99,8 @@ func filterSpans(startMin, endMin, keepFrom int64) []fspan {
 	return out
 }
 
-// fromEvents answers a filtered query: every figure exact except distinct sessions.
+// fromEvents answers a filtered query: every figure exact except distinct sessions. The
+// minutes the digest covers come from it; the others from the events table.
 func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
 	s.mem.mu.Lock()
 	keepFrom := s.mem.minuteFloor
@@ -102,6 +111,10 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 		return err
 	}
 	defer tx.Rollback()
+	var cutoff int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0)`).Scan(&cutoff); err != nil {
+		return err
+	}
 
 	c := &s.filters
 	c.mu.Lock()
@@ -110,13 +123,52 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 		c.reset()
 	}
 	userID := strings.ToLower(q.UserID)
+	var parts []*filterPartial
+	// The digest's part first: what it covers is fixed then, whatever it drops later.
+	d := &s.digest
+	d.mu.Lock()
+	coverMin := d.cover(cutoff)
+	rawEnd := endMin
+	if coverMin < endMin {
+		a := max(startMin, coverMin)
+		parts = append(parts, c.fromDigest(d, d.partial(a, endMin, startMin, q.EventType, userID), startMin))
+		rawEnd = a
+	}
+	d.mu.Unlock()
+	if startMin < rawEnd {
+		raw, err := c.fromRaw(ctx, tx, q.EventType, userID, startMin, rawEnd, keepFrom)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, raw...)
+	}
+	lastIn := func(user string, minute int64) (int64, error) {
+		where, args := `ts >= ? AND ts < ? AND user_id = ?`, []any{minute * minuteNs, (minute + 1) * minuteNs, user}
+		if q.EventType != "" {
+			where, args = where+` AND event_type = ?`, append(args, q.EventType)
+		}
+		var last sql.NullInt64
+		// Outside the snapshot: the digest may hold events stored after it began.
+		err := s.rdb.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE `+where, args...).Scan(&last)
+		return last.Int64, err
+	}
+	if err := c.merge(parts, startMin, bucketMin, buckets, byType, res, lastIn); err != nil {
+		return err
+	}
+	c.evict()
+	return nil
+}
+
+// fromRaw returns the partial results of [startMin, endMin) from the events table, reusing
+// the cached ones of units whose generation is unchanged.
+func (c *filterCache) fromRaw(ctx context.Context, tx *sql.Tx, eventType, userID string, startMin, endMin, keepFrom int64) ([]*filterPartial, error) {
 	spans := filterSpans(startMin, endMin, keepFrom)
 	// Two reads for the generations: the hours and the minutes of the range.
 	gens := map[sketchKey]int64{}
 	for _, sp := range []span{{hour: true, a: floorDiv(startMin, 60), b: floorDiv(endMin+59, 60)}, {a: startMin, b: endMin}} {
 		g, err := unitGens(ctx, tx, sp)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for unit, seq := range g {
 			gens[sketchKey{hour: sp.hour, k: unit}] = seq
@@ -124,7 +176,7 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 	}
 	var parts []*filterPartial
 	for _, sp := range spans {
-		key := filterKey{eventType: q.EventType, userID: userID, unit: sketchKey{hour: sp.hour, k: unitOf(sp)}}
+		key := filterKey{eventType: eventType, userID: userID, unit: sketchKey{hour: sp.hour, k: unitOf(sp)}}
 		c.tick++
 		if sp.cache {
 			if p := c.parts[key]; p != nil && p.gen == gens[key.unit] {
@@ -136,8 +188,8 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 		// A unit without a generation (0) is scanned too: it may hold events stored since
 		// the last build; the build after them gives it one.
 		p := &filterPartial{gen: gens[key.unit], from: sp.a, byType: map[string]int64{}, used: c.tick}
-		if err := c.scan(ctx, tx, q.EventType, userID, sp, p); err != nil {
-			return err
+		if err := c.scan(ctx, tx, eventType, userID, sp, p); err != nil {
+			return nil, err
 		}
 		if sp.cache {
 			if old := c.parts[key]; old != nil {
@@ -148,9 +200,45 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 		}
 		parts = append(parts, p)
 	}
-	c.merge(parts, startMin, bucketMin, buckets, byType, res)
-	c.evict()
-	return nil
+	return parts, nil
+}
+
+// fromDigest turns the digest's part into a partial result over this cache's user and type
+// ids. The caller holds d.mu.
+func (c *filterCache) fromDigest(d *eventDigest, dp *digestPart, startMin int64) *filterPartial {
+	if c.xlateEpoch != d.epoch {
+		c.xlate, c.xlateEpoch = c.xlate[:0], d.epoch
+	}
+	for len(c.xlate) < len(d.users.names) {
+		c.xlate = append(c.xlate, -1)
+	}
+	var typeBit [64]int
+	for t := 0; t < len(d.types) && t < 64; t++ {
+		bit, ok := c.typeIdx[d.types[t]]
+		if !ok {
+			bit = len(c.typeNames)
+			c.typeIdx[d.types[t]] = bit
+			c.typeNames = append(c.typeNames, d.types[t])
+		}
+		typeBit[t] = bit
+	}
+	p := &filterPartial{from: startMin, byType: dp.byType, minutes: dp.minutes, sessions: dp.sessions,
+		users: make([]int32, len(dp.users)), counts: make([]uint32, len(dp.users)), last: dp.last, unres: dp.unres,
+		types: make([]uint64, len(dp.users))}
+	for i, u := range dp.users {
+		id := c.xlate[u]
+		if id < 0 {
+			id = c.users.id(d.users.names[u])
+			c.xlate[u] = id
+		}
+		p.users[i], p.counts[i] = id, uint32(dp.count[i])
+		for m := dp.types[i]; m != 0; m &= m - 1 {
+			if bit := typeBit[bits.TrailingZeros64(m)]; bit < 64 {
+				p.types[i] |= 1 << bit
+			}
+		}
+	}
+	return p
 }
 
 func unitOf(sp fspan) int64 {
@@ -179,7 +267,7 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 	}
 	defer rows.Close()
 	p.minutes = make([]int64, sp.b-sp.a)
-	p.sessions = hyperloglog.New14()
+	p.sessions = hyperloglog.NewNoSparse()
 	index := map[int32]int{}
 	for rows.Next() {
 		var t, u, ss string
@@ -189,7 +277,7 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 		}
 		p.byType[t]++
 		p.minutes[unixMinute(ts)-sp.a]++
-		p.sessions.Insert([]byte(ss))
+		p.sessions.InsertHash(sessionHash(ss))
 		id := c.users.id(u)
 		bit, ok := c.typeIdx[t]
 		if !ok {
@@ -215,23 +303,26 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	p.bytes = 24*len(p.users) + 8*len(p.minutes) + 48*len(p.byType) + 200
-	if len(p.users) > 0 {
-		p.bytes += 16 << 10 // a sketch at its largest
-	}
+	p.bytes = 24*len(p.users) + 8*len(p.minutes) + 48*len(p.byType) + 200 + 16<<10 // a dense sketch
 	return nil
 }
 
-// merge adds up parts into the query's figures.
-func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) {
+// merge adds up parts into the query's figures. lastIn returns the newest matching event
+// time of a user in one minute, for a top user whose newest event a digest part knows only
+// to the minute.
+func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult,
+	lastIn func(user string, minute int64) (int64, error)) error {
 	// Sums per interned user id, in scratch arrays kept between queries (zeroed after use)
-	// rather than three arrays as long as every name allocated per query.
+	// rather than four arrays as long as every name allocated per query.
 	if n := len(c.users.names); len(c.count) < n {
-		c.count, c.last, c.types = make([]int64, n), make([]int64, n), make([]uint64, n)
+		c.count, c.last, c.unres, c.types = make([]int64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
+		for i := range c.unres {
+			c.unres[i] = noUnresolved
+		}
 	}
-	count, last, types := c.count, c.last, c.types
+	count, last, unres, types := c.count, c.last, c.unres, c.types
 	var seen []int32
-	sessions := hyperloglog.New14()
+	sessions := hyperloglog.NewNoSparse()
 	for _, p := range parts {
 		for t, k := range p.byType {
 			byType[t] += k
@@ -251,8 +342,16 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 			count[id] += int64(p.counts[i])
 			last[id] = max(last[id], p.last[i])
 			types[id] |= p.types[i]
+			if p.unres != nil {
+				unres[id] = max(unres[id], p.unres[i])
+			}
 		}
 	}
+	defer func() {
+		for _, id := range seen {
+			count[id], last[id], unres[id], types[id] = 0, 0, noUnresolved, 0
+		}
+	}()
 	res.UniqueUsers = int64(len(seen))
 	if len(seen) > 0 {
 		res.UniqueSessions = int64(sessions.Estimate())
@@ -264,6 +363,14 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 	top := seen[:min(len(seen), topUsersLimit)]
 	res.TopUsers = make([]store.TopUser, len(top))
 	for i, id := range top {
+		if m := unres[id]; m != noUnresolved && (m+1)*minuteNs > last[id] {
+			c.lastReads++
+			t, err := lastIn(c.users.names[id], m)
+			if err != nil {
+				return err
+			}
+			last[id] = max(last[id], t)
+		}
 		tu := store.TopUser{UserID: c.users.names[id], EventCount: count[id], LastEventAt: time.Unix(0, last[id]).UTC(), EventTypes: []string{}}
 		for bit := 0; bit < len(c.typeNames) && bit < 64; bit++ {
 			if types[id]&(1<<bit) != 0 {
@@ -273,14 +380,12 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 		sort.Strings(tu.EventTypes)
 		res.TopUsers[i] = tu
 	}
-	for _, id := range seen {
-		count[id], last[id], types[id] = 0, 0, 0
-	}
+	return nil
 }
 
 func (c *filterCache) reset() {
 	c.parts, c.users, c.typeIdx, c.typeNames, c.bytes = map[filterKey]*filterPartial{}, newInterner(), map[string]int{}, nil, 0
-	c.count, c.last, c.types = nil, nil, nil
+	c.count, c.last, c.unres, c.types, c.xlate = nil, nil, nil, nil, nil
 }
 
 // evict drops the least recently used partial results above maxFilterCacheBytes, and

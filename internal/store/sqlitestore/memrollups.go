@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -166,6 +167,10 @@ func (s *Store) BuildRollups(ctx context.Context) error {
 		if from != m.lastSeq {
 			clear(m.sketches) // another process built since: the cached sketches may be stale
 		}
+		// The digest takes the events in seq order: first those another process built.
+		if err := s.digestCatchUp(ctx, from); err != nil {
+			return fmt.Errorf("sqlitestore: event digest: %w", err)
+		}
 		n, err := s.buildChunk(ctx, from)
 		switch {
 		case errors.Is(err, errBuildRace):
@@ -222,46 +227,46 @@ func (s *Store) catchUpRollups(ctx context.Context, log *slog.Logger) error {
 // watermark. It returns how many events it covered.
 func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 	m := &s.mem
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, from, buildChunk)
-	if err != nil {
-		return 0, err
-	}
-	users := newUserAggs()
-	to, n := from, 0
-	var lastKeys [2]sketchKey
-	var lastEntries [2]*sketchEntry
-	for rows.Next() {
-		var user, session, typ string
-		var ts int64
-		if err := rows.Scan(&to, &user, &session, &typ, &ts); err != nil {
-			rows.Close()
+	rows := s.handoff.take(from, buildChunk)
+	if rows == nil {
+		var err error
+		if rows, err = s.readRows(ctx, from); err != nil {
 			return 0, err
 		}
-		n++
-		min := unixMinute(ts)
-		for lvl, key := range [2]sketchKey{{k: min}, {hour: true, k: floorDiv(min, 60)}} {
-			e := lastEntries[lvl]
-			if e == nil || lastKeys[lvl] != key {
-				if e, err = s.sketchEntry(ctx, key); err != nil {
-					rows.Close()
-					return 0, err
-				}
-				lastKeys[lvl], lastEntries[lvl] = key, e
-			}
-			e.pair.Users.Insert([]byte(user))
-			e.pair.Sessions.Insert([]byte(session))
-			e.dirty = true
-		}
-		users.add(min, user, typ, ts)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
+	n := len(rows)
 	if n == 0 {
 		m.lastSeq = from
 		return 0, nil
 	}
+	to := rows[n-1].seq
+	users := newUserAggs()
+	var lastKeys [2]sketchKey
+	var lastEntries [2]*sketchEntry
+	for i := range rows {
+		r := &rows[i]
+		min := unixMinute(r.ts)
+		for lvl, key := range [2]sketchKey{{k: min}, {hour: true, k: floorDiv(min, 60)}} {
+			e := lastEntries[lvl]
+			if e == nil || lastKeys[lvl] != key {
+				var err error
+				if e, err = s.sketchEntry(ctx, key); err != nil {
+					return 0, err
+				}
+				lastKeys[lvl], lastEntries[lvl] = key, e
+			}
+			e.pair.Users.Insert([]byte(r.user))
+			e.pair.Sessions.Insert([]byte(r.session))
+			e.dirty = true
+		}
+		users.add(min, r.user, r.typ, r.ts)
+	}
+	// The events are stored whatever becomes of this build: the digest takes them now.
+	s.digest.mu.Lock()
+	if s.digest.active && s.digest.seq >= from {
+		s.digest.feed(rows)
+	}
+	s.digest.mu.Unlock()
 	if err := s.writeBuild(ctx, from, to, users); err != nil {
 		return 0, err
 	}
@@ -271,6 +276,78 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 	}
 	s.evictCleanSketches()
 	return n, nil
+}
+
+// readRows reads up to buildChunk events after seq from, in seq order.
+func (s *Store) readRows(ctx context.Context, from int64) ([]feedRow, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, from, buildChunk)
+	if err != nil {
+		return nil, err
+	}
+	return scanFeedRows(rows)
+}
+
+// maxHandoffRows bounds the rows waiting in the handoff; past it (no builder taking them in
+// this process) they are dropped and the builder reads the events table.
+const maxHandoffRows = 200_000
+
+// handoff holds the rows this process inserted, with their seqs, from the commit until the
+// builder takes them: the builder then reads from the events table only the rows another
+// process inserted, or that were stored along with duplicates (their seqs are not known).
+type handoff struct {
+	mu   sync.Mutex
+	segs []handoffSeg
+	rows int
+}
+
+// handoffSeg is rows with consecutive seqs from the first one's.
+type handoffSeg []feedRow
+
+// add hands over committed segments.
+func (h *handoff) add(segs []handoffSeg) {
+	if len(segs) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sg := range segs {
+		h.segs = append(h.segs, sg)
+		h.rows += len(sg)
+	}
+	if h.rows > maxHandoffRows {
+		h.segs, h.rows = nil, 0
+	}
+}
+
+// take returns up to limit rows with the seqs right after from, or nil when the rows after
+// from are not all there (the caller reads the events table). Segments at or before from
+// are dropped.
+func (h *handoff) take(from int64, limit int) []feedRow {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Commits are serial but their hand-overs may arrive out of order: sort by seq.
+	sort.Slice(h.segs, func(i, j int) bool { return h.segs[i][0].seq < h.segs[j][0].seq })
+	k := 0
+	for k < len(h.segs) && h.segs[k][len(h.segs[k])-1].seq <= from {
+		h.rows -= len(h.segs[k])
+		k++
+	}
+	h.segs = h.segs[k:]
+	if len(h.segs) == 0 || h.segs[0][0].seq > from+1 {
+		return nil
+	}
+	var out []feedRow
+	next := from + 1
+	for _, sg := range h.segs {
+		if sg[0].seq > next || len(out) >= limit {
+			break // a gap: rows of another process; this build stops before it
+		}
+		i := int(next - sg[0].seq)
+		j := min(len(sg), i+limit-len(out))
+		out = append(out, sg[i:j]...)
+		next = sg[j-1].seq + 1
+	}
+	return out
 }
 
 // sketchEntry returns the cached sketch of key, reading the stored one the first time.
@@ -436,6 +513,11 @@ func (s *Store) evictCleanSketches() {
 func (s *Store) runBuilder() {
 	m := &s.mem
 	defer close(m.done)
+	if s.warmDigest != nil {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.warmDigest(m.stop) })
+		defer wg.Wait()
+	}
 	s.warmUserCache()
 	t := time.NewTicker(buildEvery)
 	defer t.Stop()

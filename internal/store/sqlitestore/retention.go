@@ -15,6 +15,15 @@ const pruneChunk = 5000
 // short transactions and returns how many events it deleted.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	cut := cutoff.UnixNano()
+	// Before the deletes, so that no query relies on the digest's copy of deleted events:
+	// this process's digest at once, the others' when they next read the cut-off.
+	if _, err := s.wdb.ExecContext(ctx, `INSERT INTO counters(name, value) VALUES ('retention_cutoff', ?)
+		ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)`, cut); err != nil {
+		return 0, fmt.Errorf("sqlitestore: prune: %w", err)
+	}
+	s.digest.mu.Lock()
+	s.digest.applyCutoff(cut)
+	s.digest.mu.Unlock()
 	var total int64
 	for {
 		n, err := s.pruneChunk(ctx, cut)

@@ -34,6 +34,13 @@ type Store struct {
 	users userCache
 	// Partial results of filtered analytics per minute and hour (filtercache.go).
 	filters filterCache
+	// Every event of recent hours, compactly, for filtered analytics (digest.go).
+	digest eventDigest
+	// warmDigest, when set, reads past hours into the digest in the background.
+	warmDigest func(stop <-chan struct{})
+	// The rows this process inserted, handed to the rollup builder so that it need not read
+	// them back (memrollups.go).
+	handoff handoff
 }
 
 var migrations = []sqlitedb.Migration{
@@ -182,6 +189,10 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		st.Close()
 		return nil, err
 	}
+	if st.warmDigest, err = st.startDigest(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
+	}
 	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go st.runBuilder()
 	return st, nil
@@ -214,6 +225,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
 	counts := map[rollupKey]int64{}
+	var handed []handoffSeg
 	for start := 0; start < len(events); {
 		n, st := 1, one
 		if len(events)-start >= insertChunk {
@@ -237,6 +249,15 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 		case int(affected) == n:
 			for i := start; i < start+n; i++ {
 				counts[rollupKey{minute: unixMinute(events[i].Timestamp.UnixNano()), eventType: events[i].EventType}]++
+			}
+			// Every row was new, so their seqs are the n ending at the last insert id.
+			if last, err := res.LastInsertId(); err == nil {
+				sg := make(handoffSeg, n)
+				for i := range sg {
+					e := &events[start+i]
+					sg[i] = feedRow{seq: last - int64(n-1-i), user: e.UserID, session: e.SessionID, typ: e.EventType, ts: e.Timestamp.UnixNano()}
+				}
+				handed = append(handed, sg)
 			}
 		case affected > 0:
 			if err = s.countInserted(ctx, tx, events[start:start+n], pa, counts); err != nil {
@@ -267,6 +288,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	if err = tx.Commit(); err != nil {
 		return 0, 0, fmt.Errorf("sqlitestore: commit: %w", err)
 	}
+	s.handoff.add(handed)
 	return inserted, len(events) - inserted, nil
 }
 
