@@ -105,7 +105,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
 	}
-	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: ev.EventID, Data: data}}); err != nil {
+	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: ev.EventID, Data: data, Event: &ev}}); err != nil {
 		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", 1, "err", err)
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
@@ -170,7 +170,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 		if err != nil {
 			return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
 		}
-		entries = append(entries, queue.Entry{EventID: ids[i], Data: data})
+		entries = append(entries, queue.Entry{EventID: ids[i], Data: data, Event: &events[i]})
 		accepted = append(accepted, ids[i])
 	}
 	if err := s.Queue.Enqueue(r.Context(), entries); err != nil {

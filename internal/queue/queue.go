@@ -5,12 +5,18 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/evp-dev/evp/internal/event"
 )
 
 // Entry is one event on its way into the buffer.
 type Entry struct {
 	EventID string
 	Data    []byte // the encoded event (event.Marshal)
+	// Event is Data decoded, when the caller has it. A buffer in the same process as its
+	// workers may hand it over with the message so that they skip decoding Data; it must
+	// not be changed once enqueued.
+	Event *event.Event
 }
 
 // Message is one buffered entry handed to a worker.
@@ -19,6 +25,9 @@ type Message struct {
 	EventID  string
 	Data     []byte
 	Attempts int // deliveries before this one
+	// Event is Data decoded, when the buffer handed over the enqueued event in memory; nil
+	// otherwise. Read-only: it may be shared with a redelivery.
+	Event *event.Event
 }
 
 // Stats describes the buffer for the metrics routes.

@@ -173,7 +173,9 @@ func (p *Pool) Process(ctx context.Context, msgs []queue.Message) {
 			continue
 		}
 		var e event.Event
-		if err := event.Unmarshal(m.Data, &e); err != nil || e.EventID == "" {
+		if m.Event != nil {
+			e = *m.Event // handed over in memory: no need to decode Data
+		} else if err := event.Unmarshal(m.Data, &e); err != nil || e.EventID == "" {
 			reason := "undecodable buffer entry"
 			if err != nil {
 				reason = fmt.Sprintf("undecodable buffer entry: %v", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -864,5 +865,35 @@ func TestProcessDeadLettersEachWithItsOwnError(t *testing.T) {
 	}
 	if len(got) != 2 || got["evt_a"] != "error of evt_a" || got["evt_b"] != "error of evt_b" {
 		t.Errorf("dead-letter errors = %v", got)
+	}
+}
+
+// An event handed over in memory is stored as it is: Data is not decoded again (here it
+// could not be), and the result is what decoding a good Data would have given.
+func TestProcessUsesHandedOverEvent(t *testing.T) {
+	q := newFakeQueue()
+	st := newFakeStore()
+	p := newPool(t, Config{}, q, st)
+	good := msg(t, 21, "evt_mem", 0)
+	var want event.Event
+	if err := event.Unmarshal(good.Data, &want); err != nil {
+		t.Fatal(err)
+	}
+	handed := good
+	handed.Data = []byte("not an encoded event")
+	handed.Event = &want
+	var stored []event.Event
+	p.OnStored = func(events []event.Event) { stored = slices.Clone(events) }
+
+	p.Process(context.Background(), []queue.Message{handed})
+
+	if len(stored) != 1 || !reflect.DeepEqual(stored[0], want) {
+		t.Fatalf("stored %+v, want %+v", stored, want)
+	}
+	if dl := st.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead-lettered %d entries, want none: the handed-over event needs no decoding", len(dl))
+	}
+	if acks := q.waitAck(t); !slices.Equal(acks, []int64{21}) {
+		t.Errorf("acked %v, want [21]", acks)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/queue"
 )
 
@@ -308,5 +309,25 @@ func TestOpenCreatesDirectory(t *testing.T) {
 	}
 	if segs, _ := listSegments(dir); len(segs) != 1 || segs[0].firstID != 1 {
 		t.Errorf("segments %v, want one starting at id 1", segs)
+	}
+}
+
+// The decoded event an entry carries goes to the worker with the message while it is handed
+// over in memory; read back from the files after a restart, the message has only Data.
+func TestEventHandedOverInMemory(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, dir, Options{})
+	ev := &event.Event{EventID: "mem-1", EventType: "click"}
+	drain(t, q, 1) // caught up: the next entry is handed over in memory
+	mustEnqueue(t, q, []queue.Entry{{EventID: "mem-1", Data: []byte("{}"), Event: ev}})
+	got := drain(t, q, 10)
+	if len(got) != 1 || got[0].Event != ev {
+		t.Fatalf("fetched %+v, want the entry with its event", got)
+	}
+	q.Close()
+	q = open(t, dir, Options{})
+	again := drain(t, q, 10)
+	if len(again) != 1 || again[0].Event != nil || string(again[0].Data) != "{}" {
+		t.Fatalf("after restart fetched %+v, want the entry with Data only", again)
 	}
 }

@@ -74,7 +74,7 @@ func (q *Queue) append(group []*writeReq) error {
 		for _, e := range r.entries {
 			buf = appendEntry(buf, id, 0, e.EventID, e.Data)
 			added = append(added, freshMsg{
-				msg: queue.Message{ID: id, EventID: e.EventID, Data: e.Data},
+				msg: queue.Message{ID: id, EventID: e.EventID, Data: e.Data, Event: e.Event},
 				end: position{seg: head, off: head.size + int64(len(buf))},
 			})
 			id++
