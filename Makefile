@@ -66,7 +66,7 @@ bench: build
 
 ## bench-micro: hot-path micro-benchmarks (decode, validate, buffer append, store insert)
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/sqlitequeue ./internal/httpapi ./internal/store/sqlitestore
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/logqueue ./internal/httpapi ./internal/store/sqlitestore
 
 clean:
 	rm -rf bin internal/dashboard/dist/app
