@@ -69,7 +69,7 @@ type Queue struct {
 	cur      position   // where the scan of the files continues
 	fresh    []freshMsg // committed entries past cur, in order, while freshOK
 	freshOK  bool
-	inflight map[int64]*flight
+	inflight map[int64]flight
 	retry    []queue.Message // nacked entries waiting for redelivery
 	attempts map[int64]int   // deliveries recorded in the log for entries not yet delivered
 	signal   chan struct{}   // closed and replaced after entries are added
@@ -129,7 +129,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Queue, error) {
 		reqs:       make(chan *writeReq, 4096),
 		writerDone: make(chan struct{}),
 		closed:     make(chan struct{}),
-		inflight:   make(map[int64]*flight),
+		inflight:   make(map[int64]flight),
 		attempts:   make(map[int64]int),
 		signal:     make(chan struct{}),
 	}
@@ -244,6 +244,7 @@ func (q *Queue) Touch(_ context.Context, ids []int64) error {
 	for _, id := range ids {
 		if f, ok := q.inflight[id]; ok {
 			f.at = now
+			q.inflight[id] = f
 		}
 	}
 	return nil
@@ -259,7 +260,7 @@ func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := time.Now()
-	var msgs []queue.Message
+	msgs := make([]queue.Message, 0, min(max, len(q.retry)+len(q.fresh)+64))
 	n := min(max, len(q.retry))
 	msgs = append(msgs, q.retry[:n]...)
 	q.retry = q.retry[n:]
@@ -299,11 +300,7 @@ func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 
 func (q *Queue) markDelivered(msgs []queue.Message, now time.Time) {
 	for _, m := range msgs {
-		if f, ok := q.inflight[m.ID]; ok {
-			f.at = now
-			continue
-		}
-		q.inflight[m.ID] = &flight{msg: m, at: now}
+		q.inflight[m.ID] = flight{msg: m, at: now}
 	}
 }
 
