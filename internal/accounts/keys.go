@@ -9,13 +9,17 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 )
 
 // HashKey returns the SHA-256 of a plain key, the only form in which keys are stored.
-func HashKey(plain string) [32]byte { return sha256.Sum256([]byte(plain)) }
+func HashKey(plain string) [32]byte {
+	var buf [64]byte // a key of evp's form fits: hashed without allocating
+	return sha256.Sum256(append(buf[:0], plain...))
+}
 
 // GenerateKey returns a new random key: prefix + 32 random bytes in base64url.
 func GenerateKey(prefix string) (string, error) {
@@ -67,22 +71,35 @@ func CreateAPIKey(ctx context.Context, repo Repository, nk NewKey) (string, APIK
 }
 
 // KeyAuth authenticates ingestion keys with a cache in front of the repository, so that the
-// hot path costs one hash and one map lookup. A revoked or expired key, or a key whose owner
-// was suspended, stops working within the cache TTL (60 s) on every replica.
+// hot path costs one hash, one map lookup without a lock and one atomic store. A revoked or
+// expired key, or a key whose owner was suspended, stops working within the cache TTL
+// (60 s) on every replica, and at once in the process that revoked it (Forget).
 type KeyAuth struct {
 	repo Repository
 	ttl  time.Duration
 	now  func() time.Time
 
-	mu    sync.Mutex
-	cache map[[32]byte]cachedKey
-	used  map[string]time.Time
+	// found is the cache of keys the repository knows, read without a lock. It is a
+	// snapshot replaced, never changed: a writer copies it under mu. Only keys that exist
+	// are in it, so it stays small and a copy is cheap.
+	found atomic.Pointer[map[[32]byte]*cachedKey]
+
+	mu sync.Mutex
+	// missing holds hashes the repository did not know, until when they are trusted.
+	missing map[[32]byte]time.Time
+	// used holds, per key id, the last use not yet flushed (Unix nanoseconds, 0 for none).
+	// Cached keys point at their id's cell, which outlives the cache entries, so that a
+	// refresh or a Forget loses no use.
+	used map[string]*atomic.Int64
+	// forgets counts Forget calls, so that a lookup begun before one does not cache what
+	// it read.
+	forgets uint64
 }
 
 type cachedKey struct {
 	key     APIKey
-	found   bool
 	expires time.Time
+	used    *atomic.Int64
 }
 
 // maxCachedMisses bounds the negative cache so that random keys cannot grow memory.
@@ -90,56 +107,122 @@ const maxCachedMisses = 10000
 
 // NewKeyAuth returns an authenticator over repo with the given cache TTL.
 func NewKeyAuth(repo Repository, ttl time.Duration) *KeyAuth {
-	return &KeyAuth{repo: repo, ttl: ttl, now: time.Now, cache: map[[32]byte]cachedKey{}, used: map[string]time.Time{}}
+	a := &KeyAuth{repo: repo, ttl: ttl, now: time.Now, missing: map[[32]byte]time.Time{}, used: map[string]*atomic.Int64{}}
+	a.found.Store(&map[[32]byte]*cachedKey{})
+	return a
 }
 
 // Authenticate returns the key's description, or ErrInvalidKey for an unknown, revoked or
-// expired key. Other errors mean the store could not be asked.
+// expired key. Other errors mean the store could not be asked. Safe for concurrent use; a
+// key found in the cache costs no lock and no allocation.
 func (a *KeyAuth) Authenticate(ctx context.Context, plain string) (APIKey, error) {
 	h := HashKey(plain)
 	now := a.now()
-	a.mu.Lock()
-	c, ok := a.cache[h]
-	a.mu.Unlock()
-	if !ok || now.After(c.expires) {
-		k, err := a.repo.LookupAPIKey(ctx, h)
-		switch {
-		case err == nil:
-			c = cachedKey{key: k, found: true, expires: now.Add(a.ttl)}
-		case errors.Is(err, ErrKeyNotFound):
-			c = cachedKey{expires: now.Add(a.ttl / 12)}
-		default:
+	c := (*a.found.Load())[h]
+	if c == nil || now.After(c.expires) {
+		var err error
+		if c, err = a.lookup(ctx, h, now); err != nil {
 			return APIKey{}, err
 		}
-		a.mu.Lock()
-		if !c.found && len(a.cache) >= maxCachedMisses {
-			clear(a.cache)
-		}
-		a.cache[h] = c
-		a.mu.Unlock()
 	}
-	if !c.found || !c.key.Usable(now) {
+	if c == nil || !c.key.Usable(now) {
 		return APIKey{}, ErrInvalidKey
 	}
-	a.mu.Lock()
-	a.used[c.key.ID] = now
-	a.mu.Unlock()
+	c.used.Store(now.UnixNano())
 	return c.key, nil
 }
 
-// Forget drops every cached key (after a revoke in this process).
+// lookup asks the repository for the key with hash h (unless it is cached as missing) and
+// caches the answer; nil for a key the repository does not know.
+func (a *KeyAuth) lookup(ctx context.Context, h [32]byte, now time.Time) (*cachedKey, error) {
+	a.mu.Lock()
+	until, miss := a.missing[h]
+	forgets := a.forgets
+	a.mu.Unlock()
+	if miss && !now.After(until) {
+		return nil, nil
+	}
+	k, err := a.repo.LookupAPIKey(ctx, h)
+	if err != nil && !errors.Is(err, ErrKeyNotFound) {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	stale := a.forgets != forgets // a Forget meanwhile: use the answer, keep nothing
+	old := *a.found.Load()
+	if errors.Is(err, ErrKeyNotFound) {
+		if !stale {
+			if len(a.missing) >= maxCachedMisses {
+				clear(a.missing)
+			}
+			a.missing[h] = now.Add(a.ttl / 12)
+		}
+		if _, ok := old[h]; ok {
+			a.replace(old, h, nil)
+		}
+		return nil, nil
+	}
+	cell := a.used[k.ID]
+	if cell == nil {
+		cell = new(atomic.Int64)
+		a.used[k.ID] = cell
+	}
+	c := &cachedKey{key: k, expires: now.Add(a.ttl), used: cell}
+	if !stale {
+		delete(a.missing, h)
+		a.replace(old, h, c)
+	}
+	return c, nil
+}
+
+// replace stores a copy of old with h set to c (or removed for nil) as the found cache.
+// Called with mu held.
+func (a *KeyAuth) replace(old map[[32]byte]*cachedKey, h [32]byte, c *cachedKey) {
+	m := make(map[[32]byte]*cachedKey, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	if c == nil {
+		delete(m, h)
+	} else {
+		m[h] = c
+	}
+	a.found.Store(&m)
+}
+
+// Forget drops every cached key (after a revoke in this process). Uses not yet flushed are
+// kept.
 func (a *KeyAuth) Forget() {
 	a.mu.Lock()
-	clear(a.cache)
+	a.forgets++
+	a.found.Store(&map[[32]byte]*cachedKey{})
+	clear(a.missing)
 	a.mu.Unlock()
 }
 
 // FlushUsage writes the last-used times gathered since the previous flush. Called
-// periodically, so that authentication itself never writes.
+// periodically, so that authentication itself never writes. Times it fails to write are
+// not written later.
 func (a *KeyAuth) FlushUsage(ctx context.Context) error {
+	used := map[string]time.Time{}
 	a.mu.Lock()
-	used := a.used
-	a.used = map[string]time.Time{}
+	var cached map[string]bool
+	for id, cell := range a.used {
+		if n := cell.Swap(0); n != 0 {
+			used[id] = time.Unix(0, n)
+			continue
+		}
+		// Unused since the last flush: forget the cell unless a cached key points at it.
+		if cached == nil {
+			cached = map[string]bool{}
+			for _, c := range *a.found.Load() {
+				cached[c.key.ID] = true
+			}
+		}
+		if !cached[id] {
+			delete(a.used, id)
+		}
+	}
 	a.mu.Unlock()
 	if len(used) == 0 {
 		return nil

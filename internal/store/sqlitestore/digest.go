@@ -148,6 +148,7 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 			return
 		}
 		t = uint16(len(d.types))
+		typ = strings.Clone(typ) // it may share memory with a whole batch's text
 		d.typeID[typ] = t
 		d.types = append(d.types, typ)
 	}
@@ -162,7 +163,7 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 	}
 	uid, ok := d.users.ids[user]
 	if !ok {
-		uid = d.users.id(strings.Clone(user))
+		uid = d.users.id(strings.Clone(user)) // as for types above
 		d.bytes += 2*len(user) + 64
 	}
 	gi, ok := h.index[uid]
