@@ -270,7 +270,7 @@ export interface paths {
          *
          *     Buckets of `eventsOverTime` (equal, zero-filled, labelled by their start): `15m` and `1h`: 1 minute; `24h`: 30 minutes; `7d`: 3 hours; a custom range: the smallest of 1, 5, 15, 30 minutes, 1, 3, 6, 12, 24 hours giving at most 60 buckets, the start being moved back to a whole number of buckets (`timeRange.start` says where it begins).
          *
-         *     Sources: without filters, counts come from per-minute rollups (exact), `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error) and `topUsers` from per-user counts per minute and hour (exact). With `eventType` or `userId`, figures come from the raw stored events of the range: the embedded store computes them a minute or an hour at a time and keeps those of past minutes and hours in memory, so a repeated filtered query reads only what changed since, and estimates `uniqueSessions` with HyperLogLog sketches; MongoDB counts the distinct values exactly.
+         *     Sources: without filters, counts come from per-minute rollups (exact), `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error) and `topUsers` from per-user counts per minute and hour (exact). With `eventType` or `userId`, the embedded store reads an in-memory digest of recent hours' events (minute, type and session register of each; at most 96 MB) and, for hours the digest does not hold, the raw stored events a minute or an hour at a time, keeping those partial results in memory; it estimates `uniqueSessions` with HyperLogLog sketches. MongoDB computes filtered figures from the raw events and counts the distinct values exactly.
          *
          *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache.
          *
@@ -2170,7 +2170,7 @@ export interface operations {
                 to?: string;
                 /** @description Only events of this type (exact match). */
                 eventType?: string;
-                /** @description Only events whose userId contains this (case-insensitive for ASCII letters). Reads raw events, not rollups. */
+                /** @description Only events whose userId contains this (case-insensitive for ASCII letters). Answered from the event digest or the raw events, not from the per-minute rollups. */
                 userId?: string;
             };
             header?: {
