@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -207,10 +208,216 @@ func TestWindowMaxIDsForgetsOldestFirst(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		w.Add(fmt.Sprintf("new-%d", i))
 	}
-	if n := w.Len(); n > 250 || n != 100 {
-		t.Fatalf("window holds %d ids, want the 100 newest (bound 250)", n)
+	// The 50 oldest go, one by one; the rest of their generation stays.
+	if n := w.Len(); n != 250 {
+		t.Fatalf("window holds %d ids, want 250 (the bound)", n)
 	}
-	if got := seen(w, "new-99", "old-0"); !got[0] || got[1] {
-		t.Fatalf("seen new-99=%v old-0=%v, want true false", got[0], got[1])
+	ids := []string{"old-0", "old-49", "old-50", "old-199", "new-0", "new-99"}
+	if got := seen(w, ids...); !slices.Equal(got, []bool{false, false, true, true, true, true}) {
+		t.Fatalf("Seen(%v) = %v, want the 50 oldest forgotten", ids, got)
+	}
+}
+
+// With the bound reached in a single generation (50,000 events/s fill a million in 20 s, a
+// generation of the default 10 minute window lasts 67 s), each new id forgets the oldest
+// one: the window keeps the newest MaxIDs instead of starting afresh.
+func TestWindowMaxIDsInOneGeneration(t *testing.T) {
+	w, c := newTestWindow(10 * time.Minute)
+	w.MaxIDs = 1000
+	for i := range 5000 {
+		w.Add(fmt.Sprint(i))
+		if i%100 == 0 {
+			c.advance(time.Millisecond)
+		}
+		if n, want := w.Len(), min(i+1, 1000); n != want {
+			t.Fatalf("after %d ids the window holds %d, want %d", i+1, n, want)
+		}
+	}
+	got := seen(w, "0", "3999", "4000", "4500", "4999")
+	if !slices.Equal(got, []bool{false, false, true, true, true}) {
+		t.Errorf("Seen(0, 3999, 4000, 4500, 4999) = %v, want the newest 1000 (4000-4999)", got)
+	}
+	// An id inside the window and the bound is found however many ids came and went
+	// before it.
+	w.Add("x")
+	for i := range 999 {
+		w.Add(fmt.Sprint("y", i))
+	}
+	if got := seen(w, "x"); !got[0] {
+		t.Error("x forgotten while 999 newer ids are within the bound of 1000")
+	}
+	w.Add("z")
+	if got := seen(w, "x", "y0", "z"); !slices.Equal(got, []bool{false, true, true}) {
+		t.Errorf("one more id: Seen(x, y0, z) = %v, want the oldest (x) gone only", got)
+	}
+}
+
+// The bound goes through generations oldest first, whatever order they were filled in.
+func TestWindowMaxIDsAcrossGenerations(t *testing.T) {
+	w, c := newTestWindow(span) // step 1 s
+	w.MaxIDs = 30
+	now := c.t
+	for i := range 10 {
+		w.AddAt(fmt.Sprint("b", i), now.Add(-3*time.Second)) // older
+	}
+	for i := range 10 {
+		w.AddAt(fmt.Sprint("c", i), now)
+	}
+	for i := range 10 {
+		w.AddAt(fmt.Sprint("a", i), now.Add(-6*time.Second)) // oldest, added last
+	}
+	w.Add("d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11")
+	// 42 ids, bound 30: the 10 "a" and the first two "b" go.
+	if n := w.Len(); n != 30 {
+		t.Fatalf("Len = %d, want 30", n)
+	}
+	ids := []string{"a0", "a9", "b0", "b1", "b2", "b9", "c0", "d11"}
+	if got := seen(w, ids...); !slices.Equal(got, []bool{false, false, false, false, true, true, true, true}) {
+		t.Errorf("Seen(%v) = %v", ids, got)
+	}
+}
+
+// Expired ids leave the map a few at a time as ids are added, also while newer ones live.
+func TestWindowSweepsExpired(t *testing.T) {
+	w, c := newTestWindow(span)
+	for i := range 100 {
+		w.Add(fmt.Sprint("old", i))
+	}
+	c.advance(5 * time.Second)
+	for i := range 100 {
+		w.Add(fmt.Sprint("mid", i))
+	}
+	c.advance(5 * time.Second) // old expired, mid live
+	if got := seen(w, "old0", "old99", "mid0"); !slices.Equal(got, []bool{false, false, true}) {
+		t.Fatalf("Seen(old0, old99, mid0) = %v", got)
+	}
+	for i := range 10 {
+		w.Add(fmt.Sprint("new", i))
+	}
+	if n := w.Len(); n != 110 {
+		t.Errorf("Len = %d, want 110", n)
+	}
+	w.mu.Lock()
+	held, pending := len(w.byHash)+len(w.byID), len(w.expired)
+	w.mu.Unlock()
+	if held != 110 || pending != 0 {
+		t.Errorf("map holds %d ids (want 110), %d expired lists left (want 0)", held, pending)
+	}
+	// An expired id added again is new.
+	if got := seen(w, "old5"); got[0] {
+		t.Fatal("old5 seen")
+	}
+	w.Add("old5")
+	if got := seen(w, "old5"); !got[0] {
+		t.Error("old5 not seen after it was added again")
+	}
+}
+
+// A model check: distinct ids added at increasing times, under a bound. What the window
+// holds must be the newest ids, at most MaxIDs of them, with every id younger than the span
+// among the newest MaxIDs, and none older than maxKeep.
+func TestWindowNewestSuffix(t *testing.T) {
+	for _, weak := range []bool{false, true} {
+		t.Run(fmt.Sprint("weakHash=", weak), func(t *testing.T) { testNewestSuffix(t, weak) })
+	}
+}
+
+// weakHash gives many ids the same hash, so that the window must tell them apart by text.
+func weakHash(id string) uint64 { return uint64(id[len(id)-1]) % 3 }
+
+func testNewestSuffix(t *testing.T, weak bool) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, maxIDs := range []int{0, 1, 7, 50, 300} {
+		w, c := newTestWindow(span)
+		w.MaxIDs = maxIDs
+		if weak {
+			w.weak = weakHash
+		}
+		var ids []string
+		var at []time.Time
+		for i := range 2000 {
+			c.advance(time.Duration(rng.IntN(40)) * time.Millisecond)
+			if rng.IntN(200) == 0 {
+				c.advance(time.Duration(rng.IntN(15)) * time.Second)
+			}
+			id := fmt.Sprint("e", i)
+			ids, at = append(ids, id), append(at, c.t)
+			w.Add(id)
+			if i%97 != 0 {
+				continue
+			}
+			got := seen(w, ids...)
+			first := slices.Index(got, true)
+			if first < 0 {
+				first = len(ids)
+			}
+			for j := first; j < len(ids); j++ {
+				if !got[j] {
+					t.Fatalf("MaxIDs %d, after %d ids: %s forgotten, %s held: not the newest", maxIDs, i+1, ids[j], ids[first])
+				}
+			}
+			held := len(ids) - first
+			if maxIDs > 0 && held > maxIDs {
+				t.Fatalf("MaxIDs %d: %d held", maxIDs, held)
+			}
+			if n := w.Len(); n != held {
+				t.Fatalf("MaxIDs %d: Len = %d, %d seen", maxIDs, n, held)
+			}
+			for j := range ids {
+				age := c.t.Sub(at[j])
+				inBound := maxIDs == 0 || j >= len(ids)-maxIDs
+				if age < span && inBound && !got[j] {
+					t.Fatalf("MaxIDs %d: %s forgotten at age %v, within the span and the bound", maxIDs, ids[j], age)
+				}
+				if age > maxKeep && got[j] {
+					t.Fatalf("MaxIDs %d: %s held at age %v", maxIDs, ids[j], age)
+				}
+			}
+		}
+	}
+}
+
+// Ids with the same hash are different ids: neither is taken for the other, and each is
+// forgotten on its own.
+func TestWindowHashCollisions(t *testing.T) {
+	w, c := newTestWindow(span)
+	w.weak = func(string) uint64 { return 42 }
+	w.MaxIDs = 3
+	w.Add("a")
+	if got := seen(w, "a", "b"); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("Seen(a, b) = %v, want [true false]", got)
+	}
+	w.Add("b", "c")
+	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{true, true, true, false}) {
+		t.Fatalf("Seen(a, b, c, d) = %v", got)
+	}
+	w.Add("d") // the bound forgets a, whose hash b, c and d share
+	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{false, true, true, true}) {
+		t.Fatalf("after the bound: Seen(a, b, c, d) = %v, want a forgotten only", got)
+	}
+	w.Add("a") // a again, now that no id holds the hash in the first map: b, the oldest, goes
+	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{true, false, true, true}) {
+		t.Fatalf("Seen(a, b, c, d) = %v, want b forgotten", got)
+	}
+	c.advance(5 * time.Second)
+	w.Add("c") // c moves to a newer generation
+	if n := w.Len(); n != 3 {
+		t.Fatalf("Len = %d, want 3", n)
+	}
+	c.advance(span - 4*time.Second) // the first generation expires, c's stays
+	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{false, false, true, false}) {
+		t.Fatalf("after expiry: Seen(a, b, c, d) = %v, want c only", got)
+	}
+	for _, id := range []string{"e", "f"} {
+		w.Add(id)
+	}
+	if got := seen(w, "a", "b", "c", "d", "e", "f"); !slices.Equal(got, []bool{false, false, true, false, true, true}) {
+		t.Fatalf("Seen(a, b, c, d, e, f) = %v", got)
+	}
+	w.mu.Lock()
+	held := len(w.byHash) + len(w.byID)
+	w.mu.Unlock()
+	if held != 3 {
+		t.Errorf("the maps hold %d ids, want 3 (the expired ones swept)", held)
 	}
 }
