@@ -41,6 +41,7 @@ type Config struct {
 	WorkerBatchSize    int
 	WorkerBatchTimeout time.Duration
 	Workers            int
+	MemoryLimitMB      int
 
 	MaxBodyBytes    int64
 	DedupWindow     time.Duration
@@ -203,6 +204,8 @@ var settings = []setting{
 		apply: millis(1, 60000, func(c *Config) *time.Duration { return &c.WorkerBatchTimeout })},
 	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "4", usage: "worker goroutines in this process",
 		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
+	{env: []string{"EVP_MEMORY_LIMIT_MB"}, flag: "memory-limit-mb", def: "240", usage: "soft limit of the Go heap in MiB: garbage collection works harder near it (0: off; GOMEMLIMIT, when set, wins)",
+		apply: intIn(0, 1<<20, func(c *Config) *int { return &c.MemoryLimitMB })},
 	{env: []string{"EVP_MAX_BODY_BYTES"}, flag: "max-body-bytes", def: "5242880", usage: "largest request body, after decompression",
 		apply: func(c *Config, v string) error {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
