@@ -385,10 +385,8 @@ func walk(seg *segment, off, limit int64, buf *[]byte, fn func(r record, end int
 // PendingEventIDs implements queue.Queue. It reads every segment with unacknowledged
 // entries while holding the queue's lock: meant for start-up, before traffic arrives.
 func (q *Queue) PendingEventIDs(ctx context.Context, fn func(string)) error {
-	select {
-	case <-q.closed:
+	if q.isClosed() {
 		return queue.ErrClosed
-	default:
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -415,10 +413,8 @@ func (q *Queue) PendingEventIDs(ctx context.Context, fn func(string)) error {
 
 // Stats implements queue.Queue.
 func (q *Queue) Stats(context.Context) (queue.Stats, error) {
-	select {
-	case <-q.closed:
+	if q.isClosed() {
 		return queue.Stats{}, queue.ErrClosed
-	default:
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -437,10 +433,8 @@ func (q *Queue) Segments() (files int, bytes int64) {
 
 // Ping implements queue.Queue: it fails once a write could not be made durable.
 func (q *Queue) Ping(context.Context) error {
-	select {
-	case <-q.closed:
+	if q.isClosed() {
 		return queue.ErrClosed
-	default:
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -451,6 +445,15 @@ func (q *Queue) Ping(context.Context) error {
 		return fmt.Errorf("logqueue: %w", err)
 	}
 	return nil
+}
+
+func (q *Queue) isClosed() bool {
+	select {
+	case <-q.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // Close stops the writer after it has answered every submitted request, then closes the
