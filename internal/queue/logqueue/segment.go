@@ -2,7 +2,6 @@ package logqueue
 
 import (
 	"fmt"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
@@ -78,12 +77,3 @@ func (s *segment) isAcked(id int64) bool {
 
 // unacked is how many of its entries wait for an acknowledgement.
 func (s *segment) unacked() int64 { return s.count - s.numAcked }
-
-// checkCount recounts the acknowledged bits (used by tests).
-func (s *segment) checkCount() int64 {
-	var n int
-	for _, w := range s.acked {
-		n += bits.OnesCount64(w)
-	}
-	return int64(n)
-}
