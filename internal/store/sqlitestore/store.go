@@ -27,6 +27,8 @@ type Store struct {
 	insertOne, insertMany, count *sql.Stmt
 	// Rollup statements, also prepared once.
 	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd, genPut *sql.Stmt
+	// The per-user upserts userChunk rows at a time (memrollups.go).
+	userMinuteMany, userHourMany *sql.Stmt
 	// Sketches and per-user counts, built from the events table about once a second
 	// (memrollups.go).
 	mem memRollups
@@ -165,8 +167,10 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		{&st.insertOne, insertCols + insertRow + insertTail},
 		{&st.insertMany, insertChunkSQL},
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
-		{&st.userMinuteAdd, `INSERT INTO user_minute(minute, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(minute, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
-		{&st.userHourAdd, `INSERT INTO user_hour(hour, user_id, count, last_ts, types) VALUES (?,?,?,?,?) ON CONFLICT(hour, user_id) DO UPDATE SET count = count + excluded.count, last_ts = MAX(last_ts, excluded.last_ts), types = types | excluded.types`},
+		{&st.userMinuteAdd, userUpsertSQL("user_minute", "minute", 1)},
+		{&st.userHourAdd, userUpsertSQL("user_hour", "hour", 1)},
+		{&st.userMinuteMany, userUpsertSQL("user_minute", "minute", userChunk)},
+		{&st.userHourMany, userUpsertSQL("user_hour", "hour", userChunk)},
 		{&st.genPut, `INSERT INTO rollup_gen(hour, unit, seq) VALUES (?,?,?) ON CONFLICT(hour, unit) DO UPDATE SET seq = excluded.seq`},
 		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
 		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
