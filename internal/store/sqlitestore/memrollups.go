@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -394,6 +396,34 @@ func (s *Store) sketchEntry(ctx context.Context, key sketchKey) (*sketchEntry, e
 // writeBuild commits one build: the dirty sketches, the per-user rows and the watermark
 // moved from from to to, or errBuildRace if the watermark is no longer from.
 func (s *Store) writeBuild(ctx context.Context, from, to int64, users *userAggs) (err error) {
+	// Everything that needs no database is done before the transaction: inserts wait for
+	// the single write connection while it is open.
+	type blob struct {
+		key             sketchKey
+		users, sessions []byte
+	}
+	var blobs []blob
+	for k, e := range s.mem.sketches {
+		if !e.dirty {
+			continue
+		}
+		b := blob{key: k}
+		if b.users, err = e.pair.Users.MarshalBinary(); err != nil {
+			return err
+		}
+		if b.sessions, err = e.pair.Sessions.MarshalBinary(); err != nil {
+			return err
+		}
+		blobs = append(blobs, b)
+	}
+	levels := [2][]userAgg{users.aggs, users.hours()}
+	for _, rows := range levels {
+		// In key order, so that each statement's rows land on neighbouring B-tree pages.
+		slices.SortFunc(rows, func(a, b userAgg) int {
+			return cmp.Or(cmp.Compare(a.key.k, b.key.k), strings.Compare(a.key.user, b.key.user))
+		})
+	}
+
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -427,38 +457,22 @@ func (s *Store) writeBuild(ctx context.Context, from, to int64, users *userAggs)
 		return mask
 	}
 	minPut, hourPut := tx.StmtContext(ctx, s.minSketchPut), tx.StmtContext(ctx, s.hourSketchPut)
-	for k, e := range s.mem.sketches {
-		if !e.dirty {
-			continue
-		}
-		u, err := e.pair.Users.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		ss, err := e.pair.Sessions.MarshalBinary()
-		if err != nil {
-			return err
-		}
+	for _, b := range blobs {
 		put := minPut
-		if k.hour {
+		if b.key.hour {
 			put = hourPut
 		}
-		if _, err = put.ExecContext(ctx, k.k, u, ss); err != nil {
+		if _, err = put.ExecContext(ctx, b.key.k, b.users, b.sessions); err != nil {
 			return err
 		}
 	}
 	changed := map[sketchKey]bool{}
 	args := make([]any, 0, 5*userChunk)
-	for lvl, rows := range [2][]userAgg{users.aggs, users.hours()} {
+	for lvl, rows := range levels {
 		one, many := s.userMinuteAdd, s.userMinuteMany
 		if lvl == 1 {
 			one, many = s.userHourAdd, s.userHourMany
 		}
-		// In key order, so that each statement's rows land on neighbouring B-tree pages.
-		sort.Slice(rows, func(i, j int) bool {
-			a, b := rows[i].key, rows[j].key
-			return a.k < b.k || a.k == b.k && a.user < b.user
-		})
 		oneTx, manyTx := tx.StmtContext(ctx, one), tx.StmtContext(ctx, many)
 		for start := 0; start < len(rows); {
 			n, put := 1, oneTx
