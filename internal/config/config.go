@@ -40,6 +40,7 @@ type Config struct {
 	ConsumerName       string
 	WorkerBatchSize    int
 	WorkerBatchTimeout time.Duration
+	WorkerBatchLinger  time.Duration
 	Workers            int
 	MemoryLimitMB      int
 
@@ -202,6 +203,8 @@ var settings = []setting{
 		apply: intIn(1, 10000, func(c *Config) *int { return &c.WorkerBatchSize })},
 	{env: []string{"WORKER_BATCH_TIMEOUT_MS"}, flag: "worker-batch-timeout-ms", def: "500", usage: "longest a worker waits for a batch (ms)",
 		apply: millis(1, 60000, func(c *Config) *time.Duration { return &c.WorkerBatchTimeout })},
+	{env: []string{"WORKER_BATCH_LINGER_MS"}, flag: "worker-batch-linger-ms", def: "50", usage: "how long a partly filled batch waits for more events (ms; 0: not at all)",
+		apply: millis(0, 10000, func(c *Config) *time.Duration { return &c.WorkerBatchLinger })},
 	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "4", usage: "worker goroutines in this process",
 		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
 	{env: []string{"EVP_MEMORY_LIMIT_MB"}, flag: "memory-limit-mb", def: "240", usage: "soft limit of the Go heap in MiB: garbage collection works harder near it (0: off; GOMEMLIMIT, when set, wins)",

@@ -31,6 +31,10 @@ type Config struct {
 	// MaxDeliveries dead-letters an entry delivered this many times without being
 	// acknowledged (a poison entry that keeps a worker from finishing); 5.
 	MaxDeliveries int
+	// BatchLinger is how long a batch that came back partly filled waits for more entries
+	// (at most BatchSize in all), so that a trickle of single events is stored a few dozen
+	// to a transaction rather than a few; 0 stores it at once.
+	BatchLinger time.Duration
 }
 
 func (c *Config) defaults() {
@@ -141,6 +145,7 @@ func (p *Pool) loop(ctx context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
+		msgs = p.linger(ctx, msgs)
 		// A full batch means a backlog: take more without waiting, so that one store
 		// transaction (one fsync) carries up to MaxCombine batches. An idle system still
 		// writes each batch as soon as it arrives.
@@ -154,6 +159,26 @@ func (p *Pool) loop(ctx context.Context) {
 		// The batch is finished even when ctx is cancelled meanwhile: shutdown waits for it.
 		p.Process(context.WithoutCancel(ctx), msgs)
 	}
+}
+
+// linger tops up a partly filled batch with what arrives within BatchLinger.
+func (p *Pool) linger(ctx context.Context, msgs []queue.Message) []queue.Message {
+	if p.cfg.BatchLinger <= 0 || len(msgs) >= p.cfg.BatchSize {
+		return msgs
+	}
+	deadline := time.Now().Add(p.cfg.BatchLinger)
+	for len(msgs) < p.cfg.BatchSize {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		more, err := p.q.Fetch(ctx, p.cfg.BatchSize-len(msgs), left)
+		if err != nil || len(more) == 0 {
+			break // what was fetched is processed; the next Fetch reports the error
+		}
+		msgs = append(msgs, more...)
+	}
+	return msgs
 }
 
 // Process handles one fetched batch to the end: stored or dead-lettered, then acknowledged.
