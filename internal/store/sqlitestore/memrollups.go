@@ -84,15 +84,31 @@ type userAgg struct {
 // the minute rows when written. A user's types are bits over the build's own list of type
 // names, translated to event_type_bits when written, so no per-user map is allocated. (A
 // build holding more than 64 types lists only its first 64 in topUsers' eventTypes.)
+//
+// One userAggs serves every build of a store (they run one at a time), emptied by reset, so
+// that its maps and slices are not grown again each second.
 type userAggs struct {
 	index   map[userKey]int32
 	aggs    []userAgg
 	typeIdx map[string]int
 	types   []string
+	// hour rows (hours)
+	hourIndex map[userKey]int32
+	hourAggs  []userAgg
 }
 
 func newUserAggs() *userAggs {
-	return &userAggs{index: map[userKey]int32{}, typeIdx: map[string]int{}}
+	return &userAggs{index: map[userKey]int32{}, typeIdx: map[string]int{}, hourIndex: map[userKey]int32{}}
+}
+
+// reset empties u for the next build, keeping its memory.
+func (u *userAggs) reset() {
+	clear(u.index)
+	clear(u.typeIdx)
+	clear(u.hourIndex)
+	clear(u.aggs) // drop the user ids they hold
+	clear(u.hourAggs)
+	u.aggs, u.types, u.hourAggs = u.aggs[:0], u.types[:0], u.hourAggs[:0]
 }
 
 func (u *userAggs) add(minute int64, user, typ string, ts int64) {
@@ -119,14 +135,14 @@ func (u *userAggs) add(minute int64, user, typ string, ts int64) {
 
 // hours sums the minute rows into hour rows.
 func (u *userAggs) hours() []userAgg {
-	index := map[userKey]int32{}
-	var out []userAgg
+	clear(u.hourIndex)
+	out := u.hourAggs[:0]
 	for _, m := range u.aggs {
 		key := userKey{hour: true, k: floorDiv(m.key.k, 60), user: m.key.user}
-		i, ok := index[key]
+		i, ok := u.hourIndex[key]
 		if !ok {
 			i = int32(len(out))
-			index[key] = i
+			u.hourIndex[key] = i
 			out = append(out, userAgg{key: key})
 		}
 		h := &out[i]
@@ -134,6 +150,7 @@ func (u *userAggs) hours() []userAgg {
 		h.last = max(h.last, m.last)
 		h.types |= m.types
 	}
+	u.hourAggs = out
 	return out
 }
 
@@ -143,7 +160,8 @@ type memRollups struct {
 	// builds (checked through rollup_seq, see BuildRollups).
 	sketches map[sketchKey]*sketchEntry
 	tick     uint64
-	lastSeq  int64 // rollup_seq after this process's last build
+	lastSeq  int64     // rollup_seq after this process's last build
+	users    *userAggs // reused by every build
 
 	mu          sync.Mutex // guards minuteFloor (read by queries)
 	minuteFloor int64      // user_minute rows before this minute were pruned
@@ -255,7 +273,11 @@ func (s *Store) buildChunk(ctx context.Context, from int64) (int, error) {
 		return 0, nil
 	}
 	to := rows[n-1].seq
-	users := newUserAggs()
+	if m.users == nil {
+		m.users = newUserAggs()
+	}
+	users := m.users
+	defer users.reset()
 	var lastKeys [2]sketchKey
 	var lastEntries [2]*sketchEntry
 	for i := range rows {
@@ -351,7 +373,11 @@ func (h *handoff) take(from int64, limit int) []feedRow {
 	if len(h.segs) == 0 || h.segs[0][0].seq > from+1 {
 		return nil
 	}
-	var out []feedRow
+	n := 0
+	for _, sg := range h.segs {
+		n += len(sg)
+	}
+	out := make([]feedRow, 0, min(n, limit))
 	next := from + 1
 	for _, sg := range h.segs {
 		if sg[0].seq > next || len(out) >= limit {
