@@ -72,6 +72,17 @@ func BenchmarkAnalytics(b *testing.B) {
 			}
 		}
 	})
+	// A start after a clean shutdown takes the digest from the snapshot Close wrote.
+	b.Run("reopen-digest-snapshot", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := st.saveDigest(); err != nil {
+				b.Fatal(err)
+			}
+			if ok, err := st.loadDigest(ctx); !ok || err != nil {
+				b.Fatalf("snapshot not loaded: %v", err)
+			}
+		}
+	})
 	for _, r := range []struct {
 		name   string
 		span   time.Duration

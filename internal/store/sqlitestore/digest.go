@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"math"
 	"math/bits"
 	"strings"
@@ -588,7 +589,14 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 // startDigest fills the digest at open: every event of a small store before serving, else
 // the last digestWarmHours hours in the background: the function returned, run until done
 // or until stop is closed.
-func (s *Store) startDigest(ctx context.Context) (background func(stop <-chan struct{}), err error) {
+func (s *Store) startDigest(ctx context.Context, log *slog.Logger) (background func(stop <-chan struct{}), err error) {
+	switch ok, err := s.loadDigest(ctx); {
+	case ok:
+		s.digestLoaded = true
+		return nil, nil // the builder feeds it the events stored since the snapshot
+	case err != nil && log != nil:
+		log.Warn("event digest snapshot not used; reading the events instead", "err", err)
+	}
 	var n int64
 	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'events'`).Scan(&n); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 
 // Store implements store.EventStore.
 type Store struct {
+	dir      string
 	wdb, rdb *sql.DB
 	// Statements prepared once on the single write connection (not in every transaction).
 	insertOne, insertMany, count *sql.Stmt
@@ -40,6 +41,8 @@ type Store struct {
 	digest eventDigest
 	// warmDigest, when set, reads past hours into the digest in the background.
 	warmDigest func(stop <-chan struct{})
+	// digestLoaded: Open took the digest from the snapshot the last Close wrote.
+	digestLoaded bool
 	// The rows this process inserted, handed to the rollup builder so that it need not read
 	// them back (memrollups.go).
 	handoff handoff
@@ -159,7 +162,7 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		wdb.Close()
 		return nil, err
 	}
-	st := &Store{wdb: wdb, rdb: rdb}
+	st := &Store{dir: dir, wdb: wdb, rdb: rdb}
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -193,7 +196,7 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		st.Close()
 		return nil, err
 	}
-	if st.warmDigest, err = st.startDigest(ctx); err != nil {
+	if st.warmDigest, err = st.startDigest(ctx, log); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
 	}
@@ -423,6 +426,9 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		ferr = s.BuildRollups(ctx)
 		cancel()
+		if ferr == nil {
+			ferr = s.saveDigest() // the next start need not read the events into it again
+		}
 	}
 	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
 }
