@@ -24,7 +24,15 @@ export async function audit(page, name, { themes = ['light', 'dark'] } = {}) {
   for (const theme of themes) {
     await page.emulateMedia({ colorScheme: theme })
     // Colours change through CSS transitions on buttons: let them finish before sampling.
-    await page.waitForTimeout(250)
+    // A fixed pause was not enough on a busy machine (axe sampled a button halfway between
+    // its light and dark colours), so wait until no transition runs, after the two frames
+    // in which the new theme's styles apply and the transitions start.
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))))
+    await page.waitForFunction(
+      () => !document.getAnimations().some((a) => a instanceof CSSTransition && a.playState === 'running'),
+      null,
+      { timeout: 10_000 },
+    )
     const loaded = await page.evaluate(() => typeof window.axe !== 'undefined')
     if (!loaded) await page.evaluate(axeSource)
     const res = await page.evaluate(
