@@ -503,6 +503,15 @@ func (s *Store) digestRead(ctx context.Context, from, upTo int64) error {
 	}
 }
 
+// storedBounds returns the newest stored event's seq and the retention cut-off applied
+// (Unix ns; 0 when none).
+func storedBounds(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (top, cutoff int64, err error) {
+	err = q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0) FROM events`).Scan(&top, &cutoff)
+	return top, cutoff, err
+}
+
 func scanFeedRows(rows *sql.Rows) ([]feedRow, error) {
 	defer rows.Close()
 	var out []feedRow
@@ -531,8 +540,8 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 		return err
 	}
 	defer tx.Rollback()
-	var top, cutoff int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0) FROM events`).Scan(&top, &cutoff); err != nil {
+	top, cutoff, err := storedBounds(ctx, tx)
+	if err != nil {
 		return err
 	}
 	q, args := `SELECT user_id, session_id, event_type, ts FROM events WHERE seq <= ?`, []any{top}

@@ -101,8 +101,11 @@ func (s *Store) loadDigest(ctx context.Context) (bool, error) {
 	if snap.Version != digestSnapshotVersion {
 		return false, nil
 	}
-	var top, cutoff int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0) FROM events`).Scan(&top, &cutoff); err != nil {
+	if !snap.consistent() {
+		return false, fmt.Errorf("sqlitestore: event digest snapshot %s is inconsistent", path)
+	}
+	top, cutoff, err := storedBounds(ctx, s.rdb)
+	if err != nil {
 		return false, err
 	}
 	if snap.Seq > top {
@@ -121,20 +124,12 @@ func (s *Store) loadDigest(ctx context.Context) (bool, error) {
 	}
 	d.types = snap.Types
 	for _, sh := range snap.Hours {
-		if len(sh.Last) != len(sh.User) || len(sh.LastTypes) != len(sh.User) || len(sh.Count) != len(sh.User) {
-			d.reset(0)
-			return false, fmt.Errorf("sqlitestore: event digest snapshot %s is inconsistent", path)
-		}
 		h := &digestHour{index: make(map[int32]int32, len(sh.User)), groups: make([]digestGroup, len(sh.User))}
 		ev := sh.Ev
-		for i := range sh.User {
+		for i, user := range sh.User {
 			n := int(sh.Count[i])
-			if n > len(ev) || int(sh.User[i]) >= len(snap.Users) || sh.User[i] < 0 {
-				d.reset(0)
-				return false, fmt.Errorf("sqlitestore: event digest snapshot %s is inconsistent", path)
-			}
-			h.groups[i] = digestGroup{last: sh.Last[i], lastTypes: sh.LastTypes[i], user: sh.User[i], ev: ev[:n:n]}
-			h.index[sh.User[i]] = int32(i)
+			h.groups[i] = digestGroup{last: sh.Last[i], lastTypes: sh.LastTypes[i], user: user, ev: ev[:n:n]}
+			h.index[user] = int32(i)
 			ev = ev[n:]
 		}
 		d.hours[sh.Hour] = h
@@ -145,4 +140,26 @@ func (s *Store) loadDigest(ctx context.Context) (bool, error) {
 	d.evict()
 	d.active = true
 	return true, nil
+}
+
+// consistent reports whether every hour's columns line up and its events and user ids are
+// within bounds, so that loading cannot index out of range.
+func (snap *digestSnapshot) consistent() bool {
+	for _, sh := range snap.Hours {
+		n := len(sh.User)
+		if len(sh.Last) != n || len(sh.LastTypes) != n || len(sh.Count) != n {
+			return false
+		}
+		events := 0
+		for i, u := range sh.User {
+			if u < 0 || int(u) >= len(snap.Users) || sh.Count[i] < 0 {
+				return false
+			}
+			events += int(sh.Count[i])
+		}
+		if events != len(sh.Ev) {
+			return false
+		}
+	}
+	return true
 }

@@ -55,6 +55,25 @@ func checkAgainstBruteForce(t *testing.T, s *Store, all []event.Event) {
 	}
 }
 
+// storeAndClose stores events in a store in dir and closes it, and returns the path of the
+// digest snapshot Close wrote.
+func storeAndClose(t *testing.T, dir string, events []event.Event) string {
+	t.Helper()
+	s, err := Open(context.Background(), dir, sqlitedb.SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(t, s, events, len(events), 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, digestSnapshotFile)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no snapshot after Close: %v", err)
+	}
+	return path
+}
+
 // Close saves the event digest and the next Open takes it back instead of reading the
 // events again; the events stored after the restart join it, and filtered analytics still
 // agree with a brute-force computation.
@@ -63,18 +82,7 @@ func TestDigestSnapshotAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	first, second := snapshotEvents(1, 0, 6000), snapshotEvents(2, 6000, 4000)
 
-	s, err := Open(ctx, dir, sqlitedb.SyncNormal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	insert(t, s, first, len(first), 0)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, digestSnapshotFile)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("no snapshot after Close: %v", err)
-	}
+	path := storeAndClose(t, dir, first)
 
 	s2 := openStore(t, dir)
 	if !s2.digestLoaded {
@@ -99,15 +107,7 @@ func TestDigestSnapshotDamaged(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	all := snapshotEvents(3, 0, 3000)
-	s, err := Open(ctx, dir, sqlitedb.SyncNormal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	insert(t, s, all, len(all), 0)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, digestSnapshotFile)
+	path := storeAndClose(t, dir, all)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
