@@ -1,11 +1,13 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"log/slog"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +21,9 @@ import (
 // rollup builder fills from the rows it reads anyway (in seq order, so every stored event
 // is in it once): per hour and user, the newest event time (and which types have an event
 // then), and per event 4 bytes: its minute in the hour, its type and its session id as the
-// HyperLogLog register it sets (sessionCode). About 4 bytes an event and 50 a user-hour:
-// some 60 MB for a day of 10 million events from 10,000 users, however types and sessions
-// are spread.
+// HyperLogLog register it sets (sessionCode). About 4 bytes an event and 24 a user-hour
+// once the hour is past (sealed): some 45 MB for 10 million events from 10,000 users,
+// whether they span a day or a week, however types and sessions are spread.
 //
 // A filtered query reads the events of the users that match, for the minutes of its range.
 // Counts and distinct users are exact; distinct sessions are a HyperLogLog estimate (as
@@ -32,16 +34,14 @@ import (
 // The digest serves at most 63 event types; past that it stops covering hours (queries read
 // the events table as before).
 //
-// The digest covers the hours from `from` on: at start the last digestWarmHours (every hour
-// for a small store), read in the background; hours before that, and hours dropped to keep
-// it under maxDigestBytes or cut by retention, are answered from the events table as before
-// (filtercache.go).
+// The digest covers the hours from `from` on: at start, taken back from the snapshot a clean
+// shutdown left (digestsnap.go), or read from the events table (every hour of a small store
+// before serving, else in the background the newest hours that fit); hours before that,
+// and hours dropped to keep it under maxDigestBytes or cut by retention, are answered from
+// the events table as before (filtercache.go).
 
 // maxDigestBytes bounds the digest's memory (estimated); past it the oldest hours go.
 const maxDigestBytes = 96 << 20
-
-// digestWarmHours is how many past hours a start reads into the digest.
-const digestWarmHours = 25
 
 // digestReadAllBelow is the stored-event count under which a start reads every event into
 // the digest before serving (a fresh or small store) rather than the last hours in the
@@ -60,7 +60,7 @@ const (
 	noUnresolved = math.MinInt64
 )
 
-// digestGroup is one user's events in one hour.
+// digestGroup is one user's events in one hour, in an hour's open part.
 type digestGroup struct {
 	last      int64    // newest event time, Unix ns
 	lastTypes uint64   // bits over type ids: the types with an event at last
@@ -68,9 +68,27 @@ type digestGroup struct {
 	user      int32
 }
 
+// sealedGroup is one user's events in one hour, in an hour's sealed part: 24 bytes where
+// an open group costs about 72 with its slice header and index entry.
+type sealedGroup struct {
+	last      int64
+	lastTypes uint64
+	user      int32
+	end       uint32 // its events are sev[the previous group's end:end]
+}
+
+// digestHour is one hour's events. Events are put into the open part; once no event has
+// come for the hour in two feeds (or memory runs short), the open part is merged into the
+// sealed part, which keeps a user's events of the hour in one array with the other users'.
+// That more than halves what a past hour costs (about 28 bytes a user-hour where it was
+// 72), so that a week of 10 million events fits in maxDigestBytes. Events that come late
+// for a sealed hour go to a new open part, sealed in turn.
 type digestHour struct {
-	groups []digestGroup
-	index  map[int32]int32 // user -> group
+	sealed []sealedGroup // by user id
+	sev    []uint32
+	groups []digestGroup   // the open part
+	index  map[int32]int32 // user -> open group
+	fed    uint64          // the feed that last put an event here
 }
 
 type eventDigest struct {
@@ -85,6 +103,8 @@ type eventDigest struct {
 	types  []string
 	bytes  int
 	epoch  uint64 // changes when user or type ids are renumbered
+	feeds  uint64 // counts feeds, to tell which hours are quiet
+	limit  int    // the memory bound: maxDigestBytes unless a test sets another
 	// last hour fed, to skip the map lookup for runs of events in one hour
 	lastHour  int64
 	lastH     *digestHour
@@ -119,6 +139,7 @@ type feedRow struct {
 
 // feed adds the events after d.seq, which must come in seq order.
 func (d *eventDigest) feed(rows []feedRow) {
+	d.feeds++
 	for i := range rows {
 		r := &rows[i]
 		if r.seq <= d.seq {
@@ -156,12 +177,16 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 	h := d.lastH
 	if h == nil || d.lastHour != hour {
 		if h = d.hours[hour]; h == nil {
-			h = &digestHour{index: map[int32]int32{}}
+			h = &digestHour{}
 			d.hours[hour] = h
 			d.bytes += 200
 		}
 		d.lastHour, d.lastH = hour, h
 	}
+	if h.index == nil { // new, or sealed since
+		h.index = map[int32]int32{}
+	}
+	h.fed = d.feeds
 	uid, ok := d.users.ids[user]
 	if !ok {
 		uid = d.users.id(strings.Clone(user)) // as for types above
@@ -185,18 +210,31 @@ func (d *eventDigest) put(user, session, typ string, ts int64) {
 	d.bytes += 4
 }
 
-// evict drops the oldest hours while the digest is over maxDigestBytes, and starts over
-// (covering only later hours) when it interns too many user ids.
+// evict seals the hours no event came for in this feed or the one before (every hour but
+// the newest when the digest is over maxDigestBytes), then drops the oldest hours while it
+// is still over; it starts over (covering only later hours) when it interns too many user
+// ids. It ends every feed.
 func (d *eventDigest) evict() {
+	newest := int64(math.MinInt64)
+	for k := range d.hours {
+		newest = max(newest, k)
+	}
 	if len(d.users.names) > maxInternedUsers {
-		next := int64(math.MinInt64)
-		for h := range d.hours {
-			next = max(next, h+1)
-		}
-		d.reset(max(d.from, next))
+		d.reset(max(d.from, newest+1))
 		return
 	}
-	for d.bytes > maxDigestBytes && len(d.hours) > 0 {
+	limit := d.limit
+	if limit == 0 {
+		limit = maxDigestBytes
+	}
+	for k, h := range d.hours {
+		if len(h.groups) > 0 && (h.fed+1 < d.feeds || d.bytes > limit && k != newest) {
+			d.bytes -= h.bytesEstimate()
+			h.seal()
+			d.bytes += h.bytesEstimate()
+		}
+	}
+	for d.bytes > limit && len(d.hours) > 0 {
 		oldest := int64(math.MaxInt64)
 		for h := range d.hours {
 			oldest = min(oldest, h)
@@ -220,11 +258,59 @@ func (d *eventDigest) dropBefore(hour int64) {
 }
 
 func (h *digestHour) bytesEstimate() int {
-	n := 200 + 72*len(h.groups)
+	n := 200 + 24*len(h.sealed) + 4*len(h.sev) + 72*len(h.groups)
 	for i := range h.groups {
 		n += 4 * len(h.groups[i].ev)
 	}
 	return n
+}
+
+// seal merges the open part into the sealed part: one group per user, in user id order.
+func (h *digestHour) seal() {
+	if len(h.groups) == 0 {
+		return
+	}
+	type part struct {
+		user      int32
+		last      int64
+		lastTypes uint64
+		ev        []uint32
+	}
+	parts := make([]part, 0, len(h.sealed)+len(h.groups))
+	start := uint32(0)
+	for _, g := range h.sealed {
+		parts = append(parts, part{g.user, g.last, g.lastTypes, h.sev[start:g.end]})
+		start = g.end
+	}
+	events := len(h.sev)
+	for _, g := range h.groups {
+		parts = append(parts, part{g.user, g.last, g.lastTypes, g.ev})
+		events += len(g.ev)
+	}
+	slices.SortStableFunc(parts, func(a, b part) int { return cmp.Compare(a.user, b.user) })
+	users := 0
+	for i := range parts {
+		if i == 0 || parts[i].user != parts[i-1].user {
+			users++
+		}
+	}
+	sealed, sev := make([]sealedGroup, 0, users), make([]uint32, 0, events)
+	for _, p := range parts {
+		if k := len(sealed); k > 0 && sealed[k-1].user == p.user {
+			g := &sealed[k-1]
+			switch {
+			case p.last > g.last:
+				g.last, g.lastTypes = p.last, p.lastTypes
+			case p.last == g.last:
+				g.lastTypes |= p.lastTypes
+			}
+		} else {
+			sealed = append(sealed, sealedGroup{last: p.last, lastTypes: p.lastTypes, user: p.user})
+		}
+		sev = append(sev, p.ev...)
+		sealed[len(sealed)-1].end = uint32(len(sev))
+	}
+	h.sealed, h.sev, h.groups, h.index = sealed, sev, nil, nil
 }
 
 // applyCutoff stops covering the hours retention deleted events from (before cutoff, Unix
@@ -331,17 +417,16 @@ type digestPart struct {
 // userID (lower-cased substring; empty: any), counted in minutes from startMin <= a.
 func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *digestPart {
 	p := &digestPart{byType: map[string]int64{}, minutes: make([]int64, b-startMin), sessions: hyperloglog.NewNoSparse()}
-	typ := -1
+	sc := digestScan{typ: -1}
 	if eventType != "" {
 		t, ok := d.typeID[eventType]
 		if !ok {
 			return p
 		}
-		typ = int(t)
+		sc.typ = int(t)
 	}
-	var match []bool
 	if userID != "" {
-		match = d.matching(userID)
+		sc.match = d.matching(userID)
 	}
 	if n := len(d.users.names); len(d.count) < n {
 		d.count, d.last, d.unres, d.tbits = make([]int64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
@@ -352,115 +437,139 @@ func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *d
 	if d.regs == nil {
 		d.regs = make([]uint8, 1<<14)
 	}
-	count, last, unres, tbits, regs := d.count, d.last, d.unres, d.tbits, d.regs
-	var typeCounts [digestTypes]int64
-	var seen []int32
+	sc.count, sc.last, sc.unres, sc.tbits, sc.regs = d.count, d.last, d.unres, d.tbits, d.regs
 	for hour := floorDiv(a, 60); hour*60 < b; hour++ {
 		h := d.hours[hour]
 		if h == nil {
 			continue
 		}
-		lo, hi := uint32(max(a-hour*60, 0)), uint32(min(b-hour*60, 60))
-		var perMin [60]int64
-		for gi := range h.groups {
-			g := &h.groups[gi]
-			if match != nil && !match[g.user] {
-				continue
-			}
-			var n int64
-			var maxM uint32
-			var types uint64
-			if lo == 0 && hi == 60 && typ < 0 {
-				// A whole hour, every type: no test per event (the common case of a
-				// userId filter).
-				n, maxM = int64(len(g.ev)), 59
-				for _, e := range g.ev {
-					perMin[e&63]++
-					t := e >> 6 & 63
-					types |= 1 << t
-					typeCounts[t]++
-					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
-						regs[r] = rho
-					}
-				}
-			} else if lo == 0 && hi == 60 {
-				// A whole hour, one type: one test per event.
-				want := uint32(typ) << 6
-				for _, e := range g.ev {
-					if e&(63<<6) != want {
-						continue
-					}
-					n++
-					m := e & 63
-					perMin[m]++
-					maxM = max(maxM, m)
-					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
-						regs[r] = rho
-					}
-				}
-				if n > 0 {
-					types = 1 << typ
-					typeCounts[typ] += n
-				}
-			} else {
-				for _, e := range g.ev {
-					m, t := e&63, int(e>>6&63)
-					if m < lo || m >= hi || typ >= 0 && t != typ {
-						continue
-					}
-					n++
-					perMin[m]++
-					maxM = max(maxM, m)
-					types |= 1 << t
-					typeCounts[t]++
-					if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
-						regs[r] = rho
-					}
-				}
-			}
-			if n == 0 {
-				continue
-			}
-			u := g.user
-			if count[u] == 0 {
-				seen = append(seen, u)
-			}
-			count[u] += n
-			tbits[u] |= types
-			// The group's newest event is the newest matching one in range if it is in range
-			// (none there is newer) and of a matching type; else the newest matching one is
-			// in minute maxM, to be read from the events table if this user ranks.
-			lm := uint32(floorDiv(g.last, minuteNs) - hour*60)
-			if lm >= lo && lm < hi && (typ < 0 || g.lastTypes&(1<<typ) != 0) {
-				last[u] = max(last[u], g.last)
-			} else {
-				unres[u] = max(unres[u], hour*60+int64(maxM))
-			}
+		sc.hour, sc.lo, sc.hi = hour, uint32(max(a-hour*60, 0)), uint32(min(b-hour*60, 60))
+		sc.perMin = [60]int64{}
+		start := uint32(0)
+		for _, g := range h.sealed {
+			sc.group(g.user, g.last, g.lastTypes, h.sev[start:g.end])
+			start = g.end
 		}
-		for m, c := range perMin {
+		for i := range h.groups {
+			g := &h.groups[i]
+			sc.group(g.user, g.last, g.lastTypes, g.ev)
+		}
+		for m, c := range sc.perMin {
 			if c != 0 {
 				p.minutes[hour*60+int64(m)-startMin] += c
 			}
 		}
 	}
-	for r, rho := range regs {
+	for r, rho := range sc.regs {
 		if rho != 0 {
 			p.sessions.InsertHash(codeHash(uint32(r)<<6 | uint32(rho)))
-			regs[r] = 0
+			sc.regs[r] = 0
 		}
 	}
-	for t, c := range typeCounts {
+	for t, c := range sc.typeCounts {
 		if c != 0 {
 			p.byType[d.types[t]] = c
 		}
 	}
+	seen := sc.seen
 	p.users = seen
 	p.count, p.last, p.unres, p.types = make([]int64, len(seen)), make([]int64, len(seen)), make([]int64, len(seen)), make([]uint64, len(seen))
 	for i, u := range seen {
-		p.count[i], p.last[i], p.unres[i], p.types[i] = count[u], last[u], unres[u], tbits[u]
-		count[u], last[u], unres[u], tbits[u] = 0, 0, noUnresolved, 0
+		p.count[i], p.last[i], p.unres[i], p.types[i] = sc.count[u], sc.last[u], sc.unres[u], sc.tbits[u]
+		sc.count[u], sc.last[u], sc.unres[u], sc.tbits[u] = 0, 0, noUnresolved, 0
 	}
 	return p
+}
+
+// digestScan is what partial adds up, per user id (count, last, unres, tbits: the digest's
+// scratch, zeroed after use), per minute of the hour being read, per type and per session
+// register.
+type digestScan struct {
+	typ                int    // type id, or -1 for any
+	match              []bool // by user id; nil: any
+	hour               int64
+	lo, hi             uint32 // the minutes of the hour in range
+	count, last, unres []int64
+	tbits              []uint64
+	regs               []uint8
+	seen               []int32
+	perMin             [60]int64
+	typeCounts         [digestTypes]int64
+}
+
+// group adds one user's events of the hour (a sealed or open group).
+func (sc *digestScan) group(user int32, glast int64, lastTypes uint64, ev []uint32) {
+	if sc.match != nil && !sc.match[user] {
+		return
+	}
+	lo, hi, typ, regs := sc.lo, sc.hi, sc.typ, sc.regs
+	var n int64
+	var maxM uint32
+	var types uint64
+	if lo == 0 && hi == 60 && typ < 0 {
+		// A whole hour, every type: no test per event (the common case of a userId filter).
+		n, maxM = int64(len(ev)), 59
+		for _, e := range ev {
+			sc.perMin[e&63]++
+			t := e >> 6 & 63
+			types |= 1 << t
+			sc.typeCounts[t]++
+			if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+				regs[r] = rho
+			}
+		}
+	} else if lo == 0 && hi == 60 {
+		// A whole hour, one type: one test per event.
+		want := uint32(typ) << 6
+		for _, e := range ev {
+			if e&(63<<6) != want {
+				continue
+			}
+			n++
+			m := e & 63
+			sc.perMin[m]++
+			maxM = max(maxM, m)
+			if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+				regs[r] = rho
+			}
+		}
+		if n > 0 {
+			types = 1 << typ
+			sc.typeCounts[typ] += n
+		}
+	} else {
+		for _, e := range ev {
+			m, t := e&63, int(e>>6&63)
+			if m < lo || m >= hi || typ >= 0 && t != typ {
+				continue
+			}
+			n++
+			sc.perMin[m]++
+			maxM = max(maxM, m)
+			types |= 1 << t
+			sc.typeCounts[t]++
+			if r, rho := e>>18, uint8(e>>12&63); rho > regs[r] {
+				regs[r] = rho
+			}
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if sc.count[user] == 0 {
+		sc.seen = append(sc.seen, user)
+	}
+	sc.count[user] += n
+	sc.tbits[user] |= types
+	// The group's newest event is the newest matching one in range if it is in range (none
+	// there is newer) and of a matching type; else the newest matching one is in minute
+	// maxM, to be read from the events table if this user ranks.
+	lm := uint32(floorDiv(glast, minuteNs) - sc.hour*60)
+	if lm >= lo && lm < hi && (typ < 0 || lastTypes&(1<<typ) != 0) {
+		sc.last[user] = max(sc.last[user], glast)
+	} else {
+		sc.unres[user] = max(sc.unres[user], sc.hour*60+int64(maxM))
+	}
 }
 
 // digestCatchUp feeds the digest the events after its watermark up to seq upTo, when it is
@@ -526,9 +635,10 @@ func scanFeedRows(rows *sql.Rows) ([]feedRow, error) {
 }
 
 // readDigest reads the stored events of the hours from fromHour on (every event when all is
-// set) into an empty digest and activates it. Rows are read from one snapshot; the events
-// stored after it are fed in seq order under the build lock, so that no build feeds the
-// digest meanwhile.
+// set) into an empty digest and activates it. Without all it reads an hour at a time, the
+// newest first, and stops at the first hour the digest has no room for. Rows are read from
+// one snapshot; the events stored after it are fed in seq order under the build lock, so
+// that no build feeds the digest meanwhile.
 func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error {
 	d := &s.digest
 	d.mu.Lock()
@@ -544,21 +654,13 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 	if err != nil {
 		return err
 	}
-	q, args := `SELECT user_id, session_id, event_type, ts FROM events WHERE seq <= ?`, []any{top}
-	if !all {
-		q, args = q+` AND ts >= ?`, append(args, fromHour*hourNs)
-	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	d.mu.Lock()
 	d.applyCutoff(cutoff)
 	d.mu.Unlock()
 	batch := make([]feedRow, 0, digestFeedBatch)
 	put := func() {
 		d.mu.Lock()
+		d.feeds++
 		for i := range batch {
 			d.put(batch[i].user, batch[i].session, batch[i].typ, batch[i].ts)
 		}
@@ -566,20 +668,45 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 		d.mu.Unlock()
 		batch = batch[:0]
 	}
-	for rows.Next() {
-		var r feedRow
-		if err := rows.Scan(&r.user, &r.session, &r.typ, &r.ts); err != nil {
+	read := func(q string, args ...any) error {
+		rows, err := tx.QueryContext(ctx, `SELECT user_id, session_id, event_type, ts FROM events`+q, args...)
+		if err != nil {
 			return err
 		}
-		if batch = append(batch, r); len(batch) == cap(batch) {
-			put()
+		defer rows.Close()
+		for rows.Next() {
+			var r feedRow
+			if err := rows.Scan(&r.user, &r.session, &r.typ, &r.ts); err != nil {
+				return err
+			}
+			if batch = append(batch, r); len(batch) == cap(batch) {
+				put()
+			}
 		}
+		put()
+		return rows.Err()
 	}
-	if err := rows.Err(); err != nil {
+	if all {
+		err = read(``)
+	}
+	for before := int64(math.MaxInt64); !all && err == nil; {
+		var newest sql.NullInt64
+		if err = tx.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE ts < ?`, before).Scan(&newest); err != nil || !newest.Valid {
+			break
+		}
+		hour := floorDiv(newest.Int64, hourNs)
+		d.mu.Lock()
+		room := hour >= d.from // not before fromHour, the retention cut-off or hours evicted
+		d.mu.Unlock()
+		if !room {
+			break
+		}
+		before = hour * hourNs
+		err = read(` WHERE ts >= ? AND ts < ?`, before, before+hourNs)
+	}
+	if err != nil {
 		return err
 	}
-	put()
-	rows.Close()
 	tx.Rollback()
 	s.mem.buildMu.Lock()
 	defer s.mem.buildMu.Unlock()
@@ -596,7 +723,7 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 }
 
 // startDigest fills the digest at open: every event of a small store before serving, else
-// the last digestWarmHours hours in the background: the function returned, run until done
+// the newest hours that fit in the background: the function returned, run until done
 // or until stop is closed.
 func (s *Store) startDigest(ctx context.Context, log *slog.Logger) (background func(stop <-chan struct{}), err error) {
 	switch ok, err := s.loadDigest(ctx); {
@@ -613,7 +740,6 @@ func (s *Store) startDigest(ctx context.Context, log *slog.Logger) (background f
 	if n < digestReadAllBelow {
 		return nil, s.readDigest(ctx, math.MinInt64, true)
 	}
-	fromHour := floorDiv(time.Now().UnixNano(), hourNs) - digestWarmHours + 1
 	return func(stop <-chan struct{}) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -624,7 +750,7 @@ func (s *Store) startDigest(ctx context.Context, log *slog.Logger) (background f
 			}
 			cancel()
 		}()
-		_ = s.readDigest(ctx, fromHour, false) // a failure leaves it inactive: queries read events
+		_ = s.readDigest(ctx, math.MinInt64, false) // a failure leaves it inactive: queries read events
 	}, nil
 }
 

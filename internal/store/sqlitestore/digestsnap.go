@@ -50,13 +50,15 @@ func (s *Store) saveDigest() error {
 	snap := digestSnapshot{Version: digestSnapshotVersion, Seq: d.seq, From: d.from, Cutoff: d.cutoff,
 		Users: d.users.names, Types: d.types}
 	for hour, h := range d.hours {
-		sh := snapshotHour{Hour: hour}
-		for _, g := range h.groups {
-			sh.Last = append(sh.Last, g.last)
-			sh.LastTypes = append(sh.LastTypes, g.lastTypes)
-			sh.User = append(sh.User, g.user)
-			sh.Count = append(sh.Count, int32(len(g.ev)))
-			sh.Ev = append(sh.Ev, g.ev...)
+		d.bytes -= h.bytesEstimate()
+		h.seal()
+		d.bytes += h.bytesEstimate()
+		sh := snapshotHour{Hour: hour, Last: make([]int64, len(h.sealed)), LastTypes: make([]uint64, len(h.sealed)),
+			User: make([]int32, len(h.sealed)), Count: make([]int32, len(h.sealed)), Ev: h.sev}
+		start := uint32(0)
+		for i, g := range h.sealed {
+			sh.Last[i], sh.LastTypes[i], sh.User[i], sh.Count[i] = g.last, g.lastTypes, g.user, int32(g.end-start)
+			start = g.end
 		}
 		snap.Hours = append(snap.Hours, sh)
 	}
@@ -124,13 +126,11 @@ func (s *Store) loadDigest(ctx context.Context) (bool, error) {
 	}
 	d.types = snap.Types
 	for _, sh := range snap.Hours {
-		h := &digestHour{index: make(map[int32]int32, len(sh.User)), groups: make([]digestGroup, len(sh.User))}
-		ev := sh.Ev
+		h := &digestHour{sealed: make([]sealedGroup, len(sh.User)), sev: sh.Ev}
+		end := uint32(0)
 		for i, user := range sh.User {
-			n := int(sh.Count[i])
-			h.groups[i] = digestGroup{last: sh.Last[i], lastTypes: sh.LastTypes[i], user: user, ev: ev[:n:n]}
-			h.index[user] = int32(i)
-			ev = ev[n:]
+			end += uint32(sh.Count[i])
+			h.sealed[i] = sealedGroup{last: sh.Last[i], lastTypes: sh.LastTypes[i], user: user, end: end}
 		}
 		d.hours[sh.Hour] = h
 		d.bytes += h.bytesEstimate()
