@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -82,5 +83,41 @@ func TestUserCacheFollowsChanges(t *testing.T) {
 	}
 	if got := top(a); len(got) != 0 {
 		t.Fatalf("after retention removed everything: top users %v, want none", got)
+	}
+}
+
+// A start reads the per-user counts of the last 7 days, so that the first 7-day query reads
+// no past hour again (a warm-up of the last day only would leave some 150 hours to read).
+func TestUserCacheWarmsSevenDays(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := Open(ctx, dir, sqlitedb.SyncNormal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var es []event.Event
+	for i := 0; i < 600; i++ { // ten hours of events six days ago
+		e := testEvent(i)
+		e.Timestamp = now.Add(-6*24*time.Hour + time.Duration(i)*time.Minute)
+		es = append(es, e)
+	}
+	insert(t, a, es, 600, 0)
+	if err := a.Close(); err != nil { // Close builds the rollups
+		t.Fatal(err)
+	}
+	b := openStore(t, dir)
+	<-b.mem.warmed
+	loads := b.users.loads
+	end := time.Now().Truncate(time.Minute).Add(time.Minute)
+	got, err := b.Analytics(ctx, store.AnalyticsQuery{Start: end.Add(-7 * 24 * time.Hour), End: end, Bucket: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.TopUsers) != 7 || got.TotalEvents != 600 {
+		t.Fatalf("7 days: %d events, %d top users; want 600 and 7", got.TotalEvents, len(got.TopUsers))
+	}
+	if n := b.users.loads - loads; n > 2 { // the clock may have reached a new minute or two
+		t.Fatalf("the first 7-day query read %d minutes and hours, want none but new minutes", n)
 	}
 }
