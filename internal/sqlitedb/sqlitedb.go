@@ -28,14 +28,32 @@ const (
 )
 
 // Open opens (creating if needed) the database at path in WAL mode with a busy timeout.
-// maxConns bounds the pool; 1 makes the handle a single serialized writer.
+// maxConns bounds the pool; 1 makes the handle a single serialized writer. Transactions
+// begin IMMEDIATE: they take the write lock at once, so that two writers never deadlock
+// upgrading a read.
 func Open(path string, sync Sync, maxConns int) (*sql.DB, error) {
+	return open(path, sync, maxConns, "immediate", false)
+}
+
+// OpenReader opens a pool for reads only, beside a writer from Open. Its transactions begin
+// DEFERRED, as plain reads of one snapshot: a reader that began IMMEDIATE (database/sql's
+// ReadOnly option does not change that with this driver) held the write lock for as long as
+// it read, so that a long analytics query or the event digest's warm-up stopped every insert
+// meanwhile. Writes through it fail (query_only).
+func OpenReader(path string, sync Sync, maxConns int) (*sql.DB, error) {
+	return open(path, sync, maxConns, "deferred", true)
+}
+
+func open(path string, sync Sync, maxConns int, txlock string, queryOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", string(sync))
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
-	q.Set("_txlock", "immediate")
+	q.Set("_txlock", txlock)
+	if queryOnly {
+		q.Set("_query_only", "on")
+	}
 	dsn := "file:" + path + "?" + q.Encode()
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {

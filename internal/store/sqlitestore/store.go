@@ -41,6 +41,8 @@ type Store struct {
 	digest eventDigest
 	// warmDigest, when set, reads past hours into the digest in the background.
 	warmDigest func(stop <-chan struct{})
+	// digestHourRead, when set (by tests), is called after the warm-up reads each hour.
+	digestHourRead func(hour int64)
 	// digestLoaded: Open took the digest from the snapshot the last Close wrote.
 	digestLoaded bool
 	// The rows this process inserted, handed to the rollup builder so that it need not read
@@ -157,7 +159,7 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		wdb.Close()
 		return nil, err
 	}
-	rdb, err := sqlitedb.Open(path, sync, 4)
+	rdb, err := sqlitedb.OpenReader(path, sync, 4)
 	if err != nil {
 		wdb.Close()
 		return nil, err
