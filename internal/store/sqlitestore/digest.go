@@ -95,7 +95,10 @@ type eventDigest struct {
 	mu     sync.Mutex
 	active bool  // fed by the builder: false until the start's read of past hours is done
 	seq    int64 // every event with seq <= seq whose hour is covered is in the digest
-	from   int64 // first covered Unix hour
+	from   int64 // first covered Unix hour: queries read the digest from it on
+	// floor is the first hour events are put into: from, except while a start reads past
+	// hours newest first, when the hours between are being filled (warmDigest).
+	floor  int64
 	cutoff int64 // the retention cut-off applied (Unix ns)
 	hours  map[int64]*digestHour
 	users  interner
@@ -125,7 +128,7 @@ type userMatch struct {
 // reset empties the digest; it then covers the hours from from on.
 func (d *eventDigest) reset(from int64) {
 	d.hours, d.users, d.typeID, d.types, d.bytes = map[int64]*digestHour{}, newInterner(), map[string]uint16{}, nil, 0
-	d.from, d.lastH, d.matches = from, nil, map[string]*userMatch{}
+	d.from, d.floor, d.lastH, d.matches = from, from, nil, map[string]*userMatch{}
 	d.count, d.last, d.unres, d.tbits = nil, nil, nil, nil
 	d.epoch++
 }
@@ -155,7 +158,7 @@ func (d *eventDigest) feed(rows []feedRow) {
 func (d *eventDigest) put(user, session, typ string, ts int64) {
 	minute := floorDiv(ts, minuteNs)
 	hour := floorDiv(minute, 60)
-	if hour < d.from {
+	if hour < d.floor {
 		return
 	}
 	t, ok := d.typeID[typ]
@@ -220,7 +223,7 @@ func (d *eventDigest) evict() {
 		newest = max(newest, k)
 	}
 	if len(d.users.names) > maxInternedUsers {
-		d.reset(max(d.from, newest+1))
+		d.reset(max(d.from, d.floor, newest+1))
 		return
 	}
 	limit := d.limit
@@ -245,7 +248,7 @@ func (d *eventDigest) evict() {
 
 // dropBefore stops covering the hours before hour.
 func (d *eventDigest) dropBefore(hour int64) {
-	if hour <= d.from {
+	if hour <= d.floor {
 		return
 	}
 	for k, h := range d.hours {
@@ -254,7 +257,7 @@ func (d *eventDigest) dropBefore(hour int64) {
 			delete(d.hours, k)
 		}
 	}
-	d.from, d.lastH = hour, nil
+	d.floor, d.from, d.lastH = hour, max(d.from, hour), nil
 }
 
 func (h *digestHour) bytesEstimate() int {
@@ -635,10 +638,15 @@ func scanFeedRows(rows *sql.Rows) ([]feedRow, error) {
 }
 
 // readDigest reads the stored events of the hours from fromHour on (every event when all is
-// set) into an empty digest and activates it. Without all it reads an hour at a time, the
-// newest first, and stops at the first hour the digest has no room for. Rows are read from
-// one snapshot; the events stored after it are fed in seq order under the build lock, so
-// that no build feeds the digest meanwhile.
+// set) into an empty digest and activates it. Rows are read from one snapshot of the events
+// table, at seq top; the events stored after it are fed by the builder.
+//
+// With all the digest is activated once every row is read. Without, it reads an hour at a
+// time, newest first, and stops at the first hour the digest has no room for; it answers
+// from the start, for the hours after the newest stored event, and for each past hour once
+// that is read whole, while the builder puts later events into any hour from fromHour on.
+// So after a start that found no snapshot, recent ranges are answered from the digest
+// within milliseconds, a day within about a second.
 func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error {
 	d := &s.digest
 	d.mu.Lock()
@@ -687,31 +695,61 @@ func (s *Store) readDigest(ctx context.Context, fromHour int64, all bool) error 
 		return rows.Err()
 	}
 	if all {
-		err = read(``)
-	}
-	for before := int64(math.MaxInt64); !all && err == nil; {
-		var newest sql.NullInt64
-		if err = tx.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE ts < ?`, before).Scan(&newest); err != nil || !newest.Valid {
-			break
+		if err := read(``); err != nil {
+			return err
 		}
+		tx.Rollback()
+		return s.activateDigest(ctx, top, func() {})
+	}
+	var newest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(ts) FROM events`).Scan(&newest); err != nil {
+		return err
+	}
+	err = s.activateDigest(ctx, top, func() {
+		if newest.Valid {
+			d.from = max(d.floor, floorDiv(newest.Int64, hourNs)+1)
+		}
+	})
+	for err == nil && newest.Valid {
 		hour := floorDiv(newest.Int64, hourNs)
 		d.mu.Lock()
-		room := hour >= d.from // not before fromHour, the retention cut-off or hours evicted
+		room := hour >= d.floor // not before fromHour, the retention cut-off or hours evicted
 		d.mu.Unlock()
 		if !room {
 			break
 		}
-		before = hour * hourNs
-		err = read(` WHERE ts >= ? AND ts < ?`, before, before+hourNs)
+		if err = read(` WHERE ts >= ? AND ts < ?`, hour*hourNs, (hour+1)*hourNs); err != nil {
+			break
+		}
+		d.mu.Lock()
+		if hour >= d.floor { // read whole: the hours from it on answer
+			d.from = hour
+		}
+		d.mu.Unlock()
+		if s.digestHourRead != nil {
+			s.digestHourRead(hour)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE ts < ?`, hour*hourNs).Scan(&newest)
 	}
-	if err != nil {
-		return err
+	d.mu.Lock()
+	if err == nil && !newest.Valid {
+		d.from = d.floor // no stored event before the hours read: every hour from the floor is whole
 	}
-	tx.Rollback()
+	d.dropBefore(d.from) // events are put from the first covered hour on only, as before the start
+	d.mu.Unlock()
+	return err
+}
+
+// activateDigest feeds the digest the events stored after seq top (under the build lock,
+// so that no build feeds it meanwhile) and activates it: from then on the builder feeds it.
+// init runs under the digest's lock before.
+func (s *Store) activateDigest(ctx context.Context, top int64, init func()) error {
+	d := &s.digest
 	s.mem.buildMu.Lock()
 	defer s.mem.buildMu.Unlock()
 	d.mu.Lock()
 	d.seq = top
+	init()
 	d.mu.Unlock()
 	if err := s.digestRead(ctx, top, 0); err != nil {
 		return err

@@ -151,3 +151,71 @@ func TestDigestWarmsNewestHoursFirst(t *testing.T) {
 		t.Error("no minute was read from the events table: the hours left out were not queried")
 	}
 }
+
+// While a start reads past hours into the digest (newest first), queries are answered from
+// it for the hours read whole, and events stored meanwhile, late ones in hours not read
+// yet included, are all counted once.
+func TestDigestAnswersWhileWarming(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	const hours = 6
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(3, 3))
+	var all []event.Event
+	add := func(n int, span time.Duration) {
+		t.Helper()
+		var es []event.Event
+		for i := 0; i < n; i++ {
+			es = append(es, event.Event{EventID: fmt.Sprintf("e%d", len(all)+i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
+				UserID: fmt.Sprintf("user_%d", rng.IntN(300)), SessionID: fmt.Sprintf("s%d", rng.IntN(900)),
+				Timestamp: t0.Add(time.Duration(rng.Int64N(int64(span)))), ReceivedAt: t0})
+		}
+		insert(t, s, es, n, 0)
+		if err := s.BuildRollups(ctx); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	add(12000, hours*time.Hour)
+	check := func(step string, from time.Time, wantDigest bool) {
+		t.Helper()
+		end := t0.Add((hours + 1) * time.Hour)
+		for _, q := range []store.AnalyticsQuery{
+			{Start: from, End: end, Bucket: 30 * time.Minute, UserID: "user_1"},
+			{Start: from, End: end, Bucket: 30 * time.Minute, EventType: "buy"},
+		} {
+			loads := s.filters.loads
+			got, err := s.Analytics(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := storetest.Expect(all, q)
+			if err := storetest.Compare(got, want, false); err != nil || got.UniqueUsers != want.UniqueUsers {
+				t.Errorf("%s, from %s, %q %q: %v (users %d, want %d)", step, from.Format("15:04"), q.EventType, q.UserID, err, got.UniqueUsers, want.UniqueUsers)
+			}
+			if wantDigest && s.filters.loads != loads {
+				t.Errorf("%s, from %s: %d partial results read from the events table, want none (the digest covers it)", step, from.Format("15:04"), s.filters.loads-loads)
+			}
+		}
+	}
+	first := floorDiv(t0.UnixNano(), hourNs)
+	var read []int64
+	s.digestHourRead = func(hour int64) {
+		read = append(read, hour)
+		s.digest.mu.Lock()
+		from := s.digest.from
+		s.digest.mu.Unlock()
+		if from != hour {
+			t.Errorf("after reading hour %d the digest covers from hour %d", hour-first, from-first)
+		}
+		add(500, (hours+1)*time.Hour) // late events in every hour, read or not, and a new hour
+		check(fmt.Sprintf("after hour %d", hour-first), time.Unix(0, hour*hourNs).UTC(), true)
+	}
+	if err := s.readDigest(ctx, math.MinInt64, false); err != nil {
+		t.Fatal(err)
+	}
+	if len(read) != hours || read[0] != first+hours-1 || read[hours-1] != first {
+		t.Fatalf("hours read %v, want %d to %d, newest first", read, first+hours-1, first)
+	}
+	check("read", t0, true)
+}

@@ -50,6 +50,9 @@ func (s *Store) saveDigest() error {
 	snap := digestSnapshot{Version: digestSnapshotVersion, Seq: d.seq, From: d.from, Cutoff: d.cutoff,
 		Users: d.users.names, Types: d.types}
 	for hour, h := range d.hours {
+		if hour < d.from {
+			continue // being filled by a warm-up Close interrupted: not whole
+		}
 		d.bytes -= h.bytesEstimate()
 		h.seal()
 		d.bytes += h.bytesEstimate()
