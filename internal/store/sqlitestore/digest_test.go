@@ -218,6 +218,31 @@ func TestHandoffTake(t *testing.T) {
 	}
 }
 
+// The handoff asks for a build once kickHandoffRows rows wait, before it would overflow, and
+// only once until the builder takes the request.
+func TestHandoffKicksBuilder(t *testing.T) {
+	h := handoff{kick: make(chan struct{}, 1)}
+	seg := make(handoffSeg, kickHandoffRows/4)
+	for i := 0; i < 3; i++ {
+		h.add([]handoffSeg{seg})
+	}
+	select {
+	case <-h.kick:
+		t.Fatalf("a build was asked for at %d rows", h.rows)
+	default:
+	}
+	h.add([]handoffSeg{seg})
+	h.add([]handoffSeg{seg})
+	select {
+	case <-h.kick:
+	default:
+		t.Fatalf("no build was asked for at %d rows (kick at %d)", h.rows, kickHandoffRows)
+	}
+	if h.rows != kickHandoffRows/4*5 {
+		t.Fatalf("%d rows wait, want all %d", h.rows, kickHandoffRows/4*5)
+	}
+}
+
 // Past 63 event types the digest stops covering the hours it has seen; filtered queries over
 // them read the events table and stay right.
 func TestDigestManyTypes(t *testing.T) {

@@ -328,6 +328,11 @@ func (s *Store) readRows(ctx context.Context, from int64) ([]feedRow, error) {
 // this process) they are dropped and the builder reads the events table.
 const maxHandoffRows = 200_000
 
+// kickHandoffRows is how many waiting rows start a build before the next tick, so that a
+// process storing more than maxHandoffRows a second does not overflow the handoff (and then
+// read every row back from the events table: 9 % of the store's CPU at 160,000 events/s).
+const kickHandoffRows = maxHandoffRows / 2
+
 // handoff holds the rows this process inserted, with their seqs, from the commit until the
 // builder takes them: the builder then reads from the events table only the rows another
 // process inserted, or that were stored along with duplicates (their seqs are not known).
@@ -335,6 +340,7 @@ type handoff struct {
 	mu   sync.Mutex
 	segs []handoffSeg
 	rows int
+	kick chan struct{} // holds a value once rows reach kickHandoffRows; the builder takes it
 }
 
 // handoffSeg is rows with consecutive seqs from the first one's.
@@ -353,6 +359,12 @@ func (h *handoff) add(segs []handoffSeg) {
 	}
 	if h.rows > maxHandoffRows {
 		h.segs, h.rows = nil, 0
+	}
+	if h.rows >= kickHandoffRows && h.kick != nil {
+		select {
+		case h.kick <- struct{}{}:
+		default: // a build is already due
+		}
 	}
 }
 
@@ -597,6 +609,10 @@ func (s *Store) runBuilder() {
 		select {
 		case <-m.stop:
 			return
+		case <-s.handoff.kick:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = s.BuildRollups(ctx)
+			cancel()
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_ = s.BuildRollups(ctx) // a failure leaves the watermark; the next tick retries

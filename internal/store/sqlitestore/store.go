@@ -203,6 +203,7 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
 	}
 	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	st.handoff.kick = make(chan struct{}, 1)
 	go st.runBuilder()
 	return st, nil
 }
