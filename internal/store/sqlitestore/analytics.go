@@ -79,9 +79,39 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 }
 
 // fromRollups answers an unfiltered query: counts from rollup_minute (exact), distinct
-// counts from the sketches, top users from the per-user rollups.
+// counts from the sketches (hour sketches for the whole hours of the range, minute sketches
+// for the edges), top users from the per-user rollups. Whole hours come through hourCache.
 func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, startMin, endMin)
+	// One read transaction: generations, counts and sketches come from one snapshot.
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	acc := store.NewSketchPair()
+	edges := [][2]int64{{startMin, endMin}}
+	if firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60); firstHour < endHour {
+		if err := s.hours.add(ctx, tx, firstHour, endHour, startMin, bucketMin, buckets, byType, acc); err != nil {
+			return err
+		}
+		edges = [][2]int64{{startMin, firstHour * 60}, {endHour * 60, endMin}}
+	}
+	for _, e := range edges {
+		if e[0] < e[1] {
+			if err := minuteRollups(ctx, tx, e[0], e[1], startMin, bucketMin, buckets, byType, acc); err != nil {
+				return err
+			}
+		}
+	}
+	res.UniqueUsers, res.UniqueSessions = int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate())
+	tx.Rollback()
+	res.TopUsers, err = s.topUsersFromRollups(ctx, startMin, endMin)
+	return err
+}
+
+// minuteRollups adds the counts and sketches of minutes [a, b) to buckets, byType and acc.
+func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
+	rows, err := tx.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, a, b)
 	if err != nil {
 		return err
 	}
@@ -95,63 +125,29 @@ func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int
 		byType[t] += c
 		buckets[(m-startMin)/bucketMin] += c
 	}
-	err = rows.Err()
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`, a, b)
 	if err != nil {
 		return err
 	}
-	if res.UniqueUsers, res.UniqueSessions, err = s.sketchEstimate(ctx, startMin, endMin); err != nil {
-		return err
-	}
-	res.TopUsers, err = s.topUsersFromRollups(ctx, startMin, endMin)
-	return err
-}
-
-// sketchEstimate merges the hour sketches of the whole hours in [startMin, endMin) and the
-// minute sketches of the remaining minutes.
-func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (users, sessions int64, err error) {
-	acc := store.NewSketchPair()
-	mergeRows := func(query string, a, b int64) error {
-		if a >= b {
-			return nil
-		}
-		rows, err := s.rdb.QueryContext(ctx, query, a, b)
-		if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		var u, ss []byte
+		if err := rows.Scan(&u, &ss); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var u, ss []byte
-			if err := rows.Scan(&u, &ss); err != nil {
-				return err
-			}
-			p := store.NewSketchPair()
-			if err := p.Unmarshal(u, ss); err != nil {
-				return err
-			}
-			if err := acc.Merge(p); err != nil {
-				return err
-			}
+		p := store.NewSketchPair()
+		if err := p.Unmarshal(u, ss); err != nil {
+			return err
 		}
-		return rows.Err()
-	}
-	const minutes = `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`
-	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
-	if firstHour >= endHour {
-		err = mergeRows(minutes, startMin, endMin)
-	} else {
-		err = mergeRows(`SELECT users, sessions FROM sketch_hour WHERE hour >= ? AND hour < ?`, firstHour, endHour)
-		if err == nil {
-			err = mergeRows(minutes, startMin, firstHour*60)
-		}
-		if err == nil {
-			err = mergeRows(minutes, endHour*60, endMin)
+		if err := acc.Merge(p); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return 0, 0, err
-	}
-	return int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate()), nil
+	return rows.Err()
 }
 
 // userMinuteKeep is how long per-user minute rollups are kept (by event time); range

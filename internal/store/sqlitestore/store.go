@@ -37,6 +37,8 @@ type Store struct {
 	users userCache
 	// Partial results of filtered analytics per minute and hour (filtercache.go).
 	filters filterCache
+	// hours holds the unfiltered figures of whole past hours (hourcache.go).
+	hours hourCache
 	// Every event of recent hours, compactly, for filtered analytics (digest.go).
 	digest eventDigest
 	// warmDigest, when set, reads past hours into the digest in the background.
