@@ -11,7 +11,7 @@ FUZZTIME ?= 150000x
 WEB_INDEX := internal/dashboard/dist/app/index.html
 WEB_DEPS  := web/node_modules/.package-lock.json
 
-.PHONY: run build test test-short bench bench-micro clean web web-if-missing web-dev web-types web-check
+.PHONY: run build test test-short bench bench-micro bench-analytics clean web web-if-missing web-dev web-types web-check
 
 ## run: build the dashboard when missing, build evp and run it with embedded backends on
 ## http://localhost:3001 (data in ./data)
@@ -67,6 +67,14 @@ bench: build
 ## bench-micro: hot-path micro-benchmarks (decode, validate, buffer append, store insert)
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./internal/event ./internal/queue/logqueue ./internal/httpapi ./internal/store/sqlitestore
+
+## bench-analytics: analytics latency (p50, p95) over 10 million stored events for every
+## range and filter, the events spread over 7 days (ANALYTICS_SPAN_HOURS=24: over a day);
+## about 5 minutes (BENCHMARKS.md, "Analytics on 10 million events")
+ANALYTICS_SPAN_HOURS ?= 168
+bench-analytics:
+	EVP_BENCH_EVENTS=10000000 EVP_BENCH_SPAN_HOURS=$(ANALYTICS_SPAN_HOURS) $(GO) test -v -timeout 60m -run '^$$' \
+		-bench 'BenchmarkAnalytics/(reopen|15m|1h|24h|7d)' -benchtime 10x ./internal/store/sqlitestore
 
 clean:
 	rm -rf bin internal/dashboard/dist/app
