@@ -2,11 +2,15 @@ package sqlitestore
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"testing"
 	"time"
 
+	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/store"
+	"github.com/evp-dev/evp/internal/store/storetest"
 )
 
 func TestPrune(t *testing.T) {
@@ -70,5 +74,48 @@ func TestPrune(t *testing.T) {
 	// Pruning again finds nothing.
 	if n, err := s.Prune(ctx, cutoff); err != nil || n != 0 {
 		t.Fatalf("second Prune = %d, %v", n, err)
+	}
+}
+
+// The hour and minute retention cuts into are counted again from the events left there, so
+// that topUsers over them counts no deleted event, whether it reads the hour's per-user
+// rows or the minute's.
+func TestRetentionRecountsCutHour(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(4, 4))
+	var all []event.Event
+	for i := 0; i < 6000; i++ {
+		all = append(all, event.Event{EventID: fmt.Sprintf("e%d", i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
+			UserID: fmt.Sprintf("user_%d", rng.IntN(40)), SessionID: "s",
+			Timestamp: t0.Add(time.Duration(rng.Int64N(int64(3 * time.Hour)))), ReceivedAt: t0})
+	}
+	insert(t, s, all, len(all), 0)
+	if err := s.BuildRollups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := t0.Add(80*time.Minute + 30*time.Second) // 11:20:30
+	if _, err := s.Prune(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	var kept []event.Event
+	for _, e := range all {
+		if !e.Timestamp.Before(cutoff) {
+			kept = append(kept, e)
+		}
+	}
+	for _, q := range []store.AnalyticsQuery{
+		{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour), Bucket: 10 * time.Minute},           // the cut hour, whole
+		{Start: t0.Add(80 * time.Minute), End: t0.Add(100 * time.Minute), Bucket: 5 * time.Minute}, // minutes from the cut one
+		{Start: t0, End: t0.Add(3 * time.Hour), Bucket: time.Hour},
+	} {
+		got, err := s.Analytics(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := storetest.Compare(got, storetest.Expect(kept, q), false); err != nil {
+			t.Errorf("%s-%s: %v", q.Start.Format("15:04"), q.End.Format("15:04"), err)
+		}
 	}
 }
