@@ -109,27 +109,34 @@ func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int
 	return err
 }
 
-// minuteRollups adds the counts and sketches of minutes [a, b) to buckets, byType and acc.
-func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
+// minuteCounts calls add with every per-type count of minutes [a, b).
+func minuteCounts(ctx context.Context, tx *sql.Tx, a, b int64, add func(minute int64, typ string, n int64)) error {
 	rows, err := tx.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, a, b)
 	if err != nil {
 		return err
 	}
+	defer rows.Close()
 	for rows.Next() {
-		var m, c int64
+		var m, n int64
 		var t string
-		if err := rows.Scan(&m, &t, &c); err != nil {
-			rows.Close()
+		if err := rows.Scan(&m, &t, &n); err != nil {
 			return err
 		}
-		byType[t] += c
-		buckets[(m-startMin)/bucketMin] += c
+		add(m, t, n)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return rows.Err()
+}
+
+// minuteRollups adds the counts and sketches of minutes [a, b) to buckets, byType and acc.
+func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
+	err := minuteCounts(ctx, tx, a, b, func(m int64, t string, n int64) {
+		byType[t] += n
+		buckets[(m-startMin)/bucketMin] += n
+	})
+	if err != nil {
 		return err
 	}
-	rows, err = tx.QueryContext(ctx, `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`, a, b)
+	rows, err := tx.QueryContext(ctx, `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`, a, b)
 	if err != nil {
 		return err
 	}

@@ -164,12 +164,7 @@ func TestDigestAnswersWhileWarming(t *testing.T) {
 	var all []event.Event
 	add := func(n int, span time.Duration) {
 		t.Helper()
-		var es []event.Event
-		for i := 0; i < n; i++ {
-			es = append(es, event.Event{EventID: fmt.Sprintf("e%d", len(all)+i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
-				UserID: fmt.Sprintf("user_%d", rng.IntN(300)), SessionID: fmt.Sprintf("s%d", rng.IntN(900)),
-				Timestamp: t0.Add(time.Duration(rng.Int64N(int64(span)))), ReceivedAt: t0})
-		}
+		es := randomEvents(rng, len(all), n, 300, 900, t0, span)
 		insert(t, s, es, n, 0)
 		if err := s.BuildRollups(ctx); err != nil {
 			t.Fatal(err)

@@ -81,22 +81,11 @@ func (c *hourCache) hour(ctx context.Context, tx *sql.Tx, h, gen int64) (*hourRo
 	}
 	c.loads++
 	hr := &hourRollup{gen: gen, byType: map[string]int64{}, used: c.tick}
-	rows, err := tx.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, h*60, h*60+60)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var m, n int64
-		var t string
-		if err := rows.Scan(&m, &t, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
+	err := minuteCounts(ctx, tx, h*60, h*60+60, func(m int64, t string, n int64) {
 		hr.perMin[m-h*60] += n
 		hr.byType[t] += n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	var u, s []byte

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -24,12 +23,7 @@ func TestHourCacheFollowsChanges(t *testing.T) {
 	var all []event.Event
 	add := func(s *Store, n int, from, span time.Duration) {
 		t.Helper()
-		var es []event.Event
-		for i := 0; i < n; i++ {
-			es = append(es, event.Event{EventID: fmt.Sprintf("e%d", len(all)+i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
-				UserID: fmt.Sprintf("user_%d", rng.IntN(200)), SessionID: fmt.Sprintf("s%d", rng.IntN(700)),
-				Timestamp: t0.Add(from + time.Duration(rng.Int64N(int64(span)))), ReceivedAt: t0})
-		}
+		es := randomEvents(rng, len(all), n, 200, 700, t0.Add(from), span)
 		insert(t, s, es, n, 0)
 		if err := s.BuildRollups(ctx); err != nil {
 			t.Fatal(err)

@@ -605,21 +605,24 @@ func (s *Store) runBuilder() {
 	s.warmUserCache()
 	t := time.NewTicker(buildEvery)
 	defer t.Stop()
-	for tick := 0; ; tick++ {
+	build := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.BuildRollups(ctx) // a failure leaves the watermark; the next build retries
+	}
+	for ticks := 1; ; {
 		select {
 		case <-m.stop:
 			return
 		case <-s.handoff.kick:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = s.BuildRollups(ctx)
-			cancel()
+			build()
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = s.BuildRollups(ctx) // a failure leaves the watermark; the next tick retries
-			if tick%300 == 299 {    // every 5 minutes
+			build()
+			if ticks++; ticks%300 == 0 { // every 5 minutes
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				_ = s.pruneUserMinutes(ctx, time.Now())
+				cancel()
 			}
-			cancel()
 		}
 	}
 }

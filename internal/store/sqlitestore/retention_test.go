@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"testing"
@@ -85,12 +84,7 @@ func TestRetentionRecountsCutHour(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(4, 4))
-	var all []event.Event
-	for i := 0; i < 6000; i++ {
-		all = append(all, event.Event{EventID: fmt.Sprintf("e%d", i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
-			UserID: fmt.Sprintf("user_%d", rng.IntN(40)), SessionID: "s",
-			Timestamp: t0.Add(time.Duration(rng.Int64N(int64(3 * time.Hour)))), ReceivedAt: t0})
-	}
+	all := randomEvents(rng, 0, 6000, 40, 0, t0, 3*time.Hour)
 	insert(t, s, all, len(all), 0)
 	if err := s.BuildRollups(ctx); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -50,6 +51,23 @@ func events(from, to int) []event.Event {
 	var out []event.Event
 	for i := from; i < to; i++ {
 		out = append(out, testEvent(i))
+	}
+	return out
+}
+
+// randomEvents returns n events with ids e<first> on, each of type click, view or buy, from
+// one of users users, in one of sessions sessions (all in session "s" when 0), at a random
+// time in [from, from+span).
+func randomEvents(rng *rand.Rand, first, n, users, sessions int, from time.Time, span time.Duration) []event.Event {
+	out := make([]event.Event, n)
+	for i := range out {
+		e := event.Event{EventID: fmt.Sprintf("e%d", first+i), EventType: []string{"click", "view", "buy"}[rng.IntN(3)],
+			UserID: fmt.Sprintf("user_%d", rng.IntN(users)), SessionID: "s", ReceivedAt: from}
+		if sessions > 0 {
+			e.SessionID = fmt.Sprintf("s%d", rng.IntN(sessions))
+		}
+		e.Timestamp = from.Add(time.Duration(rng.Int64N(int64(span))))
+		out[i] = e
 	}
 	return out
 }
