@@ -226,7 +226,13 @@ try {
   await nav.getByRole('link', { name: 'Analytics' }).click()
   await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
   // 15 min: a range not asked for before, so evp's 10 s answer cache cannot hide the events.
-  await page.getByRole('button', { name: '15 min' }).click()
+  // Clicked again if the choice did not stick: one CI run saw the page still on 1 hour after
+  // the click, right after navigating here (cause not found; see the issue note).
+  const fifteen = page.getByRole('button', { name: '15 min' })
+  await until('the 15 min range to be selected', async () => {
+    if ((await fifteen.getAttribute('aria-pressed')) !== 'true') await fifteen.click()
+    return (await fifteen.getAttribute('aria-pressed')) === 'true'
+  })
   const total = page.getByTestId('stat-Total events')
   await until('Total events to show 30', async () => (await total.textContent()).includes('30'), 40_000)
   const byType = page.getByTestId('events-by-type')
@@ -237,8 +243,13 @@ try {
   check((await users.count()) === 6, `6 top users, got ${await users.count()}`)
   check((await page.getByTestId('stat-Events per user').textContent()).includes('5'), 'avg events per user is 5')
   await page.locator('figure canvas').first().waitFor()
-  const summary = await page.locator('figure figcaption').first().textContent()
-  check(/Events over time: 30 events in 15 buckets/.test(summary), `the chart's text summary: ${summary}`)
+  // Until the 15-minute answer has replaced the 1-hour one (both hold the 30 events).
+  const caption = page.locator('figure figcaption').first()
+  await until("the chart's text summary to show 30 events in 15 buckets", async () => {
+    const summary = await caption.textContent()
+    if (!/Events over time: 30 events in 15 buckets/.test(summary)) throw new Error(`the summary says: ${summary}`)
+    return true
+  })
   check(/Updated/.test(await page.getByTestId('last-updated').textContent()), 'a "last updated" time is shown')
   await shot('02-analytics')
   await audit(page, 'analytics')
