@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dustin/go-humanize"
 )
 
 // Config is evp's whole configuration.
@@ -44,7 +47,16 @@ type Config struct {
 	Workers            int
 	MemoryLimitMB      int
 
-	MaxBodyBytes    int64
+	MaxBodyBytes int64
+	// InflightMaxBytes bounds the request bodies being read and decoded plus the decoded
+	// events waiting for the workers in this process; past it ingestion answers 503.
+	InflightMaxBytes int64
+	// BufferMaxBytes bounds the embedded buffer's files (accepted, not yet stored); past
+	// it ingestion answers 503 until the workers catch up.
+	BufferMaxBytes int64
+	// StreamMaxLen bounds the Redis stream's entries not yet acknowledged (per stream);
+	// past it ingestion answers 503. 0: no bound.
+	StreamMaxLen    int64
 	DedupWindow     time.Duration
 	DedupMaxIDs     int
 	ClaimIdle       time.Duration
@@ -67,9 +79,12 @@ type Config struct {
 	AllowedDomains  []string // lower case, without "@"
 	DevLogin        bool     // log sign-in codes when there is no SMTP
 	AnalyticsPublic bool     // analytics and metrics routes without credentials
-	TrustProxy      bool     // client IP from X-Forwarded-For / X-Real-IP
-	AuthRateLimit   int      // requests per minute per client IP on /api/auth/*
-	CORSOrigins     []string // origins whose pages may call the API
+	TrustProxy      bool     // client IP from X-Forwarded-For
+	// TrustedProxies are the proxies whose X-Forwarded-For entries are believed (with
+	// TrustProxy); loopback and private ranges when the setting is empty.
+	TrustedProxies []netip.Prefix
+	AuthRateLimit  int      // requests per minute per client IP on /api/auth/*
+	CORSOrigins    []string // origins whose pages may call the API
 }
 
 // setting describes one configuration value.
@@ -127,6 +142,20 @@ func duration(min time.Duration, dst func(*Config) *time.Duration) func(*Config,
 			return fmt.Errorf("must be a duration of at least %s, like 30s or 10m", min)
 		}
 		*dst(c) = d
+		return nil
+	}
+}
+
+// byteSize parses a byte count like 1073741824, 64MiB or 1GB (github.com/dustin/go-humanize:
+// KiB, MiB, GiB are powers of 1024; KB, MB, GB of 1000).
+func byteSize(lo, hi int64, dst func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := humanize.ParseBytes(strings.TrimSpace(v))
+		if err != nil || n < uint64(lo) || n > uint64(hi) {
+			return fmt.Errorf("must be a byte count from %s to %s, like 64MiB or 1GiB",
+				humanize.IBytes(uint64(lo)), humanize.IBytes(uint64(hi)))
+		}
+		*dst(c) = int64(n)
 		return nil
 	}
 }
@@ -218,6 +247,19 @@ var settings = []setting{
 			c.MaxBodyBytes = n
 			return nil
 		}},
+	{env: []string{"EVP_INFLIGHT_MAX_BYTES"}, flag: "inflight-max-bytes", def: "128MiB", usage: "most bytes of request bodies being decoded plus decoded events waiting for workers in this process; past it ingestion answers 503 with Retry-After",
+		apply: byteSize(1<<20, 1<<40, func(c *Config) *int64 { return &c.InflightMaxBytes })},
+	{env: []string{"EVP_BUFFER_MAX_BYTES"}, flag: "buffer-max-bytes", def: "1GiB", usage: "most bytes the embedded buffer's files hold (accepted, not yet stored); past it ingestion answers 503 with Retry-After until the workers catch up",
+		apply: byteSize(4<<20, 1<<50, func(c *Config) *int64 { return &c.BufferMaxBytes })},
+	{env: []string{"EVP_STREAM_MAX_LEN"}, flag: "stream-max-len", def: "1000000", usage: "most entries a Redis stream holds not yet acknowledged; past it ingestion answers 503 with Retry-After (0: no bound)",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < 0 || n > 1<<40 || (n > 0 && n < 1000) {
+				return errors.New("must be 0 (no bound) or an entry count from 1000 to 1099511627776")
+			}
+			c.StreamMaxLen = n
+			return nil
+		}},
 	{env: []string{"EVP_DEDUP_WINDOW"}, flag: "dedup-window", def: "10m", usage: "how long a repeated eventId is answered as a duplicate",
 		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.DedupWindow })},
 	{env: []string{"EVP_DEDUP_MAX_IDS"}, flag: "dedup-max-ids", def: "1000000", usage: "most ids the embedded dedup window keeps in memory (about 100 bytes each); the oldest go first",
@@ -265,8 +307,32 @@ var settings = []setting{
 		}},
 	{env: []string{"EVP_ANALYTICS_PUBLIC"}, flag: "analytics-public", def: "false", usage: "serve analytics and metrics routes without credentials, like the original",
 		apply: boolean(func(c *Config) *bool { return &c.AnalyticsPublic })},
-	{env: []string{"EVP_TRUST_PROXY"}, flag: "trust-proxy", def: "false", usage: "take the client IP from X-Forwarded-For/X-Real-IP (only behind a proxy that sets them)",
+	{env: []string{"EVP_TRUST_PROXY"}, flag: "trust-proxy", def: "false", usage: "take the client IP from X-Forwarded-For: the right-most address that is not a trusted proxy (EVP_TRUSTED_PROXIES)",
 		apply: boolean(func(c *Config) *bool { return &c.TrustProxy })},
+	{env: []string{"EVP_TRUSTED_PROXIES"}, flag: "trusted-proxies", usage: "comma-separated addresses or CIDRs of the proxies in front of evp, like 10.0.0.0/8 (with EVP_TRUST_PROXY; empty: loopback and private ranges)",
+		apply: func(c *Config, v string) error {
+			c.TrustedProxies = nil
+			for _, f := range strings.Split(v, ",") {
+				f = strings.TrimSpace(f)
+				if f == "" {
+					continue
+				}
+				if !strings.Contains(f, "/") {
+					a, err := netip.ParseAddr(f)
+					if err != nil {
+						return fmt.Errorf("%q is not an IP address or CIDR like 10.0.0.0/8", f)
+					}
+					c.TrustedProxies = append(c.TrustedProxies, netip.PrefixFrom(a, a.BitLen()))
+					continue
+				}
+				p, err := netip.ParsePrefix(f)
+				if err != nil {
+					return fmt.Errorf("%q is not an IP address or CIDR like 10.0.0.0/8", f)
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+			}
+			return nil
+		}},
 	{env: []string{"EVP_CORS_ORIGINS"}, flag: "cors-origins", usage: "comma-separated origins allowed to call the API from a browser, like https://dash.example.com (a dashboard hosted elsewhere); * for any",
 		apply: func(c *Config, v string) error {
 			c.CORSOrigins = nil
@@ -383,6 +449,10 @@ func (c *Config) validate() error {
 	if c.StreamPartitions > 1 && hasHashTag(c.Stream) {
 		return &Error{Setting: "EVP_STREAM_PARTITIONS", Value: strconv.Itoa(c.StreamPartitions),
 			Reason: fmt.Sprintf("EVP_STREAM=%q holds a {hash tag}, which would put every partition in one Redis Cluster slot; remove the braces", c.Stream)}
+	}
+	if c.InflightMaxBytes < c.MaxBodyBytes {
+		return &Error{Setting: "EVP_INFLIGHT_MAX_BYTES", Value: strconv.FormatInt(c.InflightMaxBytes, 10),
+			Reason: fmt.Sprintf("must be at least EVP_MAX_BODY_BYTES (%d), or no body of the largest size could be taken", c.MaxBodyBytes)}
 	}
 	if c.SMTPHost != "" && c.SMTPFrom == "" {
 		return &Error{Setting: "SMTP_FROM", Value: "(empty)", Reason: "is required when SMTP_HOST is set"}

@@ -53,3 +53,42 @@ func TestRedisCluster(t *testing.T) {
 		t.Errorf("EVP_REDIS_CLUSTER without REDIS_URL: %v", err)
 	}
 }
+
+func TestByteLimits(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil || c.BufferMaxBytes != 1<<30 || c.InflightMaxBytes != 128<<20 || c.StreamMaxLen != 1_000_000 {
+		t.Fatalf("defaults: buffer %d, inflight %d, stream %d, %v", c.BufferMaxBytes, c.InflightMaxBytes, c.StreamMaxLen, err)
+	}
+	c, err = load(t, map[string]string{"EVP_BUFFER_MAX_BYTES": "64MiB", "EVP_STREAM_MAX_LEN": "0"}, "--inflight-max-bytes", "6 MB")
+	if err != nil || c.BufferMaxBytes != 64<<20 || c.InflightMaxBytes != 6_000_000 || c.StreamMaxLen != 0 {
+		t.Fatalf("64MiB, 6 MB, 0: buffer %d, inflight %d, stream %d, %v", c.BufferMaxBytes, c.InflightMaxBytes, c.StreamMaxLen, err)
+	}
+	for _, tc := range []struct{ env, value string }{
+		{"EVP_BUFFER_MAX_BYTES", "1KiB"}, {"EVP_BUFFER_MAX_BYTES", "lots"}, {"EVP_BUFFER_MAX_BYTES", "-5"},
+		{"EVP_STREAM_MAX_LEN", "10"}, {"EVP_STREAM_MAX_LEN", "-1"},
+		{"EVP_INFLIGHT_MAX_BYTES", "2MiB"}, // below EVP_MAX_BODY_BYTES (5 MiB)
+	} {
+		_, err := load(t, map[string]string{tc.env: tc.value})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Setting != tc.env {
+			t.Errorf("%s=%s: %v, want an error naming the setting", tc.env, tc.value, err)
+		}
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := load(t, map[string]string{"EVP_TRUSTED_PROXIES": "10.1.2.3, 192.168.0.0/16,fd00::/8"})
+	if err != nil || len(c.TrustedProxies) != 3 {
+		t.Fatalf("three proxies: %v, %v", c.TrustedProxies, err)
+	}
+	if got := c.TrustedProxies[0].String(); got != "10.1.2.3/32" {
+		t.Errorf("a bare address is its own /32: %s", got)
+	}
+	for _, v := range []string{"10.0.0.0/33", "proxy.local", "10.0.0.1/8/2"} {
+		_, err := load(t, map[string]string{"EVP_TRUSTED_PROXIES": v})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Setting != "EVP_TRUSTED_PROXIES" {
+			t.Errorf("EVP_TRUSTED_PROXIES=%s: %v", v, err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -20,8 +21,24 @@ type healthAnswer struct {
 	Services  map[string]serviceHealth `json:"services"`
 }
 
+// Degraded wraps a health check's error to say that the backend works but refuses some
+// of its work (a full buffer, a full disk): GET /api/health reports it "degraded" with the
+// reason, and evp "degraded" with 200, not "unhealthy" with 503.
+func Degraded(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &degradedError{err}
+}
+
+type degradedError struct{ err error }
+
+func (e *degradedError) Error() string { return e.err.Error() }
+func (e *degradedError) Unwrap() error { return e.err }
+
 // getHealth is GET /api/health: every backend pinged with a timeout. One backend down makes
-// evp unhealthy (503), and the answer names it.
+// evp unhealthy (503); one degraded (see Degraded) makes it degraded (200). The answer
+// names each with its error.
 func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -31,7 +48,14 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		err := c.Ping(ctx)
 		h := serviceHealth{Status: "up", LatencyMs: float64(time.Since(start).Microseconds()) / 1000}
-		if err != nil {
+		var de *degradedError
+		switch {
+		case errors.As(err, &de):
+			h.Status, h.Error = "degraded", err.Error()
+			if ans.Status == "healthy" {
+				ans.Status = "degraded"
+			}
+		case err != nil:
 			h.Status, h.Error = "down", err.Error()
 			ans.Status = "unhealthy"
 		}

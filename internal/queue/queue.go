@@ -41,6 +41,12 @@ type Stats struct {
 // ErrClosed is returned by every method once the queue is closed.
 var ErrClosed = errors.New("queue: closed")
 
+// ErrFull is returned, wrapped with the bound that was reached, by Enqueue when the buffer
+// holds as much as it may (bytes on disk, stream length, Redis memory): nothing was
+// appended, and the caller should retry once the workers have caught up. Acknowledgements
+// are never refused for it.
+var ErrFull = errors.New("queue: full")
+
 // Queue is a durable at-least-once buffer.
 //
 // Enqueue returns nil only once every entry is durable: after a crash it will be delivered.
