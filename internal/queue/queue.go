@@ -67,6 +67,13 @@ type Queue interface {
 	Close() error
 }
 
+// Bounded is implemented by buffers with a capacity bound. Fill reports how much of it is
+// used and the bound (bytes of files for the embedded buffer, entries of the fullest stream
+// for Redis), for the fill-ratio gauge and the health check.
+type Bounded interface {
+	Fill(ctx context.Context) (used, limit int64, err error)
+}
+
 // Toucher is implemented by buffers whose in-flight entries can be kept from being claimed
 // by another worker (after the claim timeout) while their worker is still on them, for
 // example waiting out a store outage. Touch resets the entries' idle time without counting
