@@ -76,6 +76,13 @@ type TypeCounter interface {
 }
 
 // Analyzer answers analytics queries from the rollups the store maintains as it inserts.
+//
+// Analytics computes every figure of one result from one consistent state: its counts,
+// series, distinct users and sessions and top users all cover the same set of stored
+// events (which holds every event stored before the call), never counts of some events
+// with distinct counts or top users of fewer or more. So a result may be cached and served
+// as a whole. An implementation that cannot promise this for a result must say so in its
+// documentation (the MongoDB store does, see mongostore.Store.Analytics).
 type Analyzer interface {
 	Analytics(ctx context.Context, q AnalyticsQuery) (AnalyticsResult, error)
 }

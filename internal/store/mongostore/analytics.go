@@ -26,6 +26,15 @@ const topUsersLimit = 10
 // case-insensitive regular expression and the store keeps those whose userId contains the
 // filter under ASCII case folding, as the SQLite store's lower() does. topUsers reads the raw
 // events of the range.
+//
+// It does not keep the promise of store.Analyzer that every figure of a result covers the
+// same events. Without a userId filter the figures are read one after another, with no
+// snapshot across them (rollup_minute, then the sketches, then the raw events for topUsers),
+// while InsertBatch stores a batch's events, then counts them, then adds them to the
+// sketches: a result can count events whose users and sessions are not yet in the distinct
+// counts, and list in topUsers events the counts do not hold yet (those of the batches
+// written meanwhile, and of a crashed call until it is finished). With a userId filter every
+// figure comes from one pass over the raw events and covers the same events.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
 	res, err := s.analytics(ctx, q)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -33,6 +34,11 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
+// noTime is before every time the store holds (event times reach back to 1678, negative
+// Unix ns): the newest time of no events, so that max(noTime, t) is t for every t, 0 and
+// negative ones included.
+const noTime = math.MinInt64
+
 // unixMinute is the Unix minute of a Unix-nanosecond time.
 func unixMinute(ns int64) int64 { return floorDiv(ns, int64(time.Minute)) }
 
@@ -45,6 +51,11 @@ const topUsersLimit = 10
 // every figure is computed from the raw events of the range, a minute or an hour at a time,
 // with the partial results of past units kept in memory (filtercache.go); distinct sessions
 // are then approximate too.
+//
+// Every figure of one answer covers the same events, as store.Analyzer requires: every
+// event stored before the call, and maybe some stored during it. Without filters they are
+// the events up to the rollup watermark (rollup_seq) of one database snapshot; with
+// filters, those of the digest's part and of the partial results the answer adds up.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
 	// The rollups are built about once a second; building here makes a query see every
 	// event stored before it.
@@ -81,36 +92,74 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 // fromRollups answers an unfiltered query: counts from rollup_minute (exact), distinct
 // counts from the sketches (hour sketches for the whole hours of the range, minute sketches
 // for the edges), top users from the per-user rollups. Whole hours come through hourCache.
+//
+// Every figure covers the events up to the rollup watermark of one snapshot: the sketches
+// and per-user rows are at the watermark by construction (one build transaction), and
+// rollup_minute, which the insert transaction keeps, counts the events past it too, so
+// those are taken off the counts (unbuiltCounts).
 func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
-	// One read transaction: generations, counts and sketches come from one snapshot.
+	// One read transaction: generations, counts, sketches and per-user rows come from one
+	// snapshot, which its first statement fixes.
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	unbuilt, err := unbuiltCounts(ctx, tx)
+	if err != nil {
+		return err
+	}
 	acc := store.NewSketchPair()
 	edges := [][2]int64{{startMin, endMin}}
 	if firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60); firstHour < endHour {
-		if err := s.hours.add(ctx, tx, firstHour, endHour, startMin, bucketMin, buckets, byType, acc); err != nil {
+		if err := s.hours.add(ctx, tx, firstHour, endHour, startMin, bucketMin, unbuilt, buckets, byType, acc); err != nil {
 			return err
 		}
 		edges = [][2]int64{{startMin, firstHour * 60}, {endHour * 60, endMin}}
 	}
 	for _, e := range edges {
 		if e[0] < e[1] {
-			if err := minuteRollups(ctx, tx, e[0], e[1], startMin, bucketMin, buckets, byType, acc); err != nil {
+			if err := minuteRollups(ctx, tx, e[0], e[1], startMin, bucketMin, unbuilt, buckets, byType, acc); err != nil {
 				return err
 			}
 		}
 	}
 	res.UniqueUsers, res.UniqueSessions = int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate())
-	tx.Rollback()
-	res.TopUsers, err = s.topUsersFromRollups(ctx, startMin, endMin)
+	res.TopUsers, err = s.topUsersFromRollups(ctx, tx, startMin, endMin)
 	return err
 }
 
-// minuteCounts calls add with every per-type count of minutes [a, b).
-func minuteCounts(ctx context.Context, tx *sql.Tx, a, b int64, add func(minute int64, typ string, n int64)) error {
+// unbuiltSQL reads the events past the rollup watermark, by seq: they are few (those
+// committed since the last build), where the time range of a query can hold millions.
+const unbuiltSQL = `SELECT ts, event_type FROM events WHERE seq > (SELECT value FROM counters WHERE name = 'rollup_seq')`
+
+// unbuiltCounts returns the per-type counts per minute of the events past the rollup
+// watermark (seq after rollup_seq): stored, so counted in rollup_minute, but not yet in the
+// sketches and per-user rollups.
+func unbuiltCounts(ctx context.Context, tx *sql.Tx) (map[rollupKey]int64, error) {
+	rows, err := tx.QueryContext(ctx, unbuiltSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out map[rollupKey]int64
+	for rows.Next() {
+		var ts int64
+		var t string
+		if err := rows.Scan(&ts, &t); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[rollupKey]int64{}
+		}
+		out[rollupKey{minute: unixMinute(ts), eventType: t}]++
+	}
+	return out, rows.Err()
+}
+
+// minuteCounts calls add with every per-type count of minutes [a, b), less the unbuilt
+// events (see unbuiltCounts); counts that come to zero are left out.
+func minuteCounts(ctx context.Context, tx *sql.Tx, a, b int64, unbuilt map[rollupKey]int64, add func(minute int64, typ string, n int64)) error {
 	rows, err := tx.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, a, b)
 	if err != nil {
 		return err
@@ -122,14 +171,17 @@ func minuteCounts(ctx context.Context, tx *sql.Tx, a, b int64, add func(minute i
 		if err := rows.Scan(&m, &t, &n); err != nil {
 			return err
 		}
-		add(m, t, n)
+		if n -= unbuilt[rollupKey{minute: m, eventType: t}]; n > 0 {
+			add(m, t, n)
+		}
 	}
 	return rows.Err()
 }
 
-// minuteRollups adds the counts and sketches of minutes [a, b) to buckets, byType and acc.
-func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
-	err := minuteCounts(ctx, tx, a, b, func(m int64, t string, n int64) {
+// minuteRollups adds the counts (less the unbuilt events) and sketches of minutes [a, b)
+// to buckets, byType and acc.
+func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, unbuilt map[rollupKey]int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
+	err := minuteCounts(ctx, tx, a, b, unbuilt, func(m int64, t string, n int64) {
 		byType[t] += n
 		buckets[(m-startMin)/bucketMin] += n
 	})
@@ -201,20 +253,15 @@ func userSpans(startMin, endMin, keepFrom int64) []span {
 	return merged
 }
 
-// topUsersFromRollups answers topUsers from user_hour and user_minute: the cost grows with
-// the distinct users per hour and minute of the range, not with its events, and units read
-// once are summed from memory afterwards (usercache.go).
-func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64) ([]store.TopUser, error) {
+// topUsersFromRollups answers topUsers from user_hour and user_minute, read through tx (so
+// that the generations, the rows and the type names come from one snapshot): the cost grows
+// with the distinct users per hour and minute of the range, not with its events, and units
+// read once are summed from memory afterwards (usercache.go).
+func (s *Store) topUsersFromRollups(ctx context.Context, tx *sql.Tx, startMin, endMin int64) ([]store.TopUser, error) {
 	s.mem.mu.Lock()
 	keepFrom := s.mem.minuteFloor
 	s.mem.mu.Unlock()
 	spans := userSpans(startMin, endMin, keepFrom)
-	// One read transaction: the generations and the rows come from one snapshot.
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
 	ranked, err := s.users.topCounts(ctx, tx, spans, topUsersLimit)
 	if err != nil {
 		return nil, err
@@ -223,12 +270,12 @@ func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64)
 	for i, r := range ranked {
 		out[i] = store.TopUser{UserID: r.user, EventCount: r.count}
 	}
-	names, err := s.typeNames(ctx)
+	names, err := typeNames(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
-		var last, types int64
+		last, types := int64(noTime), int64(0)
 		for _, sp := range spans {
 			q := `SELECT last_ts, types FROM user_minute WHERE user_id = ? AND minute >= ? AND minute < ?`
 			if sp.hour {
@@ -268,8 +315,8 @@ func (s *Store) topUsersFromRollups(ctx context.Context, startMin, endMin int64)
 
 // typeNames maps each type bit to its event type, reading the bits another process may
 // have assigned.
-func (s *Store) typeNames(ctx context.Context) ([maxTypeBits]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT event_type, bit FROM event_type_bits`)
+func typeNames(ctx context.Context, tx *sql.Tx) ([maxTypeBits]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT event_type, bit FROM event_type_bits`)
 	if err != nil {
 		return [maxTypeBits]string{}, err
 	}

@@ -99,7 +99,7 @@ type eventDigest struct {
 	// floor is the first hour events are put into: from, except while a start reads past
 	// hours newest first, when the hours between are being filled (warmDigest).
 	floor  int64
-	cutoff int64 // the retention cut-off applied (Unix ns)
+	cutoff int64 // the retention cut-off applied (Unix ns; noTime: none)
 	hours  map[int64]*digestHour
 	users  interner
 	typeID map[string]uint16
@@ -113,7 +113,7 @@ type eventDigest struct {
 	lastH     *digestHour
 	matches   map[string]*userMatch // user id substring -> matching user ids
 	matchTick uint64
-	// scratch for partial, indexed by user id (zeroed after use)
+	// scratch for partial, indexed by user id (emptied after use)
 	count, last, unres []int64
 	tbits              []uint64
 	regs               []uint8 // HyperLogLog registers of the sessions
@@ -434,7 +434,7 @@ func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *d
 	if n := len(d.users.names); len(d.count) < n {
 		d.count, d.last, d.unres, d.tbits = make([]int64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
 		for i := range d.unres {
-			d.unres[i] = noUnresolved
+			d.last[i], d.unres[i] = noTime, noUnresolved
 		}
 	}
 	if d.regs == nil {
@@ -479,13 +479,13 @@ func (d *eventDigest) partial(a, b, startMin int64, eventType, userID string) *d
 	p.count, p.last, p.unres, p.types = make([]int64, len(seen)), make([]int64, len(seen)), make([]int64, len(seen)), make([]uint64, len(seen))
 	for i, u := range seen {
 		p.count[i], p.last[i], p.unres[i], p.types[i] = sc.count[u], sc.last[u], sc.unres[u], sc.tbits[u]
-		sc.count[u], sc.last[u], sc.unres[u], sc.tbits[u] = 0, 0, noUnresolved, 0
+		sc.count[u], sc.last[u], sc.unres[u], sc.tbits[u] = 0, noTime, noUnresolved, 0
 	}
 	return p
 }
 
 // digestScan is what partial adds up, per user id (count, last, unres, tbits: the digest's
-// scratch, zeroed after use), per minute of the hour being read, per type and per session
+// scratch, emptied after use), per minute of the hour being read, per type and per session
 // register.
 type digestScan struct {
 	typ                int    // type id, or -1 for any
@@ -616,11 +616,11 @@ func (s *Store) digestRead(ctx context.Context, from, upTo int64) error {
 }
 
 // storedBounds returns the newest stored event's seq and the retention cut-off applied
-// (Unix ns; 0 when none).
+// (Unix ns; noTime when none).
 func storedBounds(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) (top, cutoff int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0) FROM events`).Scan(&top, &cutoff)
+	err = q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), ?) FROM events`, noTime).Scan(&top, &cutoff)
 	return top, cutoff, err
 }
 

@@ -18,14 +18,16 @@ import (
 
 const digestSnapshotFile = "digest.snapshot"
 
-// digestSnapshotVersion changes with the layout of digestSnapshot or of the digest's events.
-const digestSnapshotVersion = 1
+// digestSnapshotVersion changes with the layout or meaning of digestSnapshot or of the
+// digest's events.
+const digestSnapshotVersion = 2
 
 type digestSnapshot struct {
-	Version           int
-	Seq, From, Cutoff int64
-	Users, Types      []string
-	Hours             []snapshotHour
+	Version      int
+	Seq, From    int64
+	Cutoff       int64 // the retention cut-off applied, noTime when none
+	Users, Types []string
+	Hours        []snapshotHour
 }
 
 // snapshotHour is one digestHour, column by column; Ev holds every group's events in turn,

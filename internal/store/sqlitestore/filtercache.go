@@ -112,7 +112,7 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 	}
 	defer tx.Rollback()
 	var cutoff int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), 0)`).Scan(&cutoff); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'retention_cutoff'), ?)`, noTime).Scan(&cutoff); err != nil {
 		return err
 	}
 
@@ -127,7 +127,7 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 	// The digest's part first: what it covers is fixed then, whatever it drops later.
 	d := &s.digest
 	d.mu.Lock()
-	coverMin := d.cover(cutoff)
+	coverMin, digestSeq := d.cover(cutoff), d.seq
 	rawEnd := endMin
 	if coverMin < endMin {
 		a := max(startMin, coverMin)
@@ -143,14 +143,17 @@ func (s *Store) fromEvents(ctx context.Context, q store.AnalyticsQuery, startMin
 		parts = append(parts, raw...)
 	}
 	lastIn := func(user string, minute int64) (int64, error) {
-		where, args := `ts >= ? AND ts < ? AND user_id = ?`, []any{minute * minuteNs, (minute + 1) * minuteNs, user}
+		where, args := `ts >= ? AND ts < ? AND user_id = ? AND seq <= ?`, []any{minute * minuteNs, (minute + 1) * minuteNs, user, digestSeq}
 		if q.EventType != "" {
 			where, args = where+` AND event_type = ?`, append(args, q.EventType)
 		}
 		var last sql.NullInt64
-		// Outside the snapshot: the digest may hold events stored after it began.
-		err := s.rdb.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE `+where, args...).Scan(&last)
-		return last.Int64, err
+		// Outside the snapshot, which may lack events the digest holds; only the events
+		// the digest's part holds (seq up to its seq), so that lastEventAt is a counted one's.
+		if err := s.rdb.QueryRowContext(ctx, `SELECT MAX(ts) FROM events WHERE `+where, args...).Scan(&last); err != nil || !last.Valid {
+			return noTime, err
+		}
+		return last.Int64, nil
 	}
 	if err := c.merge(parts, startMin, bucketMin, buckets, byType, res, lastIn); err != nil {
 		return err
@@ -291,7 +294,7 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 			index[id] = i
 			p.users = append(p.users, id)
 			p.counts = append(p.counts, 0)
-			p.last = append(p.last, 0)
+			p.last = append(p.last, noTime)
 			p.types = append(p.types, 0)
 		}
 		p.counts[i]++
@@ -308,16 +311,16 @@ func (c *filterCache) scan(ctx context.Context, tx *sql.Tx, eventType, userID st
 }
 
 // merge adds up parts into the query's figures. lastIn returns the newest matching event
-// time of a user in one minute, for a top user whose newest event a digest part knows only
-// to the minute.
+// time of a user in one minute (noTime when the events table no longer holds one), for a
+// top user whose newest event a digest part knows only to the minute.
 func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult,
 	lastIn func(user string, minute int64) (int64, error)) error {
-	// Sums per interned user id, in scratch arrays kept between queries (zeroed after use)
+	// Sums per interned user id, in scratch arrays kept between queries (emptied after use)
 	// rather than four arrays as long as every name allocated per query.
 	if n := len(c.users.names); len(c.count) < n {
 		c.count, c.last, c.unres, c.types = make([]int64, n), make([]int64, n), make([]int64, n), make([]uint64, n)
 		for i := range c.unres {
-			c.unres[i] = noUnresolved
+			c.last[i], c.unres[i] = noTime, noUnresolved
 		}
 	}
 	count, last, unres, types := c.count, c.last, c.unres, c.types
@@ -349,7 +352,7 @@ func (c *filterCache) merge(parts []*filterPartial, startMin, bucketMin int64, b
 	}
 	defer func() {
 		for _, id := range seen {
-			count[id], last[id], unres[id], types[id] = 0, 0, noUnresolved, 0
+			count[id], last[id], unres[id], types[id] = 0, noTime, noUnresolved, 0
 		}
 	}()
 	res.UniqueUsers = int64(len(seen))

@@ -36,8 +36,11 @@ type hourCache struct {
 }
 
 // add adds the whole hours [a, b) to buckets (from startMin, bucketMin wide), byType and acc,
-// reading through tx the hours whose generation changed since they were cached.
-func (c *hourCache) add(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
+// reading through tx the hours whose generation changed since they were cached. Counts are
+// taken without the unbuilt events (see unbuiltCounts), so that a cached hour holds the
+// events up to the watermark it was read at, as its sketch does: events after that in the
+// hour give it a new generation once built.
+func (c *hourCache) add(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, unbuilt map[rollupKey]int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
 	gens, err := unitGens(ctx, tx, span{hour: true, a: a, b: b})
 	if err != nil {
 		return err
@@ -48,7 +51,7 @@ func (c *hourCache) add(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketM
 		c.hours = map[int64]*hourRollup{}
 	}
 	for h := a; h < b; h++ {
-		hr, err := c.hour(ctx, tx, h, gens[h])
+		hr, err := c.hour(ctx, tx, h, gens[h], unbuilt)
 		if err != nil {
 			return err
 		}
@@ -73,7 +76,7 @@ func (c *hourCache) add(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketM
 // hour returns hour h's figures, reading them unless the cached ones have generation gen.
 // Generation 0 (no rollup_gen row: no per-user rows, as after retention) is read every time
 // and not kept.
-func (c *hourCache) hour(ctx context.Context, tx *sql.Tx, h, gen int64) (*hourRollup, error) {
+func (c *hourCache) hour(ctx context.Context, tx *sql.Tx, h, gen int64, unbuilt map[rollupKey]int64) (*hourRollup, error) {
 	c.tick++
 	if hr := c.hours[h]; hr != nil && gen != 0 && hr.gen == gen {
 		hr.used = c.tick
@@ -81,7 +84,7 @@ func (c *hourCache) hour(ctx context.Context, tx *sql.Tx, h, gen int64) (*hourRo
 	}
 	c.loads++
 	hr := &hourRollup{gen: gen, byType: map[string]int64{}, used: c.tick}
-	err := minuteCounts(ctx, tx, h*60, h*60+60, func(m int64, t string, n int64) {
+	err := minuteCounts(ctx, tx, h*60, h*60+60, unbuilt, func(m int64, t string, n int64) {
 		hr.perMin[m-h*60] += n
 		hr.byType[t] += n
 	})

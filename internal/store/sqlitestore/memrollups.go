@@ -123,7 +123,7 @@ func (u *userAggs) add(minute int64, user, typ string, ts int64) {
 	if !ok {
 		i = int32(len(u.aggs))
 		u.index[key] = i
-		u.aggs = append(u.aggs, userAgg{key: key})
+		u.aggs = append(u.aggs, userAgg{key: key, last: noTime})
 	}
 	a := &u.aggs[i]
 	a.count++
@@ -143,7 +143,7 @@ func (u *userAggs) hours() []userAgg {
 		if !ok {
 			i = int32(len(out))
 			u.hourIndex[key] = i
-			out = append(out, userAgg{key: key})
+			out = append(out, userAgg{key: key, last: noTime})
 		}
 		h := &out[i]
 		h.count += m.count
@@ -164,7 +164,7 @@ type memRollups struct {
 	users    *userAggs // reused by every build
 
 	mu          sync.Mutex // guards minuteFloor (read by queries)
-	minuteFloor int64      // user_minute rows before this minute were pruned
+	minuteFloor int64      // user_minute rows before this minute were pruned (noTime: none)
 
 	stop, done chan struct{}
 	warmed     chan struct{} // closed when the start's warm-up of the user cache is over
@@ -174,7 +174,7 @@ type memRollups struct {
 
 func (s *Store) loadMinuteFloor(ctx context.Context) error {
 	var floor int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'user_minute_floor'), 0)`).Scan(&floor); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE((SELECT value FROM counters WHERE name = 'user_minute_floor'), ?)`, noTime).Scan(&floor); err != nil {
 		return fmt.Errorf("sqlitestore: user minute floor: %w", err)
 	}
 	s.mem.mu.Lock()
@@ -643,8 +643,13 @@ func (s *Store) warmUserCache() {
 		}
 		cancel()
 	}()
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return // a failure only leaves the cache cold
+	}
+	defer tx.Rollback()
 	now := unixMinute(time.Now().UnixNano())
-	_, _ = s.topUsersFromRollups(ctx, now-7*24*60, now+1) // a failure only leaves the cache cold
+	_, _ = s.topUsersFromRollups(ctx, tx, now-7*24*60, now+1)
 }
 
 // pruneUserMinutes deletes per-user minute rollups older than userMinuteKeep; queries

@@ -137,7 +137,7 @@ func TestTopUsersFromRollups(t *testing.T) {
 		if err := s.BuildRollups(ctx); err != nil {
 			t.Fatal(err)
 		}
-		top, err := s.topUsersFromRollups(ctx, unixMinute(from.UnixNano()), unixMinute(to.UnixNano()))
+		top, err := s.topUsersNow(ctx, unixMinute(from.UnixNano()), unixMinute(to.UnixNano()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -141,6 +141,17 @@ CREATE TABLE rollup_gen (
 ) WITHOUT ROWID;
 INSERT INTO rollup_gen(hour, unit, seq) SELECT 0, minute, (SELECT value FROM counters WHERE name = 'rollup_seq') FROM user_minute GROUP BY minute;
 INSERT INTO rollup_gen(hour, unit, seq) SELECT 1, hour, (SELECT value FROM counters WHERE name = 'rollup_seq') FROM user_hour GROUP BY hour;`},
+	// Per-user rows before 1970 (negative units) take their newest event time from the
+	// events they count: builds that started the newest time from 0 left it at 0 there.
+	{Version: 6, Name: "user_last_before_1970", SQL: `
+UPDATE user_minute SET last_ts = COALESCE((SELECT MAX(e.ts) FROM events e
+	WHERE e.ts >= user_minute.minute * 60000000000 AND e.ts < (user_minute.minute + 1) * 60000000000
+	AND e.user_id = user_minute.user_id AND e.seq <= (SELECT value FROM counters WHERE name = 'rollup_seq')), last_ts)
+WHERE minute < 0;
+UPDATE user_hour SET last_ts = COALESCE((SELECT MAX(e.ts) FROM events e
+	WHERE e.ts >= user_hour.hour * 3600000000000 AND e.ts < (user_hour.hour + 1) * 3600000000000
+	AND e.user_id = user_hour.user_id AND e.seq <= (SELECT value FROM counters WHERE name = 'rollup_seq')), last_ts)
+WHERE hour < 0;`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -189,7 +200,8 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
-	st.mem.sketches = map[sketchKey]*sketchEntry{}
+	st.mem.sketches, st.mem.minuteFloor = map[sketchKey]*sketchEntry{}, noTime
+	st.digest.cutoff = noTime
 	if err := st.loadMinuteFloor(ctx); err != nil {
 		st.Close()
 		return nil, err

@@ -30,7 +30,7 @@ func TestUserCacheFollowsChanges(t *testing.T) {
 	startMin, endMin := unixMinute(from.UnixNano()), unixMinute(to.UnixNano())
 	top := func(s *Store) []store.TopUser {
 		t.Helper()
-		got, err := s.topUsersFromRollups(ctx, startMin, endMin)
+		got, err := s.topUsersNow(ctx, startMin, endMin)
 		if err != nil {
 			t.Fatal(err)
 		}
