@@ -50,11 +50,12 @@ web-check: $(WEB_DEPS)
 	cd web && npm run check:api && npm run typecheck && npm test
 
 ## test: the full test suite (what CI runs): the dashboard's checks and build, the Go tests
-## (browser tests included), then a bounded fuzz run of the event decoder
+## (browser tests included), then bounded fuzz runs of the event decoder and of its fast path
 test: web-check web
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOneFast$$' -fuzztime $(FUZZTIME) ./internal/event
 
 ## test-short: unit tests only, no processes or services
 test-short:

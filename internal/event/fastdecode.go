@@ -12,9 +12,10 @@ import (
 // objects whose keys are exactly the contract's names, each at most once, and whose string
 // fields hold no escapes) in one pass over the bytes, without reflection, and validate them
 // with the same wireEvent.validate as the general path. Anything else (another key or a key
-// in another case, an escape, a wrong type, malformed JSON, an empty or oversized batch)
-// makes them give up before deciding anything, and DecodeOne or DecodeBatch takes the
-// general path, which alone judges such bodies.
+// in another case, an escape, a wrong type, malformed JSON, an empty or oversized batch,
+// text that is not valid UTF-8, nesting deeper than MaxDepth) makes them give up before
+// deciding anything, and DecodeOne or DecodeBatch takes the general path, which alone
+// judges such bodies.
 
 // Field indexes of the string fields in fastSpans.str.
 const (
@@ -34,10 +35,6 @@ type fastSpans struct {
 	metadata, payload span             // the raw value; start < 0: absent
 	priority          span
 }
-
-// maxFastDepth bounds the nesting of metadata and payload on the fast path (encoding/json
-// allows 10,000; deeper bodies take the general path).
-const maxFastDepth = 100
 
 // decodeOneFast decodes body into ev as DecodeOne would and reports true, or reports false
 // when the body is not one it handles.
@@ -252,7 +249,7 @@ func scanObject(b []byte, i int, sp *fastSpans) (int, bool) {
 				break
 			}
 			vs, ve, ok := plainString(b, i)
-			if !ok || !utf8.Valid(b[vs:ve]) {
+			if !ok {
 				return 0, false
 			}
 			sp.str[k] = span{vs, ve}
@@ -327,32 +324,44 @@ func hasLiteral(b []byte, i int, lit string) bool {
 	return len(b)-i >= len(lit) && string(b[i:i+len(lit)]) == lit
 }
 
-// plainString reads a string at b[i] without escapes or control characters and returns the
-// bounds of its contents (b[end] is the closing quote).
+// plainString reads a string at b[i] without escapes or control characters, holding valid
+// UTF-8, and returns the bounds of its contents (b[end] is the closing quote).
 func plainString(b []byte, i int) (start, end int, ok bool) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, 0, false
 	}
-	for j := i + 1; j < len(b); j++ {
+	for j := i + 1; j < len(b); {
+		for j < len(b) && plainByte[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			break
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return i + 1, j, true
-		case c == '\\' || c < 0x20:
+		case c < utf8.RuneSelf: // '\\' or a control character
 			return 0, 0, false
 		}
+		r, size := utf8.DecodeRune(b[j:])
+		if r == utf8.RuneError && size == 1 {
+			return 0, 0, false
+		}
+		j += size
 	}
 	return 0, 0, false
 }
 
-// skipValue checks the JSON value at b[i] as encoding/json's scanner does (strings may hold
-// any bytes from 0x20 up, valid UTF-8 or not) and returns the index after it.
+// skipValue checks the JSON value at b[i] as encoding/json's scanner does and returns the
+// index after it. It refuses what the general path refuses as well-formed: text that is not
+// valid UTF-8 and nesting deeper than MaxDepth, the value at b[i] being at level depth+1.
 func skipValue(b []byte, i, depth int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
 	switch c := b[i]; {
 	case c == '{':
-		if depth >= maxFastDepth {
+		if depth >= MaxDepth {
 			return 0, false
 		}
 		i = skipWS(b, i+1)
@@ -384,7 +393,7 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 			i = skipWS(b, i+1)
 		}
 	case c == '[':
-		if depth >= maxFastDepth {
+		if depth >= MaxDepth {
 			return 0, false
 		}
 		i = skipWS(b, i+1)
@@ -423,39 +432,13 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 }
 
 // skipString checks the string at b[i], escapes included, and returns the index after it.
+// It refuses text that is not valid UTF-8, as the general path does.
 func skipString(b []byte, i int) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, false
 	}
-	for i++; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, true
-		case c < 0x20:
-			return 0, false
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return 0, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if len(b)-i <= 4 {
-					return 0, false
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return 0, false
-					}
-				}
-				i += 4
-			default:
-				return 0, false
-			}
-		}
-	}
-	return 0, false
+	end, text, ok := stringEnd(b, i)
+	return end, ok && text
 }
 
 // skipNumber checks the number at b[i] against JSON's grammar and returns the index after it.

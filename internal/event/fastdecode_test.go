@@ -60,6 +60,12 @@ func TestDecodeOneFastHandlesCommonBodies(t *testing.T) {
 		`{"eventType":"1bad","userId":"","timestamp":"yesterday","priority":11,"eventId":""}`,
 		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":[],"payload":"x","priority":"5"}`,
 		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"k":"\u00e9\n\"<>&"}}`,
+		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"\ud83d\ude00":"é😀\uD83D\uDE00"}}`,
+		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"a":` +
+			strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `},"payload":` + strings.Repeat(`{"a":`, MaxDepth) + `1` + strings.Repeat("}", MaxDepth) + `}`,
+		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2261-12-31T23:59:59.999999999Z"}`,
+		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2262-01-01T00:00:00Z"}`,
+		`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"1677-12-31T23:59:59.999999999Z"}`,
 	} {
 		if !checkFastAsGeneral(t, []byte(body)) {
 			t.Errorf("decodeOneFast gave up on %s", body)
@@ -75,7 +81,11 @@ func TestDecodeOneFastGivesUp(t *testing.T) {
 		`{"userId":nul}`, `{"metadata":{"a":01}}`, `{"metadata":{"a":1.}}`, `{"metadata":{"a":-}}`,
 		`{"metadata":{"a":"\x"}}`, `{"metadata":{"a":"\u12"}}`, `{"metadata":{a:1}}`, `{"metadata":[1,]}`,
 		`{"priority":+1}`, `{"priority":1e}`, `{"metadata":tru}`,
-		`{"metadata":` + strings.Repeat("[", maxFastDepth+1) + strings.Repeat("]", maxFastDepth+1) + `}`,
+		`{"metadata":` + strings.Repeat("[", MaxDepth+1) + strings.Repeat("]", MaxDepth+1) + `}`,
+		`{"payload":` + strings.Repeat(`{"a":`, MaxDepth+1) + `1` + strings.Repeat("}", MaxDepth+1) + `}`,
+		"{\"metadata\":{\"k\":\"\xff\"}}", "{\"metadata\":{\"\xc3\":1}}", "{\"payload\":[\"\xed\xa0\x80\"]}",
+		`{"metadata":{"k":"\ud800"}}`, `{"metadata":{"\udc00":1}}`, `{"payload":{"k":"\ud800\u0041"}}`,
+		"{\"priority\":\"\xff\"}", "{\"userId\":\"\xe2\x82\"}", "{\"\xff\":1}",
 	} {
 		if checkFastAsGeneral(t, []byte(body)) {
 			t.Errorf("decodeOneFast handled %q", body)
@@ -124,8 +134,12 @@ func TestDecodeBatchFast(t *testing.T) {
 	ok := []byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"k":1},"payload":{"p":[2]},"eventId":"x"}`)
 	noID := []byte(`{"eventType":"b","userId":"u2","sessionId":"s2","timestamp":"2024-01-15T10:30:01Z","priority":2}`)
 	bad := []byte(`{"eventType":"1a","userId":"","timestamp":"nope","priority":11}`)
+	deep := func(levels int) []byte {
+		return []byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":` +
+			strings.Repeat(`{"a":`, levels) + `1` + strings.Repeat("}", levels) + `}`)
+	}
 	for _, body := range [][]byte{
-		wrapBatch(ok), wrapBatch(ok, noID, ok), wrapBatch(noID, bad, ok, bad),
+		wrapBatch(ok), wrapBatch(ok, noID, ok), wrapBatch(noID, bad, ok, bad), wrapBatch(ok, deep(MaxDepth)),
 		[]byte(" { \"events\" : [ " + string(ok) + " ,\n" + string(noID) + " ] } "),
 	} {
 		if !checkBatchFastAsGeneral(t, body) {
@@ -140,6 +154,7 @@ func TestDecodeBatchFast(t *testing.T) {
 		[]byte(`{"events":[]}`), []byte(`{"events":null}`), []byte(`{}`), []byte(`[]`), []byte(`{"events":[1]}`),
 		[]byte(`{"events":[{}],"x":1}`), []byte(`{"Events":[{}]}`), []byte(`{"events":[{}],}`), []byte(`{"events":[{},]}`),
 		[]byte(`{"events":[{}]} x`), []byte(`{"events":[{"EventType":"a"}]}`), wrapBatch(many...),
+		wrapBatch(ok, deep(MaxDepth+1)), wrapBatch(ok, []byte("{\"metadata\":{\"k\":\"\xff\"}}")), wrapBatch([]byte(`{"userId":"\udfff"}`)),
 	} {
 		if checkBatchFastAsGeneral(t, body) {
 			t.Errorf("decodeBatchFast handled %.80s", body)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -42,6 +43,8 @@ type expectation struct {
 
 // oracle judges a well-formed JSON body. Like encoding/json, it matches keys
 // case-insensitively and lets the last occurrence of a key win; null counts as absent.
+// A body whose fields nest deeper than 64 levels or hold text that is not valid UTF-8 fails
+// on those fields alone (unknown fields on "body").
 func oracle(t testing.TB, body []byte) expectation {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -51,26 +54,42 @@ func oracle(t testing.TB, body []byte) expectation {
 		t.Fatalf("oracle: body %q: %v", body, err)
 	}
 	last := map[string]json.RawMessage{}
+	refused := map[string]bool{}
 	switch tok {
 	case nil: // null: decodes as an empty object
 	case json.Delim('{'):
 		for dec.More() {
+			from := dec.InputOffset()
 			kt, err := dec.Token()
 			if err != nil {
 				t.Fatalf("oracle: key: %v", err)
 			}
+			rawKey := body[from:dec.InputOffset()] // the key with the separators before it
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				t.Fatalf("oracle: value: %v", err)
 			}
+			field := "body"
 			for _, name := range contractFields {
 				if strings.EqualFold(kt.(string), name) {
 					last[name] = raw
+					field = name
 				}
+			}
+			if nesting(raw) > 64 || badText(rawKey) || badText(raw) {
+				refused[field] = true
 			}
 		}
 	default:
 		return expectation{failing: []string{"body"}}
+	}
+	if len(refused) > 0 {
+		var x expectation
+		for f := range refused {
+			x.failing = append(x.failing, f)
+		}
+		sort.Strings(x.failing)
+		return x
 	}
 	for k, v := range last {
 		if string(v) == "null" {
@@ -152,9 +171,65 @@ func oracle(t testing.TB, body []byte) expectation {
 	return x
 }
 
+// nesting returns how many objects and arrays the JSON text raw nests (0 for a scalar).
+func nesting(raw []byte) int {
+	depth, most, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			most = max(most, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return most
+}
+
+// badText reports whether the JSON text raw holds a string that encoding/json would change
+// to U+FFFD: invalid UTF-8, or a \u escape of a surrogate that is not half of a pair. Every
+// backslash of well-formed JSON starts an escape in a string.
+func badText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return true
+	}
+	unit := func(i int) rune { // the code unit of the \u escape at raw[i], or -1
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return -1
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(n)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r := unit(i)
+		switch {
+		case r < 0:
+			i++ // a one-character escape
+		case !utf16.IsSurrogate(r):
+			i += 5
+		case utf16.DecodeRune(r, unit(i+6)) != utf8.RuneError:
+			i += 11
+		default:
+			return true
+		}
+	}
+	return false
+}
+
 // parseRFC3339 parses s by the RFC 3339 grammar without package time's parser and returns the
-// instant in UTC. It refuses instants whose UTC year is outside 0-9999, which cannot be
-// encoded as RFC 3339 (nor by event.Marshal).
+// instant in UTC. It refuses instants outside 1678-01-01T00:00:00Z to
+// 2261-12-31T23:59:59.999999999Z, the whole years int64 nanoseconds since 1970 can hold.
 func parseRFC3339(s string) (time.Time, bool) {
 	m := rfc3339RE.FindStringSubmatch(s)
 	if m == nil {
@@ -188,7 +263,7 @@ func parseRFC3339(s string) (time.Time, bool) {
 		}
 		ts = ts.Add(off)
 	}
-	if ts.Year() < 0 || ts.Year() > 9999 {
+	if ts.Year() < 1678 || ts.Year() > 2261 {
 		return time.Time{}, false
 	}
 	return ts, true
@@ -271,6 +346,13 @@ func isSyntaxError(err error) bool {
 	return errors.As(err, &se) && se.Msg != "" && se.Offset >= 0
 }
 
+// beyondStdDepth reports whether encoding/json refuses data for nesting deeper than it parses.
+func beyondStdDepth(data []byte) bool {
+	var v any
+	err := json.Unmarshal(data, &v)
+	return err != nil && strings.Contains(err.Error(), "exceeded max depth")
+}
+
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
 		string(validObj().json()),
@@ -306,6 +388,16 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := bytes.Clone(data)
 		valid := json.Valid(data)
+		if !valid && beyondStdDepth(data) {
+			// encoding/json cannot judge it, nor the oracle: the decoder must still refuse it.
+			if ev, err := event.DecodeOne(data, testNow); err == nil || !reflect.DeepEqual(ev, event.Event{}) {
+				t.Fatalf("DecodeOne accepted a body nested beyond 10,000 levels: %+v, %v", ev, err)
+			}
+			if evs, err := event.DecodeBatch(data, testNow); err == nil || evs != nil {
+				t.Fatalf("DecodeBatch accepted a body nested beyond 10,000 levels: %d events, %v", len(evs), err)
+			}
+			return
+		}
 
 		// DecodeOne: exactly one of event and error.
 		ev, err := event.DecodeOne(data, testNow)

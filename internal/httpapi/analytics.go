@@ -46,7 +46,9 @@ type timeRange struct {
 
 // analyticsQuery turns the request parameters into a store query. Preset ranges end at the
 // end of the current minute; custom ranges are widened to whole minutes, then the start is
-// moved back to make a whole number of buckets.
+// moved back to make a whole number of buckets. from and to must lie within the timestamps
+// events may have (event.TimeInRange), so that the widened range stays within what the
+// stores hold as int64 nanoseconds.
 func analyticsQuery(r *http.Request, now time.Time) (store.AnalyticsQuery, *Error) {
 	v := r.URL.Query()
 	q := store.AnalyticsQuery{EventType: v.Get("eventType"), UserID: v.Get("userId")}
@@ -75,11 +77,17 @@ func analyticsQuery(r *http.Request, now time.Time) (store.AnalyticsQuery, *Erro
 	if start, err = time.Parse(time.RFC3339, from); err != nil {
 		return q, validation("from", "must be an RFC 3339 time")
 	}
+	if !event.TimeInRange(start) {
+		return q, validation("from", event.TimeRangeReason)
+	}
 	if to == "" {
 		return q, validation("to", "required with from")
 	}
 	if end, err = time.Parse(time.RFC3339, to); err != nil {
 		return q, validation("to", "must be an RFC 3339 time")
+	}
+	if !event.TimeInRange(end) {
+		return q, validation("to", event.TimeRangeReason)
 	}
 	start = start.UTC().Truncate(time.Minute)
 	if e := end.UTC().Truncate(time.Minute); e.Before(end) {

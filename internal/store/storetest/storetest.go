@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("DeadLetters", func(t *testing.T) { testDeadLetters(t, open(t)) })
 	t.Run("Analytics", func(t *testing.T) { testAnalytics(t, open(t)) })
 	t.Run("AnalyticsEmpty", func(t *testing.T) { testAnalyticsEmpty(t, open(t)) })
+	t.Run("TimestampRangeEnds", func(t *testing.T) { testTimestampRangeEnds(t, open(t)) })
 }
 
 var base = time.Date(2026, 2, 3, 4, 5, 6, 789_123_456, time.UTC)
@@ -428,5 +429,42 @@ func testAnalyticsEmpty(t *testing.T, s Store) {
 	bad := store.AnalyticsQuery{Start: minute(base), End: minute(base).Add(10 * time.Minute), Bucket: 3 * time.Minute}
 	if _, err := s.Analytics(context.Background(), bad); err == nil {
 		t.Fatal("Analytics accepted a range that is not a whole number of buckets")
+	}
+}
+
+// testTimestampRangeEnds stores events at both ends of the timestamps the API accepts
+// (event.MinTime, event.MaxTime) and checks that analytics counts each in its own bucket and
+// gives each user's last event at exactly its instant, to the nanosecond.
+func testTimestampRangeEnds(t *testing.T, s Store) {
+	at := []time.Time{
+		event.MinTime, event.MinTime.Add(time.Nanosecond), event.MinTime.Add(59*time.Second + 999_999_999),
+		event.MaxTime.Truncate(time.Minute), event.MaxTime.Add(-time.Millisecond), event.MaxTime,
+	}
+	evs := make([]event.Event, len(at))
+	for i, ts := range at {
+		evs[i] = event.Event{EventID: fmt.Sprintf("evt_end_%d", i), EventType: []string{"first", "last"}[i/3],
+			UserID: fmt.Sprintf("user_%d", i), SessionID: "sess_end", Timestamp: ts, Priority: 1,
+			ReceivedAt: base.Add(time.Duration(i) * time.Millisecond)}
+	}
+	insert(t, s, evs, len(evs), 0)
+	for _, c := range []struct {
+		name string
+		q    store.AnalyticsQuery
+		want int64
+	}{
+		{"first instants", store.AnalyticsQuery{Start: event.MinTime.Add(-time.Hour), End: event.MinTime.Add(time.Hour), Bucket: time.Minute}, 3},
+		{"last instants", store.AnalyticsQuery{Start: minute(event.MaxTime).Add(-time.Hour), End: minute(event.MaxTime).Add(time.Hour), Bucket: time.Minute}, 3},
+		{"first instants, filtered", store.AnalyticsQuery{Start: event.MinTime, End: event.MinTime.Add(time.Hour), Bucket: time.Hour, EventType: "first", UserID: "USER"}, 3},
+		{"last instants, filtered", store.AnalyticsQuery{Start: minute(event.MaxTime), End: minute(event.MaxTime).Add(time.Hour), Bucket: 5 * time.Minute, EventType: "last"}, 3},
+		{"now", store.AnalyticsQuery{Start: minute(base), End: minute(base).Add(time.Hour), Bucket: time.Hour}, 0},
+	} {
+		got := analytics(t, s, c.q)
+		want := Expect(evs, c.q)
+		if want.TotalEvents != c.want {
+			t.Fatalf("%s: the brute force counts %d events, want %d", c.name, want.TotalEvents, c.want)
+		}
+		if err := Compare(got, want, true); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }
