@@ -82,7 +82,7 @@ type LoginCode struct {
 	Hash      []byte
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	Attempts  int        // wrong tries so far
+	Attempts  int        // tries so far, the right one included
 	UsedAt    *time.Time // set once the code has signed someone in
 }
 
@@ -143,8 +143,11 @@ type Repository interface {
 	CountCodesSince(ctx context.Context, email string, since time.Time) (int, error)
 	// LatestCode returns the newest code issued for email; ErrCodeNotFound.
 	LatestCode(ctx context.Context, email string) (LoginCode, error)
-	// AddCodeAttempt counts one wrong try and returns the tries so far.
-	AddCodeAttempt(ctx context.Context, id string) (int, error)
+	// TakeCodeAttempt counts one try of the code in one atomic step, and only while the code
+	// is unused, not expired at now and has had fewer than limit tries; ok is false, and
+	// nothing is counted, otherwise (an unknown code included). Concurrent callers never get
+	// more than limit tries of a code between them.
+	TakeCodeAttempt(ctx context.Context, id string, limit int, now time.Time) (ok bool, err error)
 	// UseCode marks the code used; false when it was used already (single use under races).
 	UseCode(ctx context.Context, id string, at time.Time) (bool, error)
 	// DeleteCodesBefore removes codes that expired before t.

@@ -73,7 +73,8 @@ func CreateAPIKey(ctx context.Context, repo Repository, nk NewKey) (string, APIK
 // KeyAuth authenticates ingestion keys with a cache in front of the repository, so that the
 // hot path costs one hash, one map lookup without a lock and one atomic store. A revoked or
 // expired key, or a key whose owner was suspended, stops working within the cache TTL
-// (60 s) on every replica, and at once in the process that revoked it (Forget).
+// (60 s) on every replica, and at once in the process that revoked it or changed its
+// owner's status (Forget).
 type KeyAuth struct {
 	repo Repository
 	ttl  time.Duration

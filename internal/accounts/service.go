@@ -17,8 +17,8 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// Sign-in code rules (issue 6): 6 digits, valid 5 minutes, single use, 5 wrong tries per
-// code, 3 codes per email per 15 minutes.
+// Sign-in code rules: 6 digits, valid 5 minutes, single use, 5 tries per code (the right
+// one included), 3 codes per email per 15 minutes.
 const (
 	CodeTTL          = 5 * time.Minute
 	MaxCodeAttempts  = 5
@@ -56,7 +56,7 @@ type Mailer interface {
 type ServiceConfig struct {
 	Repo   Repository
 	Tokens *Tokens
-	Keys   *KeyAuth // forgotten after a revocation, so that this process stops at once
+	Keys   *KeyAuth // forgotten after a revocation or a status change, so that this process acts at once
 	// Mailer delivers codes; nil when SMTP is not configured.
 	Mailer Mailer
 	// DevLogin writes codes to the log when there is no Mailer (laptops, tests).
@@ -217,7 +217,9 @@ type Session struct {
 }
 
 // Verify checks a code and signs the user in, creating the account of the first user
-// (ADMIN) or of an allowed domain (VIEWER) on the way.
+// (ADMIN) or of an allowed domain (VIEWER) on the way. A code is compared at most
+// MaxCodeAttempts times in all, in constant time, and signs in once, also under
+// concurrent guesses.
 func (s *Service) Verify(ctx context.Context, email, code string) (Session, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -234,15 +236,18 @@ func (s *Service) Verify(ctx context.Context, email, code string) (Session, erro
 	if c.UsedAt != nil || !now.Before(c.ExpiresAt) || c.Attempts >= MaxCodeAttempts {
 		return Session{}, ErrInvalidCode
 	}
-	if !hmac.Equal(c.Hash, s.codeHash(email, code)) {
-		if _, err := s.cfg.Repo.AddCodeAttempt(ctx, c.ID); err != nil {
-			return Session{}, err
-		}
+	// The read above may be stale under concurrent guesses: a try is taken atomically before
+	// the code is compared, so that at most MaxCodeAttempts guesses are ever compared.
+	ok, err := s.cfg.Repo.TakeCodeAttempt(ctx, c.ID, MaxCodeAttempts, now)
+	if err != nil {
+		return Session{}, err
+	}
+	if !ok || !hmac.Equal(c.Hash, s.codeHash(email, code)) {
 		return Session{}, ErrInvalidCode
 	}
 	// Mark the code used before anything else, so that two concurrent verifications of the
 	// same code cannot both sign in.
-	ok, err := s.cfg.Repo.UseCode(ctx, c.ID, now)
+	ok, err = s.cfg.Repo.UseCode(ctx, c.ID, now)
 	if err != nil {
 		return Session{}, err
 	}
@@ -402,6 +407,8 @@ func (s *Service) Invite(ctx context.Context, by User, email string, role Role) 
 }
 
 // UpdateUser changes a user's role or status. It refuses to remove the last active ADMIN.
+// A new status applies at once in this process, to the user's sessions and API keys alike;
+// other replicas follow within UserCacheTTL and the key cache's TTL.
 func (s *Service) UpdateUser(ctx context.Context, by User, id string, ch UserChange) (User, error) {
 	if ch.Role != nil && !ch.Role.Valid() {
 		return User{}, ErrInvalidRole
@@ -435,6 +442,11 @@ func (s *Service) UpdateUser(ctx context.Context, by User, id string, ch UserCha
 		return User{}, err
 	}
 	s.forgetUser(id)
+	if ch.Status != nil && s.cfg.Keys != nil {
+		// Cached keys carry their owner's status: this process stops a suspended owner's
+		// keys at once, other replicas within the key cache's TTL.
+		s.cfg.Keys.Forget()
+	}
 	s.cfg.Log.Info("user changed", "user_id", id, "email", u.Email, "role", u.Role, "status", u.Status, "by", by.Email)
 	return u, nil
 }

@@ -235,16 +235,16 @@ func (s *Store) LatestCode(ctx context.Context, email string) (LoginCode, error)
 	return c, nil
 }
 
-func (s *Store) AddCodeAttempt(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE id = ? RETURNING attempts`, id).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrCodeNotFound
-	}
+// TakeCodeAttempt checks and counts a try in one UPDATE: SQLite runs one writer at a time,
+// so no two callers see the same count.
+func (s *Store) TakeCodeAttempt(ctx context.Context, id string, limit int, now time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE login_codes SET attempts = attempts + 1
+		WHERE id = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?`, id, now.UnixMilli(), limit)
 	if err != nil {
-		return 0, fmt.Errorf("accounts: count code attempt: %w", err)
+		return false, fmt.Errorf("accounts: count code attempt: %w", err)
 	}
-	return n, nil
+	n, _ := res.RowsAffected()
+	return n == 1, nil
 }
 
 func (s *Store) UseCode(ctx context.Context, id string, at time.Time) (bool, error) {

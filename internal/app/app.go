@@ -240,7 +240,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
+		TrustedProxies: cfg.TrustedProxies, AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
 		Dashboard: dashboardFor(role),
 		Analytics: st.Analytics, DeadLetters: st,
 		AnalyticsCache: b.acache,

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/clientip"
 	"github.com/evp-dev/evp/internal/event"
 )
 
@@ -129,17 +130,14 @@ func (s *Server) requireUser(h handler) http.HandlerFunc {
 	}, h)
 }
 
-// authLimiter limits /api/auth/* to AuthRateLimit requests per minute per client IP.
+// authLimiter limits /api/auth/* to AuthRateLimit requests per minute per client address
+// (clientKey).
 func (s *Server) authLimiter() func(http.Handler) http.Handler {
-	keyFn := httprate.KeyByIP
-	if s.TrustProxy {
-		keyFn = httprate.KeyByRealIP
-	}
 	limit := s.AuthRateLimit
 	if limit <= 0 {
 		limit = 100
 	}
-	opts := []httprate.Option{httprate.WithKeyFuncs(keyFn),
+	opts := []httprate.Option{
 		httprate.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Error("rate limit check failed", "request_id", RequestID(r.Context()), "err", err)
 			writeError(w, errUnavailable("the rate-limit store is unavailable; retry shortly"))
@@ -147,7 +145,7 @@ func (s *Server) authLimiter() func(http.Handler) http.Handler {
 	if s.AuthLimitCounter != nil {
 		opts = append(opts, httprate.WithLimitCounter(s.AuthLimitCounter))
 	}
-	return httprate.Limit(limit, time.Minute, append(opts,
+	return httprate.LimitBy(limit, time.Minute, s.clientKey, append(opts,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			// httprate calls this also after the error handler above has answered (the
 			// counter store failed); a second answer would be appended to the first.
@@ -160,6 +158,15 @@ func (s *Server) authLimiter() func(http.Handler) http.Handler {
 			}
 			writeError(w, e)
 		}))...)
+}
+
+// clientKey is the rate-limit key of r's client (clientip.Key), or RemoteAddr when that is
+// not an IP address.
+func (s *Server) clientKey(r *http.Request) (string, error) {
+	if a := s.clients.Addr(r); a.IsValid() {
+		return clientip.Key(a), nil
+	}
+	return r.RemoteAddr, nil
 }
 
 // readSmall decodes a small JSON request body into dst.

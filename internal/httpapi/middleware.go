@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -94,8 +95,31 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// wrap adds, outermost first: request id, panic recovery, and a log line for every error
-// response (successful requests are logged at debug level only, the hot path stays quiet).
+// Header values every answer shares. Assigned to the header map directly (the keys are
+// canonical); a handler may replace them with Header.Set, never change them in place.
+var (
+	nosniff = []string{"nosniff"}
+	noStore = []string{"no-store"}
+)
+
+// isAPI reports whether path is under /api, whose answers are never cached: they carry
+// session tokens, new API keys and data that changes.
+func isAPI(path string) bool {
+	return strings.HasPrefix(path, "/api/") || path == "/api"
+}
+
+// clientAddr is the address of r's client for logs: "" when RemoteAddr is not an IP address.
+func (s *Server) clientAddr(r *http.Request) string {
+	if a := s.clients.Addr(r); a.IsValid() {
+		return a.String()
+	}
+	return ""
+}
+
+// wrap adds, outermost first: request id, the security headers (X-Content-Type-Options:
+// nosniff on every answer, Cache-Control: no-store under /api), panic recovery, and a log
+// line for every error response (successful requests are logged at debug level only, the
+// hot path stays quiet).
 func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -104,7 +128,12 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			id = s.ids.next()
 		}
 		st := &reqState{rec: statusRecorder{ResponseWriter: w}, id: id, idHdr: [1]string{id}}
-		w.Header()["X-Request-Id"] = st.idHdr[:] // Header.Set, the key already canonical
+		h := w.Header()
+		h["X-Request-Id"] = st.idHdr[:] // Header.Set, the key already canonical
+		h["X-Content-Type-Options"] = nosniff
+		if isAPI(r.URL.Path) {
+			h["Cache-Control"] = noStore
+		}
 		rec := &st.rec
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		defer func() {
@@ -130,9 +159,11 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 				level = slog.LevelInfo
 			}
 			if s.log.Enabled(r.Context(), level) {
-				// Never the headers: they carry API keys and tokens.
+				// Never the headers: they carry API keys and tokens. The client is the
+				// address behind trusted proxies (remote is the direct peer).
 				s.log.Log(r.Context(), level, "request", "request_id", id, "method", r.Method, "path", r.URL.Path,
-					"status", status, "duration_ms", float64(took.Microseconds())/1000, "remote", r.RemoteAddr)
+					"status", status, "duration_ms", float64(took.Microseconds())/1000, "remote", r.RemoteAddr,
+					"client", s.clientAddr(r))
 			}
 		}()
 		next.ServeHTTP(rec, r)

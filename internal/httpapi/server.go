@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-chi/httprate"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/clientip"
 	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/queue"
@@ -88,10 +90,12 @@ type Deps struct {
 	// AnalyticsPublic opens the analytics and metrics routes to callers without
 	// credentials (EVP_ANALYTICS_PUBLIC).
 	AnalyticsPublic bool
-	// AuthRateLimit is the requests per minute per client IP on /api/auth/* (100 when 0);
-	// TrustProxy takes the client IP from X-Forwarded-For / X-Real-IP.
+	// AuthRateLimit is the requests per minute per client IP on /api/auth/* (100 when 0).
 	AuthRateLimit int
-	TrustProxy    bool
+	// TrustProxy takes the client IP from X-Forwarded-For written by TrustedProxies
+	// (clientip.Private when empty); see clientip.Resolver.Addr.
+	TrustProxy     bool
+	TrustedProxies []netip.Prefix
 	// AuthLimitCounter, when set, keeps the /api/auth counters shared by every replica
 	// (Redis); otherwise each process counts its own.
 	AuthLimitCounter httprate.LimitCounter
@@ -128,6 +132,7 @@ type Server struct {
 	ingest  *RateCounter
 	flight  *inflight
 	gate    *storeGate
+	clients *clientip.Resolver
 	handler http.Handler
 	routes  []string
 }
@@ -141,6 +146,7 @@ func New(d Deps) *Server {
 		d.MaxBodyBytes = 5 << 20
 	}
 	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache}
+	s.clients = clientip.New(d.TrustProxy, d.TrustedProxies)
 	if d.StoreCheck != nil { // before the routes: needsStore reads it as they are made
 		s.gate = &storeGate{check: *d.StoreCheck}
 	}

@@ -18,6 +18,9 @@ func Run(t *testing.T, open func(t *testing.T) accounts.Repository) {
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("FirstUserRace", func(t *testing.T) { testFirstUserRace(t, open(t)) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, open(t)) })
+	t.Run("CodeAttemptRace", func(t *testing.T) { testCodeAttemptRace(t, open(t)) })
+	t.Run("CodeGuesses", func(t *testing.T) { testCodeGuesses(t, open(t)) })
+	t.Run("CodeSingleUse", func(t *testing.T) { testCodeSingleUse(t, open(t)) })
 	t.Run("APIKeys", func(t *testing.T) { testAPIKeys(t, open(t)) })
 	t.Run("Settings", func(t *testing.T) { testSettings(t, open(t)) })
 }
@@ -170,13 +173,30 @@ func testCodes(t *testing.T, r accounts.Repository) {
 		!c.CreatedAt.Equal(t0.Add(10*time.Minute)) || !c.ExpiresAt.Equal(t0.Add(15*time.Minute)) {
 		t.Fatalf("LatestCode = %+v, %v; want code_2 as saved", c, err)
 	}
-	for want := 1; want <= 3; want++ {
-		if n, err := r.AddCodeAttempt(ctx, c.ID); err != nil || n != want {
-			t.Fatalf("AddCodeAttempt = %d, %v; want %d", n, err, want)
+	now := t0.Add(11 * time.Minute) // code_2 is valid from t0+10m to t0+15m
+	for i := 1; i <= 3; i++ {
+		if ok, err := r.TakeCodeAttempt(ctx, c.ID, 3, now); err != nil || !ok {
+			t.Fatalf("TakeCodeAttempt #%d with a limit of 3 = %v, %v; want true", i, ok, err)
 		}
 	}
-	if _, err := r.AddCodeAttempt(ctx, "code_none"); !errors.Is(err, accounts.ErrCodeNotFound) {
-		t.Errorf("AddCodeAttempt(unknown) = %v, want ErrCodeNotFound", err)
+	if ok, err := r.TakeCodeAttempt(ctx, c.ID, 3, now); err != nil || ok {
+		t.Fatalf("TakeCodeAttempt past the limit = %v, %v; want false", ok, err)
+	}
+	if ok, err := r.TakeCodeAttempt(ctx, c.ID, 4, now); err != nil || !ok {
+		t.Fatalf("TakeCodeAttempt with a limit of 4 after 3 tries = %v, %v; want true (a refused try is not counted)", ok, err)
+	}
+	for _, tc := range []struct {
+		name string
+		id   string
+		at   time.Time
+	}{
+		{"unknown", "code_none", now},
+		{"expired", "code_1", now},
+		{"at its expiry", "code_2", t0.Add(15 * time.Minute)},
+	} {
+		if ok, err := r.TakeCodeAttempt(ctx, tc.id, 10, tc.at); err != nil || ok {
+			t.Errorf("TakeCodeAttempt(%s code) = %v, %v; want false", tc.name, ok, err)
+		}
 	}
 	// Single use, also under concurrent verification.
 	var wg sync.WaitGroup
@@ -202,8 +222,11 @@ func testCodes(t *testing.T, r accounts.Repository) {
 		t.Fatalf("6 concurrent UseCode calls succeeded %d times, want 1", wins)
 	}
 	c, _ = r.LatestCode(ctx, "a@example.com")
-	if c.UsedAt == nil || !c.UsedAt.Equal(t0.Add(11*time.Minute)) || c.Attempts != 3 {
-		t.Errorf("after use: %+v", c)
+	if c.UsedAt == nil || !c.UsedAt.Equal(t0.Add(11*time.Minute)) || c.Attempts != 4 {
+		t.Errorf("after use: %+v; want used at %v after 4 tries", c, t0.Add(11*time.Minute))
+	}
+	if ok, err := r.TakeCodeAttempt(ctx, c.ID, 10, now); err != nil || ok {
+		t.Errorf("TakeCodeAttempt(used code) = %v, %v; want false", ok, err)
 	}
 	n, err := r.DeleteCodesBefore(ctx, t0.Add(14*time.Minute))
 	if err != nil || n != 2 {

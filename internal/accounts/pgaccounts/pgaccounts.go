@@ -269,16 +269,15 @@ func (s *Store) LatestCode(ctx context.Context, email string) (accounts.LoginCod
 	return c, nil
 }
 
-func (s *Store) AddCodeAttempt(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `UPDATE login_codes SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts`, id).Scan(&n)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, accounts.ErrCodeNotFound
-	}
+// TakeCodeAttempt checks and counts a try in one UPDATE: concurrent updates of the row queue
+// on its lock, and each re-checks the condition on the row the one before committed.
+func (s *Store) TakeCodeAttempt(ctx context.Context, id string, limit int, now time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE login_codes SET attempts = attempts + 1
+		WHERE id = $1 AND used_at IS NULL AND expires_at > $2 AND attempts < $3`, id, now, limit)
 	if err != nil {
-		return 0, fmt.Errorf("pgaccounts: count code attempt: %w", err)
+		return false, fmt.Errorf("pgaccounts: count code attempt: %w", err)
 	}
-	return n, nil
+	return tag.RowsAffected() == 1, nil
 }
 
 // UseCode marks the code used once: concurrent updates of the row queue on its lock, and the
