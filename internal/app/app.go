@@ -142,7 +142,8 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		}
 		b.closers = append(b.closers, client.Close)
 		rq, err := redisqueue.Open(ctx, redisqueue.Options{Client: client, Stream: cfg.Stream, Group: cfg.ConsumerGroup,
-			Consumer: cfg.ConsumerName, ClaimIdle: cfg.ClaimIdle, Partitions: cfg.StreamPartitions})
+			Consumer: cfg.ConsumerName, ClaimIdle: cfg.ClaimIdle, Partitions: cfg.StreamPartitions,
+			MaxLen: cfg.StreamMaxLen, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("open Redis Streams buffer: %w", err)
 		}
@@ -151,7 +152,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		b.dedup = &dedup.Redis{Client: client, Prefix: cfg.RedisPrefix + "dedup:", TTL: cfg.DedupWindow}
 		if !cfg.RedisCluster {
 			// One Lua script per request needs the dedup keys and the streams on one node; on a
-			// cluster the API checks the dedup keys, appends, then sets them (SET NX).
+			// cluster the API checks the dedup window, appends, then records the ids.
 			b.unique = uniqueAppender{q: rq, prefix: cfg.RedisPrefix + "dedup:", ttl: cfg.DedupWindow}
 		}
 		b.acache = analyticscache.NewRedis(client, cfg.RedisPrefix)
@@ -159,7 +160,12 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		rate := ingestrate.NewRedis(client, cfg.RedisPrefix)
 		b.rate = rate
 		b.closers = append(b.closers, func() error { rate.Close(); return nil })
-		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: rq.Ping})
+		b.health = append(b.health, httpapi.HealthCheck{Name: "redis", Ping: func(ctx context.Context) error {
+			if err := rq.Ping(ctx); err != nil {
+				return err
+			}
+			return httpapi.Degraded(rq.Degraded()) // a stream lost within the hour, or full: ingestion answers 503
+		}})
 		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return redisStream(ctx, rq) }
 		log.Info("buffer: Redis Streams", "stream", rq.Key(), "partitions", rq.Partitions(), "streams", len(rq.Keys()),
 			"cluster", cfg.RedisCluster, "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
@@ -470,6 +476,10 @@ func newMetrics(pool *worker.Pool, q queue.Queue) *metrics.Metrics {
 		func() float64 { return float64(pool.Stats.Failed.Load()) })
 	m.CounterFunc("evp_events_dead_lettered_total", "Events sent to the dead-letter queue by this process.",
 		func() float64 { return float64(pool.Stats.DeadLettered.Load()) })
+	if rq, ok := q.(*redisqueue.Queue); ok {
+		m.CounterFunc("evp_buffer_resets_total", "Redis streams or consumer groups this process found made again under it: their entries were lost (Redis restarted without persistence, was flushed, or keys were deleted).",
+			func() float64 { return float64(rq.Resets()) })
+	}
 	stat := func(f func(queue.Stats) int64) func() float64 {
 		return metrics.WithTimeout(func(ctx context.Context) float64 {
 			s, err := q.Stats(ctx)

@@ -44,6 +44,9 @@ type part struct {
 	// handed lists the ids handed out by steps 1 and 2 while step 2 is not done, so that
 	// step 2 skips them; nil afterwards. Guarded by Queue.mu.
 	handed map[string]struct{}
+
+	ensureMu sync.Mutex // serialises ensureGroup on this stream; guards marker
+	marker   string     // the group's marker consumer seen last; "" before the first look
 }
 
 func newPart(idx int, key string) *part {

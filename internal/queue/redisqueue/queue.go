@@ -37,8 +37,8 @@
 //
 // # Acknowledgement and trimming
 //
-// Ack runs XACK and XDEL in one MULTI (one per stream on a cluster, which refuses a MULTI
-// across slots), so a stream holds exactly the entries not yet acknowledged: XLEN is the
+// Ack deletes the entries from the stream (XDEL) and acknowledges them (XACK) in one
+// pipeline, so a stream holds exactly the entries not yet acknowledged: XLEN is the
 // backlog, PendingEventIDs is an XRANGE, and memory never grows with the number of events
 // processed. No length- or id-based trimming is used, so an entry not yet acknowledged can
 // never be dropped. The price is that the stream serves one consumer group: a second group
@@ -75,7 +75,27 @@
 //
 // Enqueue returns nil once Redis has applied every XADD. Whether that survives a crash of
 // Redis is Redis's configuration: appendonly yes with appendfsync always survives power
-// loss, appendfsync everysec loses at most about a second.
+// loss, appendfsync everysec loses at most about a second. Open reads that configuration
+// (CONFIG GET, where allowed) and logs a warning when a restart of Redis would lose
+// buffered events.
+//
+// # Resets
+//
+// Each group holds a marker consumer, "~epoch.<ms>.<random>", made together with the group
+// in one script; it vanishes exactly when the group does (the stream deleted, the data
+// flushed, or Redis restarted without persistence). Every process remembers the marker of
+// each stream and checks it every Options.WatchEvery and whenever Redis answers NOGROUP:
+// a stream or group made again under it is logged as an error, counted (Resets) and
+// reported by Degraded for Options.ResetHold.
+//
+// # Bounds
+//
+// Enqueue and EnqueueUnique refuse with an error wrapping queue.ErrFull, appending nothing,
+// when Redis's used_memory has reached Options.MemoryHighWater of its maxmemory (read with
+// INFO every WatchEvery), or when a stream they would append to holds Options.MaxLen
+// entries not yet acknowledged (EnqueueUnique checks XLEN in its script; Enqueue uses the
+// lengths read every WatchEvery, so it may pass the bound by what is appended meanwhile).
+// Acknowledgements never allocate (see Ack), so workers drain a full Redis.
 package redisqueue
 
 import (
@@ -84,6 +104,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -94,6 +115,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/evp-dev/evp/internal/dedup"
 	"github.com/evp-dev/evp/internal/queue"
 )
 
@@ -104,6 +126,9 @@ const (
 	DefaultClaimIdle     = 60 * time.Second
 	DefaultMaxDeliveries = 5
 	DefaultPruneIdle     = 24 * time.Hour
+	DefaultHighWater     = 0.9
+	DefaultWatchEvery    = time.Second
+	DefaultResetHold     = time.Hour
 )
 
 // NackConsumer is the pseudo-consumer that holds entries released by Nack until a worker
@@ -142,6 +167,21 @@ type Options struct {
 	// PruneIdle: Open deletes consumers of the group that hold no pending entry and have
 	// been idle longer than this (dead processes with random names); 24 h. Negative: never.
 	PruneIdle time.Duration
+
+	// MaxLen bounds the entries a stream holds not yet acknowledged: Enqueue and
+	// EnqueueUnique refuse to append to a stream that holds this many. 0: no bound.
+	MaxLen int64
+	// MemoryHighWater is the fraction of Redis's maxmemory past which Enqueue and
+	// EnqueueUnique refuse, so that Redis never reaches maxmemory through ingestion; 0.9.
+	// Negative: no check. No check either when Redis has no maxmemory.
+	MemoryHighWater float64
+	// WatchEvery is how often the queue checks its streams' markers (see Resets) and reads
+	// Redis's memory and the streams' lengths; 1 s.
+	WatchEvery time.Duration
+	// ResetHold is how long Degraded reports a stream or group found made again; 1 h.
+	ResetHold time.Duration
+	// Log receives the persistence check and the resets; nil: nothing is logged.
+	Log *slog.Logger
 }
 
 // Queue implements queue.Queue on a Redis stream and consumer group.
@@ -156,6 +196,18 @@ type Queue struct {
 	claimEvery time.Duration
 	slice      time.Duration
 	maxDeliv   int
+	maxLen     int64
+	highWater  float64
+	watchEvery time.Duration
+	resetHold  time.Duration
+	log        *slog.Logger
+	now        func() time.Time // the clock of EnqueueUnique's dedup slices
+	expiring   dedup.Expiring   // the dedup sets EnqueueUnique gave their TTL
+
+	resets    atomic.Int64
+	lastReset atomic.Pointer[ResetError]
+	lim       limits
+	watchDone chan struct{}
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -212,6 +264,18 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Partitions == 0 {
 		opts.Partitions = 1
 	}
+	if opts.MemoryHighWater == 0 {
+		opts.MemoryHighWater = DefaultHighWater
+	}
+	if opts.WatchEvery <= 0 {
+		opts.WatchEvery = DefaultWatchEvery
+	}
+	if opts.ResetHold <= 0 {
+		opts.ResetHold = DefaultResetHold
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	if _, err := partitionKeys(opts.KeyPrefix+opts.Stream, opts.Partitions); err != nil {
 		return nil, err
 	}
@@ -223,6 +287,13 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		claimIdle:  opts.ClaimIdle,
 		claimEvery: min(max(opts.ClaimIdle/4, 10*time.Millisecond), time.Second),
 		maxDeliv:   opts.MaxDeliveries,
+		maxLen:     max(opts.MaxLen, 0),
+		highWater:  opts.MemoryHighWater,
+		watchEvery: opts.WatchEvery,
+		resetHold:  opts.ResetHold,
+		log:        opts.Log,
+		now:        time.Now,
+		watchDone:  make(chan struct{}),
 		closed:     make(chan struct{}),
 		aliases:    map[int64]ref{},
 		aliasOf:    map[ref]int64{},
@@ -248,6 +319,11 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		}
 		return nil, err
 	}
+	q.checkPersistence(ctx)
+	if err := q.refreshLimits(ctx); err != nil {
+		q.log.Info("redis memory and stream lengths unknown: the memory bound is off until they can be read", "err", err)
+	}
+	go q.watch()
 	return q, nil
 }
 
@@ -314,21 +390,14 @@ func (q *Queue) init(ctx context.Context, n int, pruneIdle time.Duration) error 
 	return nil
 }
 
-// ensureGroups creates every stream and its group, reading from the first entry: a stream
-// holds only entries not yet acknowledged, so a group created late must see them all.
+// ensureGroups creates every stream and its group, reading from the first entry (a
+// stream holds only entries not yet acknowledged, so a group created late must see them
+// all), and checks their markers (see ensureGroup).
 func (q *Queue) ensureGroups(ctx context.Context) error {
 	for _, p := range q.parts {
 		if err := q.ensureGroup(ctx, p); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func (q *Queue) ensureGroup(ctx context.Context, p *part) error {
-	err := q.rdb.XGroupCreateMkStream(ctx, p.key, q.group, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("redisqueue: create group %s on %s: %w", q.group, p.key, err)
 	}
 	return nil
 }
@@ -408,6 +477,9 @@ func (q *Queue) Enqueue(ctx context.Context, entries []queue.Entry) error {
 	defer q.leave()
 	if len(entries) == 0 {
 		return nil
+	}
+	if err := q.admit(entries); err != nil {
+		return q.wrap("enqueue", err)
 	}
 	cmds, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range entries {
@@ -811,7 +883,7 @@ func (q *Queue) onIDs(ids []int64, fn func(refs []ref, byPart [][]string) error)
 	return fn(refs, byPart)
 }
 
-// Ack implements queue.Queue: XACK and XDEL in one MULTI per stream.
+// Ack implements queue.Queue: XDEL and XACK in one pipeline (see ack).
 func (q *Queue) Ack(ctx context.Context, ids []int64) error {
 	return q.onIDs(ids, func(refs []ref, byPart [][]string) error {
 		if err := q.ack(ctx, byPart); err != nil {
@@ -822,46 +894,31 @@ func (q *Queue) Ack(ctx context.Context, ids []int64) error {
 	})
 }
 
-// ack acknowledges and deletes the entries. On one node, one MULTI holds every stream; a
-// cluster refuses a MULTI across slots, so there each stream has its own, all at once.
+// ack deletes the entries (XDEL), then acknowledges them (XACK), pipelined, one round
+// trip (per node on a cluster). No MULTI: at maxmemory Redis refuses every command queued
+// in a MULTI (EXEC then fails with EXECABORT), while it runs XDEL and XACK, which free
+// memory, so workers can always drain a full Redis. Without a MULTI the two may be parted
+// (a connection cut between them): then the entry is gone from the stream but still in
+// the group's pending list, where the next claim pass finds it deleted and drops it
+// (XAUTOCLAIM does), so nothing is delivered twice and nothing stays behind.
 func (q *Queue) ack(ctx context.Context, byPart [][]string) error {
-	tx := func(p *part, sids []string) func(redis.Pipeliner) error {
-		return func(pl redis.Pipeliner) error {
-			pl.XAck(ctx, p.key, q.group, sids...)
-			pl.XDel(ctx, p.key, sids...)
-			return nil
-		}
-	}
-	if !q.cluster {
-		_, err := q.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-			for i, sids := range byPart {
-				if len(sids) > 0 {
-					_ = tx(q.parts[i], sids)(pl)
-				}
+	cmds, err := q.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		for i, sids := range byPart {
+			if len(sids) > 0 {
+				pl.XDel(ctx, q.parts[i].key, sids...)
+				pl.XAck(ctx, q.parts[i].key, q.group, sids...)
 			}
-			return nil
-		})
-		return err
-	}
-	return q.eachPart(byPart, func(p *part, sids []string) error {
-		_, err := q.rdb.TxPipelined(ctx, tx(p, sids))
-		return err
-	})
-}
-
-// eachPart runs fn on the streams that have entries in byPart, concurrently, and returns
-// the first error.
-func (q *Queue) eachPart(byPart [][]string, fn func(p *part, sids []string) error) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(byPart))
-	for i, sids := range byPart {
-		if len(sids) == 0 {
-			continue
 		}
-		wg.Go(func() { errs[i] = fn(q.parts[i], sids) })
+		return nil
+	})
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return err
 }
 
 // forget drops what this process kept about acknowledged entries.
@@ -1079,6 +1136,9 @@ func addGroup(out []GroupInfo, g redis.XInfoGroup, cs []redis.XInfoConsumer) []G
 			gi.Nacked += c.Pending
 			continue
 		}
+		if isMarker(c.Name) {
+			continue
+		}
 		m := slices.IndexFunc(gi.Consumers, func(ci ConsumerInfo) bool { return ci.Name == c.Name })
 		if m < 0 {
 			gi.Consumers = append(gi.Consumers, ConsumerInfo{Name: c.Name, Pending: c.Pending, Idle: c.Idle})
@@ -1120,6 +1180,7 @@ func (q *Queue) Close() error {
 	var err error
 	q.closeOnce.Do(func() {
 		close(q.closed)
+		<-q.watchDone
 		q.life.Lock()
 		defer q.life.Unlock()
 		if q.ownClient {
@@ -1203,9 +1264,10 @@ return n
 `)
 
 // pruneScript deletes the consumers of a group that hold no pending entry and have been
-// idle longer than ARGV[2] ms, except ARGV[3] and ARGV[4]. In a script, so that no entry
-// can be delivered to a consumer between the check and the delete (XGROUP DELCONSUMER
-// drops the pending entries of the consumer it deletes).
+// idle longer than ARGV[2] ms, except ARGV[3], ARGV[4] and the group's marker (a name
+// starting with "~epoch."). In a script, so that no entry can be delivered to a consumer
+// between the check and the delete (XGROUP DELCONSUMER drops the pending entries of the
+// consumer it deletes).
 // KEYS[1] stream; ARGV[1] group.
 var pruneScript = redis.NewScript(`
 local cs = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
@@ -1214,7 +1276,8 @@ local n = 0
 for _, c in ipairs(cs) do
   local f = {}
   for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
-  if f['pending'] == 0 and f['idle'] > idleMax and f['name'] ~= ARGV[3] and f['name'] ~= ARGV[4] then
+  if f['pending'] == 0 and f['idle'] > idleMax and f['name'] ~= ARGV[3] and f['name'] ~= ARGV[4]
+      and string.sub(f['name'], 1, 7) ~= '~epoch.' then
     redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
     n = n + 1
   end
