@@ -49,7 +49,7 @@ func loadgen(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "events per request: 1 posts /api/v1/events, more /api/v1/events/batch")
 	fs.IntVar(&cfg.Users, "users", cfg.Users, "distinct userIds")
 	fs.IntVar(&cfg.Sessions, "sessions", cfg.Sessions, "distinct sessionIds")
-	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "size of each event's payload object in bytes (0: no payload)")
+	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "size of each event's payload object in bytes (0: no payload; at most 8 MiB)")
 	fs.Float64Var(&cfg.DupRatio, "dup-ratio", cfg.DupRatio, "share of events that repeat an earlier eventId, 0 to 1")
 	fs.BoolVar(&cfg.Gzip, "gzip", false, "send gzip-compressed bodies (Content-Encoding: gzip)")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")

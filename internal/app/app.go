@@ -171,7 +171,8 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 			"cluster", cfg.RedisCluster, "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
 	} else {
 		sq, err := logqueue.Open(ctx, filepath.Join(cfg.DataDir, "buffer"), logqueue.Options{
-			NoFsync: cfg.BufferSync != "full", ClaimIdle: cfg.ClaimIdle, Log: log})
+			NoFsync: cfg.BufferSync != "full", ClaimIdle: cfg.ClaimIdle, Log: log, MaxBytes: cfg.BufferMaxBytes,
+			HandOffBytes: cfg.InflightMaxBytes / 4, DeliveredBytes: cfg.InflightMaxBytes / 2})
 		if err != nil {
 			return nil, fmt.Errorf("open buffer: %w", err)
 		}
@@ -186,7 +187,12 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 		}
 		log.Info("dedup window restored", "ids", window.Len(), "window", cfg.DedupWindow.String())
 		b.dedup = dedup.Local{W: window}
-		b.health = append(b.health, httpapi.HealthCheck{Name: "buffer", Ping: sq.Ping})
+		b.health = append(b.health, httpapi.HealthCheck{Name: "buffer", Ping: func(ctx context.Context) error {
+			if err := sq.Ping(ctx); err != nil {
+				return err
+			}
+			return httpapi.Degraded(sq.Refusal()) // full, or its disk: ingestion answers 503
+		}})
 		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return embeddedStream(ctx, sq, cfg) }
 	}
 	b.health = append(b.health,
@@ -243,7 +249,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}
 	srv := httpapi.New(httpapi.Deps{
 		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
-		MaxBodyBytes: cfg.MaxBodyBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
+		MaxBodyBytes: cfg.MaxBodyBytes, InflightMaxBytes: cfg.InflightMaxBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
 		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
 		TrustedProxies: cfg.TrustedProxies, AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
@@ -493,6 +499,19 @@ func newMetrics(pool *worker.Pool, q queue.Queue) *metrics.Metrics {
 		stat(func(s queue.Stats) int64 { return s.Length }))
 	m.GaugeFunc("evp_queue_pending", "Entries delivered to a worker and not yet acknowledged.",
 		stat(func(s queue.Stats) int64 { return s.Pending }))
+	if bq, ok := q.(queue.Bounded); ok {
+		m.GaugeFunc("evp_buffer_fill_ratio", "How full the buffer is against its bound (EVP_BUFFER_MAX_BYTES, EVP_STREAM_MAX_LEN), 0 to 1; at 1 ingestion answers 503.",
+			metrics.WithTimeout(func(ctx context.Context) float64 {
+				used, limit, err := bq.Fill(ctx)
+				if err != nil {
+					return -1
+				}
+				if limit <= 0 {
+					return 0
+				}
+				return min(float64(used)/float64(limit), 1)
+			}))
+	}
 	return m
 }
 

@@ -13,16 +13,38 @@ import (
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// errHoldFull is readLimited's error when the in-flight bound has no room for more of the
+// body.
+var errHoldFull = errors.New("in-flight bound reached")
+
+// exactBodyBytes is the body length from which a buffer of exactly the body's size is
+// made, where doubling would waste much; smaller bodies grow pooled buffers as usual.
+const exactBodyBytes = 1 << 20
+
+// unknownBodyStart is the body bytes a request whose body length is unknown (gzip,
+// chunked) reserves before reading; it reserves more as the body grows.
+const unknownBodyStart = 64 << 10
+
 // readJSONBody checks the content type and encoding and reads the whole body, at most max
 // bytes after decompression. The returned buffer goes back with releaseBody when done.
 func readJSONBody(r *http.Request, max int64) (*bytes.Buffer, *Error) {
+	return readBody(r, max, nil)
+}
+
+// readBody is readJSONBody that also reserves room under the in-flight bound through h,
+// when set: the whole body up front when its length is known (waiting a little for room),
+// otherwise as it grows (without waiting). Past the bound it answers 503. The caller
+// releases h once it no longer holds the body or what was made of it.
+func readBody(r *http.Request, max int64, h *bodyHold) (*bytes.Buffer, *Error) {
 	if e := checkJSONContentType(r.Header.Get("Content-Type")); e != nil {
 		return nil, e
 	}
 	var src io.Reader = r.Body
+	known := r.ContentLength >= 0 // the body's length, until a decompressor is put in front
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
+		known = false
 		zr, err := gzip.NewReader(io.LimitReader(r.Body, max+1))
 		if err != nil {
 			return nil, errorf(http.StatusBadRequest, "INVALID_JSON", "body is not valid gzip: %v", err)
@@ -35,11 +57,28 @@ func readJSONBody(r *http.Request, max int64) (*bytes.Buffer, *Error) {
 	if r.ContentLength > max {
 		return nil, tooLarge(max)
 	}
+	grow := h // reserves as the body grows; nil when reserved up front
+	if h != nil {
+		start := int64(unknownBodyStart)
+		if known {
+			start, grow = r.ContentLength, nil
+		}
+		if !h.start(r.Context(), start) {
+			return nil, inflightFull(r, max, h.b.max)
+		}
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	n, err := readLimited(buf, src, max+1)
+	if known && r.ContentLength >= exactBodyBytes && int64(buf.Cap()) < r.ContentLength+bytes.MinRead {
+		// Exactly the size, rather than Grow's doubling: the reservation counts on it.
+		*buf = *bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
+	}
+	n, err := readLimited(buf, src, max+1, grow)
 	if err != nil {
 		releaseBody(buf)
+		if errors.Is(err, errHoldFull) {
+			return nil, inflightFull(r, max, h.b.max)
+		}
 		var gzErr error = gzip.ErrChecksum
 		if errors.Is(err, gzErr) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, errorf(http.StatusBadRequest, "INVALID_JSON", "body is not valid gzip: %v", err)
@@ -50,12 +89,25 @@ func readJSONBody(r *http.Request, max int64) (*bytes.Buffer, *Error) {
 		releaseBody(buf)
 		return nil, tooLarge(max)
 	}
+	if grow != nil {
+		grow.trim(n)
+	}
 	return buf, nil
+}
+
+// inflightFull is the answer when the in-flight bound has no room for r's body. It reads
+// the rest of the body (at most max bytes) into a small buffer and drops it, so that the
+// client, still sending, gets the answer rather than a broken connection.
+func inflightFull(r *http.Request, max, bound int64) *Error {
+	io.CopyN(io.Discard, r.Body, max)
+	return errUnavailable("evp is holding as many request bytes as it may (EVP_INFLIGHT_MAX_BYTES, %.1f MiB); retry shortly", float64(bound)/(1<<20))
 }
 
 // readLimited reads src into buf until EOF or until limit bytes were read, as
 // buf.ReadFrom(io.LimitReader(src, limit)) does, without allocating the LimitedReader.
-func readLimited(buf *bytes.Buffer, src io.Reader, limit int64) (int64, error) {
+// With h set, the bytes read are reserved through h.grow as they come; when it has no room
+// readLimited stops with errHoldFull.
+func readLimited(buf *bytes.Buffer, src io.Reader, limit int64, h *bodyHold) (int64, error) {
 	var n int64
 	for n < limit {
 		buf.Grow(bytes.MinRead)
@@ -64,6 +116,9 @@ func readLimited(buf *bytes.Buffer, src io.Reader, limit int64) (int64, error) {
 		m, err := src.Read(p)
 		buf.Write(p[:m]) // p is buf's own spare capacity: this only extends its length
 		n += int64(m)
+		if h != nil && !h.grow(n) {
+			return n, errHoldFull
+		}
 		if err == io.EOF {
 			return n, nil
 		}

@@ -22,7 +22,7 @@ func TestReadLimitedAsReadFrom(t *testing.T) {
 		} {
 			var want, got bytes.Buffer
 			wn, werr := want.ReadFrom(io.LimitReader(src(), limit))
-			gn, gerr := readLimited(&got, src(), limit)
+			gn, gerr := readLimited(&got, src(), limit, nil)
 			if gn != wn || !errors.Is(gerr, werr) || (werr == nil) != (gerr == nil) || got.String() != want.String() {
 				t.Errorf("%s, limit %d: %d %v %d bytes; ReadFrom: %d %v %d bytes", name, limit, gn, gerr, got.Len(), wn, werr, want.Len())
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +66,9 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if !s.ready.Load() {
 		return errUnavailable("evp is not ready or is shutting down")
 	}
-	buf, e := readJSONBody(r, s.MaxBodyBytes)
+	hold := bodyHold{b: s.budget}
+	defer hold.release()
+	buf, e := readBody(r, s.MaxBodyBytes, &hold)
 	if e != nil {
 		return e
 	}
@@ -106,8 +109,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
 	}
 	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: ev.EventID, Data: data, Event: &ev}}); err != nil {
-		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", 1, "err", err)
-		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+		return s.appendFailed(r, 1, err)
 	}
 	s.markSeen(r, ids)
 	s.countAccepted(1)
@@ -122,7 +124,9 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	if !s.ready.Load() {
 		return errUnavailable("evp is not ready or is shutting down")
 	}
-	buf, e := readJSONBody(r, s.MaxBodyBytes)
+	hold := bodyHold{b: s.budget}
+	defer hold.release()
+	buf, e := readBody(r, s.MaxBodyBytes, &hold)
 	if e != nil {
 		return e
 	}
@@ -174,8 +178,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 		accepted = append(accepted, ids[i])
 	}
 	if err := s.Queue.Enqueue(r.Context(), entries); err != nil {
-		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)
-		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+		return s.appendFailed(r, len(entries), err)
 	}
 	s.markSeen(r, accepted)
 	s.countAccepted(int64(len(accepted)))
@@ -216,8 +219,20 @@ func (s *Server) enqueueUnique(r *http.Request, events []event.Event) ([]bool, *
 	}
 	added, err := s.UniqueQueue.EnqueueUnique(r.Context(), entries)
 	if err != nil {
-		s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", len(entries), "err", err)
-		return nil, errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
+		return nil, s.appendFailed(r, len(entries), err)
 	}
 	return added, nil
+}
+
+// appendFailed answers an append the buffer refused or failed: 503 either way, naming the
+// bound when the buffer is full (queue.ErrFull).
+func (s *Server) appendFailed(r *http.Request, events int, err error) *Error {
+	if errors.Is(err, queue.ErrFull) {
+		// Expected under overload, and shown by /api/health and the fill gauge: not an error.
+		s.log.Debug("buffer full: events refused", "request_id", RequestID(r.Context()), "events", events, "err", err)
+		detail := strings.TrimPrefix(err.Error(), queue.ErrFull.Error()+": ")
+		return errUnavailable("the ingestion buffer is full: %s; retry once the workers have caught up", detail)
+	}
+	s.log.Error("buffer append failed", "request_id", RequestID(r.Context()), "events", events, "err", err)
+	return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 }

@@ -80,6 +80,10 @@ type Deps struct {
 	Version   string
 	// MaxBodyBytes bounds a request body after decompression.
 	MaxBodyBytes int64
+	// InflightMaxBytes bounds what ingestion requests hold at once: bodyCostFactor times
+	// their body bytes (the body, the decoded events, their encoded entries). Past it a
+	// request waits up to inflightWait for room, then gets 503. 128 MiB when 0.
+	InflightMaxBytes int64
 	// Docs, when set, serves /openapi.json and /docs.
 	Docs http.Handler
 	// NoIngest leaves out the ingestion routes (a worker-only process).
@@ -131,6 +135,7 @@ type Server struct {
 	acache  AnalyticsCache
 	ingest  *RateCounter
 	flight  *inflight
+	budget  *byteBudget
 	gate    *storeGate
 	clients *clientip.Resolver
 	handler http.Handler
@@ -145,7 +150,11 @@ func New(d Deps) *Server {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 5 << 20
 	}
-	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache}
+	if d.InflightMaxBytes <= 0 {
+		d.InflightMaxBytes = 128 << 20
+	}
+	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache,
+		budget: newByteBudget(d.InflightMaxBytes)}
 	s.clients = clientip.New(d.TrustProxy, d.TrustedProxies)
 	if d.StoreCheck != nil { // before the routes: needsStore reads it as they are made
 		s.gate = &storeGate{check: *d.StoreCheck}

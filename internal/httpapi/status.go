@@ -3,8 +3,13 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"syscall"
 	"time"
+
+	"github.com/evp-dev/evp/internal/queue"
 )
 
 type serviceHealth struct {
@@ -94,7 +99,7 @@ func (s *Server) getStats(w http.ResponseWriter, r *http.Request) *Error {
 	qs, err := s.Queue.Stats(r.Context())
 	if err != nil {
 		s.log.Error("stats failed", "err", err)
-		return errorf(http.StatusInternalServerError, "STATS_ERROR", "could not read ingestion stats")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "STATS_ERROR", "could not read ingestion stats")
 	}
 	writeData(w, http.StatusOK, statsAnswer{IngestionRate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued, Timestamp: time.Now().UTC()})
 	return nil
@@ -138,12 +143,16 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 	qs, err := s.Queue.Stats(r.Context())
 	if err != nil {
 		s.log.Error("metrics: buffer stats failed", "err", err)
-		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read buffer metrics")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "METRICS_ERROR", "could not read buffer metrics")
 	}
 	ps, err := s.Processing(r.Context())
 	if err != nil {
 		s.log.Error("metrics: processing stats failed", "err", err)
-		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read processing metrics")
+		var ping func(context.Context) error
+		if s.StoreCheck != nil {
+			ping = s.StoreCheck.Ping
+		}
+		return s.readFailed(r.Context(), err, "event store", ping, "METRICS_ERROR", "could not read processing metrics")
 	}
 	if ps.EventsByType == nil {
 		ps.EventsByType = map[string]int64{}
@@ -169,7 +178,8 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Error {
 	qs, err := s.Queue.Stats(r.Context())
 	if err != nil {
-		return errorf(http.StatusInternalServerError, "METRICS_ERROR", "could not read ingestion metrics")
+		s.log.Error("metrics: buffer stats failed", "err", err)
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "METRICS_ERROR", "could not read ingestion metrics")
 	}
 	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued})
 	return nil
@@ -214,7 +224,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) *Error {
 	info, err := s.Stream(r.Context())
 	if err != nil {
 		s.log.Error("stream metrics failed", "err", err)
-		return errorf(http.StatusInternalServerError, "STREAM_ERROR", "could not read the buffer's stream information")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "STREAM_ERROR", "could not read the buffer's stream information")
 	}
 	info.Timestamp = time.Now().UTC()
 	if info.Partitions < 1 {
@@ -225,4 +235,32 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	writeData(w, http.StatusOK, info)
 	return nil
+}
+
+// readFailed answers a failed read of a backend (what names it): 503 with Retry-After when
+// the backend is unavailable, that is when err says it cannot be reached or ping, when
+// set, fails too; otherwise 500 with code and msg.
+func (s *Server) readFailed(ctx context.Context, err error, what string, ping func(context.Context) error, code, msg string) *Error {
+	down := unreachable(err)
+	if !down && ping != nil {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		if perr := ping(pctx); perr != nil {
+			down, err = true, perr
+		}
+		cancel()
+	}
+	if !down {
+		return errorf(http.StatusInternalServerError, code, "%s", msg)
+	}
+	return errUnavailable("the %s is unavailable (%v); retry shortly", what, err)
+}
+
+// unreachable reports whether err says that a backend could not be reached or answered
+// in time (a refused or broken connection, a timeout) or is closed: a backend down, not a
+// request it could not serve.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, queue.ErrClosed)
 }

@@ -50,6 +50,10 @@ type Config struct {
 	Seed             uint64 // random source of event contents; time-based when 0
 }
 
+// MaxPayloadBytes is the largest --payload-bytes: above evp's largest body setting's
+// default, so that bodies at or over the limit can be sent.
+const MaxPayloadBytes = 8 << 20
+
 // Defaults returns the settings `evp loadgen` starts from.
 func Defaults() Config {
 	return Config{
@@ -86,8 +90,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid --users=%d: must be at least 1", c.Users)
 	case c.Sessions < 1:
 		return fmt.Errorf("invalid --sessions=%d: must be at least 1", c.Sessions)
-	case c.PayloadBytes < 0 || c.PayloadBytes > 1<<20:
-		return fmt.Errorf("invalid --payload-bytes=%d: must be from 0 to 1048576", c.PayloadBytes)
+	case c.PayloadBytes < 0 || c.PayloadBytes > MaxPayloadBytes:
+		return fmt.Errorf("invalid --payload-bytes=%d: must be from 0 to %d", c.PayloadBytes, MaxPayloadBytes)
 	case c.DupRatio < 0 || c.DupRatio > 1:
 		return fmt.Errorf("invalid --dup-ratio=%v: must be from 0 to 1", c.DupRatio)
 	case c.WaitProcessed && c.WaitTimeout <= 0:

@@ -20,8 +20,12 @@ var EventTypes = [...]string{
 // server's dedup window at any realistic rate.
 const dupWindow = 100_000
 
-// variantsPerType is how many distinct payloads are prepared for each event type.
-const variantsPerType = 32
+// variantsPerType is how many distinct payloads are prepared for each event type; fewer
+// when they are so large that all of them would take more than variantBytes.
+const (
+	variantsPerType = 32
+	variantBytes    = 64 << 20
+)
 
 // GenConfig says what events a Generator makes.
 type GenConfig struct {
@@ -59,8 +63,12 @@ func NewGenerator(cfg GenConfig) *Generator {
 	g.idPrefix = append([]byte(`{"eventId":"lg-`), cfg.RunID...)
 	g.idPrefix = append(g.idPrefix, '-')
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
+	variants := variantsPerType
+	if cfg.PayloadBytes > 0 {
+		variants = min(variants, max(1, variantBytes/(cfg.PayloadBytes*len(EventTypes))))
+	}
 	for t := range EventTypes {
-		for v := 0; v < variantsPerType; v++ {
+		for v := 0; v < variants; v++ {
 			g.payloads[t] = append(g.payloads[t], makePayload(t, rng, cfg.PayloadBytes))
 		}
 	}

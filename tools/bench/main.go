@@ -4,6 +4,13 @@
 // machine's ceiling for single-event requests.
 //
 //	go run ./tools/bench [-runs 3] [-duration 30s] [-only embedded-batch]
+//
+// The hostile scenarios check a bound under attack rather than measure throughput; they run
+// only when -only names them, and report the server's peak RSS (VmHWM) and, where a
+// directory is watched, the peak size of that directory (du -sb every 100 ms):
+//
+//	go run ./tools/bench -runs 1 -only hostile-large-bodies   (16 clients, 5.2 MB events, 20 s)
+//	go run ./tools/bench -runs 1 -only hostile-buffer-bound   (EVP_BUFFER_MAX_BYTES=64MiB, batches at full speed)
 package main
 
 import (
@@ -16,10 +23,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -33,6 +42,10 @@ type scenario struct {
 	env     []string // extra environment for the server
 	redis   bool     // needs Redis (REDIS_URL)
 	loadgen []string // loadgen flags besides --url, --key, --duration
+	// hostile scenarios run only when -only names them, for their duration (not -duration).
+	hostile  bool
+	duration time.Duration
+	watch    string // a directory of the data directory whose peak size is reported
 }
 
 // report is the part of `evp loadgen --json` the table uses.
@@ -45,7 +58,8 @@ type report struct {
 		Missed int64 `json:"missed"`
 		Failed int64 `json:"failed"`
 	} `json:"requests"`
-	LatencyMs struct {
+	RequestsByStatus map[string]int64 `json:"requestsByStatus"`
+	LatencyMs        struct {
 		P50 float64 `json:"p50"`
 		P99 float64 `json:"p99"`
 	} `json:"latencyMs"`
@@ -59,6 +73,7 @@ type report struct {
 		SendAvgCores float64 `json:"sendAvgCores"`
 		PeakRssMB    float64 `json:"peakRssMB"`
 	} `json:"server"`
+	watchPeak int64 // bytes: the watched directory's largest size seen
 }
 
 func main() {
@@ -76,12 +91,16 @@ func main() {
 		{name: "embedded-single-open50k", server: "evp", loadgen: []string{"--batch", "1", "--rate", "50000", "--max-inflight", "1024"}},
 		{name: "redis-batch100", server: "evp", redis: true, loadgen: []string{"--batch", "100", "--concurrency", "32"}},
 		{name: "redis-single", server: "evp", redis: true, loadgen: []string{"--batch", "1", "--concurrency", "128"}},
+		{name: "hostile-large-bodies", server: "evp", hostile: true, duration: 20 * time.Second,
+			loadgen: []string{"--batch", "1", "--concurrency", "16", "--payload-bytes", "5242000", "--wait-timeout", "300s"}},
+		{name: "hostile-buffer-bound", server: "evp", hostile: true, duration: 30 * time.Second, watch: "buffer",
+			env: []string{"EVP_BUFFER_MAX_BYTES=64MiB"}, loadgen: []string{"--batch", "100", "--concurrency", "32", "--wait-processed=false"}},
 	}
 	fmt.Printf("evp benchmark: %d CPUs, %s, Go %s, %d run(s) of %s per scenario\n", runtime.NumCPU(), memTotal(), runtime.Version(), *runs, *duration)
 	results := map[string][]report{}
 	var order []string
 	for _, sc := range scenarios {
-		if *only != "" && !strings.Contains(sc.name, *only) {
+		if *only != "" && !strings.Contains(sc.name, *only) || sc.hostile && *only == "" {
 			continue
 		}
 		if sc.redis && !redisUp(*redisURL) {
@@ -90,13 +109,24 @@ func main() {
 		}
 		order = append(order, sc.name)
 		for i := 0; i < *runs; i++ {
-			r, err := runOnce(*bin, sc, *duration, *redisURL)
+			d := *duration
+			if sc.duration > 0 {
+				d = sc.duration
+			}
+			r, err := runOnce(*bin, sc, d, *redisURL)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "%s run %d: %v\n", sc.name, i+1, err)
 				os.Exit(1)
 			}
 			fmt.Printf("%s run %d: %.0f events/s accepted, %.0f end to end, p99 %.1f ms\n", sc.name, i+1,
 				r.Throughput.AcceptedEventsPerSec, r.EndToEnd.EventsPerSec, r.LatencyMs.P99)
+			if sc.hostile {
+				fmt.Printf("%s run %d: answers by status %v, server peak RSS (VmHWM) %.1f MB", sc.name, i+1, r.RequestsByStatus, r.Server.PeakRssMB)
+				if sc.watch != "" {
+					fmt.Printf(", %s peak %d bytes (%.1f MiB)", sc.watch, r.watchPeak, float64(r.watchPeak)/(1<<20))
+				}
+				fmt.Println()
+			}
 			results[sc.name] = append(results[sc.name], r)
 		}
 	}
@@ -194,6 +224,12 @@ func runOnce(bin string, sc scenario, duration time.Duration, redisURL string) (
 		}
 		key = strings.TrimSpace(string(out))
 	}
+	var watchPeak func() int64
+	if sc.watch != "" {
+		stop := make(chan struct{})
+		defer close(stop)
+		watchPeak = watchSize(filepath.Join(dir, sc.watch), stop)
+	}
 	args := append([]string{"loadgen", "--url", url, "--key", key, "--duration", duration.String(),
 		"--json", "--quiet", "--dup-ratio", "0", "--pid", strconv.Itoa(cmd.Process.Pid)}, sc.loadgen...)
 	if sc.server == "noop" {
@@ -207,7 +243,46 @@ func runOnce(bin string, sc scenario, duration time.Duration, redisURL string) (
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		return report{}, fmt.Errorf("loadgen: %v (%v)\n%s", err, lgErr, errOut.String())
 	}
+	if watchPeak != nil {
+		r.watchPeak = watchPeak()
+	}
 	return r, nil
+}
+
+// watchSize measures dir every 100 ms, as du -sb does, until stop is closed; the function
+// it returns reports the largest size seen so far.
+func watchSize(dir string, stop <-chan struct{}) func() int64 {
+	var peak atomic.Int64
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if n := dirSize(dir); n > peak.Load() {
+				peak.Store(n)
+			}
+		}
+	}()
+	return func() int64 { return max(peak.Load(), dirSize(dir)) }
+}
+
+// dirSize is the apparent size of dir and what is in it (du -sb).
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // a file deleted meanwhile
+		}
+		if info, err := d.Info(); err == nil {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
 }
 
 func waitReady(url string, noop bool) error {

@@ -14,6 +14,11 @@
 // acknowledged. Which entries are in flight lives in memory: after a restart every
 // unacknowledged entry is delivered again, which is what at-least-once asks for.
 //
+// Disk and memory are bounded in bytes: the files by Options.MaxBytes (Enqueue refuses
+// past it), the entries kept in memory for the workers by Options.HandOffBytes (past it
+// they are read back from the files), and the entries delivered and not yet acknowledged
+// by Options.DeliveredBytes (past it Fetch hands out nothing new).
+//
 // It replaced a SQLite table: the same work cost about a third of evp's CPU in SQLite
 // (B-tree inserts and deletes, WAL pages, cgo calls) and is now a few memory copies and
 // one system call per group.
@@ -42,13 +47,27 @@ type Options struct {
 	// killed process (it is in the page cache) but not a power cut.
 	NoFsync     bool
 	ClaimIdle   time.Duration // in-flight entries older than this are delivered again; 60 s
-	SegmentSize int64         // a new segment file is started past this size; 64 MiB
+	SegmentSize int64         // a new segment file is started past this size; 64 MiB, at most MaxBytes/8
 	MaxGroup    int           // entries, acks and nacks one commit takes at most; 20000
 	Log         *slog.Logger  // replay progress at open; discarded when nil
+	// MaxBytes bounds the segment files: an Enqueue that would take them past it appends
+	// nothing and fails with an error wrapping queue.ErrFull, until acknowledgements let
+	// segments be deleted. Acks and nacks are never refused. A fully acknowledged head
+	// segment does not count (the next new segment deletes it), and a request larger than
+	// the bound is taken when nothing else counts. 0: no bound. evp sets it from
+	// EVP_BUFFER_MAX_BYTES, which the error names.
+	MaxBytes int64
+	// HandOffBytes bounds the committed entries kept in memory for the workers (see
+	// memCost); past it the workers read them back from the files. 32 MiB.
+	HandOffBytes int64
+	// DeliveredBytes bounds the entries delivered and not yet acknowledged (see memCost):
+	// past it Fetch hands out no new entries, only redeliveries, until acknowledgements
+	// come. One entry is always handed out when none is out, however large. 64 MiB.
+	DeliveredBytes int64
 }
 
-// Queue implements queue.Queue and queue.Toucher on a log of segment files in one
-// directory.
+// Queue implements queue.Queue, queue.Toucher and queue.Bounded on a log of segment files
+// in one directory.
 type Queue struct {
 	dir  string
 	lock *os.File
@@ -61,20 +80,26 @@ type Queue struct {
 	closed     chan struct{}
 	wbuf       []byte // the writer's encoding buffer
 
-	mu       sync.Mutex
-	segs     []*segment // oldest first; the last is the head the writer appends to
-	nextID   int64      // id of the next entry to be appended
-	length   int64      // entries not yet acknowledged
-	failed   error      // set when a write could not be made durable or undone
-	cur      position   // where the scan of the files continues
-	fresh    []freshMsg // committed entries past cur, in order, while freshOK
-	freshOK  bool
-	inflight map[int64]flight
-	retry    []queue.Message // nacked entries waiting for redelivery
-	attempts map[int64]int   // deliveries recorded in the log for entries not yet delivered
-	signal   chan struct{}   // closed and replaced after entries are added
-	idleScan time.Time       // when in-flight entries were last checked for the claim timeout
-	rbuf     []byte          // the scan's read buffer
+	mu         sync.Mutex
+	segs       []*segment // oldest first; the last is the head the writer appends to
+	fileBytes  int64      // sum of the segments' sizes
+	nextID     int64      // id of the next entry to be appended
+	length     int64      // entries not yet acknowledged
+	failed     error      // set when a write could not be made durable or undone
+	writeErr   error      // the last append's error, until an append succeeds
+	refused    int64      // bytes of the last request refused for MaxBytes, until one is taken
+	cur        position   // where the scan of the files continues
+	fresh      []freshMsg // committed entries past cur, in order, while freshOK
+	freshOK    bool
+	freshBytes int64 // memCost of fresh
+	inflight   map[int64]flight
+	retry      []queue.Message // nacked entries waiting for redelivery
+	held       int64           // memCost of the entries in inflight and retry
+	starved    bool            // a Fetch found entries but DeliveredBytes held them back
+	attempts   map[int64]int   // deliveries recorded in the log for entries not yet delivered
+	signal     chan struct{}   // closed and replaced after entries are added or room is made
+	idleScan   time.Time       // when in-flight entries were last checked for the claim timeout
+	rbuf       []byte          // the scan's read buffer
 }
 
 type position struct {
@@ -94,8 +119,10 @@ type flight struct {
 
 type writeReq struct {
 	entries []queue.Entry
+	bytes   int64 // entries' size in the log
 	ack     []int64
 	nack    []int64
+	refused error // set by the writer when the entries are not taken (MaxBytes)
 	done    chan error
 }
 
@@ -110,8 +137,19 @@ func Open(ctx context.Context, dir string, opts Options) (*Queue, error) {
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = 64 << 20
 	}
+	if opts.MaxBytes > 0 {
+		// Small against the bound, so that acknowledged segments are deleted and space
+		// comes back long before the bound is reached.
+		opts.SegmentSize = min(opts.SegmentSize, max(opts.MaxBytes/8, 64<<10))
+	}
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 20000
+	}
+	if opts.HandOffBytes <= 0 {
+		opts.HandOffBytes = 32 << 20
+	}
+	if opts.DeliveredBytes <= 0 {
+		opts.DeliveredBytes = 64 << 20
 	}
 	log := opts.Log
 	if log == nil {
@@ -188,7 +226,11 @@ func (q *Queue) Enqueue(ctx context.Context, entries []queue.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	return q.submit(ctx, &writeReq{entries: entries})
+	var n int64
+	for _, e := range entries {
+		n += entrySize(e.EventID, e.Data)
+	}
+	return q.submit(ctx, &writeReq{entries: entries, bytes: n})
 }
 
 // Ack implements queue.Queue.
@@ -250,12 +292,27 @@ func (q *Queue) Touch(_ context.Context, ids []int64) error {
 	return nil
 }
 
-// maxFresh bounds the committed entries kept in memory for workers; past it they are read
-// back from the files.
+// maxFresh bounds the committed entries kept in memory for workers, as HandOffBytes bounds
+// their bytes; past either they are read back from the files.
 const maxFresh = 50000
 
+// msgOverhead is what a message costs in memory besides its data and event id: the
+// Message, its place in the lists and maps that hold it.
+const msgOverhead = 128
+
+// memCost is what m holds in memory, as HandOffBytes and DeliveredBytes count it: its data
+// and event id, and its decoded event when it carries one (counted as large as the data).
+func memCost(m *queue.Message) int64 {
+	n := int64(msgOverhead + len(m.EventID) + len(m.Data))
+	if m.Event != nil {
+		n += int64(len(m.Data))
+	}
+	return n
+}
+
 // take hands out up to max entries: redeliveries first (nacked, then in flight for longer
-// than the claim timeout), then new entries in order. Called without mu.
+// than the claim timeout), then new entries in order, as far as DeliveredBytes leaves room.
+// Called without mu.
 func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -263,6 +320,7 @@ func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 	msgs := make([]queue.Message, 0, min(max, len(q.retry)+len(q.fresh)+64))
 	n := min(max, len(q.retry))
 	msgs = append(msgs, q.retry[:n]...)
+	clear(q.retry[:n])
 	q.retry = q.retry[n:]
 	if len(msgs) < max && now.Sub(q.idleScan) > q.opts.ClaimIdle/10 {
 		q.idleScan = now
@@ -275,11 +333,21 @@ func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 			}
 		}
 	}
+	again := len(msgs) // redeliveries: their bytes are counted in held already
+	room := q.opts.DeliveredBytes - q.held
 	if want := max - len(msgs); want > 0 && q.freshOK {
 		// New entries straight from the writer, no read of the files.
-		k := min(want, len(q.fresh))
-		for _, f := range q.fresh[:k] {
-			msgs = append(msgs, f.msg)
+		k := 0
+		for k < min(want, len(q.fresh)) {
+			c := memCost(&q.fresh[k].msg)
+			if !q.fits(c, room, k) {
+				q.starved = true
+				break
+			}
+			room -= c
+			q.freshBytes -= c
+			msgs = append(msgs, q.fresh[k].msg)
+			k++
 		}
 		if k > 0 {
 			q.cur = q.fresh[k-1].end
@@ -287,19 +355,31 @@ func (q *Queue) take(max int) ([]queue.Message, <-chan struct{}, error) {
 			q.fresh = q.fresh[k:]
 		}
 	} else if want > 0 {
-		scanned, err := q.scan(want)
+		scanned, err := q.scan(want, room)
 		msgs = append(msgs, scanned...)
 		if err != nil {
-			q.markDelivered(msgs, now)
+			q.markDelivered(msgs, again, now)
 			return msgs, q.signal, err
 		}
 	}
-	q.markDelivered(msgs, now)
+	q.markDelivered(msgs, again, now)
 	return msgs, q.signal, nil
 }
 
-func (q *Queue) markDelivered(msgs []queue.Message, now time.Time) {
-	for _, m := range msgs {
+// fits reports whether a new entry of cost bytes may be handed out with room bytes left
+// under DeliveredBytes, taken new entries handed out by this call before it: always when
+// it is the only one out. Called with mu held.
+func (q *Queue) fits(cost, room int64, taken int) bool {
+	return cost <= room || (q.held == 0 && taken == 0)
+}
+
+// markDelivered records msgs as in flight from now; those from index again on are new
+// deliveries, whose bytes start to count in held. Called with mu held.
+func (q *Queue) markDelivered(msgs []queue.Message, again int, now time.Time) {
+	for i, m := range msgs {
+		if i >= again {
+			q.held += memCost(&m)
+		}
 		q.inflight[m.ID] = flight{msg: m, at: now}
 	}
 }
@@ -307,37 +387,51 @@ func (q *Queue) markDelivered(msgs []queue.Message, now time.Time) {
 // readChunk is how much the scan reads from a file at once.
 const readChunk = 1 << 20
 
-// scan reads up to max unacknowledged entries from the files at cur. When it reaches the
-// committed end of the head it switches the workers over to the in-memory hand-over.
-// Called with mu held.
-func (q *Queue) scan(max int) ([]queue.Message, error) {
+// scan reads up to max unacknowledged entries from the files at cur, as many as room bytes
+// of DeliveredBytes take. When it reaches the committed end of the head it switches the
+// workers over to the in-memory hand-over. Called with mu held.
+func (q *Queue) scan(max int, room int64) ([]queue.Message, error) {
 	var msgs []queue.Message
-	for len(msgs) < max {
+	defer func() {
+		if cap(q.rbuf) > readChunk {
+			q.rbuf = nil // grown for one large record: not kept
+		}
+	}()
+	full := false // the next entry does not fit in room
+	for len(msgs) < max && !full {
 		seg := q.cur.seg
 		if q.cur.off >= seg.size {
 			i := slices.Index(q.segs, seg)
 			if i == len(q.segs)-1 {
 				// Caught up: later commits are handed over in memory.
-				q.freshOK, q.fresh = true, nil
+				q.freshOK, q.fresh, q.freshBytes = true, nil, 0
 				break
 			}
 			q.cur = position{seg: q.segs[i+1]}
 			continue
 		}
 		end, err := walk(seg, q.cur.off, seg.size, &q.rbuf, func(r record, end int64) bool {
-			q.cur.off = end
-			if r.kind != kindEntry || seg.isAcked(r.id) {
-				return true
+			if r.kind == kindEntry && !seg.isAcked(r.id) {
+				c := int64(msgOverhead + len(r.eventID) + len(r.data))
+				if !q.fits(c, room, len(msgs)) {
+					full = true // cur stays at this record
+					return false
+				}
+				room -= c
+				// Copy out: the read buffer is reused.
+				m := queue.Message{ID: r.id, EventID: string(r.eventID), Data: slices.Clone(r.data)}
+				m.Attempts = r.attempts + q.attempts[r.id]
+				msgs = append(msgs, m)
 			}
-			// Copy out: the read buffer is reused.
-			m := queue.Message{ID: r.id, EventID: string(r.eventID), Data: slices.Clone(r.data)}
-			m.Attempts = r.attempts + q.attempts[r.id]
-			msgs = append(msgs, m)
+			q.cur.off = end
 			return len(msgs) < max
 		})
 		if err != nil {
 			return msgs, fmt.Errorf("logqueue: read %s at %d: %w", seg.path, end, err)
 		}
+	}
+	if full {
+		q.starved = true
 	}
 	return msgs, nil
 }
@@ -425,11 +519,51 @@ func (q *Queue) Stats(context.Context) (queue.Stats, error) {
 func (q *Queue) Segments() (files int, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, s := range q.segs {
-		bytes += s.size
-	}
-	return len(q.segs), bytes
+	return len(q.segs), q.fileBytes
 }
+
+// Fill implements queue.Bounded: the bytes of segment files counted against MaxBytes, and
+// MaxBytes (0: no bound).
+func (q *Queue) Fill(context.Context) (used, limit int64, err error) {
+	if q.isClosed() {
+		return 0, 0, queue.ErrClosed
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.used(), q.opts.MaxBytes, nil
+}
+
+// used is the bytes of segment files counted against MaxBytes: all but a fully
+// acknowledged head with no older segment left, which the next new segment deletes.
+// Called with mu held.
+func (q *Queue) used() int64 {
+	if len(q.segs) == 1 && q.segs[0].unacked() == 0 {
+		return 0
+	}
+	return q.fileBytes
+}
+
+// Refusal reports why Enqueue refuses entries now, or nil: the last append failed (a full
+// disk, say), until an append succeeds again; or MaxBytes is reached, until
+// acknowledgements make room for the last request refused. For the health check: Ping
+// reports only what needs a restart.
+func (q *Queue) Refusal() error {
+	if q.isClosed() {
+		return queue.ErrClosed
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writeErr != nil {
+		return fmt.Errorf("buffer write failed: %w; ingestion is refused until a write succeeds", q.writeErr)
+	}
+	if used := q.used(); q.refused > 0 && used+q.refused > q.opts.MaxBytes {
+		return fmt.Errorf("buffer full: %s of %s; ingestion is refused until the workers catch up", mib(used), mib(q.opts.MaxBytes))
+	}
+	return nil
+}
+
+// mib formats n bytes as MiB with one decimal.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // Ping implements queue.Queue: it fails once a write could not be made durable.
 func (q *Queue) Ping(context.Context) error {

@@ -46,6 +46,11 @@ func appendRecord(buf []byte, n int, fill func(b []byte) []byte) []byte {
 	return buf
 }
 
+// entrySize is the size in the log of an entry record.
+func entrySize(eventID string, data []byte) int64 {
+	return int64(headerSize + entryFixed + len(eventID) + len(data))
+}
+
 func appendEntry(buf []byte, id int64, attempts int, eventID string, data []byte) []byte {
 	n := entryFixed + len(eventID) + len(data)
 	return appendRecord(buf, n, func(b []byte) []byte {

@@ -99,6 +99,7 @@ func (q *Queue) replay(ctx context.Context) error {
 			q.log.Info("buffer: replaying", "segment", i+1, "of", len(segs), "bytes", bytes)
 		}
 	}
+	q.fileBytes = bytes
 	last := segs[len(segs)-1]
 	q.nextID = last.firstID + last.count
 	for _, s := range segs {

@@ -9,6 +9,13 @@ import (
 	"github.com/evp-dev/evp/internal/queue"
 )
 
+// maxGroupBytes bounds the entries' bytes one commit takes (one request is always taken
+// whole); the writer keeps its encoding buffer for the next commit up to keepBufBytes.
+const (
+	maxGroupBytes = 64 << 20
+	keepBufBytes  = 4 << 20
+)
+
 func (q *Queue) writer() {
 	defer close(q.writerDone)
 	for {
@@ -27,13 +34,14 @@ func (q *Queue) writer() {
 			}
 		}
 		group := []*writeReq{first}
-		n := len(first.entries) + len(first.ack) + len(first.nack)
+		n, size := len(first.entries)+len(first.ack)+len(first.nack), first.bytes
 	drain:
-		for n < q.opts.MaxGroup {
+		for n < q.opts.MaxGroup && size < maxGroupBytes {
 			select {
 			case r := <-q.reqs:
 				group = append(group, r)
 				n += len(r.entries) + len(r.ack) + len(r.nack)
+				size += r.bytes
 			default:
 				break drain
 			}
@@ -46,9 +54,44 @@ func (q *Queue) writer() {
 // result to the readers and answers each request.
 func (q *Queue) commit(group []*writeReq) {
 	err := q.append(group)
-	for _, r := range group {
-		r.done <- err
+	if err != nil {
+		q.mu.Lock()
+		q.writeErr = err
+		q.mu.Unlock()
 	}
+	for _, r := range group {
+		if r.refused != nil {
+			r.done <- r.refused
+		} else {
+			r.done <- err
+		}
+	}
+}
+
+// admit decides which requests' entries the group takes under MaxBytes: it sets refused
+// on the others. It returns the size of the smallest request refused, 0 when none was.
+func (q *Queue) admit(group []*writeReq) (refused int64) {
+	if q.opts.MaxBytes <= 0 {
+		return 0
+	}
+	q.mu.Lock()
+	used := q.used()
+	q.mu.Unlock()
+	for _, r := range group {
+		if len(r.entries) == 0 {
+			continue
+		}
+		if used > 0 && used+r.bytes > q.opts.MaxBytes {
+			r.refused = fmt.Errorf("%w: the buffer files hold %s of at most %s (EVP_BUFFER_MAX_BYTES)",
+				queue.ErrFull, mib(used), mib(q.opts.MaxBytes))
+			if refused == 0 || r.bytes < refused {
+				refused = r.bytes
+			}
+			continue
+		}
+		used += r.bytes
+	}
+	return refused
 }
 
 func (q *Queue) append(group []*writeReq) error {
@@ -58,6 +101,7 @@ func (q *Queue) append(group []*writeReq) error {
 	if failed != nil {
 		return failed
 	}
+	refused := q.admit(group)
 	if head.size >= q.opts.SegmentSize {
 		var err error
 		if head, err = q.startSegment(nextID); err != nil {
@@ -71,6 +115,9 @@ func (q *Queue) append(group []*writeReq) error {
 	var acks, nacks []int64
 	id := nextID
 	for _, r := range group {
+		if r.refused != nil {
+			continue
+		}
 		for _, e := range r.entries {
 			buf = appendEntry(buf, id, 0, e.EventID, e.Data)
 			added = append(added, freshMsg{
@@ -86,7 +133,14 @@ func (q *Queue) append(group []*writeReq) error {
 	acks = slices.Compact(acks)
 	buf = appendAcks(buf, acks)
 	buf = appendNacks(buf, nacks)
-	q.wbuf = buf
+	q.wbuf = buf[:0]
+	if cap(buf) > keepBufBytes {
+		q.wbuf = nil // grown for large requests: not kept
+	}
+	if len(buf) == 0 { // every request was refused
+		q.publish(head, 0, id, nil, nil, nil, refused)
+		return nil
+	}
 
 	if _, err := head.file.WriteAt(buf, head.size); err != nil {
 		// Cut off whatever part was written, so that later records follow whole ones.
@@ -105,7 +159,7 @@ func (q *Queue) append(group []*writeReq) error {
 			return err
 		}
 	}
-	q.publish(head, int64(len(buf)), id, added, acks, nacks)
+	q.publish(head, int64(len(buf)), id, added, acks, nacks, refused)
 	return nil
 }
 
@@ -119,9 +173,20 @@ func (q *Queue) fail(err error) {
 
 // publish makes a durable group visible: new entries to the workers, acknowledgements and
 // redeliveries to the delivery state. Segments that became fully acknowledged are deleted.
-func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, acks, nacks []int64) {
+// refused is the size of the smallest request refused for MaxBytes, 0 when none was.
+func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, acks, nacks []int64, refused int64) {
 	q.mu.Lock()
 	head.size += written
+	q.fileBytes += written
+	if written > 0 {
+		q.writeErr = nil
+	}
+	if len(added) > 0 {
+		q.refused = 0
+	}
+	if refused > 0 {
+		q.refused = refused
+	}
 	head.count += nextID - q.nextID
 	q.length += nextID - q.nextID
 	q.nextID = nextID
@@ -130,7 +195,10 @@ func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, 
 		if s := q.segmentFor(id); s != nil && s.ack(id) {
 			q.length--
 		}
-		delete(q.inflight, id)
+		if f, ok := q.inflight[id]; ok {
+			q.held -= memCost(&f.msg)
+			delete(q.inflight, id)
+		}
 		delete(q.attempts, id)
 	}
 	for _, id := range nacks {
@@ -141,7 +209,11 @@ func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, 
 		}
 	}
 	drop := q.dropAcked()
-	if len(added) > 0 || len(nacks) > 0 {
+	wake := q.starved && len(acks) > 0 // room under DeliveredBytes for the entries held back
+	if wake {
+		q.starved = false
+	}
+	if len(added) > 0 || len(nacks) > 0 || wake {
 		close(q.signal)
 		q.signal = make(chan struct{})
 	}
@@ -155,17 +227,22 @@ func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, 
 }
 
 // handOff passes newly committed entries to the workers. Called with mu held. When too
-// many wait, the list is dropped and the workers read the files from cur, where every one
-// of them still is.
+// many wait (maxFresh, HandOffBytes), the list is dropped and the workers read the files
+// from cur, where every one of them still is.
 func (q *Queue) handOff(added []freshMsg) {
 	if len(added) == 0 || !q.freshOK {
 		return
 	}
-	if len(q.fresh)+len(added) > maxFresh {
-		q.freshOK, q.fresh = false, nil
+	var n int64
+	for i := range added {
+		n += memCost(&added[i].msg)
+	}
+	if len(q.fresh)+len(added) > maxFresh || q.freshBytes+n > q.opts.HandOffBytes {
+		q.freshOK, q.fresh, q.freshBytes = false, nil, 0
 		return
 	}
 	q.fresh = append(q.fresh, added...)
+	q.freshBytes += n
 }
 
 // dropAcked removes from the list the oldest segments whose entries, and all older ones,
@@ -177,6 +254,7 @@ func (q *Queue) dropAcked() []*segment {
 	for len(q.segs) > 1 && q.segs[0].unacked() == 0 {
 		s := q.segs[0]
 		q.segs = q.segs[1:]
+		q.fileBytes -= s.size
 		if q.cur.seg == s {
 			q.cur = position{seg: q.segs[0]}
 		}
