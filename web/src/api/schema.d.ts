@@ -410,7 +410,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in with a code
-         * @description Checks the newest code issued for the email and answers a session token. A code works once, for 5 minutes, and is void after 5 wrong tries. The first user ever to sign in is created as ADMIN; a user of an allowed domain is created as VIEWER; an invited user becomes ACTIVE. No credentials needed.
+         * @description Checks the newest code issued for the email and answers a session token. A code works once, for 5 minutes, and is compared at most 5 times in all (the right guess included), also when guesses arrive at once; after that it is void. The first user ever to sign in is created as ADMIN; a user of an allowed domain is created as VIEWER; an invited user becomes ACTIVE. No credentials needed.
          */
         post: operations["verifySignInCode"];
         delete?: never;
@@ -547,7 +547,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description One event. Unknown top-level fields are accepted and ignored. An optional field sent as `null` counts as absent. */
+        /** @description One event. Unknown top-level fields are accepted and ignored (but count for the nesting and UTF-8 limits). An optional field sent as `null` counts as absent. */
         Event: {
             /** @description What happened, such as `page_view` or `checkout.completed`. */
             eventType: string;
@@ -556,14 +556,14 @@ export interface components {
             sessionId: string;
             /**
              * Format: date-time
-             * @description When the event happened, RFC 3339 (for example `2024-01-15T10:30:00Z`); fractional seconds and offsets are accepted and stored in UTC.
+             * @description When the event happened, RFC 3339 (for example `2024-01-15T10:30:00Z`); fractional seconds and offsets are accepted and stored in UTC. From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z (after applying the offset).
              */
             timestamp: string;
-            /** @description Any JSON object, stored unchanged. */
+            /** @description Any JSON object, stored unchanged; nested at most 64 levels deep (the object itself is level 1), its strings valid UTF-8. */
             metadata?: {
                 [key: string]: unknown;
             } | null;
-            /** @description Any JSON object, stored unchanged. */
+            /** @description Any JSON object, stored unchanged; nested at most 64 levels deep (the object itself is level 1), its strings valid UTF-8. */
             payload?: {
                 [key: string]: unknown;
             } | null;
@@ -694,6 +694,7 @@ export interface components {
             success: true;
             data: components["schemas"]["Metrics"];
         };
+        /** @description `healthy`: every backend is up. `degraded` (200): a backend works but refuses some of its work, and its entry says why: the buffer is full or its disk refuses writes (ingestion answers 503 until it recovers), or a Redis stream or consumer group vanished under evp within the last hour (its entries were lost: Redis restarted without persistence, was flushed, or keys were deleted). `unhealthy` (503): a backend is down. */
         Health: {
             /** @enum {string} */
             status: "healthy" | "degraded" | "unhealthy";
@@ -712,7 +713,7 @@ export interface components {
             status: "up" | "down" | "degraded";
             /** @description How long the ping took, in milliseconds. */
             latencyMs: number;
-            /** @description Why the backend is down; absent when it is up. */
+            /** @description Why the backend is down or degraded; absent when it is up. */
             error?: string;
         };
         /**
@@ -1174,7 +1175,7 @@ export interface components {
                 };
             };
         };
-        /** @description evp cannot take the request right now: the ingestion buffer cannot take events, the account store cannot check the credentials (or, on the account routes, answer at all), the shared rate-limit store (Redis) of the `/api/auth/` routes cannot count the request, or evp is not ready or is shutting down. Nothing was done; retry after `Retry-After` seconds. */
+        /** @description evp cannot take the request right now: the ingestion buffer is full (`EVP_BUFFER_MAX_BYTES`, `EVP_STREAM_MAX_LEN`, or Redis at 90 % of its `maxmemory`) or cannot be reached, ingestion requests already hold `EVP_INFLIGHT_MAX_BYTES`, the event store or the buffer cannot be read (metrics and stats routes), the account store cannot check the credentials (or, on the account routes, answer at all), the shared rate-limit store (Redis) of the `/api/auth/` routes cannot count the request, or evp is not ready or is shutting down. The message names which. Nothing was done; retry after `Retry-After` seconds. */
         ServiceUnavailable: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1182,15 +1183,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "success": false,
-                 *       "error": {
-                 *         "code": "SERVICE_UNAVAILABLE",
-                 *         "message": "the ingestion buffer cannot take events right now; retry shortly"
-                 *       }
-                 *     }
-                 */
                 "application/json": components["schemas"]["ErrorResponse"] & {
                     error?: {
                         /** @constant */
@@ -2164,9 +2156,9 @@ export interface operations {
             query?: {
                 /** @description Range ending now (at the end of the current minute). Default `1h`. Not allowed with `from`/`to`. */
                 timeRange?: "15m" | "1h" | "24h" | "7d";
-                /** @description Start of a custom range (RFC 3339), rounded down to the minute; needs `to`. A custom range may span at most 31 days. */
+                /** @description Start of a custom range (RFC 3339), rounded down to the minute; needs `to`. A custom range may span at most 31 days. From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z. */
                 from?: string;
-                /** @description End (exclusive) of a custom range (RFC 3339), rounded up to the minute; needs `from`. */
+                /** @description End (exclusive) of a custom range (RFC 3339), rounded up to the minute; needs `from`. Within the same years as `from`. */
                 to?: string;
                 /** @description Only events of this type (exact match). */
                 eventType?: string;
