@@ -287,7 +287,11 @@ func (r *runner) markFirst(t time.Time) {
 	}
 }
 
-// closedLoop runs Concurrency workers that send back to back.
+// busyBackoff is how long a closed-loop worker waits after a 503: evp's Retry-After.
+const busyBackoff = time.Second
+
+// closedLoop runs Concurrency workers that send back to back, each pausing busyBackoff
+// after a 503.
 func (r *runner) closedLoop(ctx context.Context) {
 	var deadline time.Time
 	if r.cfg.Duration > 0 {
@@ -311,7 +315,14 @@ func (r *runner) closedLoop(ctx context.Context) {
 				b := w.build(n)
 				start := time.Now()
 				r.markFirst(start)
-				w.send(b, n, start)
+				if w.send(b, n, start) == http.StatusServiceUnavailable {
+					// As a client library would, wait as evp's Retry-After asks (1 s)
+					// rather than spin on 503s while the buffer is full.
+					select {
+					case <-time.After(busyBackoff):
+					case <-ctx.Done():
+					}
+				}
 			}
 		}()
 	}
@@ -458,8 +469,9 @@ func (w *worker) prepare(n int) {
 	}
 }
 
-// send posts b and records the outcome; latency counts from start.
-func (w *worker) send(b *reqBody, n int, start time.Time) {
+// send posts b, records the outcome and returns the HTTP status (0 when there was no
+// answer); latency counts from start.
+func (w *worker) send(b *reqBody, n int, start time.Time) int {
 	r := w.r
 	r.reqSent.Add(1)
 	r.evSent.Add(int64(n))
@@ -478,7 +490,7 @@ func (w *worker) send(b *reqBody, n int, start time.Time) {
 	r.interval.Record(lat)
 	if err != nil {
 		r.failed(0, "transport: "+transportClass(err), n)
-		return
+		return 0
 	}
 	if status < 200 || status > 299 {
 		code := errorCode(body)
@@ -486,13 +498,14 @@ func (w *worker) send(b *reqBody, n int, start time.Time) {
 			code = "HTTP_" + strconv.Itoa(status)
 		}
 		r.failed(status, code, n)
-		return
+		return status
 	}
 	acc, dup := countAnswer(body, n)
 	r.reqOK.Add(1)
 	r.evAccepted.Add(int64(acc))
 	r.evDup.Add(int64(dup))
 	r.byStatus[status].Add(1)
+	return status
 }
 
 // postNetHTTP sends b with net/http (https targets, or --client net/http).

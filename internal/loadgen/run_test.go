@@ -415,3 +415,34 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestClosedLoopWaitsAfter503(t *testing.T) {
+	// A server whose buffer stays full: every POST answers 503 with Retry-After: 1.
+	var mu sync.Mutex
+	posts := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			http.NotFound(w, r)
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		posts++
+		mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"the ingestion buffer is full"}}`)
+	}))
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency, cfg.Batch, cfg.Duration = 2, 10, 1500*time.Millisecond
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each worker sends at 0 s and after its 1 s pause, then the 1.5 s are over: a worker
+	// that did not pause would send hundreds.
+	if rep.Requests.Sent > 3*int64(cfg.Concurrency) || rep.RequestsByStatus["503"] != rep.Requests.Sent || rep.Requests.Sent < 2 {
+		t.Errorf("sent %d requests, %v by status; want at most %d, all 503", rep.Requests.Sent, rep.RequestsByStatus, 3*cfg.Concurrency)
+	}
+}
