@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // bigBatch is a batch of n events with ids prefix-0.. whose payloads are pad bytes each.
@@ -158,32 +157,12 @@ func TestInflightBoundWired(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size bytes on dir for the test, or skips with the reason
-// when mounting is not permitted here.
-func mountTmpfs(t *testing.T, dir string, size int) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		reason := fmt.Sprintf("cannot mount a small tmpfs to fill a disk (%v: %s)", err, strings.TrimSpace(string(out)))
-		fmt.Fprintln(os.Stderr, "disk-full test skipped:", reason)
-		t.Skip(reason)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
-
 // With the buffer's disk full, ingestion answers 503 and /api/health says the buffer is
 // degraded with the reason; once space is freed ingestion works again, and every event
 // answered 202 is stored (acknowledgements that failed meanwhile are delivered again).
 func TestDiskFullHealthAndRecovery(t *testing.T) {
 	dir := t.TempDir()
-	mountTmpfs(t, filepath.Join(dir, "buffer"), 8<<20)
+	testutil.Tmpfs(t, filepath.Join(dir, "buffer"), 8<<20)
 	filler := filepath.Join(dir, "buffer", "filler")
 	if err := os.WriteFile(filler, make([]byte, 7<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -225,38 +204,9 @@ func TestDiskFullHealthAndRecovery(t *testing.T) {
 // While the Redis buffer is down, the status and metrics routes answer 503 with
 // Retry-After naming the buffer, not 500.
 func TestStatusRoutesWhileRedisDown(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-			t.Fatal("redis-server is required (EVP_REQUIRE_SERVICES=1)")
-		}
-		fmt.Fprintln(os.Stderr, "Redis-down test skipped: redis-server is not installed")
-		t.Skip("redis-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	rs := testutil.StartRedisServer(t)
 	dir := t.TempDir()
-	srv := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	opts, _ := redis.ParseURL(url)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
-		if i > 500 {
-			t.Fatal("own redis-server did not start")
-		}
-		time.Sleep(10 * time.Millisecond) // readiness poll: the process is starting
-	}
-
-	in := start(t, dir, map[string]string{"REDIS_URL": url})
+	in := start(t, dir, map[string]string{"REDIS_URL": rs.URL()})
 	if r := in.do("POST", "/api/v1/events", mustJSON(t, ev("up-1", "click")), nil); r.status != 202 {
 		t.Fatalf("with Redis up: %d %s", r.status, r.raw)
 	}
@@ -267,8 +217,7 @@ func TestStatusRoutesWhileRedisDown(t *testing.T) {
 		}
 	}
 
-	srv.Process.Signal(syscall.SIGKILL)
-	srv.Wait()
+	rs.Kill()
 	for _, path := range []string{"/api/metrics", "/api/metrics/ingestion", "/api/v1/events/stats", "/api/metrics/stream"} {
 		check503(t, path+" with Redis down", in.do("GET", path, nil, nil), "ingestion buffer is unavailable")
 	}

@@ -5,15 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/testutil"
@@ -108,35 +101,8 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 // TestRedisDownAnswers503 runs evp on a Redis of its own, kills that Redis, and checks that
 // ingestion answers 503 with Retry-After and that /api/health names Redis as down.
 func TestRedisDownAnswers503(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-			t.Fatal("redis-server is required (EVP_REQUIRE_SERVICES=1)")
-		}
-		t.Skip("redis-server is not installed, skipping")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	srv := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-	url := fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	opts, _ := redis.ParseURL(url)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	for i := 0; c.Ping(context.Background()).Err() != nil; i++ {
-		if i > 200 {
-			t.Fatal("own redis-server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	rs := testutil.StartRedisServer(t)
+	url, dir := rs.URL(), t.TempDir()
 
 	base := startRole(t, RoleAll, map[string]string{"EVP_DATA_DIR": dir, "PORT": "0", "SERVER_HOST": "127.0.0.1",
 		"REDIS_URL": url, "WORKER_BATCH_TIMEOUT_MS": "20", "EVP_STORE_SYNC": "normal"})
@@ -146,8 +112,7 @@ func TestRedisDownAnswers503(t *testing.T) {
 	}
 	in.waitStored(1)
 
-	srv.Process.Signal(syscall.SIGKILL)
-	srv.Wait()
+	rs.Kill()
 	r := in.do("POST", "/api/v1/events", mustJSON(t, ev("down-1", "click")), nil)
 	if r.status != 503 || r.errorCode() != "SERVICE_UNAVAILABLE" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("with Redis down: %d %s (Retry-After %q), want 503 with Retry-After", r.status, r.raw, r.header.Get("Retry-After"))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/queue"
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // filesBytes is the size of the segment files in dir, as du would count them.
@@ -204,33 +204,13 @@ func TestDeliveredBoundedByBytes(t *testing.T) {
 	}
 }
 
-// mountFull mounts a tmpfs of size bytes on dir for the test, or skips when mounting is
-// not permitted here.
-func mountFull(t *testing.T, dir string, size int) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		reason := fmt.Sprintf("cannot mount a small tmpfs to fill a disk (%v: %s)", err, strings.TrimSpace(string(out)))
-		fmt.Fprintln(os.Stderr, "disk-full test skipped:", reason)
-		t.Skip(reason)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
-
 // A write the disk has no room for fails the Enqueue and is reported by Refusal until a
 // write succeeds again; what was committed before stays, and entries are taken again once
 // there is room.
 func TestDiskFullIsReportedUntilAWriteSucceeds(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "buffer")
-	mountFull(t, dir, 1<<20)
+	testutil.Tmpfs(t, dir, 1<<20)
 	q, err := Open(ctx, dir, Options{NoFsync: true})
 	if err != nil {
 		t.Fatal(err)
