@@ -450,6 +450,10 @@ func (c *Config) validate() error {
 		return &Error{Setting: "EVP_STREAM_PARTITIONS", Value: strconv.Itoa(c.StreamPartitions),
 			Reason: fmt.Sprintf("EVP_STREAM=%q holds a {hash tag}, which would put every partition in one Redis Cluster slot; remove the braces", c.Stream)}
 	}
+	if len(c.TrustedProxies) > 0 && !c.TrustProxy {
+		return &Error{Setting: "EVP_TRUSTED_PROXIES", Value: c.TrustedProxies[0].String(),
+			Reason: "takes effect only with EVP_TRUST_PROXY=true; set it, or leave EVP_TRUSTED_PROXIES empty"}
+	}
 	if c.InflightMaxBytes < c.MaxBodyBytes {
 		return &Error{Setting: "EVP_INFLIGHT_MAX_BYTES", Value: strconv.FormatInt(c.InflightMaxBytes, 10),
 			Reason: fmt.Sprintf("must be at least EVP_MAX_BODY_BYTES (%d), or no body of the largest size could be taken", c.MaxBodyBytes)}

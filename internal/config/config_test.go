@@ -77,7 +77,11 @@ func TestByteLimits(t *testing.T) {
 }
 
 func TestTrustedProxies(t *testing.T) {
-	c, err := load(t, map[string]string{"EVP_TRUSTED_PROXIES": "10.1.2.3, 192.168.0.0/16,fd00::/8"})
+	_, err := load(t, map[string]string{"EVP_TRUSTED_PROXIES": "10.1.2.3"})
+	if ce := (*Error)(nil); !errors.As(err, &ce) || ce.Setting != "EVP_TRUSTED_PROXIES" {
+		t.Errorf("EVP_TRUSTED_PROXIES without EVP_TRUST_PROXY: %v, want an error naming it", err)
+	}
+	c, err := load(t, map[string]string{"EVP_TRUST_PROXY": "true", "EVP_TRUSTED_PROXIES": "10.1.2.3, 192.168.0.0/16,fd00::/8"})
 	if err != nil || len(c.TrustedProxies) != 3 {
 		t.Fatalf("three proxies: %v, %v", c.TrustedProxies, err)
 	}
@@ -85,7 +89,7 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("a bare address is its own /32: %s", got)
 	}
 	for _, v := range []string{"10.0.0.0/33", "proxy.local", "10.0.0.1/8/2"} {
-		_, err := load(t, map[string]string{"EVP_TRUSTED_PROXIES": v})
+		_, err := load(t, map[string]string{"EVP_TRUST_PROXY": "true", "EVP_TRUSTED_PROXIES": v})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Setting != "EVP_TRUSTED_PROXIES" {
 			t.Errorf("EVP_TRUSTED_PROXIES=%s: %v", v, err)
