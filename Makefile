@@ -7,11 +7,17 @@ BIN      := bin/evp
 # exceeded" at its end on Go 1.26 (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 150000x
 
+# golangci-lint at a pinned version, built from source with this Go into bin/tools (git-ignored)
+# once; `make lint` reuses it while the version stays the same.
+GOLANGCI_LINT_VERSION := v2.15.0
+TOOLS                 := bin/tools
+GOLANGCI_LINT         := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
 # The dashboard (web/): its build goes into internal/dashboard/dist/app, embedded by go:embed.
 WEB_INDEX := internal/dashboard/dist/app/index.html
 WEB_DEPS  := web/node_modules/.package-lock.json
 
-.PHONY: run build test test-short bench bench-micro bench-analytics clean web web-if-missing web-dev web-types web-check
+.PHONY: run build test lint test-short bench bench-micro bench-analytics clean web web-if-missing web-dev web-types web-check
 
 ## run: build the dashboard when missing, build evp and run it with embedded backends on
 ## http://localhost:3001 (data in ./data)
@@ -49,13 +55,24 @@ web-types: $(WEB_DEPS)
 web-check: $(WEB_DEPS)
 	cd web && npm run check:api && npm run typecheck && npm test
 
-## test: the full test suite (what CI runs): the dashboard's checks and build, the Go tests
-## (browser tests included), then bounded fuzz runs of the event decoder and of its fast path
-test: web-check web
-	$(GO) vet ./...
+## test: the full test suite (what CI runs): the Go linters, the dashboard's checks and build,
+## the Go tests (browser tests included), then bounded fuzz runs of the event decoder and of
+## its fast path
+test: lint web-check web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOneFast$$' -fuzztime $(FUZZTIME) ./internal/event
+
+## lint: go.mod tidy, then golangci-lint (.golangci.yml): gofmt, go vet, staticcheck, unused,
+## errcheck, ineffassign, misspell; the first run builds golangci-lint (a few minutes)
+lint: $(GOLANGCI_LINT)
+	$(GO) mod tidy -diff
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	mkdir -p $(TOOLS)
+	GOBIN=$(abspath $(TOOLS)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS)/golangci-lint $@
 
 ## test-short: unit tests only, no processes or services
 test-short:

@@ -151,7 +151,10 @@ func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "evp: accounts: %v\n", err)
 			return 1
 		}
-		acc.Close()
+		if err := acc.Close(); err != nil {
+			fmt.Fprintf(stderr, "evp: accounts: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "Accounts: embedded store in %s is current.\n", cfg.DataDir)
 	}
 	if cfg.MongoURI != "" {
@@ -164,7 +167,10 @@ func migrate(args []string, getenv func(string) string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "evp: event store: %v\n", err)
 			return 1
 		}
-		st.Close()
+		if err := st.Close(); err != nil {
+			fmt.Fprintf(stderr, "evp: event store: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "Events: embedded store in %s is current.\n", cfg.DataDir)
 	}
 	return 0
@@ -184,7 +190,7 @@ func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "evp: healthcheck: %v\n", err)
 		return 1
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintf(stderr, "evp: healthcheck: %s answered %d\n", url, resp.StatusCode)
 		return 1

@@ -126,9 +126,13 @@ func loadgen(args []string, stdout, stderr io.Writer) int {
 	if *jsonOut {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		err = enc.Encode(rep)
 	} else {
-		rep.WriteText(stdout)
+		err = rep.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "evp loadgen: write the report: %v\n", err)
+		return 1
 	}
 	if rep.Requests.OK == 0 || (rep.EndToEnd.Measured && !rep.EndToEnd.Reached) {
 		return 1
@@ -171,7 +175,7 @@ func noopServer(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
+		_ = srv.Shutdown(sctx)
 	}()
 	fmt.Fprintf(stderr, "evp noop-server listening on %s\n", ln.Addr())
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -190,7 +194,7 @@ func noopHandler(w http.ResponseWriter, r *http.Request) {
 		w.Write(noopNotFound)
 		return
 	}
-	io.Copy(io.Discard, r.Body)
+	_, _ = io.Copy(io.Discard, r.Body)
 	h.Set("Content-Length", strconv.Itoa(len(noopBody)))
 	w.WriteHeader(http.StatusAccepted)
 	w.Write(noopBody)

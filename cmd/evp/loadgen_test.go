@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,5 +62,25 @@ func TestLoadgenAgainstNoopHandler(t *testing.T) {
 	code, out, _ = runCmd(t, nil, "loadgen", "--url", srv.URL, "--key", "evp_x", "--count", "20", "--batch", "1", "--quiet")
 	if code != 0 || !strings.Contains(out, "accepted 20") || !strings.Contains(out, "not measured: cannot read GET /api/metrics") {
 		t.Fatalf("exit %d\n%s", code, out)
+	}
+}
+
+// failWriter refuses every write, as a closed pipe or a full disk would.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+func TestLoadgenFailsWhenTheReportCannotBeWritten(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(noopHandler))
+	defer srv.Close()
+	for _, format := range []string{"--json", "--json=false"} {
+		t.Run(format, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run([]string{"loadgen", "--url", srv.URL, "--key", "evp_x", "--count", "20", "--batch", "10",
+				"--concurrency", "1", "--wait-processed=false", "--quiet", format}, func(string) string { return "" }, failWriter{}, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), "write the report: no space left on device") {
+				t.Fatalf("exit %d, stderr %q; want 1 and the write error", code, stderr.String())
+			}
+		})
 	}
 }

@@ -18,7 +18,10 @@ func migrateMongo(ctx context.Context, cfg *config.Config, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "evp: MongoDB event store (MONGO_URI): %v\n", err)
 		return false
 	}
-	st.Close()
+	if err := st.Close(); err != nil {
+		fmt.Fprintf(stderr, "evp: MongoDB event store (MONGO_URI): %v\n", err)
+		return false
+	}
 	fmt.Fprintf(stdout, "MongoDB: indexes of database %q are in place.\n", cfg.MongoDB)
 	return true
 }

@@ -21,8 +21,7 @@ var rolePermissions = map[Role][]Permission{
 }
 
 // keyPermissions are the rights of an API key: ingestion, and the read-only analytics and
-// metrics routes that the original left open (see API_CONTRACT.md, Authentication). A key
-// never manages anything, whoever owns it.
+// metrics routes. A key never manages anything, whoever owns it.
 var keyPermissions = []Permission{PermIngest, PermReadAnalytics}
 
 // Allows reports whether a user with role r may do p.

@@ -120,11 +120,11 @@ func LoadOrCreateSecret(dir string) ([]byte, error) {
 		return nil, fmt.Errorf("accounts: create JWT secret: %w", err)
 	}
 	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("accounts: write JWT secret: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return []byte(s), f.Close()

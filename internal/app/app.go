@@ -59,7 +59,7 @@ type Options struct {
 // NewLogger returns the process logger: JSON unless format is "text" or "auto" on a terminal.
 func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // config.Load accepts only valid levels
 	hopts := &slog.HandlerOptions{Level: level}
 	text := cfg.LogFormat == "text" || cfg.LogFormat == "auto" && isatty.IsTerminal(w.Fd())
 	if text {
@@ -301,7 +301,9 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	go func() {
 		defer close(workersDone)
 		if runWorkers {
-			pool.Run(workCtx)
+			if err := pool.Run(workCtx); err != nil {
+				log.Error("workers stopped", "err", err)
+			}
 		}
 	}()
 	retentionDone := make(chan struct{})
@@ -385,7 +387,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	srv.SetReady(false)
 	if err := hs.Shutdown(deadline); err != nil {
 		log.Warn("http shutdown incomplete", "err", err)
-		hs.Close()
+		_ = hs.Close()
 	}
 	if svc != nil { // sign-in codes still being mailed, within the shutdown timeout
 		mailed := make(chan struct{})
@@ -569,9 +571,7 @@ const embeddedExtraProcs = 2
 // this process writes to the embedded buffer or store, unless GOMAXPROCS is set. Their
 // writers wait in fdatasync and in SQLite (a cgo call) while holding a processor, which
 // the runtime takes back only after a while; meanwhile the HTTP handlers that are ready
-// to run wait, and CPU goes idle. With two more, on this 2-core machine, single events
-// over 128 connections rose from a median 9,400 to 10,600 a second (three alternating
-// runs of 15 s), p99 from 40 to 32 ms, and batches were accepted 17 % faster (BENCHMARKS.md).
+// to run wait, and CPU goes idle. The extra processors keep the handlers running.
 func setProcs(embedded bool, log *slog.Logger) {
 	if !embedded || os.Getenv("GOMAXPROCS") != "" {
 		return
@@ -582,10 +582,9 @@ func setProcs(embedded bool, log *slog.Logger) {
 }
 
 // setMemoryLimit makes the garbage collector keep the Go heap under limitMB (a soft limit:
-// it collects more often near it rather than letting the heap double). Without it the
-// caches' working set plus GOGC's headroom took the all-in-one process past 340 MB under
-// sustained batches; with 240 MiB it peaked at 257 MB for about the same throughput.
-// GOMEMLIMIT, when set, is the runtime's own and wins.
+// it collects more often near it rather than letting the heap double), so that the caches'
+// working set plus GOGC's headroom stays bounded under sustained load. GOMEMLIMIT, when
+// set, is the runtime's own and wins.
 func setMemoryLimit(limitMB int, log *slog.Logger) {
 	if limitMB <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // instance is one evp (role all) running in this test process on 127.0.0.1:0.
@@ -32,8 +33,10 @@ type instance struct {
 }
 
 // start runs evp on dir (a new temp dir when empty) and waits until it accepts requests.
+// With -short the test skips: evp serves on a port with its workers, files and fsyncs.
 func start(t testing.TB, dir string, env map[string]string) *instance {
 	t.Helper()
+	testutil.SkipShort(t, "runs evp")
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -76,7 +79,7 @@ func start(t testing.TB, dir string, env map[string]string) *instance {
 		cancel()
 		return <-done
 	}
-	t.Cleanup(func() { in.stop() })
+	t.Cleanup(func() { _ = in.stop() }) // the tests that stop evp themselves check the error
 	in.key = createKey(t, dir)
 	return in
 }
@@ -126,7 +129,7 @@ func (in *instance) do(method, path string, body []byte, hdr map[string]string) 
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: raw}
-	json.Unmarshal(raw, &r.body)
+	_ = json.Unmarshal(raw, &r.body) // r.raw keeps a body that is not JSON
 	return r
 }
 
@@ -262,7 +265,9 @@ func TestIngestStoreAndCount(t *testing.T) {
 		t.Errorf("received_at %d, processed_at %d", received, processed)
 	}
 	var n int
-	db.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 102 {
 		t.Errorf("events table has %d rows, want 102", n)
 	}
@@ -271,7 +276,7 @@ func TestIngestStoreAndCount(t *testing.T) {
 func gz(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
+	_, _ = zw.Write(b)
 	zw.Close()
 	return buf.Bytes()
 }
@@ -336,7 +341,9 @@ func TestBadInputNeverReachesTheStore(t *testing.T) {
 	}
 	in.waitStored(1)
 	var n int
-	openEvents(t, in.dir).QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n)
+	if err := openEvents(t, in.dir).QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 1 {
 		t.Fatalf("store has %d events after bad input, want only the 1 good one", n)
 	}

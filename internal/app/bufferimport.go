@@ -70,7 +70,7 @@ func importSQLiteBuffer(ctx context.Context, dataDir string, lq *logqueue.Queue,
 			return fmt.Errorf("import old buffer: %w", err)
 		}
 	}
-	os.Remove(filepath.Join(dataDir, "buffer.lock"))
+	_ = os.Remove(filepath.Join(dataDir, "buffer.lock")) // the old buffer's lock: a leftover is harmless
 	log.Info("buffer: moved the entries of the old SQLite buffer into the log", "entries", n, "from", path, "to", lq.Dir())
 	return nil
 }

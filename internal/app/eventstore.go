@@ -38,11 +38,11 @@ func openEventStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if cfg.MongoShard {
 		err := mongostore.ShardEvents(ctx, ms.Client(), cfg.MongoDB)
 		if errors.Is(err, mongostore.ErrNotMongos) {
-			ms.Close()
+			_ = ms.Close()
 			return nil, check, &config.Error{Setting: "EVP_MONGO_SHARD", Value: "true", Reason: err.Error()}
 		}
 		if err != nil {
-			ms.Close()
+			_ = ms.Close()
 			return nil, check, fmt.Errorf("shard the events collection: %w", err)
 		}
 		log.Info("MongoDB events collection sharded on hashed userId", "database", cfg.MongoDB)

@@ -33,8 +33,8 @@ func want400(t *testing.T, what string, r reply, paths ...string) {
 }
 
 // TestHostileNestingAnswers400 sends the 4 KB gzip bodies that expand to 2,000,000 levels of
-// nesting (4 MB, under the 5 MiB body limit), which once overflowed the decoder's stack and
-// killed the process, to both ingestion routes.
+// nesting (4 MB, under the 5 MiB body limit), deep enough to overflow a recursive decoder's
+// stack and kill the process, to both ingestion routes.
 func TestHostileNestingAnswers400(t *testing.T) {
 	in := start(t, "", nil)
 	const levels = 2_000_000

@@ -54,8 +54,8 @@ func (p *tcpProxy) serve() {
 		}
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
+		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
 	}
 }
 
@@ -76,7 +76,7 @@ func (p *tcpProxy) restore() {
 	p.mu.Unlock()
 }
 
-// PostgreSQL down (issue 4): keys already cached keep ingesting, a key not yet seen gets 503
+// PostgreSQL down: keys already cached keep ingesting, a key not yet seen gets 503
 // with Retry-After, health names the account store; all of it recovers when it returns.
 func TestPostgresDown(t *testing.T) {
 	dbURL := testutil.PostgresDB(t)

@@ -29,7 +29,7 @@ func newRedisClient(ctx context.Context, cfg *config.Config) (redis.UniversalCli
 	}
 	client := redis.NewClient(ropts)
 	if isClusterNode(ctx, client) {
-		client.Close()
+		_ = client.Close()
 		return nil, &config.Error{Setting: "EVP_REDIS_CLUSTER", Value: "false",
 			Reason: "REDIS_URL is a node of a Redis Cluster: set EVP_REDIS_CLUSTER=true"}
 	}

@@ -130,8 +130,8 @@ func newFile(body []byte, ct, cache string) *file {
 	if compressible(ct) && len(body) > 512 {
 		var buf bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		zw.Write(body)
-		zw.Close()
+		_, _ = zw.Write(body) // into a bytes.Buffer: cannot fail
+		_ = zw.Close()
 		if buf.Len() < len(body)*9/10 {
 			f.gz = buf.Bytes()
 		}

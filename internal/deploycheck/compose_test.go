@@ -74,7 +74,7 @@ func loadCompose(t testing.TB) *composeFile {
 	return c
 }
 
-// The services of the production shape (issue 8), and what each role runs.
+// The services of the production shape, and what each role runs.
 var (
 	requiredServices = []string{"redis", "postgres", "mongo-config", "mongo-shard1", "mongo-shard2",
 		"mongos", "mongo-init", "migrate", "api", "worker", "proxy"}

@@ -135,7 +135,8 @@ func TestDepthLimit(t *testing.T) {
 	})
 }
 
-// TestDepthLimitHostile is the body that killed the process: 2,000,000 levels in 4 MB.
+// TestDepthLimitHostile decodes a body deep enough to overflow a recursive decoder's stack:
+// 2,000,000 levels in 4 MB.
 func TestDepthLimitHostile(t *testing.T) {
 	const levels = 2_000_000
 	deep := strings.Repeat("[", levels) + strings.Repeat("]", levels)

@@ -12,10 +12,16 @@ import (
 func TestLocalAnalyticsCache(t *testing.T) {
 	c := newLocalAnalyticsCache()
 	ctx := context.Background()
+	set := func(key, value string, ttl time.Duration) {
+		t.Helper()
+		if err := c.Set(ctx, key, []byte(value), ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, ok, err := c.Get(ctx, "q"); ok || err != nil {
 		t.Fatalf("empty cache: %v %v", ok, err)
 	}
-	c.Set(ctx, "q", []byte("answer"), time.Hour)
+	set("q", "answer", time.Hour)
 	if v, ok, _ := c.Get(ctx, "q"); !ok || string(v) != "answer" {
 		t.Fatalf("after Set: %q %v", v, ok)
 	}
@@ -23,7 +29,7 @@ func TestLocalAnalyticsCache(t *testing.T) {
 		t.Fatal("another key hit")
 	}
 	// An entry is gone once its TTL has passed.
-	c.Set(ctx, "short", []byte("x"), time.Millisecond)
+	set("short", "x", time.Millisecond)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, ok, _ := c.Get(ctx, "short"); !ok {
@@ -36,14 +42,14 @@ func TestLocalAnalyticsCache(t *testing.T) {
 	}
 	// Expired entries are dropped when a Set finds 1000 held; live ones stay.
 	c = newLocalAnalyticsCache()
-	c.Set(ctx, "live", []byte("x"), time.Hour)
+	set("live", "x", time.Hour)
 	for i := range 999 {
-		c.Set(ctx, fmt.Sprint("old", i), []byte("x"), -time.Second)
+		set(fmt.Sprint("old", i), "x", -time.Second)
 	}
 	if n := len(c.entries); n != 1000 {
 		t.Fatalf("%d entries before the sweep, want 1000", n)
 	}
-	c.Set(ctx, "new", []byte("y"), time.Hour)
+	set("new", "y", time.Hour)
 	if n := len(c.entries); n != 2 {
 		t.Fatalf("%d entries after the sweep, want 2 (live and new)", n)
 	}

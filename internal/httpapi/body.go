@@ -79,8 +79,7 @@ func readBody(r *http.Request, max int64, h *bodyHold) (*bytes.Buffer, *Error) {
 		if errors.Is(err, errHoldFull) {
 			return nil, inflightFull(r, max, h.b.max)
 		}
-		var gzErr error = gzip.ErrChecksum
-		if errors.Is(err, gzErr) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, errorf(http.StatusBadRequest, "INVALID_JSON", "body is not valid gzip: %v", err)
 		}
 		return nil, errorf(http.StatusBadRequest, "INVALID_JSON", "could not read request body: %v", err)
@@ -99,7 +98,7 @@ func readBody(r *http.Request, max int64, h *bodyHold) (*bytes.Buffer, *Error) {
 // the rest of the body (at most max bytes) into a small buffer and drops it, so that the
 // client, still sending, gets the answer rather than a broken connection.
 func inflightFull(r *http.Request, max, bound int64) *Error {
-	io.CopyN(io.Discard, r.Body, max)
+	_, _ = io.CopyN(io.Discard, r.Body, max)
 	return errUnavailable("evp is holding as many request bytes as it may (EVP_INFLIGHT_MAX_BYTES, %.1f MiB); retry shortly", float64(bound)/(1<<20))
 }
 

@@ -37,7 +37,9 @@ func TestSecurityHeaders(t *testing.T) {
 		var env struct {
 			Data map[string]any `json:"data"`
 		}
-		json.Unmarshal(w.Body.Bytes(), &env)
+		if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil {
+			t.Fatalf("%v: %s", err, w.Body.Bytes())
+		}
 		return env.Data
 	}
 

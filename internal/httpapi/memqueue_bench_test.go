@@ -148,7 +148,7 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 // The client's CPU is in both figures.
 func BenchmarkPostEventLoopback(b *testing.B) {
 	noop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusAccepted)
 	})
 	b.Run("noop", func(b *testing.B) { loopback(b, noop, "evp_bench") })
@@ -164,7 +164,7 @@ func loopback(b *testing.B, h http.Handler, key string) {
 		b.Fatal(err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { srv.Close() })
 	const conns = 32
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
@@ -192,7 +192,7 @@ func loopback(b *testing.B, h http.Handler, key string) {
 				b.Error(err)
 				return
 			}
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusAccepted {
 				b.Errorf("status %d", resp.StatusCode)

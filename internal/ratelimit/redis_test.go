@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -35,13 +36,19 @@ func TestCounterRoundTrip(t *testing.T) {
 	}
 }
 
+// clientIP keys a request by the TCP peer's address.
+func clientIP(r *http.Request) (string, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return host, err
+}
+
 // Two limiters (two API replicas) sharing Redis enforce one limit together.
 func TestReplicasShareTheLimit(t *testing.T) {
 	client := testutil.Redis(t)
 	prefix := testutil.RedisPrefix(t, client)
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	replica := func() http.Handler {
-		return httprate.Limit(5, time.Hour, httprate.WithKeyFuncs(httprate.KeyByIP),
+		return httprate.LimitBy(5, time.Hour, clientIP,
 			httprate.WithLimitCounter(ratelimit.NewRedis(client, prefix)))(ok)
 	}
 	a, b := replica(), replica()

@@ -65,7 +65,7 @@ func open(path string, sync Sync, maxConns int, txlock string, queryOnly bool) (
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", path, err)
 	}
 	return db, nil

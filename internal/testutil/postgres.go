@@ -42,16 +42,17 @@ func pgConnect(ctx context.Context, t testing.TB) (*pgx.Conn, error) {
 // PostgreSQL and returns its URL; the database is dropped when t ends (after the cleanups
 // registered later, such as closing a pool on it). When PostgreSQL is unreachable the test
 // skips with the reason (printed once even without -v), or fails under
-// EVP_REQUIRE_SERVICES=1, as CI runs.
+// EVP_REQUIRE_SERVICES=1, as CI runs; with -short it skips.
 func PostgresDB(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "needs PostgreSQL")
 	pgProbeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		conn, err := pgConnect(ctx, t)
 		if err == nil {
 			err = conn.Ping(ctx)
-			conn.Close(ctx)
+			_ = conn.Close(ctx)
 		}
 		if err != nil {
 			pgProbeErr = fmt.Errorf("postgresql (EVP_TEST_DATABASE_URL or 127.0.0.1:5432) is unreachable (%v); start postgresql or set EVP_TEST_DATABASE_URL", err)

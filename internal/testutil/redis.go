@@ -29,9 +29,10 @@ var (
 
 // Redis connects to the test Redis, closed when t ends. When Redis is unreachable the test
 // skips with the reason (printed once even without -v), or fails under
-// EVP_REQUIRE_SERVICES=1, as CI runs.
+// EVP_REQUIRE_SERVICES=1, as CI runs; with -short it skips.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
+	SkipShort(t, "needs Redis")
 	url := RedisURL()
 	opts, err := redis.ParseURL(url)
 	if err != nil {

@@ -27,9 +27,7 @@ const clusterBusOffset = 10000
 // the reason, or fails under EVP_REQUIRE_SERVICES=1; with -short it skips.
 func RedisCluster(t testing.TB, n int) []string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a Redis Cluster (not with -short)")
-	}
+	SkipShort(t, "starts a Redis Cluster")
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			reason := fmt.Sprintf("%s not found on PATH: install Debian's redis-server (it brings redis-tools)", bin)
@@ -78,7 +76,7 @@ func startClusterNode(t testing.TB, dir string) string {
 		t.Fatalf("start redis-server on port %s: %v", p, err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited

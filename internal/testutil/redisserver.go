@@ -30,9 +30,10 @@ type RedisServer struct {
 // nothing persisted (--save "" --appendonly no) unless args say otherwise, and args added
 // last. It returns once the server answers PING and kills it when t ends. Without
 // redis-server on PATH the test skips with the reason, or fails under
-// EVP_REQUIRE_SERVICES=1.
+// EVP_REQUIRE_SERVICES=1; with -short it skips.
 func StartRedisServer(t testing.TB, args ...string) *RedisServer {
 	t.Helper()
+	SkipShort(t, "starts redis-server")
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		reason := "redis-server not found on PATH: install Debian's redis-server"
 		if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
@@ -93,7 +94,7 @@ func (s *RedisServer) start() {
 		s.t.Fatalf("start redis-server on port %s: %v", port, err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	s.cmd, s.exited = cmd, exited
 	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer c.Close()

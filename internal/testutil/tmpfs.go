@@ -10,9 +10,10 @@ import (
 
 // Tmpfs mounts a tmpfs of size bytes on dir for the test, so that a test can fill a disk
 // for real; it is unmounted when the test ends. Where mounting is not permitted (not root,
-// a container) the test skips with the reason.
+// a container) the test skips with the reason; with -short it skips.
 func Tmpfs(t testing.TB, dir string, size int) {
 	t.Helper()
+	SkipShort(t, "mounts a tmpfs")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func TestStoreOutageHoldsBatch(t *testing.T) {
 	p := newPool(t, Config{BatchSize: 5, Concurrency: 1}, q, st)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	go func() { _ = p.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, "the held batch is touched", func() bool { return q.touches() >= 3 })
@@ -103,7 +103,7 @@ func TestStopDuringOutageNacks(t *testing.T) {
 	p := newPool(t, Config{BatchSize: 3, Concurrency: 1}, q, st)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	go func() { _ = p.Run(ctx); close(done) }()
 	waitFor(t, "the held batch is touched", func() bool { return q.touches() >= 1 })
 	cancel()
 	<-done

@@ -181,7 +181,7 @@ func runOnce(bin string, sc scenario, duration time.Duration, redisURL string) (
 	if err != nil {
 		return report{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	port := freePort()
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
 	var cmd *exec.Cmd
@@ -203,13 +203,13 @@ func runOnce(bin string, sc scenario, duration time.Duration, redisURL string) (
 		return report{}, err
 	}
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-done
 		}
 	}()
@@ -273,7 +273,7 @@ func watchSize(dir string, stop <-chan struct{}) func() int64 {
 // dirSize is the apparent size of dir and what is in it (du -sb).
 func dirSize(dir string) int64 {
 	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
 		if err != nil {
 			return nil // a file deleted meanwhile
 		}
@@ -290,11 +290,11 @@ func waitReady(url string, noop bool) error {
 	for time.Now().Before(deadline) {
 		if noop {
 			if c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://")); err == nil {
-				c.Close()
+				_ = c.Close()
 				return nil
 			}
 		} else if resp, err := http.Get(url + "/api/ready"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return nil
 			}

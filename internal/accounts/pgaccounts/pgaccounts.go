@@ -73,7 +73,7 @@ func prepare(ctx context.Context, pool *pgxpool.Pool, migrate bool) error {
 	if _, err := applyMigrations(ctx, c.Conn()); err != nil {
 		// The connection may still hold the advisory lock; closing it ends the session
 		// and the lock with it (the pool drops a closed connection on release).
-		c.Conn().Close(context.WithoutCancel(ctx))
+		_ = c.Conn().Close(context.WithoutCancel(ctx))
 		return err
 	}
 	return nil

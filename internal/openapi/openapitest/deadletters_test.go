@@ -248,7 +248,9 @@ func TestDeadLetterResponsesMatchDocument(t *testing.T) {
 				addDeadLetters(t, st, s.letters)
 			}
 			// The buffer already holds one entry, as in the other steps.
-			f.q.Enqueue(context.Background(), []queue.Entry{{EventID: "e-1", Data: []byte(`{}`)}})
+			if err := f.q.Enqueue(context.Background(), []queue.Entry{{EventID: "e-1", Data: []byte(`{}`)}}); err != nil {
+				t.Fatal(err)
+			}
 			if s.setup != nil {
 				s.setup(f)
 			}

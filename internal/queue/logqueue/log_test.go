@@ -100,7 +100,9 @@ func TestTornTailIsCut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.Write(tail)
+			if _, err := f.Write(tail); err != nil {
+				t.Fatal(err)
+			}
 			f.Close()
 
 			q = open(t, dir, Options{})

@@ -106,7 +106,7 @@ func (q *Queue) replay(ctx context.Context) error {
 		q.length += s.unacked()
 	}
 	for _, s := range q.dropAcked() {
-		s.file.Close()
+		_ = s.file.Close()
 		if err := os.Remove(s.path); err != nil {
 			return fmt.Errorf("logqueue: delete acknowledged segment: %w", err)
 		}

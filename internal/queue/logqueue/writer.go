@@ -219,7 +219,7 @@ func (q *Queue) publish(head *segment, written, nextID int64, added []freshMsg, 
 	}
 	q.mu.Unlock()
 	for _, s := range drop {
-		s.file.Close()
+		_ = s.file.Close()
 		if err := os.Remove(s.path); err != nil {
 			q.log.Warn("buffer: could not delete an acknowledged segment", "file", s.path, "err", err)
 		}
@@ -273,8 +273,8 @@ func (q *Queue) startSegment(nextID int64) (*segment, error) {
 	}
 	s.file = f
 	if err := syncDir(q.dir); err != nil && !q.opts.NoFsync {
-		f.Close()
-		os.Remove(s.path)
+		_ = f.Close()
+		_ = os.Remove(s.path)
 		return nil, err
 	}
 	q.mu.Lock()

@@ -215,13 +215,17 @@ func TestPartitionedFetchIsFair(t *testing.T) {
 		if len(msgs) == 0 {
 			break
 		}
-		q.Ack(ctx, ids(msgs))
+		if err := q.Ack(ctx, ids(msgs)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i := range 4 {
 		id := fmt.Sprintf("late-%d", i)
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			q.Enqueue(ctx, []queue.Entry{{EventID: id, Data: []byte("{}")}})
+			if err := q.Enqueue(ctx, []queue.Entry{{EventID: id, Data: []byte("{}")}}); err != nil {
+				t.Error(err)
+			}
 		}()
 		start := time.Now()
 		msgs, err := q.Fetch(ctx, 10, 2*time.Second)
@@ -232,7 +236,9 @@ func TestPartitionedFetchIsFair(t *testing.T) {
 		if d := time.Since(start); d > 200*time.Millisecond {
 			t.Errorf("entry of stream %d arrived after %v", partitionOf(id, 4), d)
 		}
-		q.Ack(ctx, ids(msgs))
+		if err := q.Ack(ctx, ids(msgs)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

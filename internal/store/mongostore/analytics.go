@@ -199,9 +199,7 @@ func (s *Store) lastEvent(ctx context.Context, match bson.D, user string) (time.
 		return time.Time{}, err
 	}
 	f2 := bson.D{{Key: "userId", Value: user}, {Key: "timestamp", Value: d.Timestamp}}
-	for _, e := range match[1:] { // the filters other than the time range
-		f2 = append(f2, e)
-	}
+	f2 = append(f2, match[1:]...) // the filters other than the time range
 	cur, err := s.events.Find(ctx, f2, options.Find().SetProjection(bson.D{{Key: "tsNs", Value: 1}}))
 	if err != nil {
 		return time.Time{}, err

@@ -1,6 +1,6 @@
 // Package mongostore keeps events in MongoDB with the official driver: collections events
-// and events_dlq as in the original system, plus rollup_minute, rollup_sketch and
-// rollup_pending for the analytics rollups.
+// and events_dlq, plus rollup_minute, rollup_sketch and rollup_pending for the analytics
+// rollups.
 //
 // # Idempotency and sharding
 //
@@ -152,11 +152,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := newStore(client, o)
 	if err := s.Ping(ctx); err != nil {
-		client.Disconnect(context.Background())
+		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
 	if err := s.ensureIndexes(ctx, o.RetentionDays); err != nil {
-		client.Disconnect(context.Background())
+		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
 	sweepCtx, stop := context.WithCancel(context.Background())

@@ -307,9 +307,6 @@ func (s *Store) topUsersFromRollups(ctx context.Context, tx *sql.Tx, startMin, e
 		}
 		sort.Strings(out[i].EventTypes)
 	}
-	if out == nil {
-		out = []store.TopUser{}
-	}
 	return out, nil
 }
 

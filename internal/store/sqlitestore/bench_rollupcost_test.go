@@ -17,8 +17,7 @@ import (
 // in evp (every second, and once more at the end so every event is covered) against the
 // builder stopped.
 func BenchmarkRollupCost(b *testing.B) {
-	// The events' times advance 1 ms an event whatever the rate (as the figures in
-	// BENCHMARKS.md before 2026-11-26 had it): at 200,000 events/s each second of inserts
+	// The events' times advance 1 ms an event whatever the rate: at 200,000 events/s each second of inserts
 	// covers over three minutes of event time, as a backfill would, and the builder
 	// upserts a per-user row for every minute of it. "realtime" stamps events with the
 	// wall clock, as live traffic is. workers-4 inserts from four goroutines as evp's four

@@ -32,13 +32,13 @@ import (
 // newest event time of that user and hour is not it (another type, or after the range).
 //
 // The digest serves at most 63 event types; past that it stops covering hours (queries read
-// the events table as before).
+// the events table instead).
 //
 // The digest covers the hours from `from` on: at start, taken back from the snapshot a clean
 // shutdown left (digestsnap.go), or read from the events table (every hour of a small store
 // before serving, else in the background the newest hours that fit); hours before that,
 // and hours dropped to keep it under maxDigestBytes or cut by retention, are answered from
-// the events table as before (filtercache.go).
+// the events table (filtercache.go).
 
 // maxDigestBytes bounds the digest's memory (estimated); past it the oldest hours go.
 const maxDigestBytes = 96 << 20

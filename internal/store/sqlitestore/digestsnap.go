@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 )
 
-// The event digest is rebuilt from the events table at every start: about 19 s for the
-// last 25 hours of 10 million events, during which filtered analytics take the slow path.
-// Close therefore writes the digest to digestSnapshotFile, and the next Open reads it back
-// (then deletes it) and only feeds it the events stored since. A start after a crash finds
-// no snapshot and warms up as before.
+// Rebuilding the event digest from the events table takes long on a large store, and
+// filtered analytics take the slow path meanwhile. Close therefore writes the digest to
+// digestSnapshotFile, and the next Open reads it back (then deletes it) and only feeds it
+// the events stored since. A start after a crash finds no snapshot and reads the events
+// table.
 
 const digestSnapshotFile = "digest.snapshot"
 
@@ -81,7 +81,7 @@ func (s *Store) saveDigest() error {
 		err = os.Rename(tmp, path) // a half-written snapshot is never read
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("sqlitestore: save event digest: %w", err)
 	}
 	return nil
@@ -99,7 +99,7 @@ func (s *Store) loadDigest(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(path) // used once: after a crash the digest is read from the events
+	defer func() { _ = os.Remove(path) }() // used once: after a crash the digest is read from the events
 	defer f.Close()
 	var snap digestSnapshot
 	if err := gob.NewDecoder(bufio.NewReaderSize(f, 1<<20)).Decode(&snap); err != nil {

@@ -330,7 +330,7 @@ const maxHandoffRows = 200_000
 
 // kickHandoffRows is how many waiting rows start a build before the next tick, so that a
 // process storing more than maxHandoffRows a second does not overflow the handoff (and then
-// read every row back from the events table: 9 % of the store's CPU at 160,000 events/s).
+// read every row back from the events table).
 const kickHandoffRows = maxHandoffRows / 2
 
 // handoff holds the rows this process inserted, with their seqs, from the commit until the
@@ -628,8 +628,8 @@ func (s *Store) runBuilder() {
 }
 
 // warmUserCache reads the per-user counts of the last 7 days (the longest preset range)
-// into memory, so that the first analytics query after a start does not have to (over half
-// a second for 7 days with 10,000 users active every hour). Close interrupts it.
+// into memory, so that the first analytics query after a start does not have to. Close
+// interrupts it.
 func (s *Store) warmUserCache() {
 	m := &s.mem
 	defer close(m.warmed)

@@ -210,7 +210,9 @@ func TestTwoProcessesBuildOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var minutes int64
-	a.rdb.QueryRow(`SELECT COALESCE(SUM(count), 0) FROM user_minute`).Scan(&minutes)
+	if err := a.rdb.QueryRow(`SELECT COALESCE(SUM(count), 0) FROM user_minute`).Scan(&minutes); err != nil {
+		t.Fatal(err)
+	}
 	if total != 4000 || minutes != 4000 {
 		t.Fatalf("per-user rollups count %d (hours) and %d (minutes) events, want 4000 each", total, minutes)
 	}

@@ -162,11 +162,11 @@ func (s *Store) recountCutUnits(ctx context.Context, cut int64) error {
 		}
 		for _, c := range counts[i] {
 			if _, err := put.ExecContext(ctx, u.k, c.user, c.count, c.last, c.types); err != nil {
-				put.Close()
+				_ = put.Close()
 				return err
 			}
 		}
-		put.Close()
+		_ = put.Close()
 	}
 	return tx.Commit()
 }

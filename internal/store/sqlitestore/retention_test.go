@@ -44,7 +44,9 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("CountByType = %v, want %v", got, want)
 	}
 	var rawLeft int64
-	s.rdb.QueryRow(`SELECT COUNT(*) FROM events WHERE ts < ?`, cutoff.UnixNano()).Scan(&rawLeft)
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM events WHERE ts < ?`, cutoff.UnixNano()).Scan(&rawLeft); err != nil {
+		t.Fatal(err)
+	}
 	if rawLeft != 0 {
 		t.Fatalf("%d events older than the cutoff remain", rawLeft)
 	}
@@ -66,7 +68,9 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("analytics after prune: %d events, want %d", res.TotalEvents, wantTotal)
 	}
 	var oldRollups int64
-	s.rdb.QueryRow(`SELECT COUNT(*) FROM rollup_minute WHERE minute < ?`, floorDiv(cutoff.Unix(), 60)).Scan(&oldRollups)
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM rollup_minute WHERE minute < ?`, floorDiv(cutoff.Unix(), 60)).Scan(&oldRollups); err != nil {
+		t.Fatal(err)
+	}
 	if oldRollups != 0 {
 		t.Fatalf("%d minute rollups older than the cutoff remain", oldRollups)
 	}

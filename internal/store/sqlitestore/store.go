@@ -169,12 +169,12 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		return nil, err
 	}
 	if _, err := sqlitedb.Migrate(ctx, wdb, migrations); err != nil {
-		wdb.Close()
+		_ = wdb.Close()
 		return nil, err
 	}
 	rdb, err := sqlitedb.OpenReader(path, sync, 4)
 	if err != nil {
-		wdb.Close()
+		_ = wdb.Close()
 		return nil, err
 	}
 	st := &Store{dir: dir, wdb: wdb, rdb: rdb}
@@ -196,24 +196,24 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		{&st.hourSketchPut, `INSERT INTO sketch_hour(hour, users, sessions) VALUES (?,?,?) ON CONFLICT(hour) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
 	} {
 		if *p.dst, err = wdb.PrepareContext(ctx, p.query); err != nil {
-			st.Close()
+			_ = st.Close()
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
 	st.mem.sketches, st.mem.minuteFloor = map[sketchKey]*sketchEntry{}, noTime
 	st.digest.cutoff = noTime
 	if err := st.loadMinuteFloor(ctx); err != nil {
-		st.Close()
+		_ = st.Close()
 		return nil, err
 	}
 	// Catch up with the events the rollups do not cover yet (after a crash, or every
 	// stored event the first time), before serving.
 	if err := st.catchUpRollups(ctx, log); err != nil {
-		st.Close()
+		_ = st.Close()
 		return nil, err
 	}
 	if st.warmDigest, err = st.startDigest(ctx, log); err != nil {
-		st.Close()
+		_ = st.Close()
 		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
 	}
 	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // Server is one FerretDB started by a test. Stop and Start let a test take the server down
@@ -32,9 +34,11 @@ type Server struct {
 }
 
 // Start runs a FerretDB on 127.0.0.1 (a free port) with its data in a t.TempDir(), and
-// returns once it accepts connections. It is stopped when t ends.
+// returns once it accepts connections. It is stopped when t ends. With -short the test
+// skips.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testutil.SkipShort(t, "starts FerretDB")
 	s := &Server{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
 	if err := s.start(); err != nil {
 		t.Fatalf("ferret: %v", err)
@@ -97,7 +101,7 @@ func (s *Server) start() error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		f.Run(ctx)
+		_ = f.Run(ctx) // ends when ctx does
 	}()
 	// New has bound the listener, so the server accepts connections from here on (they are
 	// served once Run starts): no polling is needed.
