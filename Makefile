@@ -17,11 +17,11 @@ GOLANGCI_LINT         := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 WEB_INDEX := internal/dashboard/dist/app/index.html
 WEB_DEPS  := web/node_modules/.package-lock.json
 
-.PHONY: run build test lint test-short bench bench-micro bench-analytics clean web web-if-missing web-dev web-types web-check
+.PHONY: run build test lint test-short bench bench-micro bench-analytics clean web web-if-stale web-dev web-types web-check
 
-## run: build the dashboard when missing, build evp and run it with embedded backends on
-## http://localhost:3001 (data in ./data)
-run: web-if-missing build
+## run: build the dashboard when missing or older than web/, build evp and run it with
+## embedded backends on http://localhost:3001 (data in ./data)
+run: web-if-stale build
 	./$(BIN)
 
 ## build: compile bin/evp
@@ -32,11 +32,18 @@ build:
 web: $(WEB_DEPS)
 	cd web && npm run build
 
-# The dashboard is built only when its output is missing; without Node.js evp still builds and
-# serves a page that says how to build the dashboard.
-web-if-missing:
-	@if [ -f $(WEB_INDEX) ]; then :; \
+# Files under web/ newer than the dashboard's build: its sources, index.html, package and
+# config files (not its dependencies or test output).
+WEB_NEWER = find web \( -path web/node_modules -o -path web/dist -o -path web/test-results \) -prune \
+	-o -type f -newer $(WEB_INDEX) -print
+
+# The dashboard is built when its output is missing or older than a file under web/ (a git
+# pull that changed it); without Node.js evp still builds, with the older build or with a page
+# that says how to build the dashboard.
+web-if-stale:
+	@if [ -f $(WEB_INDEX) ] && [ -z "$$($(WEB_NEWER))" ]; then :; \
 	elif command -v npm >/dev/null 2>&1; then $(MAKE) web; \
+	elif [ -f $(WEB_INDEX) ]; then echo "make: npm not found: web/ changed, but evp keeps the dashboard built before (install Node.js 20+, then make web)"; \
 	else echo "make: npm not found: building evp without the dashboard (install Node.js 20+, then make web)"; fi
 
 $(WEB_DEPS): web/package.json web/package-lock.json

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -85,12 +86,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // load reads the configuration and reports a bad value; ok is false when the command must
 // end with code.
 func load(name string, args []string, getenv func(string) string, stdout, stderr io.Writer, extra func(*flag.FlagSet)) (cfg *config.Config, rest []string, code int, ok bool) {
-	cfg, rest, err := config.Load(name, args, getenv, stdout, extra)
+	// The flag set prints the settings on --help; evp's own help is its commands, then the
+	// settings once.
+	var flagOut bytes.Buffer
+	cfg, rest, err := config.Load(name, args, getenv, &flagOut, extra)
+	if errors.Is(err, flag.ErrHelp) && name == "evp" {
+		fmt.Fprint(stdout, commands+"\n")
+		config.PrintSettings(stdout)
+		return nil, nil, 0, false
+	}
+	_, _ = stdout.Write(flagOut.Bytes())
 	if errors.Is(err, flag.ErrHelp) {
-		if name == "evp" {
-			fmt.Fprint(stdout, commands+"\n")
-			config.Usage(stdout, name)
-		}
 		return nil, nil, 0, false
 	}
 	if err != nil {
@@ -126,7 +132,8 @@ func serve(role app.Role, args []string, getenv func(string) string, stdout, std
 	defer stop()
 	if err := app.Run(ctx, role, cfg, app.Options{Version: version, Log: log}); err != nil {
 		var ce *config.Error
-		if errors.As(err, &ce) {
+		var busy *app.PortInUseError
+		if errors.As(err, &ce) || errors.As(err, &busy) {
 			fmt.Fprintf(stderr, "evp: %v\n", err)
 			return 2
 		}

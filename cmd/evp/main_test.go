@@ -23,7 +23,9 @@ func runCmd(t *testing.T, env map[string]string, args ...string) (int, string, s
 func TestBadSettingsExitWithCode2NamingTheSetting(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "a-file")
-	os.WriteFile(file, []byte("x"), 0o600)
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -61,6 +63,46 @@ func TestHelpListsEverySetting(t *testing.T) {
 		"REDIS_URL", "MONGO_URI", "DATABASE_URL", "JWT_SECRET", "API_KEY_PREFIX", "CONSUMER_GROUP", "evp-workers-group", "apikey create"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--help does not mention %q", want)
+		}
+	}
+}
+
+// Help prints the commands first and every setting once, for evp and for a subcommand.
+func TestHelpPrintsEachSettingOnce(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"api", "--help"}, {"apikey", "create", "--help"}} {
+		code, out, _ := runCmd(t, nil, args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d", args, code)
+		}
+		for _, want := range []string{"Usage:", "Every setting is", "  --port ", "  --shutdown-timeout "} {
+			if n := strings.Count(out, want); n != 1 {
+				t.Errorf("%q prints %q %d times, want once:\n%s", args, want, n, out)
+			}
+		}
+	}
+	_, out, _ := runCmd(t, nil, "--help")
+	if c, p := strings.Index(out, "Commands:"), strings.Index(out, "  --port "); c < 0 || c > p {
+		t.Errorf("--help: the commands (at %d) do not come before the settings (at %d)", c, p)
+	}
+}
+
+// A port another program holds: exit 2 with a message that says so and how to pick another.
+func TestBusyPortSaysHowToPickAnother(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	other := port + 1
+	if other > 65535 {
+		other = port - 1
+	}
+	env := map[string]string{"EVP_DATA_DIR": t.TempDir(), "SERVER_HOST": "127.0.0.1", "PORT": strconv.Itoa(port)}
+	code, _, stderr := runCmd(t, env)
+	for _, want := range []string{"port " + strconv.Itoa(port) + " is in use", "PORT=" + strconv.Itoa(other), "--port " + strconv.Itoa(other)} {
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, want)
 		}
 	}
 }

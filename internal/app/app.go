@@ -198,6 +198,10 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 	b.health = append(b.health,
 		storeCheck,
 		httpapi.HealthCheck{Name: "accountStore", Ping: acc.Ping})
+	if cfg.DatabaseURL != "" {
+		// The original system's name for its PostgreSQL, which its dashboard looks for.
+		b.health = append(b.health, httpapi.HealthCheck{Name: "postgres", Ping: acc.Ping})
+	}
 	return b, nil
 }
 
@@ -284,7 +288,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
-		return &config.Error{Setting: "PORT", Value: cfg.Addr(), Reason: fmt.Sprintf("cannot listen: %v", err)}
+		return listenError(cfg, err)
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),

@@ -66,11 +66,11 @@ type Config struct {
 	PprofAddr       string
 	MetricsToken    string
 
-	// MongoDB event store (issue 4).
+	// MongoDB event store.
 	MongoShard    bool // EVP_MONGO_SHARD: shard the events collection when evp starts
 	RetentionDays int  // EVP_RETENTION_DAYS: keep events this many days (TTL in MongoDB); 0 keeps them forever
 
-	// Accounts and access (issue 6).
+	// Accounts and access.
 	SMTPHost        string
 	SMTPPort        int
 	SMTPUsername    string
@@ -180,7 +180,7 @@ var settings = []setting{
 		apply: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{env: []string{"EVP_LOG_FORMAT"}, flag: "log-format", def: "auto", usage: "json, text, or auto (text on a terminal, JSON otherwise)",
 		apply: oneOf(func(c *Config) *string { return &c.LogFormat }, "auto", "json", "text")},
-	{env: []string{"EVP_ENV", "NODE_ENV"}, flag: "env", def: "development", usage: "development or production",
+	{env: []string{"EVP_ENV", "NODE_ENV"}, flag: "env", def: "development", usage: "development, production or test (production: JWT_SECRET required, sign-in codes not logged; test: as development)",
 		apply: oneOf(func(c *Config) *string { return &c.Env }, "development", "production", "test")},
 	{env: []string{"EVP_DATA_DIR"}, flag: "data-dir", def: "./data", usage: "directory of the embedded backends' files",
 		apply: func(c *Config, v string) error {
@@ -385,13 +385,15 @@ func Load(name string, args []string, getenv func(string) string, out io.Writer,
 		own.VisitAll(func(f *flag.Flag) { fs.Var(f.Value, f.Name, f.Usage) })
 	}
 	fs.Usage = func() {
-		if own != nil {
-			fmt.Fprintf(out, "Usage: %s [flags]\n\nCommand flags:\n", name)
-			own.SetOutput(out)
-			own.PrintDefaults()
-			fmt.Fprintln(out)
+		if own == nil {
+			Usage(out, name)
+			return
 		}
-		Usage(out, name)
+		fmt.Fprintf(out, "Usage: %s [flags]\n\nCommand flags:\n", name)
+		own.SetOutput(out)
+		own.PrintDefaults()
+		fmt.Fprintln(out)
+		PrintSettings(out)
 	}
 	if err := fs.Parse(args); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -480,8 +482,8 @@ func (c *Config) PrepareDataDir() error {
 	if err != nil {
 		return &Error{Setting: "EVP_DATA_DIR", Value: c.DataDir, Reason: fmt.Sprintf("not writable: %v", err)}
 	}
-	probe.Close()
-	os.Remove(probe.Name())
+	_ = probe.Close()
+	_ = os.Remove(probe.Name())
 	abs, err := filepath.Abs(c.DataDir)
 	if err == nil {
 		c.DataDir = abs
@@ -501,7 +503,13 @@ func (c *Config) Addr() string {
 
 // Usage prints every setting with its flag, environment variable and default.
 func Usage(out io.Writer, name string) {
-	fmt.Fprintf(out, "Usage: %s [flags]\n\nEvery setting is a flag or an environment variable (the flag wins):\n\n", name)
+	fmt.Fprintf(out, "Usage: %s [flags]\n\n", name)
+	PrintSettings(out)
+}
+
+// PrintSettings prints the table of every setting, without a usage line.
+func PrintSettings(out io.Writer) {
+	fmt.Fprint(out, "Every setting is a flag or an environment variable (the flag wins):\n\n")
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  FLAG\tENVIRONMENT\tDEFAULT\tMEANING")
 	for _, s := range settings {

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -93,6 +96,39 @@ func TestTrustedProxies(t *testing.T) {
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Setting != "EVP_TRUSTED_PROXIES" {
 			t.Errorf("EVP_TRUSTED_PROXIES=%s: %v", v, err)
+		}
+	}
+}
+
+// The help of a setting with a fixed set of values names every value the setting accepts.
+func TestUsageNamesEveryAcceptedValue(t *testing.T) {
+	var out bytes.Buffer
+	Usage(&out, "evp")
+	lines := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], "--") {
+			lines[f[0]] = l
+		}
+	}
+	for flag, values := range map[string][]string{
+		"env":         {"development", "production", "test"},
+		"log-level":   {"debug", "info", "warn", "error"},
+		"log-format":  {"auto", "json", "text"},
+		"buffer-sync": {"full", "normal"},
+		"store-sync":  {"full", "normal"},
+	} {
+		line, ok := lines["--"+flag]
+		if !ok {
+			t.Errorf("help has no line for --%s:\n%s", flag, out.String())
+			continue
+		}
+		for _, v := range values {
+			if _, err := load(t, map[string]string{"JWT_SECRET": strings.Repeat("k", 32)}, "--"+flag, v); err != nil {
+				t.Errorf("--%s %s: %v", flag, v, err)
+			}
+			if !regexp.MustCompile(`\b` + v + `\b`).MatchString(line) {
+				t.Errorf("help of --%s omits %q, which it accepts: %s", flag, v, line)
+			}
 		}
 	}
 }

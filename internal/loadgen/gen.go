@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// EventTypes are the event types the generator sends, the ten of the original's load test.
+// EventTypes are the ten event types the generator sends.
 var EventTypes = [...]string{
 	"page_view", "click", "purchase", "signup", "login",
 	"logout", "add_to_cart", "search", "share", "video_play",
@@ -219,8 +219,8 @@ func appendGzip(dst, src []byte) []byte {
 	buf := bytes.NewBuffer(dst)
 	zw := gzipPool.Get().(*gzip.Writer)
 	zw.Reset(buf)
-	zw.Write(src)
-	zw.Close()
+	_, _ = zw.Write(src) // into a bytes.Buffer: cannot fail
+	_ = zw.Close()
 	gzipPool.Put(zw)
 	return buf.Bytes()
 }

@@ -50,7 +50,7 @@ func (r *runner) startProgress(ctx context.Context, started time.Time, baseline 
 				select {
 				case <-done:
 					if r.cfg.ProgressTTY {
-						io.WriteString(out, "\n")
+						_, _ = io.WriteString(out, "\n")
 					}
 					return
 				case now := <-t.C:
@@ -63,9 +63,9 @@ func (r *runner) startProgress(ctx context.Context, started time.Time, baseline 
 						if w := r.cfg.ProgressWidth; w > 1 && len(line) >= w {
 							line = line[:w-1]
 						}
-						io.WriteString(out, "\r"+line+"\x1b[K")
+						_, _ = io.WriteString(out, "\r"+line+"\x1b[K")
 					} else {
-						io.WriteString(out, line+"\n")
+						_, _ = io.WriteString(out, line+"\n")
 					}
 				}
 			}

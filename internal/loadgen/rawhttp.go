@@ -63,7 +63,7 @@ func (cl *rawClient) conn() *rawConn { return &rawConn{cl: cl} }
 
 func (rc *rawConn) close() {
 	if rc.c != nil {
-		rc.c.Close()
+		_ = rc.c.Close()
 		rc.c = nil
 	}
 }
@@ -114,7 +114,9 @@ func (rc *rawConn) try(body, dst []byte) (status int, out []byte, written bool, 
 	w = append(w, body...)
 	rc.wbuf = w
 	if rc.cl.timeout > 0 {
-		rc.c.SetDeadline(time.Now().Add(rc.cl.timeout))
+		if err := rc.c.SetDeadline(time.Now().Add(rc.cl.timeout)); err != nil {
+			return 0, dst, false, err
+		}
 	}
 	if _, err := rc.c.Write(w); err != nil {
 		return 0, dst, false, err

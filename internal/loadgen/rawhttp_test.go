@@ -74,7 +74,7 @@ func TestRawClientFramingAndReconnects(t *testing.T) {
 
 func TestRawClientReportsADroppedConnection(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		c, _, _ := w.(http.Hijacker).Hijack()
 		c.Close()
 	}))

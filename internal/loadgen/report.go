@@ -40,7 +40,8 @@ type Report struct {
 		Sent           int64 `json:"sent"`
 		Accepted       int64 `json:"accepted"`       // new events the server took (202)
 		Duplicates     int64 `json:"duplicates"`     // events the server reported as duplicates
-		Rejected       int64 `json:"rejected"`       // events of failed requests
+		Rejected       int64 `json:"rejected"`       // events of requests answered with an error (not 2xx)
+		Unanswered     int64 `json:"unanswered"`     // events of requests without an answer (refused, reset, timed out)
 		Missed         int64 `json:"missed"`         // events of missed requests
 		DuplicatesSent int64 `json:"duplicatesSent"` // events sent with a reused eventId
 	} `json:"events"`
@@ -108,6 +109,7 @@ func (r *runner) fill(rep *Report, first, sendEnd time.Time) {
 	rep.Events.Accepted = r.evAccepted.Load()
 	rep.Events.Duplicates = r.evDup.Load()
 	rep.Events.Rejected = r.evRejected.Load()
+	rep.Events.Unanswered = r.evUnanswered.Load()
 	rep.Events.Missed = r.missedEv.Load()
 	rep.Events.DuplicatesSent = r.evDupGenerated.Load()
 	rep.RequestsByStatus = r.statusCounts()
@@ -164,9 +166,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	row("sending", "%.1f s", rep.SendSeconds)
 	row("requests", "sent %s, ok %s, failed %s, missed %s", inum(rep.Requests.Sent), inum(rep.Requests.OK),
 		inum(rep.Requests.Failed), inum(rep.Requests.Missed))
-	row("events", "sent %s, accepted %s, duplicates %s (%s sent with a reused id), rejected %s, missed %s",
+	row("events", "sent %s, accepted %s, duplicates %s (%s sent with a reused id), rejected %s, unanswered %s, missed %s",
 		inum(rep.Events.Sent), inum(rep.Events.Accepted), inum(rep.Events.Duplicates), inum(rep.Events.DuplicatesSent),
-		inum(rep.Events.Rejected), inum(rep.Events.Missed))
+		inum(rep.Events.Rejected), inum(rep.Events.Unanswered), inum(rep.Events.Missed))
 	row("requests by status", "%s", countList(rep.RequestsByStatus))
 	if len(rep.ErrorsByCode) > 0 {
 		row("errors by code", "%s", countList(rep.ErrorsByCode))
@@ -211,11 +213,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	case s.Measured:
 		row("server", "pid %d: %.1f CPU s, %.2f cores on average while sending; %.1f CPU s, %.2f cores until stored; RSS peak %.1f MB since the server started, %.1f MB largest sampled in this run",
 			s.PID, s.SendCPUSeconds, s.SendAvgCores, s.CPUSeconds, s.AvgCores, s.PeakRSSMB, s.MaxSampledRSSMB)
-		if s.Error != "" {
-			row("", "sampling stopped early: %s", s.Error)
-		}
 	default:
 		row("server", "not measured: %s", s.Error)
+	}
+	if s.Measured && s.Error != "" {
+		row("", "sampling stopped early (the figures cover the time before): %s", s.Error)
 	}
 	row("load generator", "%.1f CPU s, %.2f cores on average while sending", rep.Loadgen.CPUSeconds, rep.Loadgen.AvgCores)
 	return tw.Flush()

@@ -39,6 +39,7 @@ type runner struct {
 	reqSent, reqOK, reqFailed  atomic.Int64
 	evSent, evAccepted, evDup  atomic.Int64
 	evRejected, evDupGenerated atomic.Int64
+	evUnanswered               atomic.Int64
 	missedReq, missedEv        atomic.Int64
 	byStatus                   [600]atomic.Int64 // requests by HTTP status; 0 = no response
 	codesMu                    sync.Mutex
@@ -150,9 +151,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.sending.Store(false)
 	sendEnd := time.Now()
 	selfCPUSend := selfCPU() - selfCPU0
-	var atSendEnd ProcSample
+	var atSendEnd ProcSample // zero when the server was gone by then
 	if r.sampler != nil {
-		atSendEnd, _ = ReadProc(r.sampler.pid)
+		if s, err := ReadProc(r.sampler.pid); err == nil {
+			atSendEnd = s
+		}
 	}
 	first := time.Unix(0, r.firstSend.Load())
 	if r.firstSend.Load() == 0 {
@@ -207,11 +210,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if d := last.At.Sub(from.At).Seconds(); d > 0 {
 			rep.Server.AvgCores = rep.Server.CPUSeconds / d
 		}
-		if !atSendEnd.At.IsZero() {
-			rep.Server.SendCPUSeconds = (atSendEnd.CPU - from.CPU).Seconds()
-			if d := atSendEnd.At.Sub(from.At).Seconds(); d > 0 {
-				rep.Server.SendAvgCores = rep.Server.SendCPUSeconds / d
-			}
+		if atSendEnd.At.IsZero() {
+			atSendEnd = last // the server exited while sending: its last reading
+		}
+		rep.Server.SendCPUSeconds = (atSendEnd.CPU - from.CPU).Seconds()
+		if d := atSendEnd.At.Sub(from.At).Seconds(); d > 0 {
+			rep.Server.SendAvgCores = rep.Server.SendCPUSeconds / d
 		}
 		rep.Server.PeakRSSMB = float64(max(peak, last.HWMBytes)) / (1 << 20)
 		rep.Server.MaxSampledRSSMB = float64(peak) / (1 << 20)
@@ -534,7 +538,7 @@ func (w *worker) postNetHTTP(b *reqBody) (int, []byte, error) {
 	}
 	w.resp.Reset()
 	_, err = w.resp.ReadFrom(resp.Body)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -542,9 +546,15 @@ func (w *worker) postNetHTTP(b *reqBody) (int, []byte, error) {
 	return resp.StatusCode, w.resp.Bytes(), nil
 }
 
+// failed counts a request that got an error answer (status), or no answer at all (status 0:
+// the server may or may not have taken its events).
 func (r *runner) failed(status int, code string, n int) {
 	r.reqFailed.Add(1)
-	r.evRejected.Add(int64(n))
+	if status == 0 {
+		r.evUnanswered.Add(int64(n))
+	} else {
+		r.evRejected.Add(int64(n))
+	}
 	if status >= len(r.byStatus) {
 		status = 0
 	}

@@ -51,7 +51,7 @@ func newFake(t *testing.T, rejectEvery int) *fakeEVP {
 func (f *fakeEVP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("x-api-key") != f.key {
 		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"success":false,"error":{"code":"INVALID_API_KEY","message":"no"}}`)
+		_, _ = io.WriteString(w, `{"success":false,"error":{"code":"INVALID_API_KEY","message":"no"}}`)
 		return
 	}
 	switch r.URL.Path {
@@ -109,7 +109,7 @@ func (f *fakeEVP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.rejected++
 		f.rejectedEvents += int64(len(events))
 		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"success":false,"error":{"code":"VALIDATION_ERROR","message":"validation failed","details":[{"path":"events[0].timestamp","reason":"bad"}]}}`)
+		_, _ = io.WriteString(w, `{"success":false,"error":{"code":"VALIDATION_ERROR","message":"validation failed","details":[{"path":"events[0].timestamp","reason":"bad"}]}}`)
 		return
 	}
 	acc, dup := 0, 0
@@ -173,8 +173,9 @@ func checkAgainstFake(t *testing.T, rep *Report, f *fakeEVP, count int64) {
 	if got := rep.ErrorsByCode["VALIDATION_ERROR"]; got != f.rejected {
 		t.Errorf("report: %d VALIDATION_ERROR, server sent %d", got, f.rejected)
 	}
-	if rep.Events.Accepted+rep.Events.Duplicates+rep.Events.Rejected != rep.Events.Sent {
-		t.Errorf("accepted %d + duplicates %d + rejected %d != sent %d", rep.Events.Accepted, rep.Events.Duplicates, rep.Events.Rejected, rep.Events.Sent)
+	if rep.Events.Unanswered != 0 || rep.Events.Accepted+rep.Events.Duplicates+rep.Events.Rejected != rep.Events.Sent {
+		t.Errorf("accepted %d + duplicates %d + rejected %d != sent %d, or %d unanswered", rep.Events.Accepted, rep.Events.Duplicates,
+			rep.Events.Rejected, rep.Events.Sent, rep.Events.Unanswered)
 	}
 	if rep.Requests.OK+rep.Requests.Failed != rep.Requests.Sent || int64(f.requests) != rep.Requests.Sent {
 		t.Errorf("requests: ok %d + failed %d, sent %d; server counted %d; errors %v", rep.Requests.OK, rep.Requests.Failed, rep.Requests.Sent, f.requests, rep.ErrorsByCode)
@@ -286,7 +287,7 @@ func TestRunEndsTheWaitWhenTheBufferIsEmptyButEventsAreMissing(t *testing.T) {
 		t.Fatalf("accepted %d, end to end %+v; want 3000 accepted, a shortfall of 5 and 2995 stored", rep.Events.Accepted, e)
 	}
 	var text bytes.Buffer
-	rep.WriteText(&text)
+	_ = rep.WriteText(&text)
 	if !strings.Contains(text.String(), "INCOMPLETE") {
 		t.Errorf("text report does not flag the shortfall:\n%s", text.String())
 	}
@@ -310,7 +311,7 @@ func TestRunExplainsRepeatsStoredOnce(t *testing.T) {
 		t.Fatalf("%d repeats accepted again; end to end %+v, want reached with repeatsStoredOnce %d", f.lose, e, f.lose)
 	}
 	var text bytes.Buffer
-	rep.WriteText(&text)
+	_ = rep.WriteText(&text)
 	if strings.Contains(text.String(), "INCOMPLETE") || !strings.Contains(text.String(), "stored once") {
 		t.Errorf("text report:\n%s", text.String())
 	}
@@ -338,7 +339,7 @@ func TestRunCountsTransportErrorsAndSkipsEndToEndWithoutMetrics(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		mu.Lock()
 		n++
 		drop := n%3 == 0
@@ -350,7 +351,7 @@ func TestRunCountsTransportErrorsAndSkipsEndToEndWithoutMetrics(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		io.WriteString(w, `{"success":true,"data":{"accepted":true}}`)
+		_, _ = io.WriteString(w, `{"success":true,"data":{"accepted":true}}`)
 	}))
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
@@ -361,6 +362,16 @@ func TestRunCountsTransportErrorsAndSkipsEndToEndWithoutMetrics(t *testing.T) {
 	}
 	if rep.Requests.Sent != 30 || rep.Requests.Failed != 10 || rep.RequestsByStatus["transport"] != 10 || rep.Events.Accepted != 200 {
 		t.Errorf("requests %+v events %+v by status %v; want 30 sent, 10 transport failures, 200 accepted", rep.Requests, rep.Events, rep.RequestsByStatus)
+	}
+	// The server answered none of the dropped requests: their events are unanswered, not
+	// rejected (it may have taken them).
+	if rep.Events.Rejected != 0 || rep.Events.Unanswered != 100 {
+		t.Errorf("events %+v; want 0 rejected and 100 unanswered", rep.Events)
+	}
+	var text bytes.Buffer
+	_ = rep.WriteText(&text)
+	if !strings.Contains(text.String(), "rejected 0, unanswered 100") {
+		t.Errorf("text report:\n%s", text.String())
 	}
 	if rep.EndToEnd.Measured || !strings.Contains(rep.EndToEnd.Error, "404") {
 		t.Errorf("end to end %+v; want not measured, naming the 404", rep.EndToEnd)
@@ -420,10 +431,10 @@ func TestClosedLoopWaitsAfter503(t *testing.T) {
 	// A server whose buffer stays full: every request answers 503 with Retry-After: 1
 	// (/api/metrics too, so the report's end-to-end part is skipped).
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"the ingestion buffer is full"}}`)
+		_, _ = io.WriteString(w, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"the ingestion buffer is full"}}`)
 	}))
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
