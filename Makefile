@@ -58,9 +58,9 @@ web-dev: $(WEB_DEPS)
 web-types: $(WEB_DEPS)
 	cd web && npm run gen:api
 
-## web-check: API types up to date, typecheck, unit and component tests (Vitest)
+## web-check: API types up to date, typecheck, lint (ESLint), unit and component tests (Vitest)
 web-check: $(WEB_DEPS)
-	cd web && npm run check:api && npm run typecheck && npm test
+	cd web && npm run check:api && npm run typecheck && npm run lint && npm test
 
 ## test: the full test suite (what CI runs): the Go linters, the dashboard's checks and build,
 ## the Go tests (browser tests included), then bounded fuzz runs of the event decoder and of

@@ -258,7 +258,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
 		TrustedProxies: cfg.TrustedProxies, AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
 		Dashboard: dashboardFor(role),
-		Analytics: st.Analytics, DeadLetters: st,
+		Analytics: st.Analytics, DeadLetters: st, StoredCount: st.Count,
 		AnalyticsCache: b.acache,
 		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
 			total, err := st.Count(ctx)
@@ -356,6 +356,11 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 			}
 		}
 	}()
+	historyDone := make(chan struct{})
+	go func() {
+		defer close(historyDone)
+		srv.RecordRates(workCtx) // the dashboard's last 10 minutes of rates
+	}()
 
 	if cfg.PprofAddr != "" {
 		startPprof(cfg.PprofAddr, log)
@@ -410,6 +415,7 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}
 	<-usageDone
 	<-retentionDone
+	<-historyDone
 	if err := keys.FlushUsage(context.Background()); err != nil {
 		log.Warn("api key usage not recorded", "err", err)
 	}

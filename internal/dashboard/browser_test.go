@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/testutil"
 )
 
 // needs skips the test with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
@@ -58,21 +59,22 @@ func freePort(t *testing.T) int {
 
 // TestDashboardInBrowser builds evp with the built dashboard embedded, starts it on a free port
 // with a temporary data directory, and drives the dashboard in Debian's Chromium through
-// web/e2e/dashboard.e2e.mjs (playwright-core): sign-in (the code read from evp's log), an API key
-// created in the UI, events sent with it and seen in Analytics (a preset and a custom range),
-// Live, dead letters inspected, replayed and deleted, users invited, changed, suspended (and
-// refused in a second browser) and reactivated, an error state, keyboard and phone-width
-// checks, an axe-core accessibility audit of every page in the light and dark themes, and
-// sign-out. Screenshots go to web/test-results/screenshots.
+// web/e2e/dashboard.e2e.mjs (playwright-core): sign-in (the code read from evp's log), API keys
+// created in the UI and revoked (a revoked new key's plain text hidden), events sent with one
+// and seen in Analytics (a preset, a custom range, the chart's tooltip and its height), Live
+// (the rate history drawn at first paint, an unreachable evp), dead letters inspected,
+// replayed and deleted, a page whose code fails to load, users invited, changed, suspended
+// (and refused in a second browser) and reactivated, an error state, the keyboard, every page
+// at phone width (no sideways scroll), an axe-core accessibility audit of every page in the
+// light and dark themes (and the contrast of disabled buttons), and sign-out. Screenshots go
+// to web/test-results/screenshots.
 //
 // Events reach the dead-letter queue for real: a trigger in evp's own events.db makes SQLite
 // refuse events of type "poison" (as internal/app's dead-letter test does), and the script
 // asks this test, through a small HTTP server on loopback (EVP_CONTROL), to drop the trigger
 // before it replays one.
 func TestDashboardInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts evp and a browser")
-	}
+	testutil.SkipShort(t, "starts evp and a browser")
 	root := repoRoot(t)
 	web := filepath.Join(root, "web")
 	chromium := os.Getenv("EVP_CHROMIUM") // another Chromium-based browser, such as CI's Chrome
@@ -250,7 +252,7 @@ func httpGet(t *testing.T, url string) response {
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
+	_, _ = b.ReadFrom(resp.Body)
 	return response{resp.StatusCode, resp.Header, b.String()}
 }
 

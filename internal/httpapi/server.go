@@ -1,5 +1,6 @@
-// Package httpapi serves evp's HTTP surface (see shared API_CONTRACT.md): ingestion, stats,
-// processing metrics, health, and the API documentation.
+// Package httpapi serves evp's HTTP surface, described by the OpenAPI document it serves at
+// /openapi.json (internal/openapi): ingestion, stats, metrics, analytics, accounts, dead
+// letters, health, the API documentation and the dashboard.
 package httpapi
 
 import (
@@ -69,6 +70,10 @@ type Deps struct {
 	Keys        KeyAuthenticator
 	Health      []HealthCheck
 	Processing  func(ctx context.Context) (ProcessingStats, error)
+	// StoredCount, when set, is the event store's count, read every 10 s by RecordRates
+	// for the processed rate of GET /api/metrics/history (every worker's: the store is
+	// shared); without it that rate is null.
+	StoredCount func(ctx context.Context) (int64, error)
 	// IngestRate, when set, counts accepted events and reports the rate across every replica
 	// (Redis); without it the rate is this process's.
 	IngestRate IngestRate
@@ -134,6 +139,7 @@ type Server struct {
 	ready   atomic.Bool
 	acache  AnalyticsCache
 	ingest  *RateCounter
+	history rateHistory
 	flight  *inflight
 	budget  *byteBudget
 	gate    *storeGate
@@ -174,6 +180,7 @@ func New(d Deps) *Server {
 	}
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))
+	handle("GET /api/metrics/history", s.guard(accounts.PermReadAnalytics, s.getHistory))
 	if d.Stream != nil {
 		handle("GET /api/metrics/stream", s.guard(accounts.PermReadAnalytics, s.getStream))
 	}

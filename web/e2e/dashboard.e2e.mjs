@@ -118,6 +118,19 @@ function noProblems(where) {
   check(problems.length === 0, `${where}: ${problems.join('; ')}`)
 }
 
+/** Fails when the page scrolls sideways: something is wider than the screen. */
+async function noPageScroll(page, where) {
+  const r = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > vw + 1 && (!e.closest('.overflow-x-auto') || getComputedStyle(e).position === 'absolute'))
+      .slice(0, 3)
+      .map((e) => `${e.tagName.toLowerCase()}.${String(e.className).split(' ').slice(0, 3).join('.')}`)
+    return { width: document.documentElement.scrollWidth, vw, wide }
+  })
+  check(r.width <= r.vw, `${where}: the page is ${r.width} px wide on a ${r.vw} px screen (${r.wide.join(', ')})`)
+}
+
 async function newPage() {
   const context = await browser.newContext({ viewport, timezoneId })
   const page = await context.newPage()
@@ -182,17 +195,34 @@ try {
     step('created an API key in the UI; it is shown once and listed')
 
     // Revoke the key `evp apikey create` made, through the confirmation dialog.
-    const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: 'browser-test', exact: true }) })
-    await row.getByRole('button', { name: 'Revoke browser-test' }).click()
-    const dialog = page.getByRole('dialog')
-    await dialog.getByText('This cannot be undone').waitFor()
-    await dialog.getByRole('button', { name: 'Revoke key' }).click()
-    await row.getByText('revoked').waitFor()
+    const keyRow = (name) => page.getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) })
+    const revokeKey = async (name) => {
+      await keyRow(name).getByRole('button', { name: `Revoke ${name}` }).click()
+      const dialog = page.getByRole('dialog')
+      await dialog.getByText('This cannot be undone').waitFor()
+      await dialog.getByRole('button', { name: 'Revoke key' }).click()
+      await keyRow(name).getByText('revoked').waitFor()
+    }
+    const row = keyRow('browser-test')
+    await revokeKey('browser-test')
     check((await row.getByRole('button', { name: /Revoke/ }).count()) === 0, 'a revoked key has no Revoke button')
     const refused = await fetch(base + '/api/metrics', { headers: { 'x-api-key': process.env.EVP_API_KEY } })
     check(refused.status === 401 || refused.status === 403, `the revoked key is refused, got ${refused.status}`)
+    check((await keyEl.textContent()).trim() === apiKey, 'revoking another key leaves the new key shown')
     noProblems('revoking a key')
-    step('revoked a key after confirming; evp refuses it')
+    step('revoked a key after confirming; evp refuses it; the new key is still shown')
+
+    // A key revoked while its plain text is still shown: the text goes with it.
+    await page.getByLabel('Name', { exact: true }).fill('e2e short-lived')
+    await page.getByRole('button', { name: 'Create key' }).click()
+    await until('the second new key to be shown', async () => (await keyEl.textContent()).trim() !== apiKey)
+    const shortLived = (await keyEl.textContent()).trim()
+    await revokeKey('e2e short-lived')
+    await page.getByTestId('new-key').waitFor({ state: 'detached' })
+    check(!(await page.locator('body').innerText()).includes(shortLived), 'the revoked key\'s plain text is no longer on the page')
+    await shot('03b-api-keys-revoked-new-key')
+    noProblems('revoking the key just created')
+    step('revoking the key just created hides its plain text')
   } else {
     check(apiKey, 'EVP_API_KEY is set when evp has no email sign-in')
     await page.getByRole('button', { name: 'Use an API key instead' }).click()
@@ -236,7 +266,7 @@ try {
   const total = page.getByTestId('stat-Total events')
   await until('Total events to show 30', async () => (await total.textContent()).includes('30'), 40_000)
   const byType = page.getByTestId('events-by-type')
-  await until('events by type to list page_view at 50%', async () => /page_view\s*15 · 50%/.test(await byType.innerText()))
+  await until('events by type to list page_view at 50.0%', async () => /page_view\s*15 · 50\.0%/.test(await byType.innerText()))
   check(/click\s*10 · 33\.3%/.test(await byType.innerText()), `click at 33.3%: ${await byType.innerText()}`)
   check(/purchase\s*5 · 16\.7%/.test(await byType.innerText()), `purchase at 16.7%: ${await byType.innerText()}`)
   const users = page.getByTestId('top-users').locator('tbody tr')
@@ -282,7 +312,7 @@ try {
   await until('Total events to show the 4 events inside the range', async () => /^\D*4\D*$/.test(await total.textContent()))
   check(/^\D*3\D*$/.test(await page.getByTestId('stat-Unique users').textContent()), `3 unique users in the range: ${await page.getByTestId('stat-Unique users').textContent()}`)
   const typesText = await byType.innerText()
-  check(/signup\s*3 · 75%/.test(typesText) && /login\s*1 · 25%/.test(typesText) && !/page_view/.test(typesText), `types in the range: ${typesText}`)
+  check(/signup\s*3 · 75\.0%/.test(typesText) && /login\s*1 · 25\.0%/.test(typesText) && !/page_view/.test(typesText), `types in the range: ${typesText}`)
   const rangeUsers = await page.getByTestId('top-users').locator('tbody tr td:first-child').allInnerTexts()
   check(rangeUsers[0] === 'cr_a' && [...rangeUsers].sort().join(',') === 'cr_a,cr_b,cr_c', `top users in the range, cr_a (2 events) first: ${rangeUsers.join(', ')}`)
   check(/Events over time: 4 events in 60 buckets/.test(await page.locator('figure figcaption').first().textContent()), 'the chart covers the range in 60 one-minute buckets')
@@ -291,22 +321,107 @@ try {
   noProblems('analytics custom range')
   step(`a custom range in local time asks for ${req.search} and shows only the 4 events inside it`)
 
+  // The chart's tooltip: the bucket under the pointer, its time in local time and its count.
+  // The range (15:30-16:30 local) is 60 one-minute bars across the plot: bar 20 is 15:50,
+  // which holds cr_b's event (10:20 UTC).
+  const plotArea = page.locator('figure .u-over').first()
+  const tip = page.getByTestId('chart-tooltip')
+  // The chart is drawn again when the theme changes (as the audit above did): hover until the
+  // one on the page answers.
+  const hoverBucket = (i) =>
+    until(`the tooltip of bar ${i}`, async () => {
+      const box = await plotArea.boundingBox()
+      if (!box) return false
+      await page.mouse.move(box.x + ((i + 0.5) / 60) * box.width, box.y + box.height / 2)
+      return (await tip.isVisible()) && tip.innerText()
+    })
+  const tip20 = await hoverBucket(20)
+  check(/Jan 10, 2026/.test(tip20) && /\b(15|03):50\b/.test(tip20) && /Events: 1\b/.test(tip20), `the tooltip of the 15:50 bucket: ${tip20}`)
+  const tip21 = await hoverBucket(21)
+  check(/\b(15|03):51\b/.test(tip21) && /Events: 0\b/.test(tip21), `the tooltip of the empty 15:51 bucket: ${tip21}`)
+  await shot('02c-analytics-tooltip')
+  await page.mouse.move(0, 0)
+  await tip.waitFor({ state: 'hidden' })
+  step('hovering the chart shows a tooltip with the bucket\'s local time and count')
+
+  // With many event types the chart fills its panel, which is as tall as the type list.
+  const many = Array.from({ length: 12 }, (_, i) => at(`type_${String(i).padStart(2, '0')}`, `mt_${i}`, `2026-01-11T10:${String(i * 4).padStart(2, '0')}:00Z`))
+  await postJSON('/api/v1/events/batch', { events: many }, apiKey)
+  await until('the workers to store the 12 events of 12 types', async () => (await getJSON('/api/metrics', { key: apiKey })).processing?.totalEvents >= 48)
+  await page.getByLabel('From', { exact: true }).fill('2026-01-11T15:30')
+  await page.getByLabel('To', { exact: true }).fill('2026-01-11T16:30')
+  await until('the 12 types to be listed', async () => /type_11/.test(await byType.innerText()))
+  const fill = await page.evaluate(() => {
+    const chart = document.querySelector('figure > div')
+    const box = chart.getBoundingClientRect()
+    const panel = chart.closest('section').getBoundingClientRect()
+    const types = document.querySelector('[data-testid="events-by-type"]').closest('section').getBoundingClientRect()
+    return { box: box.height, gap: panel.bottom - box.bottom, panel: panel.height, types: types.height }
+  })
+  check(fill.types > 300 && Math.abs(fill.panel - fill.types) < 2, `the two panels are one row as tall as the type list: ${JSON.stringify(fill)}`)
+  check(fill.box > 260 && fill.gap <= 20, `the chart fills its panel: ${JSON.stringify(fill)}`)
+  await shot('02d-analytics-many-types')
+  noProblems('analytics with many types')
+  step(`with 12 event types the chart is ${Math.round(fill.box)} px high, filling its panel`)
+
   // The session is remembered across a reload.
   await page.reload()
   await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
   step('the session survives a reload')
 
-  // 5. Live.
-  await nav.getByRole('link', { name: 'Live' }).click()
+  // 5. Live. evp keeps the last 10 minutes of rates, one point every 10 s from its start:
+  // once it has two, a newly opened Live page draws them with its first answers.
+  const recorded = await until('evp to have recorded two points of rate history', async () => {
+    const h = await getJSON('/api/metrics/history', { key: apiKey })
+    return h.points.length >= 2 && h
+  }, 40_000)
+  check(recorded.stepSeconds === 10 && recorded.points.every((p) => p.ingested !== null && p.processed !== null), `both rates recorded: ${JSON.stringify(recorded)}`)
+  const metricsPolls = []
+  const countPolls = (r) => new URL(r.url()).pathname === '/api/metrics' && metricsPolls.push(r.url())
+  page.on('request', countPolls)
+  await page.goto(base + '/live')
   await page.getByRole('heading', { name: 'Live', level: 1 }).waitFor()
+  await page.locator('figure canvas').first().waitFor()
+  page.off('request', countPolls)
+  check(metricsPolls.length <= 1, `the rate chart is drawn from evp's history, before a second poll (${metricsPolls.length} polls)`)
+  const liveSummary = await page.locator('figure figcaption').first().textContent()
+  const covered = liveSummary.match(/over the last (\d+) (s|min)/)
+  check(covered && (covered[2] === 'min' || Number(covered[1]) >= 20), `the chart covers the recorded history: ${liveSummary}`)
+  const legend = await page.getByTestId('chart-legend').innerText()
+  check(/Ingested/.test(legend) && /Processed/.test(legend) && !/Time/.test(legend), `the legend names the two lines only: ${legend}`)
   await page.getByTestId('stat-Queue length').waitFor()
   await page.getByRole('list', { name: 'Components' }).getByText('eventStore').waitFor()
-  await until('the rate chart (after two polls)', async () => (await page.locator('figure canvas').count()) > 0, 20_000)
-  check((await page.getByTestId('stat-Processing').innerText()).includes('36'), 'Live shows 36 stored')
+  check((await page.getByTestId('stat-Processing').innerText()).includes('48'), 'Live shows 48 stored')
+  const latencies = await page.getByRole('list', { name: 'Components' }).innerText()
+  check(!/0\.0 ms/.test(latencies) && /µs|ms/.test(latencies), `health latencies are readable: ${latencies}`)
+  const liveTip = await until('the rate chart\'s tooltip', async () => {
+    const box = await page.locator('figure .u-over').first().boundingBox()
+    if (!box) return false
+    await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2)
+    const t = page.getByTestId('chart-tooltip')
+    return (await t.isVisible()) && t.innerText()
+  })
+  check(/Ingested: /.test(liveTip) && /Processed: /.test(liveTip) && /\d\d:\d\d:\d\d/.test(liveTip), `the rate chart's tooltip: ${liveTip}`)
   await shot('04-live')
+  await page.mouse.move(0, 0)
   await audit(page, 'live')
   noProblems('live page')
-  step('live shows rates, queue, health per component and the rate chart')
+  step(`live draws ${liveSummary.match(/over the last ([^;]+)/)[1]} of rates from evp at first paint, with a tooltip; rates, queue and health per component`)
+
+  // evp stops answering: the health panel says so instead of showing its last answer.
+  expectFailures = true
+  await page.route('**/api/health', (route) => route.abort())
+  const healthPanel = page.locator('section').filter({ has: page.getByRole('heading', { name: 'Health' }) })
+  await healthPanel.getByText('unreachable', { exact: true }).waitFor({ timeout: 20_000 })
+  const healthText = await healthPanel.innerText()
+  check(/evp is not reachable/.test(healthText) && !/healthy|Failed to fetch/.test(healthText), `the health panel of an unreachable evp: ${healthText}`)
+  await shot('04b-live-unreachable')
+  await audit(page, 'live, evp unreachable')
+  await page.unroute('**/api/health')
+  await healthPanel.getByText('healthy', { exact: true }).waitFor({ timeout: 20_000 })
+  expectFailures = false
+  problems.length = 0 // the aborted health checks
+  step('when evp does not answer, the health panel says "unreachable" and recovers')
 
   if (withAuth) {
     const admin = await sessionToken(page)
@@ -370,8 +485,23 @@ try {
     noProblems('dead letters page')
     step('deleted the other letter after confirming (Cancel kept it); the queue is empty and the replayed event is stored exactly once')
 
-    // 7. Users: invite, change role, suspend (refused in another browser), reactivate.
+    // A page whose code cannot be loaded (evp down, or upgraded since the tab opened)
+    // offers a reload instead of the browser's message.
+    expectFailures = true
+    await page.route('**/assets/Users-*.js', (route) => route.abort())
     await nav.getByRole('link', { name: 'Users' }).click()
+    const chunkError = page.getByTestId('error-state')
+    await chunkError.getByText('This page could not be loaded').waitFor()
+    check(!/dynamically imported module/.test(await chunkError.innerText()), `no raw import error: ${await chunkError.innerText()}`)
+    await shot('06a-page-not-loaded')
+    await audit(page, 'a page that could not be loaded')
+    await page.unroute('**/assets/Users-*.js')
+    await chunkError.getByRole('button', { name: 'Reload' }).click()
+    expectFailures = false
+    problems.length = 0 // the refused file and React's report of it
+    step('a page whose code fails to load offers a reload, which loads it')
+
+    // 7. Users: invite, change role, suspend (refused in another browser), reactivate.
     await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor()
     await page.getByRole('cell', { name: `${email} you`, exact: true }).waitFor()
     const rowOf = (who) => page.getByRole('row').filter({ has: page.getByRole('cell', { name: who }) })
@@ -493,7 +623,8 @@ try {
   check(await page.evaluate(() => document.activeElement?.id === 'main'), 'the skip link moves focus to the main content')
   step('keyboard: the first Tab reaches the skip link, which moves focus to the content')
 
-  // 10. Phone width: the navigation folds behind a Menu button.
+  // 10. Phone width: the navigation folds behind a Menu button, and no page is wider than
+  // the screen (tables become cards or scroll inside their panel).
   await page.setViewportSize({ width: 390, height: 844 })
   const menu = page.getByRole('button', { name: 'Menu' })
   await menu.waitFor()
@@ -501,10 +632,33 @@ try {
   await shot('08-phone')
   await menu.click()
   await audit(page, 'phone, menu open')
-  await nav.getByRole('link', { name: 'Live' }).click()
-  await page.getByRole('heading', { name: 'Live', level: 1 }).waitFor()
+  const phonePages = await nav.getByRole('link').allTextContents()
+  for (const name of phonePages) {
+    if (!(await nav.isVisible())) await menu.click()
+    await nav.getByRole('link', { name }).click()
+    await page.getByRole('heading', { name, level: 1 }).waitFor()
+    await until(`${name} to finish loading`, async () => (await page.getByRole('status').filter({ hasText: /^Loading/ }).count()) === 0)
+    await noPageScroll(page, `${name} on a phone`)
+    await shot(`08-phone-${name.toLowerCase().replace(/ /g, '-')}`)
+  }
+  if (phonePages.includes('API keys')) {
+    if (!(await nav.isVisible())) await menu.click()
+    await nav.getByRole('link', { name: 'API keys' }).click()
+    const revoke = page.getByRole('button', { name: 'Revoke e2e ingestion' })
+    const box = await revoke.boundingBox()
+    check(box && box.x >= 0 && box.x + box.width <= 390, `Revoke is whole on a phone: ${JSON.stringify(box)}`)
+    await audit(page, 'API keys on a phone')
+  }
+  if (phonePages.includes('Users')) {
+    if (!(await nav.isVisible())) await menu.click()
+    await nav.getByRole('link', { name: 'Users' }).click()
+    const suspend = page.getByRole('button', { name: 'Suspend viewer@example.com' })
+    const box = await suspend.boundingBox()
+    check(box && box.x >= 0 && box.x + box.width <= 390, `Suspend is whole on a phone: ${JSON.stringify(box)}`)
+    await audit(page, 'users on a phone')
+  }
   await page.setViewportSize({ width: 1366, height: 900 })
-  step('phone width: the Menu button opens the navigation')
+  step(`phone width: the Menu button opens the navigation; ${phonePages.join(', ')} fit the screen`)
 
   // The theme menu: Dark wins over the system's light preference and is remembered.
   await nav.getByRole('link', { name: 'Analytics' }).click()
@@ -532,6 +686,10 @@ try {
   // 11. Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click()
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
+  await page.setViewportSize({ width: 390, height: 844 })
+  await noPageScroll(page, 'sign-in on a phone')
+  await shot('08-phone-sign-in')
+  await page.setViewportSize({ width: 1366, height: 900 })
   await page.goto(base + '/')
   await page.getByRole('heading', { name: 'Sign in to evp', level: 1 }).waitFor()
   await page.goto(base + '/no-such-page') // an unknown address asks for sign-in too
@@ -567,7 +725,8 @@ try {
   const a11y = findings()
   for (const n of a11y.notes) console.log(`e2e: axe, not failing: ${n}`)
   check(a11y.failing.length === 0, `axe-core found ${a11y.failing.length} violation(s) (colour contrast, or serious or critical):\n${a11y.failing.join('\n')}`)
-  step(`accessibility: ${a11y.audits} axe-core audits (WCAG 2.1 A and AA) of every page in the light and dark themes: no colour-contrast, serious or critical violations`)
+  check(a11y.disabledChecked > 0, 'the audits measured disabled buttons (the sign-in page has one)')
+  step(`accessibility: ${a11y.audits} axe-core audits (WCAG 2.1 A and AA) of every page in the light and dark themes, and ${a11y.disabledChecked} disabled buttons measured: no colour-contrast, serious or critical violations`)
   console.log('e2e: all steps passed')
 } catch (err) {
   console.error(`e2e: FAILED: ${err.stack || err.message}`)

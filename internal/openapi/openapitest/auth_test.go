@@ -144,7 +144,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 	noCode := func(email string) func(*testing.T, *fixture, *world, json.RawMessage) {
 		return func(t *testing.T, f *fixture, w *world, d json.RawMessage) {
 			var ans struct{ Message string }
-			json.Unmarshal(d, &ans)
+			if err := json.Unmarshal(d, &ans); err != nil {
+				t.Fatalf("%v: %s", err, d)
+			}
 			if ans.Message != "Verification code sent to "+email {
 				t.Errorf("message %q", ans.Message)
 			}
@@ -195,7 +197,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 		{name: "request code", method: "POST", path: rc, body: `{"email":"Admin@Example.com"}`, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, w *world, d json.RawMessage) {
 				var ans struct{ Message string }
-				json.Unmarshal(d, &ans)
+				if err := json.Unmarshal(d, &ans); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				if ans.Message != "Verification code sent to admin@example.com" || f.acc.codes.code("admin@example.com") == "" {
 					t.Errorf("message %q, code %q", ans.Message, f.acc.codes.code("admin@example.com"))
 				}
@@ -233,7 +237,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 					ExpiresAt time.Time
 					User      struct{ ID, Email, Role string }
 				}
-				json.Unmarshal(d, &s)
+				if err := json.Unmarshal(d, &s); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				if s.User.ID != w.admin.ID || s.User.Email != "admin@example.com" || s.User.Role != "ADMIN" {
 					t.Errorf("user %+v", s.User)
 				}
@@ -242,7 +248,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 				}
 				status, b := send(t, f, "GET", me, s.Token, "")
 				var ans struct{ Data accounts.User }
-				json.Unmarshal(b, &ans)
+				if err := json.Unmarshal(b, &ans); err != nil {
+					t.Fatalf("%v: %s", err, b)
+				}
 				if status != 200 || ans.Data.ID != w.admin.ID || ans.Data.LastLoginAt == nil {
 					t.Errorf("the token does not work: %d %s", status, b)
 				}
@@ -318,7 +326,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 					Message string
 					Key     accounts.APIKey
 				}
-				json.Unmarshal(d, &ans)
+				if err := json.Unmarshal(d, &ans); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				k := ans.Key
 				if !strings.HasPrefix(ans.APIKey, "evp_") || len(ans.APIKey) < 40 || k.Name != "Production API Key" || k.OwnerID != w.admin.ID ||
 					k.Prefix != ans.APIKey[:8] || k.Last4 != ans.APIKey[len(ans.APIKey)-4:] || k.ExpiresAt != nil || k.RevokedAt != nil {
@@ -332,7 +342,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 		{name: "create expiring key", method: "POST", path: mk, as: "OPERATOR", body: `{"name":"ci","expiresInDays":30}`, wantStatus: 200,
 			check: func(t *testing.T, f *fixture, w *world, d json.RawMessage) {
 				var ans struct{ Key accounts.APIKey }
-				json.Unmarshal(d, &ans)
+				if err := json.Unmarshal(d, &ans); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				if e := ans.Key.ExpiresAt; e == nil || e.Before(time.Now().Add(29*24*time.Hour)) || e.After(time.Now().Add(31*24*time.Hour)) || ans.Key.OwnerID != w.operator.ID {
 					t.Errorf("key %+v, want one expiring in 30 days owned by the operator", ans.Key)
 				}
@@ -362,7 +374,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 		{name: "list keys", method: "GET", path: lk, as: "OPERATOR", wantStatus: 200,
 			check: func(t *testing.T, f *fixture, w *world, d json.RawMessage) {
 				var keys []accounts.APIKey
-				json.Unmarshal(d, &keys)
+				if err := json.Unmarshal(d, &keys); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				if len(keys) != 1 || keys[0].ID != w.key.ID || keys[0].OwnerID != w.admin.ID || keys[0].Name != "ci" {
 					t.Errorf("keys %s", d)
 				}
@@ -383,7 +397,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 					ID        string
 					RevokedAt time.Time
 				}
-				json.Unmarshal(d, &ans)
+				if err := json.Unmarshal(d, &ans); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				if ans.ID != w.key.ID || ans.RevokedAt.IsZero() {
 					t.Errorf("answer %s", d)
 				}
@@ -416,7 +432,9 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 		{name: "list users", method: "GET", path: users, as: "ADMIN", wantStatus: 200,
 			check: func(t *testing.T, f *fixture, w *world, d json.RawMessage) {
 				var list []accounts.User
-				json.Unmarshal(d, &list)
+				if err := json.Unmarshal(d, &list); err != nil {
+					t.Fatalf("%v: %s", err, d)
+				}
 				var emails []string
 				for _, u := range list {
 					emails = append(emails, u.Email+" "+string(u.Role)+" "+string(u.Status))
@@ -661,6 +679,7 @@ func TestRolePolicy(t *testing.T) {
 		{"GET    /api/v1/events/stats             401  2xx  2xx    2xx       403     2xx         401", ""},
 		{"GET    /api/metrics                     401  2xx  2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/metrics/ingestion           401  2xx  2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/metrics/history             401  2xx  2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/metrics/stream              401  2xx  2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/v1/analytics/metrics        401  2xx  2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/v1/dead-letters             401  403  2xx    2xx       403     403         401", ""},

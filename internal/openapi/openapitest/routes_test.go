@@ -157,7 +157,7 @@ const goodEvent = `{"eventType":"page_view","userId":"u1","sessionId":"s1","time
 func gz(s string) string {
 	var b bytes.Buffer
 	w := gzip.NewWriter(&b)
-	w.Write([]byte(s))
+	_, _ = w.Write([]byte(s))
 	w.Close()
 	return b.String()
 }
@@ -247,6 +247,11 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "stream error", setup: func(f *fixture) { f.q.failStats = true }, method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 500, wantCode: "STREAM_ERROR"},
 		{name: "stream key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/stream", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "ingestion metrics key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/ingestion", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "rate history", setup: func(f *fixture) { f.srv.SampleRates(context.Background(), time.Now()) }, method: "GET", path: "/api/metrics/history", header: key, wantStatus: 200},
+		{name: "rate history empty", method: "GET", path: "/api/metrics/history", as: accounts.RoleViewer, wantStatus: 200},
+		{name: "rate history no credentials", method: "GET", path: "/api/metrics/history", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "rate history as api client", method: "GET", path: "/api/metrics/history", as: accounts.RoleAPIClient, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "rate history key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "GET", path: "/api/metrics/history", header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		{name: "analytics", method: "GET", path: "/api/v1/analytics/metrics", header: key, wantStatus: 200},
 		{name: "analytics custom range", method: "GET", path: "/api/v1/analytics/metrics", query: "from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&eventType=click&userId=u", header: key, wantStatus: 200},

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { api, ApiError, explain } from './client'
+import { api, ApiError, explain, getHealth } from './client'
 import { loadSession, saveSession } from '../lib/session'
 
 function reply(status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -41,6 +41,20 @@ describe('api', () => {
     expect(explain(down).title).toBe('evp is not reachable')
     vi.stubGlobal('fetch', reply(502, '<html>Bad gateway</html>'))
     await expect(api('/api/health')).rejects.toMatchObject({ status: 502, code: 'HTTP_502' })
+  })
+})
+
+describe('getHealth', () => {
+  const body = { status: 'unhealthy', version: 'v1', uptime: 5, timestamp: '2026-01-01T00:00:00Z', services: { buffer: { status: 'down', latencyMs: 1, error: 'disk full' } } }
+  it('reads the 503 answer of a backend down', async () => {
+    vi.stubGlobal('fetch', reply(503, body))
+    await expect(getHealth()).resolves.toMatchObject({ status: 'unhealthy' })
+  })
+  it('says evp is not reachable, not "Failed to fetch", when nothing answers', async () => {
+    vi.stubGlobal('fetch', vi.fn(async () => Promise.reject(new TypeError('Failed to fetch'))))
+    const err = await getHealth().catch((e) => e)
+    expect(err).toMatchObject({ status: 0, code: 'NETWORK_ERROR' })
+    expect(explain(err).title).toBe('evp is not reachable')
   })
 })
 

@@ -1,6 +1,7 @@
 // The dashboard's HTTP client: one fetch wrapper that adds the session's credentials, unwraps
 // evp's envelope ({success, data} / {success, error}) and turns every failure into an ApiError.
 import { clearSession, loadSession } from '../lib/session'
+import type { Health } from './types'
 
 /** Where the API lives: the dashboard's own origin unless VITE_API_URL says otherwise. */
 export const apiBase = (import.meta.env.VITE_API_URL ?? '').replace(/\/+$/, '')
@@ -54,13 +55,7 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(opts.body)
   }
-  let res: Response
-  try {
-    res = await fetch(buildURL(path, opts.query), { method: opts.method ?? 'GET', headers, body, signal: opts.signal })
-  } catch (err) {
-    if (err instanceof DOMException && err.name === 'AbortError') throw err
-    throw new ApiError(0, 'NETWORK_ERROR', `evp did not answer (${apiBase || window.location.origin}). Is it running?`)
-  }
+  const res = await send(buildURL(path, opts.query), { method: opts.method ?? 'GET', headers, body, signal: opts.signal })
   const text = await res.text()
   let parsed: unknown = undefined
   try {
@@ -80,6 +75,30 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
     clearSession('expired')
   }
   throw err
+}
+
+/** send is fetch with a failure to reach evp turned into an ApiError with status 0. */
+async function send(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init)
+  } catch (err) {
+    if (err instanceof DOMException && err.name === 'AbortError') throw err
+    throw new ApiError(0, 'NETWORK_ERROR', `evp did not answer (${apiBase || window.location.origin}). Is it running?`)
+  }
+}
+
+/**
+ * getHealth reads GET /api/health, which answers a bare object (no envelope) and needs no
+ * credentials; its 503 (a backend down) carries the same object and is read too.
+ */
+export async function getHealth(signal?: AbortSignal): Promise<Health> {
+  const res = await send(buildURL('/api/health'), { headers: { Accept: 'application/json' }, signal })
+  if (!res.ok && res.status !== 503) throw new ApiError(res.status, `HTTP_${res.status}`, `evp's health check answered ${res.status}`)
+  try {
+    return (await res.json()) as Health
+  } catch {
+    throw new ApiError(res.status, 'BAD_RESPONSE', `evp's health check answered ${res.status} without JSON`)
+  }
 }
 
 /** What to tell a person about an error: what happened and what to do. */

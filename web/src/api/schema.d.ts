@@ -140,6 +140,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/metrics/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Ingestion and processing rates of the last 10 minutes
+         * @description The recent ingestion and processing rates, one point every 10 s, oldest first, up to the last 10 minutes: what the dashboard's Live chart draws on first paint. Each API process keeps them in memory from its start, so a process started 2 minutes ago answers 2 minutes, and after a restart the history starts again.
+         *
+         *     `ingested` is the rate of accepted events over the point's 10 s: every API replica's when the buffer is Redis Streams (the shared counter of `GET /api/v1/events/stats`), otherwise this process's, which then accepts every event. `processed` is how fast the event store's count grew since the previous point, so it covers every worker, in whatever process it runs; it is lower than the real rate when retention deleted events in the same 10 s. A rate that could not be read (Redis or the store unavailable, or the store's count went down) is `null`.
+         *
+         *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
+         */
+        get: operations["getRateHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -776,6 +800,31 @@ export interface components {
             /** @constant */
             success: true;
             data: components["schemas"]["StreamInfo"];
+        };
+        RatePoint: {
+            /**
+             * Format: date-time
+             * @description The end of the 10 s the point covers.
+             */
+            timestamp: string;
+            /** @description Events accepted per second over the 10 s before `timestamp`; null when the shared counter could not be read. */
+            ingested: number | null;
+            /** @description Events stored per second since the previous reading of the event store's count (so every worker's); null when the count could not be read or went down. */
+            processed: number | null;
+        };
+        RateHistory: {
+            /**
+             * @description Seconds between two points.
+             * @constant
+             */
+            stepSeconds: 10;
+            /** @description Oldest first; empty until the first point, 10 to 20 s after the process started. */
+            points: components["schemas"]["RatePoint"][];
+        };
+        RateHistoryResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["RateHistory"];
         };
         AnalyticsTypeCount: {
             eventType: string;
@@ -1911,6 +1960,54 @@ export interface operations {
             401: components["responses"]["CredentialsUnauthorized"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["StreamError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getRateHistory: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rate history. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "stepSeconds": 10,
+                     *         "points": [
+                     *           {
+                     *             "timestamp": "2026-11-25T12:00:00Z",
+                     *             "ingested": 812.4,
+                     *             "processed": 798.1
+                     *           },
+                     *           {
+                     *             "timestamp": "2026-11-25T12:00:10Z",
+                     *             "ingested": 840,
+                     *             "processed": null
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RateHistoryResponse"];
+                };
+            };
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };

@@ -10,6 +10,8 @@ export type Health = S['Health']
 export type ServiceHealth = S['ServiceHealth']
 export type StreamInfo = S['StreamInfo']
 export type IngestionMetrics = S['IngestionMetrics']
+export type RateHistory = S['RateHistory']
+export type RatePoint = S['RatePoint']
 export type ErrorCode = S['ErrorCode']
 
 export type Role = S['Role']

@@ -1,40 +1,20 @@
-import { Component, useEffect, useState, type ReactNode } from 'react'
+import { useState } from 'react'
 import { NavLink, Outlet, useLocation } from 'react-router'
 import { navItems } from '../lib/nav'
 import { useAuth } from '../lib/auth'
 import { allows } from '../lib/roles'
 import { applyTheme, loadTheme, type Theme } from '../lib/theme'
-import { Badge, Button, ErrorState } from './ui'
-
-class PageBoundary extends Component<{ children: ReactNode; resetKey: string }, { error: unknown }> {
-  state = { error: null as unknown }
-  static getDerivedStateFromError(error: unknown) {
-    return { error }
-  }
-  componentDidUpdate(prev: { resetKey: string }) {
-    if (prev.resetKey !== this.props.resetKey && this.state.error) this.setState({ error: null })
-  }
-  render() {
-    if (this.state.error) return <ErrorState error={this.state.error} onRetry={() => this.setState({ error: null })} />
-    return this.props.children
-  }
-}
-
-function Logo() {
-  return (
-    <svg viewBox="0 0 32 32" className="h-7 w-7" aria-hidden="true">
-      <rect width="32" height="32" rx="7" className="fill-accent" />
-      <path d="M7 21l6-7 5 4 7-9" fill="none" stroke="currentColor" strokeWidth="3" strokeLinecap="round" strokeLinejoin="round" className="text-accent-ink" />
-    </svg>
-  )
-}
+import { Logo } from './Logo'
+import { PageBoundary } from './PageBoundary'
+import { Badge, Button } from './ui'
 
 export function Layout() {
   const { session, role, user, signOut } = useAuth()
-  const [menuOpen, setMenuOpen] = useState(false)
   const [theme, setTheme] = useState<Theme>(() => loadTheme())
   const loc = useLocation()
-  useEffect(() => setMenuOpen(false), [loc.pathname])
+  // The phone menu is open on the page it was opened on: following a link closes it.
+  const [menuOn, setMenuOn] = useState<string | null>(null)
+  const menuOpen = menuOn === loc.pathname
 
   const items = navItems.filter((n) => session && allows(role, n.need) && (!n.user || session.kind === 'jwt'))
   const linkClass = ({ isActive }: { isActive: boolean }) =>
@@ -51,7 +31,7 @@ export function Layout() {
             <Logo />
             <span>evp</span>
           </NavLink>
-          <Button variant="ghost" className="md:hidden" aria-expanded={menuOpen} aria-controls="main-nav" onClick={() => setMenuOpen((o) => !o)}>
+          <Button variant="ghost" className="md:hidden" aria-expanded={menuOpen} aria-controls="main-nav" onClick={() => setMenuOn(menuOpen ? null : loc.pathname)}>
             {menuOpen ? 'Close' : 'Menu'}
           </Button>
         </div>

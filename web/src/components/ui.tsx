@@ -26,6 +26,10 @@ export function StatCard({ label, value, hint, tone }: { label: string; value: R
   )
 }
 
+// A disabled button is grey in every variant, its text still as readable as muted text
+// (fading it with opacity left too little contrast in the dark theme).
+const disabledStyle = 'disabled:cursor-not-allowed disabled:border disabled:border-line disabled:bg-raised disabled:text-muted disabled:opacity-100'
+
 export function Button({ variant = 'default', className = '', ...props }: React.ButtonHTMLAttributes<HTMLButtonElement> & { variant?: 'default' | 'primary' | 'danger' | 'ghost' }) {
   const styles = {
     default: 'border border-line bg-raised text-ink hover:border-accent',
@@ -37,7 +41,7 @@ export function Button({ variant = 'default', className = '', ...props }: React.
     <button
       type="button"
       {...props}
-      className={`inline-flex min-h-9 items-center justify-center gap-1.5 rounded-lg px-3 py-1.5 text-sm font-medium transition disabled:cursor-not-allowed disabled:opacity-50 ${styles} ${className}`}
+      className={`inline-flex min-h-9 items-center justify-center gap-1.5 rounded-lg px-3 py-1.5 text-sm font-medium transition ${styles} ${disabledStyle} ${className}`}
     />
   )
 }

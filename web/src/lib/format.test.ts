@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { clockIncrs, clockLabels, formatAgo, formatCount, formatDuration, formatPercent, formatRate } from './format'
+import { clockIncrs, clockLabels, dateAxisLabels, formatAgo, formatCount, formatDateTime, formatDuration, formatLatency, formatPercent, formatRate } from './format'
 
 describe('formatCount', () => {
   it('keeps small numbers whole and abbreviates large ones', () => {
@@ -29,11 +29,46 @@ describe('formatRate', () => {
 })
 
 describe('formatPercent', () => {
-  it('rounds to a tenth and marks tiny shares', () => {
+  it('shows every share with one decimal and marks tiny shares', () => {
     expect(formatPercent(12.345)).toBe('12.3%')
-    expect(formatPercent(50)).toBe('50%')
+    expect(formatPercent(30)).toBe('30.0%')
+    expect(formatPercent(18.75)).toBe('18.8%')
+    expect(formatPercent(100)).toBe('100.0%')
     expect(formatPercent(0.04)).toBe('<0.1%')
-    expect(formatPercent(0)).toBe('0%')
+    expect(formatPercent(0)).toBe('0.0%')
+  })
+})
+
+describe('formatLatency', () => {
+  it('shows sub-millisecond latencies in microseconds, never "0.0 ms"', () => {
+    expect(formatLatency(0.017)).toBe('17 µs')
+    expect(formatLatency(0.0004)).toBe('<1 µs')
+    expect(formatLatency(0)).toBe('<1 µs')
+    expect(formatLatency(0.389)).toBe('389 µs')
+    expect(formatLatency(1.25)).toBe('1.3 ms')
+    expect(formatLatency(42.4)).toBe('42 ms')
+    expect(formatLatency(undefined)).toBe('—')
+  })
+})
+
+describe('dates', () => {
+  // In the viewer's locale, so compared with what the locale makes of the same parts.
+  const t = Date.UTC(2026, 11, 7, 14, 5)
+  const day = new Date(t).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
+  const time = new Date(t).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' })
+  it('has one style: the month abbreviated, in full dates and on the chart axis', () => {
+    expect(formatDateTime(t)).toContain(day)
+    expect(formatDateTime(t)).toContain(time)
+    expect(formatDateTime(t)).not.toMatch(/\d+\/\d+\/\d+/)
+    expect(dateAxisLabels([t / 1000], 86400)).toEqual([day])
+  })
+  it('labels times on the axis, with the day under the first tick and where a day starts', () => {
+    const ticks = [t / 1000, t / 1000 + 3600, t / 1000 + 86400]
+    const [first, second, nextDay] = dateAxisLabels(ticks, 3600)
+    expect(first).toBe(`${time}\n${day}`)
+    expect(second).not.toContain('\n')
+    expect(nextDay).toContain('\n')
+    expect(nextDay).not.toContain(day)
   })
 })
 

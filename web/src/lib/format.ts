@@ -31,11 +31,20 @@ export function formatDecimal(x: number | null | undefined): string {
   return x.toLocaleString(undefined, { maximumFractionDigits: 2 })
 }
 
-/** formatPercent shows 12.345 as "12.3%" and values under 0.1 as "<0.1%". */
+/** formatPercent shows every share with one decimal, 12.345 as "12.3%" and 30 as "30.0%", and values under 0.1 as "<0.1%". */
 export function formatPercent(p: number): string {
   if (!Number.isFinite(p)) return '—'
   if (p > 0 && p < 0.1) return '<0.1%'
-  return `${p.toFixed(1).replace(/\.0$/, '')}%`
+  return `${p.toFixed(1)}%`
+}
+
+/** formatLatency shows a duration in milliseconds: "12 ms", "1.5 ms", "40 µs", "<1 µs". */
+export function formatLatency(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return '—'
+  if (ms < 0.001) return '<1 µs'
+  if (ms < 1) return `${Math.round(ms * 1000)} µs`
+  if (ms < 10) return `${ms.toFixed(1)} ms`
+  return `${Math.round(ms)} ms`
 }
 
 /** formatAgo says how long ago t was, relative to now: "just now", "12 s ago", "3 min ago". */
@@ -54,14 +63,35 @@ export function formatAgo(t: string | number | Date | null | undefined, now = Da
   return `${Math.floor(h / 24)} d ago`
 }
 
+// Every date the dashboard shows has this one style, in the viewer's locale: the month
+// abbreviated ("Dec 7, 2026, 14:05"; the chart axis "Dec 7" and "14:05").
+const dateOpts: Intl.DateTimeFormatOptions = { year: 'numeric', month: 'short', day: 'numeric' }
+const timeOpts: Intl.DateTimeFormatOptions = { hour: '2-digit', minute: '2-digit' }
+
 /** formatDateTime shows a time in the viewer's locale, with seconds when asked. */
 export function formatDateTime(t: string | number | Date | null | undefined, seconds = false): string {
   if (t === null || t === undefined || t === '') return '—'
   const d = new Date(t)
   if (Number.isNaN(d.getTime())) return '—'
-  return d.toLocaleString(undefined, {
-    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
-    ...(seconds ? { second: '2-digit' } : {}),
+  return d.toLocaleString(undefined, { ...dateOpts, ...timeOpts, ...(seconds ? { second: '2-digit' } : {}) })
+}
+
+/**
+ * dateAxisLabels labels the ticks (Unix seconds) of a time axis in formatDateTime's style:
+ * the day ("Dec 7") for ticks a day or more apart; otherwise the time ("14:05"), with the day
+ * on a second line under the first tick and under each tick that starts another day.
+ */
+export function dateAxisLabels(ticks: number[], step: number): string[] {
+  const day = (d: Date) => d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
+  let last = ''
+  return ticks.map((s) => {
+    const d = new Date(s * 1000)
+    if (step >= 86400) return day(d)
+    const label = d.toLocaleTimeString(undefined, timeOpts)
+    const today = day(d)
+    if (today === last) return label
+    last = today
+    return `${label}\n${today}`
   })
 }
 

@@ -1,5 +1,6 @@
-// Client-side time series for the Live page: evp reports rates at the moment of each poll, the
-// dashboard keeps the last few minutes of them to draw.
+// The Live page's rate chart: evp keeps the last 10 minutes of ingestion and processing rates
+// (GET /api/metrics/history), so the chart has them from its first paint.
+import type { RatePoint } from '../api/types'
 
 /** A Series holds sample times (ms) and one array of values per line, oldest first. */
 export interface Series {
@@ -7,47 +8,32 @@ export interface Series {
   values: (number | null)[][]
 }
 
-export function emptySeries(lines: number): Series {
-  return { t: [], values: Array.from({ length: lines }, () => []) }
-}
-
 /**
- * appendSample returns a new series with the sample at time t added and samples older than
- * windowMs before t dropped. A sample not newer than the last is ignored (a retried poll must
- * not draw backwards). When more than gapMs passed since the last sample (polls failed, the tab
- * slept), a null point is put in between so that the chart shows a gap instead of a straight
- * line across the missing time. Values that are not finite numbers are stored as null.
+ * historySeries turns the rate history into chart lines: ingested, then processed. Where
+ * two points are more than one and a half steps apart (samples were missed), a null point
+ * between them makes the chart show a gap rather than a line across the missing time.
+ * Points not in time order are skipped.
  */
-export function appendSample(s: Series, t: number, sample: (number | null | undefined)[], windowMs: number, gapMs = Infinity): Series {
-  const n = s.t.length
-  if (n > 0 && t <= s.t[n - 1]) return s
-  const clean = s.values.map((_, i) => {
-    const v = sample[i]
-    return typeof v === 'number' && Number.isFinite(v) ? v : null
-  })
-  const ts = s.t.slice()
-  const vs = s.values.map((line) => line.slice())
-  if (n > 0 && t - s.t[n - 1] > gapMs) {
-    ts.push(s.t[n - 1] + 1)
-    vs.forEach((line) => line.push(null))
+export function historySeries(points: RatePoint[], stepSeconds: number): Series {
+  const s: Series = { t: [], values: [[], []] }
+  const gapMs = stepSeconds * 1500
+  for (const p of points) {
+    const t = Date.parse(p.timestamp)
+    const last = s.t[s.t.length - 1]
+    if (!Number.isFinite(t) || (last !== undefined && t <= last)) continue
+    if (last !== undefined && t - last > gapMs) {
+      s.t.push(last + 1)
+      s.values.forEach((line) => line.push(null))
+    }
+    s.t.push(t)
+    s.values[0].push(finite(p.ingested))
+    s.values[1].push(finite(p.processed))
   }
-  ts.push(t)
-  vs.forEach((line, i) => line.push(clean[i]))
-  const cutoff = t - windowMs
-  let drop = 0
-  while (drop < ts.length && ts[drop] < cutoff) drop++
-  return { t: ts.slice(drop), values: vs.map((line) => line.slice(drop)) }
+  return s
 }
 
-/**
- * rateFromCounter turns two readings of a monotonically growing counter into a rate per
- * second; a counter that went down (the process restarted) or a non-positive interval gives null.
- */
-export function rateFromCounter(prev: { t: number; v: number } | null, cur: { t: number; v: number }): number | null {
-  if (!prev) return null
-  const dt = (cur.t - prev.t) / 1000
-  if (dt <= 0 || cur.v < prev.v) return null
-  return (cur.v - prev.v) / dt
+function finite(v: number | null | undefined): number | null {
+  return typeof v === 'number' && Number.isFinite(v) ? v : null
 }
 
 /** peak is the largest non-null value of a line (0 when there is none). */

@@ -59,14 +59,29 @@ describe('Analytics', () => {
     expect(screen.getByTestId('stat-Unique users')).toHaveTextContent('100')
     expect(screen.getByTestId('stat-Events per user')).toHaveTextContent('12.35')
     const types = screen.getByTestId('events-by-type')
-    expect(within(types).getByText('81%', { exact: false })).toBeInTheDocument()
-    expect(types).toHaveTextContent('234 · 19%')
+    expect(within(types).getByText('81.0%', { exact: false })).toBeInTheDocument()
+    expect(types).toHaveTextContent('234 · 19.0%')
     expect(within(screen.getByTestId('top-users')).getByText('user_42')).toBeInTheDocument()
     expect(urls[0]).toBe('/api/v1/analytics/metrics?timeRange=1h')
 
     await user.click(screen.getByRole('button', { name: '7 days' }))
     await user.selectOptions(screen.getByLabelText('Event type'), 'purchase')
     await vi.waitFor(() => expect(urls.at(-1)).toBe('/api/v1/analytics/metrics?timeRange=7d&eventType=purchase'))
+  })
+
+  it('says an answer that came in since the clock last ticked is just in, not in the future', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.stubGlobal('fetch', vi.fn(async () => {
+        vi.setSystemTime(Date.now() + 900) // the answer arrives 0.9 s after the page read the clock
+        return json(200, { success: true, data })
+      }))
+      renderPage()
+      await screen.findByTestId('stat-Total events')
+      expect(screen.getByTestId('last-updated')).toHaveTextContent('Updated just now')
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('says what to do when there are no events', async () => {

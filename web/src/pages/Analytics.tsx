@@ -31,6 +31,14 @@ function useNow(ms: number): number {
   return now
 }
 
+/** withTypes returns known with the types of data added, sorted; known itself when none is new. */
+function withTypes(known: string[], data: AnalyticsData | undefined): string[] {
+  if (!data) return known
+  const all = new Set(known)
+  data.eventsByType.forEach((t) => all.add(t.eventType))
+  return all.size === known.length ? known : [...all].sort()
+}
+
 export function Analytics() {
   const { role, session } = useAuth()
   const [range, setRange] = useState<Range>({ kind: 'preset', preset: '1h' })
@@ -53,14 +61,8 @@ export function Analytics() {
   const data = q.data
 
   // The type filter offers every type seen so far, so filtering by one does not hide the others.
-  useEffect(() => {
-    if (!data) return
-    setKnownTypes((prev) => {
-      const all = new Set(prev)
-      data.eventsByType.forEach((t) => all.add(t.eventType))
-      return all.size === prev.length ? prev : [...all].sort()
-    })
-  }, [data])
+  const seenTypes = withTypes(knownTypes, data)
+  if (seenTypes !== knownTypes) setKnownTypes(seenTypes)
 
   const chart = useMemo(() => {
     if (!data) return null
@@ -86,7 +88,8 @@ export function Analytics() {
         actions={
           <>
             <span className="text-xs text-muted" aria-live="polite" data-testid="last-updated">
-              {q.dataUpdatedAt ? `Updated ${formatAgo(q.dataUpdatedAt, now)}` : 'Not loaded yet'}
+              {/* now ticks once a second: an answer newer than it is "just now", not "in the future" */}
+              {q.dataUpdatedAt ? `Updated ${formatAgo(q.dataUpdatedAt, Math.max(now, q.dataUpdatedAt))}` : 'Not loaded yet'}
               {q.isFetching && ' · refreshing…'}
             </span>
             <label className="flex cursor-pointer items-center gap-2 text-sm">
@@ -188,7 +191,7 @@ export function Analytics() {
           ) : (
             <>
               <div className="grid gap-4 xl:grid-cols-3">
-                <Panel title="Events over time" className="xl:col-span-2">
+                <Panel title="Events over time" className="flex flex-col xl:col-span-2">
                   {chart && (
                     <TimeChart
                       t={chart.t}
@@ -200,7 +203,7 @@ export function Analytics() {
                   )}
                 </Panel>
                 <Panel title="Events by type">
-                  <ul className="flex flex-col gap-2" aria-label="Events by type" data-testid="events-by-type">
+                  <ul className="flex max-h-96 flex-col gap-2 overflow-y-auto" aria-label="Events by type" data-testid="events-by-type">
                     {data.eventsByType.map((t) => (
                       <li key={t.eventType}>
                         <div className="flex justify-between gap-2 text-sm">
@@ -220,7 +223,7 @@ export function Analytics() {
                 </Panel>
               </div>
               <Panel title="Top users">
-                <div className="overflow-x-auto">
+                <div className="relative overflow-x-auto">
                   <table className="w-full text-left text-sm" data-testid="top-users">
                     <thead className="text-xs text-muted uppercase">
                       <tr>

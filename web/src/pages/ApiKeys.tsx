@@ -30,8 +30,10 @@ export function ApiKeys() {
   })
   const revoke = useMutation({
     mutationFn: (id: string) => api<unknown>(`/api/auth/api-keys/${encodeURIComponent(id)}`, { method: 'DELETE' }),
-    onSuccess: () => {
+    onSuccess: (_r, id) => {
       setRevoking(null)
+      // A revoked key is of no use: stop showing it.
+      setCreated((c) => (c?.key.id === id ? null : c))
       qc.invalidateQueries({ queryKey: ['api-keys'] })
     },
   })
@@ -89,8 +91,8 @@ export function ApiKeys() {
         {keys.isError && <ErrorState error={keys.error} onRetry={() => keys.refetch()} />}
         {keys.data && keys.data.length === 0 && <EmptyState title="No API keys yet">Create one above to start sending events.</EmptyState>}
         {keys.data && keys.data.length > 0 && (
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm">
+          <div className="relative overflow-x-auto">
+            <table className="stack w-full text-left text-sm" data-testid="api-keys">
               <thead className="text-xs text-muted uppercase">
                 <tr>
                   <th scope="col" className="py-2 pr-3 font-medium">Name</th>
@@ -107,14 +109,14 @@ export function ApiKeys() {
                   const s = keyStatus(k)
                   return (
                     <tr key={k.id} className="border-t border-line">
-                      <td className="py-2 pr-3 font-medium">{k.name}</td>
-                      <td className="py-2 pr-3 font-mono whitespace-nowrap text-muted">
+                      <td data-label="Name" className="py-2 pr-3 font-medium">{k.name}</td>
+                      <td data-label="Key" className="py-2 pr-3 font-mono whitespace-nowrap text-muted">
                         {k.prefix}…{k.last4}
                       </td>
-                      <td className="py-2 pr-3"><Badge tone={s.tone}>{s.label}</Badge></td>
-                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(k.createdAt)}</td>
-                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(k.lastUsedAt)}</td>
-                      <td className="hidden py-2 pr-3 whitespace-nowrap lg:table-cell">{k.expiresAt ? formatDateTime(k.expiresAt) : 'never'}</td>
+                      <td data-label="Status" className="py-2 pr-3"><Badge tone={s.tone}>{s.label}</Badge></td>
+                      <td data-label="Created" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(k.createdAt)}</td>
+                      <td data-label="Last used" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(k.lastUsedAt)}</td>
+                      <td data-label="Expires" className="hidden py-2 pr-3 whitespace-nowrap lg:table-cell">{k.expiresAt ? formatDateTime(k.expiresAt) : 'never'}</td>
                       <td className="py-2 text-right">
                         {s.label !== 'revoked' && (
                           <Button variant="danger" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.name}`}>

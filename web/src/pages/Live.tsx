@@ -1,17 +1,16 @@
-import { useEffect, useRef, useState } from 'react'
+import { useMemo } from 'react'
 import { useQuery } from '@tanstack/react-query'
 import { Link } from 'react-router'
-import { api, buildURL } from '../api/client'
-import type { Health, IngestionMetrics, Metrics, StreamInfo } from '../api/types'
+import { api, getHealth } from '../api/client'
+import type { IngestionMetrics, Metrics, RateHistory, StreamInfo } from '../api/types'
 import { TimeChart } from '../components/TimeChart'
 import { Badge, ErrorState, Loading, PageHeader, Panel, StatCard } from '../components/ui'
-import { formatAgo, formatCount, formatDuration, formatRate } from '../lib/format'
-import { appendSample, emptySeries, peak, type Series } from '../lib/series'
+import { formatAgo, formatCount, formatDuration, formatLatency, formatRate } from '../lib/format'
+import { historySeries, peak } from '../lib/series'
 import { useAuth } from '../lib/auth'
 import { allows } from '../lib/roles'
 
 const POLL_MS = 3000
-const WINDOW_MS = 10 * 60 * 1000
 
 export function Live() {
   const { role, session } = useAuth()
@@ -19,30 +18,23 @@ export function Live() {
   const metrics = useQuery({ queryKey: ['metrics'], queryFn: ({ signal }) => api<Metrics>('/api/metrics', { signal }), refetchInterval: POLL_MS })
   const ingestion = useQuery({ queryKey: ['metrics', 'ingestion'], queryFn: ({ signal }) => api<IngestionMetrics>('/api/metrics/ingestion', { signal }), refetchInterval: POLL_MS })
   const stream = useQuery({ queryKey: ['metrics', 'stream'], queryFn: ({ signal }) => api<StreamInfo>('/api/metrics/stream', { signal }), refetchInterval: POLL_MS })
-  // /api/health answers 503 with the same body when a backend is down: read it either way.
-  const health = useQuery({
-    queryKey: ['health'],
-    queryFn: async ({ signal }) => {
-      const res = await fetch(buildURL('/api/health'), { signal, headers: { Accept: 'application/json' } })
-      if (!res.ok && res.status !== 503) throw new Error(`evp's health check answered ${res.status}`)
-      return (await res.json()) as Health
-    },
-    refetchInterval: POLL_MS,
-  })
-
-  // Rates over time are kept in the browser: evp reports the rate at the moment it is asked.
-  const [series, setSeries] = useState<Series>(() => emptySeries(2))
-  const lastAt = useRef(0)
-  useEffect(() => {
-    const at = Math.max(metrics.dataUpdatedAt, ingestion.dataUpdatedAt)
-    if (!metrics.data || at === lastAt.current) return
-    lastAt.current = at
-    const ingest = ingestion.data?.rate ?? metrics.data.ingestion.rate
-    setSeries((s) => appendSample(s, at, [ingest, metrics.data!.processing.eventsPerSecond], WINDOW_MS, POLL_MS * 3))
-  }, [metrics.data, metrics.dataUpdatedAt, ingestion.data, ingestion.dataUpdatedAt])
+  const health = useQuery({ queryKey: ['health'], queryFn: ({ signal }) => getHealth(signal), refetchInterval: POLL_MS })
+  // evp keeps the last 10 minutes of rates, so the chart has them at once.
+  const history = useQuery({ queryKey: ['metrics', 'history'], queryFn: ({ signal }) => api<RateHistory>('/api/metrics/history', { signal }), refetchInterval: POLL_MS })
+  const series = useMemo(() => (history.data ? historySeries(history.data.points, history.data.stepSeconds) : null), [history.data])
+  const lines = useMemo(
+    () =>
+      series && [
+        { label: 'Ingested', values: series.values[0] },
+        { label: 'Processed', values: series.values[1], dashed: true },
+      ],
+    [series],
+  )
 
   const m = metrics.data
-  const h = health.data
+  // The last answer is kept while evp does not answer: it must not read as healthy.
+  const unreachable = health.isError
+  const h = unreachable ? undefined : health.data
   const st = stream.data
   const lag = st?.groups.reduce((a, g) => a + Math.max(g.lag, 0), 0)
   const consumers = st?.groups.reduce((a, g) => a + g.consumers.length, 0)
@@ -82,28 +74,37 @@ export function Live() {
               } tone={m.errors.dlqEvents > 0 ? 'bad' : 'good'} />
             <StatCard label="Last batch" value={formatCount(m.processing.lastBatchSize)} hint={m.processing.lastProcessedTimestamp ? formatAgo(m.processing.lastProcessedTimestamp) : 'no batch yet'} />
           </div>
-          <Panel title="Events per second (last 10 minutes)">
-            {series.t.length < 2 ? (
-              <p className="py-8 text-center text-sm text-muted">Collecting samples… the chart starts after the second poll.</p>
-            ) : (
-              <TimeChart
-                t={series.t}
-                lines={[
-                  { label: 'Ingested', values: series.values[0] },
-                  { label: 'Processed', values: series.values[1] },
-                ]}
-                clock
-                format={(v) => formatRate(v).replace('/s', '')}
-                summary={`Ingestion and processing rates over the last ${series.t.length} samples; ingestion peaked at ${formatRate(peak(series.values[0]))}, processing at ${formatRate(peak(series.values[1]))}.`}
-              />
-            )}
-          </Panel>
         </div>
       )}
+      <Panel title="Events per second (last 10 minutes)" className="mt-4">
+        {history.isError && !series && <ErrorState error={history.error} onRetry={() => history.refetch()} />}
+        {history.isPending && <Loading label="Loading the last 10 minutes…" />}
+        {series && lines && series.t.length < 2 && (
+          <p className="py-8 text-center text-sm text-muted">evp records the rates every 10 seconds from its start: the chart begins with its second point.</p>
+        )}
+        {series && lines && series.t.length >= 2 && (
+          <>
+            <TimeChart
+              t={series.t}
+              lines={lines}
+              clock
+              height={240}
+              format={(v) => formatRate(v).replace('/s', '')}
+              summary={`Ingestion and processing rates over the last ${formatDuration((series.t[series.t.length - 1] - series.t[0]) / 1000 + history.data!.stepSeconds)}; ingestion peaked at ${formatRate(peak(series.values[0]))}, processing at ${formatRate(peak(series.values[1]))}.`}
+            />
+            <p className="mt-2 text-xs text-muted">
+              Averages over 10 seconds, kept by evp since it started. Processed is how fast the event store grew, so it counts every worker.
+            </p>
+          </>
+        )}
+      </Panel>
 
       <div className="mt-4 grid gap-4 lg:grid-cols-2">
-        <Panel title="Health" actions={h && <Badge tone={h.status === 'healthy' ? 'good' : h.status === 'degraded' ? 'warn' : 'bad'}>{h.status}</Badge>}>
-          {health.isError && <ErrorState error={health.error} onRetry={() => health.refetch()} />}
+        <Panel
+          title="Health"
+          actions={unreachable ? <Badge tone="bad">unreachable</Badge> : h && <Badge tone={h.status === 'healthy' ? 'good' : h.status === 'degraded' ? 'warn' : 'bad'}>{h.status}</Badge>}
+        >
+          {unreachable && <ErrorState error={health.error} onRetry={() => health.refetch()} />}
           {h && (
             <>
               <ul className="divide-y divide-line" aria-label="Components">
@@ -116,7 +117,7 @@ export function Live() {
                     </span>
                     <span className="text-right text-muted tabular-nums">
                       {s.status !== 'up' && <span className="mr-2 text-bad">{s.error ?? s.status}</span>}
-                      {s.latencyMs.toFixed(1)} ms
+                      {formatLatency(s.latencyMs)}
                     </span>
                   </li>
                 ))}
@@ -134,7 +135,7 @@ export function Live() {
               <p className="mb-3 text-sm text-muted">
                 {formatCount(lag)} waiting for delivery · {formatCount(consumers)} consumer{consumers === 1 ? '' : 's'} · {formatCount(st.totalEnqueued)} buffered in all
               </p>
-              <div className="overflow-x-auto">
+              <div className="relative overflow-x-auto">
                 <table className="w-full text-left text-sm">
                   <thead className="text-xs text-muted uppercase">
                     <tr>

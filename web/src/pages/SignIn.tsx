@@ -6,6 +6,7 @@ import type { CodeSent, VerifyResult } from '../api/types'
 import { useAuth } from '../lib/auth'
 import { saveSession } from '../lib/session'
 import { Button, Field, inputClass } from '../components/ui'
+import { Logo } from '../components/Logo'
 
 type Step = 'email' | 'code' | 'apiKey'
 
@@ -87,6 +88,7 @@ export function SignIn() {
     <main className="flex min-h-screen items-center justify-center px-4 py-10">
       <div className="w-full max-w-sm">
         <div className="mb-6 text-center">
+          <Logo className="mx-auto mb-3 h-12 w-12" />
           <h1 className="text-2xl font-semibold tracking-tight">Sign in to evp</h1>
           <p className="mt-1 text-sm text-muted">Events, analytics and the pipeline's health, live.</p>
         </div>

@@ -75,8 +75,8 @@ export function Users() {
         {users.data && users.data.length === 0 && <EmptyState title="No users yet" />}
         {update.isError && <div className="mb-3"><ErrorState error={update.error} /></div>}
         {users.data && users.data.length > 0 && (
-          <div className="overflow-x-auto">
-            <table className="w-full text-left text-sm">
+          <div className="relative overflow-x-auto">
+            <table className="stack w-full text-left text-sm" data-testid="users">
               <thead className="text-xs text-muted uppercase">
                 <tr>
                   <th scope="col" className="py-2 pr-3 font-medium">Email</th>
@@ -92,10 +92,12 @@ export function Users() {
                   const self = me?.id === u.id
                   return (
                     <tr key={u.id} className="border-t border-line">
-                      <td className="max-w-64 truncate py-2 pr-3">
-                        {u.email} {self && <Badge>you</Badge>}
+                      <td data-label="Email" className="max-w-64 truncate py-2 pr-3">
+                        <span>
+                          {u.email} {self && <Badge>you</Badge>}
+                        </span>
                       </td>
-                      <td className="py-2 pr-3">
+                      <td data-label="Role" className="py-2 pr-3">
                         <label className="sr-only" htmlFor={`role-${u.id}`}>
                           Role of {u.email}
                         </label>
@@ -111,11 +113,11 @@ export function Users() {
                           ))}
                         </select>
                       </td>
-                      <td className="py-2 pr-3">
+                      <td data-label="Status" className="py-2 pr-3">
                         <Badge tone={u.status === 'ACTIVE' ? 'good' : u.status === 'SUSPENDED' ? 'bad' : 'muted'}>{u.status?.toLowerCase().replace('_', ' ') ?? '—'}</Badge>
                       </td>
-                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(u.createdAt)}</td>
-                      <td className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(u.lastLoginAt)}</td>
+                      <td data-label="Joined" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(u.createdAt)}</td>
+                      <td data-label="Last sign-in" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(u.lastLoginAt)}</td>
                       <td className="py-2 text-right">
                         {!self &&
                           (u.status === 'SUSPENDED' ? (

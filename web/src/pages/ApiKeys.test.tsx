@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { render, screen, within } from '@testing-library/react'
+import userEvent from '@testing-library/user-event'
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { MemoryRouter } from 'react-router'
+import { AuthProvider } from '../lib/auth'
+import { saveSession } from '../lib/session'
+import type { APIKey } from '../api/types'
+import { ApiKeys } from './ApiKeys'
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
+const ok = (data: unknown) => json(200, { success: true, data })
+
+const older: APIKey = { id: 'key_old', name: 'old service', prefix: 'evp_OLD1', last4: 'zzzz', createdAt: '2026-01-01T10:00:00Z' }
+
+/** A fake evp for the API-key routes. */
+function fakeEvp() {
+  let keys = [older]
+  vi.stubGlobal('fetch', vi.fn(async (url: string, init?: RequestInit) => {
+    const method = init?.method ?? 'GET'
+    if (url === '/api/auth/me') return ok({ id: 'usr_1', email: 'op@example.com', role: 'OPERATOR' })
+    if (url === '/api/auth/api-keys') return ok(keys)
+    if (url === '/api/auth/api-key' && method === 'POST') {
+      const key: APIKey = { id: `key_${keys.length}`, name: JSON.parse(init!.body as string).name, prefix: 'evp_NEW1', last4: 'abcd', createdAt: '2026-01-02T10:00:00Z' }
+      keys = [...keys, key]
+      return ok({ apiKey: 'evp_NEW1secretsecretabcd', message: 'API key generated successfully', key })
+    }
+    const m = url.match(/^\/api\/auth\/api-keys\/(.+)$/)
+    if (m && method === 'DELETE') {
+      keys = keys.map((k) => (k.id === m[1] ? { ...k, revokedAt: '2026-01-02T11:00:00Z' } : k))
+      return ok({ id: m[1], revokedAt: '2026-01-02T11:00:00Z' })
+    }
+    return json(404, { success: false, error: { code: 'NOT_FOUND', message: 'no route' } })
+  }))
+}
+
+function renderPage() {
+  saveSession({ kind: 'jwt', token: 'h.e.s', user: { id: 'usr_1', email: 'op@example.com', role: 'OPERATOR' } })
+  const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } })
+  return render(
+    <QueryClientProvider client={qc}>
+      <MemoryRouter>
+        <AuthProvider>
+          <ApiKeys />
+        </AuthProvider>
+      </MemoryRouter>
+    </QueryClientProvider>,
+  )
+}
+
+async function revoke(user: ReturnType<typeof userEvent.setup>, name: string) {
+  await user.click(await screen.findByRole('button', { name: `Revoke ${name}` }))
+  await user.click(within(screen.getByRole('dialog')).getByRole('button', { name: 'Revoke key' }))
+  const row = screen.getByRole('cell', { name }).closest('tr') as HTMLElement
+  await within(row).findByText('revoked')
+}
+
+afterEach(() => vi.unstubAllGlobals())
+
+describe('ApiKeys', () => {
+  it('shows a new key once, keeps showing it when another key is revoked, and hides it once it is revoked itself', async () => {
+    fakeEvp()
+    const user = userEvent.setup()
+    renderPage()
+    await user.type(await screen.findByLabelText('Name'), 'checkout')
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    expect(await screen.findByTestId('new-key-value')).toHaveTextContent('evp_NEW1secretsecretabcd')
+
+    await revoke(user, 'old service')
+    expect(screen.getByTestId('new-key-value')).toHaveTextContent('evp_NEW1secretsecretabcd')
+
+    await revoke(user, 'checkout')
+    expect(screen.queryByTestId('new-key')).toBeNull()
+    expect(screen.queryByText(/evp_NEW1secret/)).toBeNull()
+  })
+})
