@@ -87,12 +87,13 @@ type replica struct {
 func newReplica(cache httpapi.AnalyticsCache, total *atomic.Int64) *replica {
 	r := &replica{}
 	r.srv = httpapi.New(httpapi.Deps{
-		Keys: staticKeys{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), AnalyticsCache: cache,
-		Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-			r.calls.Add(1)
-			n := total.Add(1) // a different answer each time it is computed
-			return store.AnalyticsResult{TotalEvents: n, EventsByType: []store.TypeCount{{EventType: q.EventType, Count: n, Percentage: 100}}}, nil
-		},
+		Auth: httpapi.AuthDeps{Keys: staticKeys{}}, Serving: httpapi.ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Reading: httpapi.ReadingDeps{AnalyticsCache: cache,
+			Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+				r.calls.Add(1)
+				n := total.Add(1) // a different answer each time it is computed
+				return store.AnalyticsResult{TotalEvents: n, EventsByType: []store.TypeCount{{EventType: q.EventType, Count: n, Percentage: 100}}}, nil
+			}},
 	})
 	r.srv.SetReady(true)
 	return r

@@ -101,3 +101,37 @@ func OpenAccounts(ctx context.Context, cfg *config.Config) (accounts.Repository,
 	}
 	return pg, nil
 }
+
+// usageFlusher records API key usage every 30 s and deletes expired sign-in codes every
+// hour (none when codes is nil) until ctx ends; then it records usage a last time.
+type usageFlusher struct {
+	keys  *accounts.KeyAuth
+	codes *accounts.Service
+	log   *slog.Logger
+}
+
+// Run implements service.
+func (u usageFlusher) Run(ctx context.Context) error {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for tick := 1; ; tick++ {
+		select {
+		case <-t.C:
+			u.flush(ctx)
+			if u.codes != nil && tick%120 == 0 {
+				if _, err := u.codes.CleanCodes(ctx); err != nil {
+					u.log.Warn("old sign-in codes not deleted", "err", err)
+				}
+			}
+		case <-ctx.Done():
+			u.flush(context.Background())
+			return nil
+		}
+	}
+}
+
+func (u usageFlusher) flush(ctx context.Context) {
+	if err := u.keys.FlushUsage(ctx); err != nil {
+		u.log.Warn("api key usage not recorded", "err", err)
+	}
+}

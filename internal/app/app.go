@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,10 +23,8 @@ import (
 	"github.com/evp-dev/evp/internal/config"
 	"github.com/evp-dev/evp/internal/dashboard"
 	"github.com/evp-dev/evp/internal/dedup"
-	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/httpapi"
 	"github.com/evp-dev/evp/internal/ingestrate"
-	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/openapi"
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/queue/logqueue"
@@ -90,7 +87,7 @@ func syncMode(s string) sqlitedb.Sync {
 type backends struct {
 	queue   queue.Queue
 	rate    httpapi.IngestRate // shared across replicas; nil for the embedded buffer
-	stream  func(ctx context.Context) (httpapi.StreamInfo, error)
+	stream  httpapi.BufferDescriber
 	acache  httpapi.AnalyticsCache // analytics answers shared by every replica; nil: per process
 	store   eventStore
 	gate    *httpapi.HealthCheck // pinged before store routes (503 while down); nil for SQLite
@@ -166,13 +163,13 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 			}
 			return httpapi.Degraded(rq.Degraded()) // a stream lost within the hour, or full: ingestion answers 503
 		}})
-		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return redisStream(ctx, rq) }
+		b.stream = rq
 		log.Info("buffer: Redis Streams", "stream", rq.Key(), "partitions", rq.Partitions(), "streams", len(rq.Keys()),
 			"cluster", cfg.RedisCluster, "group", cfg.ConsumerGroup, "consumer", rq.Consumer())
 	} else {
 		sq, err := logqueue.Open(ctx, filepath.Join(cfg.DataDir, "buffer"), logqueue.Options{
 			NoFsync: cfg.BufferSync != "full", ClaimIdle: cfg.ClaimIdle, Log: log, MaxBytes: cfg.BufferMaxBytes,
-			HandOffBytes: cfg.InflightMaxBytes / 4, DeliveredBytes: cfg.InflightMaxBytes / 2})
+			HandOffBytes: cfg.InflightMaxBytes / 4, DeliveredBytes: cfg.InflightMaxBytes / 2, Group: cfg.ConsumerGroup})
 		if err != nil {
 			return nil, fmt.Errorf("open buffer: %w", err)
 		}
@@ -193,7 +190,7 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 			}
 			return httpapi.Degraded(sq.Refusal()) // full, or its disk: ingestion answers 503
 		}})
-		b.stream = func(ctx context.Context) (httpapi.StreamInfo, error) { return embeddedStream(ctx, sq, cfg) }
+		b.stream = sq
 	}
 	b.health = append(b.health,
 		storeCheck,
@@ -205,10 +202,9 @@ func openBackends(ctx context.Context, cfg *config.Config, log *slog.Logger) (b 
 	return b, nil
 }
 
-// Run runs role until ctx is cancelled, then shuts down gracefully within
-// cfg.ShutdownTimeout: readiness turns false, new requests are refused, requests and batches
-// in flight finish, and the backends are closed. Every role serves HTTP (a worker serves
-// health and metrics only, for probes).
+// Run runs role until ctx is cancelled or a part of it fails, then shuts down gracefully
+// within cfg.ShutdownTimeout (serve gives the order) and closes the backends. Every role
+// serves HTTP (a worker serves health and metrics only, for probes).
 func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error {
 	log := opts.Log
 	if err := CheckRole(role, cfg); err != nil {
@@ -226,152 +222,69 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 		return err
 	}
 	defer b.close(log)
-	q, st, acc := b.queue, b.store, b.acc
 
-	runWorkers := role == RoleAll || role == RoleWorker
-	pool := worker.New(worker.Config{
-		BatchSize: cfg.WorkerBatchSize, BatchTimeout: cfg.WorkerBatchTimeout, BatchLinger: cfg.WorkerBatchLinger,
-		Concurrency: cfg.Workers,
-	}, q, st, log)
-	processed := httpapi.NewRateCounter(10)
-	pool.OnStored = func(events []event.Event) { processed.Add(int64(len(events))) }
-	mx := newMetrics(pool, q)
-	pool.OnBatch = func(events []event.Event, took time.Duration) {
-		types := make([]string, len(events))
-		for i := range events {
-			types[i] = events[i].EventType
-		}
-		mx.ObserveBatch(types, took)
-	}
-
-	keys := accounts.NewKeyAuth(acc, 60*time.Second)
+	pool := worker.New(worker.Config{BatchSize: cfg.WorkerBatchSize, BatchTimeout: cfg.WorkerBatchTimeout,
+		BatchLinger: cfg.WorkerBatchLinger, Concurrency: cfg.Workers}, b.queue, b.store, log)
+	keys := accounts.NewKeyAuth(b.acc, 60*time.Second)
 	var svc *accounts.Service
 	if role != RoleWorker {
-		if svc, err = newAccountService(cfg, acc, keys, log); err != nil {
+		if svc, err = newAccountService(cfg, b.acc, keys, log); err != nil {
 			return err
 		}
 	}
-	srv := httpapi.New(httpapi.Deps{
-		Queue: q, Dedup: b.dedup, Keys: keys, Log: log, Version: opts.Version,
-		MaxBodyBytes: cfg.MaxBodyBytes, InflightMaxBytes: cfg.InflightMaxBytes, Docs: openapi.Handler(), Health: b.health, Stream: b.stream, IngestRate: b.rate,
-		NoIngest: role == RoleWorker, Metrics: mx, MetricsToken: cfg.MetricsToken,
-		Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, AuthRateLimit: cfg.AuthRateLimit, TrustProxy: cfg.TrustProxy,
-		TrustedProxies: cfg.TrustedProxies, AuthLimitCounter: b.limits, StoreCheck: b.gate, UniqueQueue: b.unique, CORSOrigins: cfg.CORSOrigins,
-		Dashboard: dashboardFor(role),
-		Analytics: st.Analytics, DeadLetters: st, StoredCount: st.Count,
-		AnalyticsCache: b.acache,
-		Processing: func(ctx context.Context) (httpapi.ProcessingStats, error) {
-			total, err := st.Count(ctx)
-			if err != nil {
-				return httpapi.ProcessingStats{}, err
-			}
-			dlq, err := st.DeadLetterCount(ctx)
-			if err != nil {
-				return httpapi.ProcessingStats{}, err
-			}
-			ps := httpapi.ProcessingStats{
-				TotalEvents: total, EventsPerSecond: processed.Rate(), DLQEvents: dlq,
-				TotalBatches: pool.Stats.Batches.Load(), LastBatchSize: pool.Stats.LastBatchSize.Load(),
-				FailedEvents: pool.Stats.Failed.Load(),
-			}
-			if tc, ok := st.(store.TypeCounter); ok {
-				if ps.EventsByType, err = tc.CountByType(ctx); err != nil {
-					return httpapi.ProcessingStats{}, err
-				}
-			}
-			if at := pool.Stats.LastProcessedAt.Load(); at > 0 {
-				ps.LastProcessedAt = time.Unix(0, at)
-			}
-			return ps, nil
-		},
-	})
-
+	srv := httpapi.New(serverDeps(role, cfg, opts, b, keys, svc, pool))
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return listenError(cfg, err)
 	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	api := &apiServer{srv: srv, hs: newHTTPServer(srv.Handler(), log), ln: ln, mail: svc, timeout: cfg.ShutdownTimeout, log: log,
+		started: func(addr string) { announce(ctx, role, cfg, opts, b.acc, svc != nil, addr) }}
+
+	loops := []service{
+		usageFlusher{keys: keys, codes: svc, log: log},
+		serviceFunc(func(ctx context.Context) error { srv.RecordRates(ctx); return nil }), // the dashboard's last 10 minutes of rates
 	}
-
-	workCtx, stopWork := context.WithCancel(context.Background())
-	defer stopWork()
-	workersDone := make(chan struct{})
-	go func() {
-		defer close(workersDone)
-		if runWorkers {
-			if err := pool.Run(workCtx); err != nil {
-				log.Error("workers stopped", "err", err)
-			}
+	var workers service
+	if role == RoleAll || role == RoleWorker {
+		workers = pool
+		if r := newRetention(b.store, cfg.RetentionDays, log); r != nil {
+			loops = append(loops, r)
 		}
-	}()
-	retentionDone := make(chan struct{})
-	go func() {
-		defer close(retentionDone)
-		// Retention in the embedded store (MongoDB expires events with a TTL index): at
-		// start, then every 10 minutes, by the processes that run workers.
-		p, ok := st.(pruner)
-		if !ok || !runWorkers || cfg.RetentionDays <= 0 {
-			return
-		}
-		t := time.NewTicker(10 * time.Minute)
-		defer t.Stop()
-		for {
-			cutoff := time.Now().Add(-time.Duration(cfg.RetentionDays) * 24 * time.Hour)
-			if n, err := p.Prune(workCtx, cutoff); err != nil {
-				log.Warn("old events not deleted (EVP_RETENTION_DAYS)", "err", err)
-			} else if n > 0 {
-				log.Info("old events deleted (EVP_RETENTION_DAYS)", "events", n, "before", cutoff.UTC().Format(time.RFC3339))
-			}
-			select {
-			case <-t.C:
-			case <-workCtx.Done():
-				return
-			}
-		}
-	}()
-	usageDone := make(chan struct{})
-	go func() {
-		defer close(usageDone)
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for tick := 1; ; tick++ {
-			select {
-			case <-t.C:
-				if err := keys.FlushUsage(workCtx); err != nil {
-					log.Warn("api key usage not recorded", "err", err)
-				}
-				if svc != nil && tick%120 == 0 { // hourly
-					if _, err := svc.CleanCodes(workCtx); err != nil {
-						log.Warn("old sign-in codes not deleted", "err", err)
-					}
-				}
-			case <-workCtx.Done():
-				return
-			}
-		}
-	}()
-	historyDone := make(chan struct{})
-	go func() {
-		defer close(historyDone)
-		srv.RecordRates(workCtx) // the dashboard's last 10 minutes of rates
-	}()
-
+	}
 	if cfg.PprofAddr != "" {
-		startPprof(cfg.PprofAddr, log)
+		loops = append(loops, pprofServer{addr: cfg.PprofAddr, log: log})
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	srv.SetReady(true)
-	addr := ln.Addr().String()
+	err = serve(ctx, cfg.ShutdownTimeout, log, api, workers, loops)
+	b.close(log)
+	b.closers = nil
+	log.Info("evp stopped")
+	return err
+}
+
+// serverDeps gathers what the HTTP API needs from the backends and the settings, and hooks
+// the processing statistics and the metrics to pool.
+func serverDeps(role Role, cfg *config.Config, opts Options, b *backends, keys *accounts.KeyAuth, svc *accounts.Service, pool *worker.Pool) httpapi.Deps {
+	st := b.store
+	return httpapi.Deps{
+		Ingestion: httpapi.IngestionDeps{Queue: b.queue, Dedup: b.dedup, UniqueQueue: b.unique, Rate: b.rate,
+			MaxBodyBytes: cfg.MaxBodyBytes, InflightMaxBytes: cfg.InflightMaxBytes, Off: role == RoleWorker},
+		Auth: httpapi.AuthDeps{Keys: keys, Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, RateLimit: cfg.AuthRateLimit,
+			LimitCounter: b.limits, TrustProxy: cfg.TrustProxy, TrustedProxies: cfg.TrustedProxies},
+		Reading: httpapi.ReadingDeps{Processing: newProcessing(pool, st).Stats, StoredCount: st.Count, Stream: b.stream,
+			Analytics: st.Analytics, AnalyticsCache: b.acache, DeadLetters: st, StoreCheck: b.gate},
+		Serving: httpapi.ServingDeps{Health: b.health, Docs: openapi.Handler(), Dashboard: dashboardFor(role),
+			Metrics: newMetrics(pool, b.queue), MetricsToken: cfg.MetricsToken, CORSOrigins: cfg.CORSOrigins,
+			Log: opts.Log, Version: opts.Version},
+	}
+}
+
+// announce logs that evp accepts requests on addr, with what a first run needs to know
+// when this process signs people in, and then calls opts.OnListen.
+func announce(ctx context.Context, role Role, cfg *config.Config, opts Options, acc accounts.Repository, signIn bool, addr string) {
+	log := opts.Log
 	log.Info("evp started", "role", string(role), "addr", addr, "data_dir", cfg.DataDir, "version", opts.Version,
 		"workers", cfg.Workers, "batch_size", cfg.WorkerBatchSize)
-	if svc != nil {
+	if signIn {
 		if n, err := acc.CountUsers(ctx); err == nil && n == 0 {
 			log.Info("no users yet: the first person to sign in at the dashboard becomes ADMIN", "url", "http://"+displayAddr(addr)+"/")
 		}
@@ -382,64 +295,6 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	if opts.OnListen != nil {
 		opts.OnListen(addr)
 	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
-	}
-
-	deadline, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	srv.SetReady(false)
-	if err := hs.Shutdown(deadline); err != nil {
-		log.Warn("http shutdown incomplete", "err", err)
-		_ = hs.Close()
-	}
-	if svc != nil { // sign-in codes still being mailed, within the shutdown timeout
-		mailed := make(chan struct{})
-		go func() { svc.WaitForMail(); close(mailed) }()
-		select {
-		case <-mailed:
-		case <-deadline.Done():
-			log.Warn("sign-in codes still being sent at shutdown were abandoned")
-		}
-	}
-	stopWork()
-	select {
-	case <-workersDone:
-	case <-deadline.Done():
-		log.Warn("workers did not finish in time; their batches stay in the buffer and are delivered again")
-	}
-	<-usageDone
-	<-retentionDone
-	<-historyDone
-	if err := keys.FlushUsage(context.Background()); err != nil {
-		log.Warn("api key usage not recorded", "err", err)
-	}
-	b.close(log)
-	b.closers = nil
-	log.Info("evp stopped")
-	return runErr
-}
-
-// uniqueAppender is the Redis buffer's one-round-trip dedup and append, with evp's dedup
-// keys (the same as dedup.Redis uses).
-type uniqueAppender struct {
-	q      *redisqueue.Queue
-	prefix string
-	ttl    time.Duration
-}
-
-func (u uniqueAppender) EnqueueUnique(ctx context.Context, entries []queue.Entry) ([]bool, error) {
-	return u.q.EnqueueUnique(ctx, entries, u.prefix, u.ttl)
-}
-
-// pruner deletes events older than a cutoff (the SQLite store; MongoDB uses a TTL index).
-type pruner interface {
-	Prune(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // dashboardFor is the web dashboard a role serves: none for a worker-only process, whose port
@@ -465,106 +320,6 @@ func rebuildDedup(ctx context.Context, span time.Duration, maxIDs int, q queue.Q
 		return nil, fmt.Errorf("restore dedup window from store: %w", err)
 	}
 	return w, nil
-}
-
-// startPprof serves Go's profiles on their own listener, never on the API's port.
-func startPprof(addr string, log *slog.Logger) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	go func() {
-		log.Info("pprof listening", "addr", addr)
-		if err := http.ListenAndServe(addr, mux); err != nil {
-			log.Warn("pprof listener stopped", "err", err)
-		}
-	}()
-}
-
-// newMetrics registers evp's Prometheus collectors; counters evp keeps anyway are read at
-// scrape time.
-func newMetrics(pool *worker.Pool, q queue.Queue) *metrics.Metrics {
-	m := metrics.New()
-	m.CounterFunc("evp_events_stored_total", "Events newly written to the store by this process's workers.",
-		func() float64 { return float64(pool.Stats.Processed.Load()) })
-	m.CounterFunc("evp_events_redelivered_duplicate_total", "Redelivered events the store already held (skipped).",
-		func() float64 { return float64(pool.Stats.Duplicates.Load()) })
-	m.CounterFunc("evp_store_write_failures_total", "Failed store writes (each is retried, then dead-lettered).",
-		func() float64 { return float64(pool.Stats.Failed.Load()) })
-	m.CounterFunc("evp_events_dead_lettered_total", "Events sent to the dead-letter queue by this process.",
-		func() float64 { return float64(pool.Stats.DeadLettered.Load()) })
-	if rq, ok := q.(*redisqueue.Queue); ok {
-		m.CounterFunc("evp_buffer_resets_total", "Redis streams or consumer groups this process found made again under it: their entries were lost (Redis restarted without persistence, was flushed, or keys were deleted).",
-			func() float64 { return float64(rq.Resets()) })
-	}
-	stat := func(f func(queue.Stats) int64) func() float64 {
-		return metrics.WithTimeout(func(ctx context.Context) float64 {
-			s, err := q.Stats(ctx)
-			if err != nil {
-				return -1
-			}
-			return float64(f(s))
-		})
-	}
-	m.GaugeFunc("evp_queue_length", "Entries in the buffer not yet acknowledged (the backlog; scale workers on it).",
-		stat(func(s queue.Stats) int64 { return s.Length }))
-	m.GaugeFunc("evp_queue_pending", "Entries delivered to a worker and not yet acknowledged.",
-		stat(func(s queue.Stats) int64 { return s.Pending }))
-	if bq, ok := q.(queue.Bounded); ok {
-		m.GaugeFunc("evp_buffer_fill_ratio", "How full the buffer is against its bound (EVP_BUFFER_MAX_BYTES, EVP_STREAM_MAX_LEN), 0 to 1; at 1 ingestion answers 503.",
-			metrics.WithTimeout(func(ctx context.Context) float64 {
-				used, limit, err := bq.Fill(ctx)
-				if err != nil {
-					return -1
-				}
-				if limit <= 0 {
-					return 0
-				}
-				return min(float64(used)/float64(limit), 1)
-			}))
-	}
-	return m
-}
-
-// redisStream describes the Redis stream and its consumer groups.
-func redisStream(ctx context.Context, rq *redisqueue.Queue) (httpapi.StreamInfo, error) {
-	st, err := rq.Stats(ctx)
-	if err != nil {
-		return httpapi.StreamInfo{}, err
-	}
-	groups, err := rq.Groups(ctx)
-	if err != nil {
-		return httpapi.StreamInfo{}, err
-	}
-	info := httpapi.StreamInfo{
-		Backend: "redis", Stream: rq.Key(), Partitions: rq.Partitions(), Streams: rq.Keys(),
-		Length: st.Length, TotalEnqueued: st.TotalEnqueued, Groups: []httpapi.StreamGroup{},
-	}
-	for _, g := range groups {
-		sg := httpapi.StreamGroup{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDeliveredID: g.LastDeliveredID, Consumers: []httpapi.StreamConsumer{}}
-		for _, c := range g.Consumers {
-			sg.Consumers = append(sg.Consumers, httpapi.StreamConsumer{Name: c.Name, Pending: c.Pending, IdleMs: c.Idle.Milliseconds()})
-		}
-		info.Groups = append(info.Groups, sg)
-	}
-	return info, nil
-}
-
-// embeddedStream describes the embedded buffer as one group read by this process's workers.
-func embeddedStream(ctx context.Context, sq *logqueue.Queue, cfg *config.Config) (httpapi.StreamInfo, error) {
-	st, err := sq.Stats(ctx)
-	if err != nil {
-		return httpapi.StreamInfo{}, err
-	}
-	return httpapi.StreamInfo{
-		Backend: "embedded", Stream: "buffer", Partitions: 1, Streams: []string{"buffer"},
-		Length: st.Length, TotalEnqueued: st.TotalEnqueued,
-		Groups: []httpapi.StreamGroup{{
-			Name: cfg.ConsumerGroup, Pending: st.Pending, Lag: st.Length - st.Pending,
-			Consumers: []httpapi.StreamConsumer{{Name: "workers (this process)", Pending: st.Pending}},
-		}},
-	}, nil
 }
 
 // redisLog sends go-redis's own messages (reconnects, pool errors) to evp's structured log.

@@ -135,7 +135,7 @@ func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 		writeData(w, http.StatusOK, json.RawMessage(b))
 		return nil
 	}
-	res, err := s.Analytics(r.Context(), q)
+	res, err := s.Reading.Analytics(r.Context(), q)
 	if err != nil {
 		s.log.Error("analytics failed", "request_id", RequestID(r.Context()), "err", err)
 		return errorf(http.StatusInternalServerError, "ANALYTICS_ERROR", "could not compute analytics")

@@ -74,7 +74,7 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 		return caller{user: &u}, nil
 	}
 	if key := r.Header.Get("X-Api-Key"); key != "" { // x-api-key, canonical: Get need not allocate it
-		k, err := s.Keys.Authenticate(r.Context(), key)
+		k, err := s.Auth.Keys.Authenticate(r.Context(), key)
 		if err == nil {
 			st.key = k
 		}
@@ -90,7 +90,7 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 		}
 		return caller{key: &st.key}, nil
 	}
-	if p == accounts.PermReadAnalytics && s.AnalyticsPublic {
+	if p == accounts.PermReadAnalytics && s.Auth.AnalyticsPublic {
 		return caller{}, nil
 	}
 	if p == accounts.PermIngest {
@@ -105,10 +105,10 @@ func (s *Server) sessionUser(ctx context.Context, header string) (accounts.User,
 	if !ok || strings.TrimSpace(token) == "" {
 		return accounts.User{}, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "the Authorization header must be \"Bearer <token>\"")
 	}
-	if s.Accounts == nil {
+	if s.Auth.Accounts == nil {
 		return accounts.User{}, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "sign-in is not enabled on this server; use an API key")
 	}
-	u, err := s.Accounts.Authenticate(ctx, strings.TrimSpace(token))
+	u, err := s.Auth.Accounts.Authenticate(ctx, strings.TrimSpace(token))
 	switch {
 	case err == nil:
 		return u, nil
@@ -130,10 +130,10 @@ func (s *Server) requireUser(h handler) http.HandlerFunc {
 	}, h)
 }
 
-// authLimiter limits /api/auth/* to AuthRateLimit requests per minute per client address
+// authLimiter limits /api/auth/* to Auth.RateLimit requests per minute per client address
 // (clientKey).
 func (s *Server) authLimiter() func(http.Handler) http.Handler {
-	limit := s.AuthRateLimit
+	limit := s.Auth.RateLimit
 	if limit <= 0 {
 		limit = 100
 	}
@@ -142,8 +142,8 @@ func (s *Server) authLimiter() func(http.Handler) http.Handler {
 			s.log.Error("rate limit check failed", "request_id", RequestID(r.Context()), "err", err)
 			writeError(w, errUnavailable("the rate-limit store is unavailable; retry shortly"))
 		})}
-	if s.AuthLimitCounter != nil {
-		opts = append(opts, httprate.WithLimitCounter(s.AuthLimitCounter))
+	if s.Auth.LimitCounter != nil {
+		opts = append(opts, httprate.WithLimitCounter(s.Auth.LimitCounter))
 	}
 	return httprate.LimitBy(limit, time.Minute, s.clientKey, append(opts,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +219,7 @@ func (s *Server) postRequestCode(w http.ResponseWriter, r *http.Request) *Error 
 	if err != nil {
 		return validation("email", "must be an email address like name@example.com")
 	}
-	err = s.Accounts.RequestCode(r.Context(), email)
+	err = s.Auth.Accounts.RequestCode(r.Context(), email)
 	var tooMany *accounts.TooManyCodesError
 	switch {
 	case err == nil:
@@ -255,7 +255,7 @@ func (s *Server) postVerify(w http.ResponseWriter, r *http.Request) *Error {
 	if !sixDigits.MatchString(body.Code) {
 		return validation("code", "must be the 6 digits of the emailed code")
 	}
-	sess, err := s.Accounts.Verify(r.Context(), body.Email, body.Code)
+	sess, err := s.Auth.Accounts.Verify(r.Context(), body.Email, body.Code)
 	switch {
 	case err == nil:
 		writeData(w, http.StatusOK, map[string]any{
@@ -300,7 +300,7 @@ func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 		t := time.Now().UTC().Add(time.Duration(d) * 24 * time.Hour).Truncate(time.Millisecond)
 		expires = &t
 	}
-	plain, k, err := s.Accounts.CreateKey(r.Context(), *callerOf(r).user, name, expires)
+	plain, k, err := s.Auth.Accounts.CreateKey(r.Context(), *callerOf(r).user, name, expires)
 	if err != nil {
 		s.log.Error("create api key failed", "request_id", RequestID(r.Context()), "err", err)
 		return errorf(http.StatusInternalServerError, "API_KEY_GENERATION_ERROR", "the key could not be stored; retry")
@@ -311,7 +311,7 @@ func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 
 // getAPIKeys is GET /api/auth/api-keys.
 func (s *Server) getAPIKeys(w http.ResponseWriter, r *http.Request) *Error {
-	keys, err := s.Accounts.ListKeys(r.Context())
+	keys, err := s.Auth.Accounts.ListKeys(r.Context())
 	if err != nil {
 		return s.accountError(r, err, "list api keys")
 	}
@@ -322,7 +322,7 @@ func (s *Server) getAPIKeys(w http.ResponseWriter, r *http.Request) *Error {
 // deleteAPIKey is DELETE /api/auth/api-keys/{id}.
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
-	at, err := s.Accounts.RevokeKey(r.Context(), id)
+	at, err := s.Auth.Accounts.RevokeKey(r.Context(), id)
 	if err != nil {
 		return s.accountError(r, err, "revoke api key")
 	}
@@ -332,7 +332,7 @@ func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 
 // getUsers is GET /api/users.
 func (s *Server) getUsers(w http.ResponseWriter, r *http.Request) *Error {
-	users, err := s.Accounts.ListUsers(r.Context())
+	users, err := s.Auth.Accounts.ListUsers(r.Context())
 	if err != nil {
 		return s.accountError(r, err, "list users")
 	}
@@ -352,7 +352,7 @@ func (s *Server) postUser(w http.ResponseWriter, r *http.Request) *Error {
 	if body.Role == "" {
 		body.Role = string(accounts.RoleViewer)
 	}
-	u, err := s.Accounts.Invite(r.Context(), *callerOf(r).user, body.Email, accounts.Role(body.Role))
+	u, err := s.Auth.Accounts.Invite(r.Context(), *callerOf(r).user, body.Email, accounts.Role(body.Role))
 	if err != nil {
 		return s.accountError(r, err, "invite user")
 	}
@@ -383,7 +383,7 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) *Error {
 		e.Details = []event.FieldError{{Path: "role", Reason: "send role, status or both"}, {Path: "status", Reason: "send role, status or both"}}
 		return e
 	}
-	u, err := s.Accounts.UpdateUser(r.Context(), *callerOf(r).user, r.PathValue("id"), ch)
+	u, err := s.Auth.Accounts.UpdateUser(r.Context(), *callerOf(r).user, r.PathValue("id"), ch)
 	if err != nil {
 		return s.accountError(r, err, "update user")
 	}

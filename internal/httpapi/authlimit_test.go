@@ -50,15 +50,15 @@ func accountsServer(t *testing.T, d Deps) (*Server, *codeMail) {
 		t.Fatal(err)
 	}
 	m := &codeMail{codes: map[string]string{}}
-	if d.Log == nil {
-		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if d.Serving.Log == nil {
+		d.Serving.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if d.Keys == nil {
-		d.Keys = staticKeys{}
+	if d.Auth.Keys == nil {
+		d.Auth.Keys = staticKeys{}
 	}
-	svc := accounts.NewService(accounts.ServiceConfig{Repo: st, Tokens: tokens, Mailer: m, CodeKey: []byte("code key"), KeyPrefix: "evp_", Log: d.Log})
+	svc := accounts.NewService(accounts.ServiceConfig{Repo: st, Tokens: tokens, Mailer: m, CodeKey: []byte("code key"), KeyPrefix: "evp_", Log: d.Serving.Log})
 	t.Cleanup(svc.WaitForMail)
-	d.Accounts = svc
+	d.Auth.Accounts = svc
 	return New(d), m
 }
 
@@ -156,7 +156,7 @@ func TestAuthLimitKeysOnTheRealClient(t *testing.T) {
 			func(r *http.Request) { r.RemoteAddr = "10.0.0.2:4000" }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			srv, _ := accountsServer(t, Deps{AuthRateLimit: limit, TrustProxy: c.trust, TrustedProxies: c.proxies})
+			srv, _ := accountsServer(t, Deps{Auth: AuthDeps{RateLimit: limit, TrustProxy: c.trust, TrustedProxies: c.proxies}})
 			h := srv.Handler()
 			get := func(set func(*http.Request)) *httptest.ResponseRecorder {
 				r := httptest.NewRequest("GET", "/api/auth/me", nil)

@@ -35,7 +35,8 @@ func benchServer(b *testing.B, noFsync bool) *Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { q.Close() })
-	s := New(Deps{Queue: q, Dedup: dedup.Local{W: dedup.New(10 * time.Minute)}, Keys: staticKeys{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := New(Deps{Ingestion: IngestionDeps{Queue: q, Dedup: dedup.Local{W: dedup.New(10 * time.Minute)}}, Auth: AuthDeps{Keys: staticKeys{}},
+		Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	s.SetReady(true)
 	return s
 }

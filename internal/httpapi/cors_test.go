@@ -8,8 +8,8 @@ import (
 )
 
 func TestCORS(t *testing.T) {
-	srv := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: staticKeys{},
-		CORSOrigins: []string{"https://dash.example.com"}})
+	srv := New(Deps{Auth: AuthDeps{Keys: staticKeys{}},
+		Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), CORSOrigins: []string{"https://dash.example.com"}}})
 	pre := httptest.NewRequest("OPTIONS", "/api/v1/analytics/metrics", nil)
 	pre.Header.Set("Origin", "https://dash.example.com")
 	pre.Header.Set("Access-Control-Request-Method", "GET")
@@ -38,7 +38,7 @@ func TestCORS(t *testing.T) {
 	}
 
 	// Without origins configured, no CORS headers at all.
-	plain := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: staticKeys{}})
+	plain := New(Deps{Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	rec = httptest.NewRecorder()
 	plain.Handler().ServeHTTP(rec, get)
 	if rec.Header().Get("Access-Control-Allow-Origin") != "" {

@@ -14,7 +14,7 @@ func TestDashboardFallback(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		w.Write([]byte("dashboard"))
 	})
-	h := New(Deps{Dashboard: dash}).Handler()
+	h := New(Deps{Serving: ServingDeps{Dashboard: dash}}).Handler()
 	for _, c := range []struct {
 		method, path string
 		dashboard    bool

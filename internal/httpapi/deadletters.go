@@ -119,7 +119,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) *Error 
 		}
 		limit = n
 	}
-	letters, next, err := s.DeadLetters.ListDeadLetters(r.Context(), v.Get("cursor"), limit)
+	letters, next, err := s.Reading.DeadLetters.ListDeadLetters(r.Context(), v.Get("cursor"), limit)
 	if errors.Is(err, store.ErrInvalidCursor) {
 		return validation("cursor", "must be a nextCursor returned by this route")
 	}
@@ -133,7 +133,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) *Error 
 	if next != "" {
 		page.NextCursor = &next
 	}
-	if c, ok := s.DeadLetters.(deadLetterCounter); ok {
+	if c, ok := s.Reading.DeadLetters.(deadLetterCounter); ok {
 		if page.Total, err = c.DeadLetterCount(r.Context()); err != nil {
 			return s.deadLetterStoreError(r, "count the dead-letter queue", err)
 		}
@@ -145,7 +145,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) *Error 
 // getDeadLetter is GET /api/v1/dead-letters/{id}.
 func (s *Server) getDeadLetter(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
-	l, err := s.DeadLetters.GetDeadLetter(r.Context(), id)
+	l, err := s.Reading.DeadLetters.GetDeadLetter(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return deadLetterNotFound(id)
 	}
@@ -163,7 +163,7 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) *Error
 		return errUnavailable("evp is not ready or is shutting down")
 	}
 	id := r.PathValue("id")
-	l, err := s.DeadLetters.GetDeadLetter(r.Context(), id)
+	l, err := s.Reading.DeadLetters.GetDeadLetter(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return deadLetterNotFound(id)
 	}
@@ -174,11 +174,11 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request) *Error
 	if !ok {
 		return errorf(http.StatusConflict, "NOT_REPLAYABLE", "dead letter %s does not decode into an event with an eventId; inspect its raw entry and delete it", id)
 	}
-	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: eventID, Data: l.Data}}); err != nil {
+	if err := s.Ingestion.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: eventID, Data: l.Data}}); err != nil {
 		s.log.Error("dead letters: buffer append failed", "request_id", RequestID(r.Context()), "dead_letter", id, "err", err)
 		return errUnavailable("the ingestion buffer cannot take events right now; retry shortly")
 	}
-	if _, err := s.DeadLetters.DeleteDeadLetters(r.Context(), []string{id}); err != nil {
+	if _, err := s.Reading.DeadLetters.DeleteDeadLetters(r.Context(), []string{id}); err != nil {
 		// The event is back in the buffer; replaying the letter again is harmless.
 		return s.deadLetterStoreError(r, "remove the replayed dead letter (the event was replayed; replaying it again is harmless)", err)
 	}
@@ -198,7 +198,7 @@ func (s *Server) replayAllDeadLetters(w http.ResponseWriter, r *http.Request) *E
 	var ans deadLetterReplayAll
 	cursor := ""
 	for {
-		letters, next, err := s.DeadLetters.ListDeadLetters(r.Context(), cursor, replayAllPage)
+		letters, next, err := s.Reading.DeadLetters.ListDeadLetters(r.Context(), cursor, replayAllPage)
 		if err != nil {
 			return s.deadLetterStoreError(r, "list the dead-letter queue", err)
 		}
@@ -214,12 +214,12 @@ func (s *Server) replayAllDeadLetters(w http.ResponseWriter, r *http.Request) *E
 			ids = append(ids, l.ID)
 		}
 		if len(entries) > 0 {
-			if err := s.Queue.Enqueue(r.Context(), entries); err != nil {
+			if err := s.Ingestion.Queue.Enqueue(r.Context(), entries); err != nil {
 				s.log.Error("dead letters: buffer append failed", "request_id", RequestID(r.Context()),
 					"entries", len(entries), "replayed_before", ans.Replayed, "err", err)
 				return errUnavailable("the ingestion buffer cannot take events right now; %d letters were replayed before it failed, retry to replay the rest", ans.Replayed)
 			}
-			if _, err := s.DeadLetters.DeleteDeadLetters(r.Context(), ids); err != nil {
+			if _, err := s.Reading.DeadLetters.DeleteDeadLetters(r.Context(), ids); err != nil {
 				return s.deadLetterStoreError(r, "remove replayed dead letters (they were replayed; replaying them again is harmless)", err)
 			}
 			ans.Replayed += len(entries)
@@ -237,7 +237,7 @@ func (s *Server) replayAllDeadLetters(w http.ResponseWriter, r *http.Request) *E
 // deleteDeadLetter is DELETE /api/v1/dead-letters/{id}.
 func (s *Server) deleteDeadLetter(w http.ResponseWriter, r *http.Request) *Error {
 	id := r.PathValue("id")
-	n, err := s.DeadLetters.DeleteDeadLetters(r.Context(), []string{id})
+	n, err := s.Reading.DeadLetters.DeleteDeadLetters(r.Context(), []string{id})
 	if err != nil {
 		return s.deadLetterStoreError(r, "delete the dead letter", err)
 	}

@@ -18,8 +18,8 @@ func TestSecurityHeaders(t *testing.T) {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 		w.Write([]byte("asset"))
 	})
-	srv, mail := accountsServer(t, Deps{AuthRateLimit: 1000, Dashboard: dash, Metrics: metrics.New(),
-		CORSOrigins: []string{"https://dash.example.com"}})
+	srv, mail := accountsServer(t, Deps{Auth: AuthDeps{RateLimit: 1000},
+		Serving: ServingDeps{Dashboard: dash, Metrics: metrics.New(), CORSOrigins: []string{"https://dash.example.com"}}})
 	h := srv.Handler()
 	do := func(method, path, body string, hdr map[string]string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(method, path, bytes.NewBufferString(body))
@@ -47,7 +47,7 @@ func TestSecurityHeaders(t *testing.T) {
 	if w := do("POST", "/api/auth/request-code", `{"email":"ann@example.com"}`, nil); w.Code != 200 {
 		t.Fatalf("request-code: %d %s", w.Code, w.Body)
 	}
-	srv.Accounts.WaitForMail()
+	srv.Auth.Accounts.WaitForMail()
 	verify := do("POST", "/api/auth/verify", `{"email":"ann@example.com","code":"`+mail.code("ann@example.com")+`"}`, nil)
 	token, _ := data(verify)["token"].(string)
 	if verify.Code != 200 || token == "" {

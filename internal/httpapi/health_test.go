@@ -23,7 +23,7 @@ func TestHealthDegradedAndDown(t *testing.T) {
 		{[]HealthCheck{up, full}, 200, "degraded"},
 		{[]HealthCheck{full, dead, up}, 503, "unhealthy"},
 	} {
-		srv := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: staticKeys{}, Health: tc.checks})
+		srv := New(Deps{Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Health: tc.checks}})
 		rec := httptest.NewRecorder()
 		srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/health", nil))
 		var ans healthAnswer

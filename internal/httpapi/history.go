@@ -95,8 +95,8 @@ func (s *Server) RecordRates(ctx context.Context) {
 	if !sleepUntil(ctx, next.Add(-historyStep)) {
 		return
 	}
-	if s.StoredCount != nil {
-		s.history.processedRate(ctx, s.StoredCount, time.Now())
+	if s.Reading.StoredCount != nil {
+		s.history.processedRate(ctx, s.Reading.StoredCount, time.Now())
 	}
 	for sleepUntil(ctx, next) {
 		now := time.Now()
@@ -128,16 +128,16 @@ func (s *Server) SampleRates(ctx context.Context, now time.Time) {
 	// The ingestion rate covers the 10 whole seconds before now's: its point is stamped
 	// with the end of them.
 	p := ratePoint{Timestamp: now.Truncate(time.Second).UTC()}
-	if s.IngestRate != nil {
-		if r, err := s.IngestRate.Rate(rctx); err == nil {
+	if s.Ingestion.Rate != nil {
+		if r, err := s.Ingestion.Rate.Rate(rctx); err == nil {
 			p.Ingested = &r
 		}
 	} else {
 		r := s.ingest.Rate()
 		p.Ingested = &r
 	}
-	if s.StoredCount != nil {
-		p.Processed = s.history.processedRate(rctx, s.StoredCount, now)
+	if s.Reading.StoredCount != nil {
+		p.Processed = s.history.processedRate(rctx, s.Reading.StoredCount, now)
 	}
 	s.history.add(p)
 }

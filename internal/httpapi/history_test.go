@@ -34,8 +34,8 @@ func (c *storedCounts) count(context.Context) (int64, error) {
 }
 
 func historyServer(d Deps) *Server {
-	d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	d.Keys = staticKeys{}
+	d.Serving.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	d.Auth.Keys = staticKeys{}
 	s := New(d)
 	s.SetReady(true)
 	return s
@@ -75,7 +75,7 @@ func TestRateHistoryKeepsTheNewest(t *testing.T) {
 // reading.
 func TestSampleRates(t *testing.T) {
 	counts := &storedCounts{seq: []any{int64(1000), int64(1200), errors.New("store down"), int64(1800), int64(5)}}
-	s := historyServer(Deps{StoredCount: counts.count})
+	s := historyServer(Deps{Reading: ReadingDeps{StoredCount: counts.count}})
 	base := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	clock := base
 	s.ingest.now = func() time.Time { return clock }
@@ -89,7 +89,7 @@ func TestSampleRates(t *testing.T) {
 
 	at := func(sec int) time.Time { return base.Add(time.Duration(sec)*time.Second + historyLag) }
 	ctx := context.Background()
-	s.history.processedRate(ctx, s.StoredCount, at(0)) // RecordRates' baseline: 1000
+	s.history.processedRate(ctx, s.Reading.StoredCount, at(0)) // RecordRates' baseline: 1000
 	sample := func(sec int) {
 		clock = at(sec)
 		s.SampleRates(ctx, clock)
@@ -125,7 +125,7 @@ func TestSampleRates(t *testing.T) {
 // whole. Without a store count there is no processed rate.
 func TestSampleRatesSharedCounter(t *testing.T) {
 	shared := &fakeRate{rate: 250}
-	s := historyServer(Deps{IngestRate: shared})
+	s := historyServer(Deps{Ingestion: IngestionDeps{Rate: shared}})
 	s.ingest.Add(1000) // this replica's own count, not what the history reports
 	now := time.Now()
 	s.SampleRates(context.Background(), now)
@@ -196,7 +196,7 @@ func TestGetHistoryEmpty(t *testing.T) {
 // RecordRates returns once its context ends, between points.
 func TestRecordRatesStops(t *testing.T) {
 	counts := &storedCounts{seq: []any{int64(0)}}
-	s := historyServer(Deps{StoredCount: counts.count})
+	s := historyServer(Deps{Reading: ReadingDeps{StoredCount: counts.count}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

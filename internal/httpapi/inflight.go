@@ -31,7 +31,7 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 	flags := make([]bool, 2*len(ids)) // one allocation for mine and seen
 	mine, seen := flags[:len(ids):len(ids)], flags[len(ids):]
 	checked := s.flight.generation() // before the check, so that a release after it shows
-	if err := s.Dedup.Seen(ctx, ids, seen); err != nil {
+	if err := s.Ingestion.Dedup.Seen(ctx, ids, seen); err != nil {
 		return nil, err
 	}
 	var undecidedBuf, claimedBuf [8]int // enough for a single event or a small batch
@@ -99,7 +99,7 @@ func (s *Server) admit(ctx context.Context, ids []string) (mine []bool, err erro
 		}
 		againSeen := make([]bool, len(again))
 		checked = s.flight.generation()
-		if err := s.Dedup.Seen(ctx, againIDs, againSeen); err != nil {
+		if err := s.Ingestion.Dedup.Seen(ctx, againIDs, againSeen); err != nil {
 			s.done(ids, mine)
 			return nil, err
 		}
@@ -127,7 +127,7 @@ func (s *Server) recheck(ctx context.Context, ids []string, mine []bool, claimed
 		claimedIDs[k] = ids[i]
 	}
 	seen := make([]bool, len(claimed))
-	if err := s.Dedup.Seen(ctx, claimedIDs, seen); err != nil {
+	if err := s.Ingestion.Dedup.Seen(ctx, claimedIDs, seen); err != nil {
 		return err
 	}
 	release := make([]bool, len(ids))

@@ -29,7 +29,7 @@ func (g *gatedSet) Seen(ctx context.Context, ids []string, seen []bool) error {
 func TestAdmitRechecksAfterAConcurrentRelease(t *testing.T) {
 	ctx := context.Background()
 	set := &gatedSet{Local: dedup.Local{W: dedup.New(time.Minute)}}
-	s := &Server{Deps: Deps{Dedup: set}, flight: newInflight()}
+	s := &Server{Deps: Deps{Ingestion: IngestionDeps{Dedup: set}}, flight: newInflight()}
 	ids := []string{"evt_same"}
 	set.afterSeen = func() { // between B's check and B's claim, A does it all
 		mine, err := s.admit(ctx, ids)

@@ -68,7 +68,7 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	hold := bodyHold{b: s.budget}
 	defer hold.release()
-	buf, e := readBody(r, s.MaxBodyBytes, &hold)
+	buf, e := readBody(r, s.Ingestion.MaxBodyBytes, &hold)
 	if e != nil {
 		return e
 	}
@@ -77,43 +77,15 @@ func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return decodeError(err)
 	}
-	if s.UniqueQueue != nil {
-		added, e := s.enqueueUnique(r, []event.Event{ev})
-		if e != nil {
-			return e
-		}
-		if !added[0] {
-			s.countIngest(0, 1)
-			writeEventAnswer(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
-			return nil
-		}
-		s.countAccepted(1)
-		s.countIngest(1, 0)
-		writeEventAnswer(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
-		return nil
+	events := []event.Event{ev}
+	added, e := s.accept(r, events)
+	if e != nil {
+		return e
 	}
-	ids := []string{ev.EventID}
-	mine, err := s.admit(r.Context(), ids)
-	if err != nil {
-		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
-		return errUnavailable("the dedup store is unavailable; retry shortly")
-	}
-	if !mine[0] {
-		s.countIngest(0, 1)
+	if !added[0] {
 		writeEventAnswer(w, http.StatusOK, eventAnswer{EventID: ev.EventID, Duplicate: true, Message: "Event already processed (duplicate)"})
 		return nil
 	}
-	defer s.done(ids, mine)
-	data, err := event.Marshal(&ev)
-	if err != nil {
-		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
-	}
-	if err := s.Queue.Enqueue(r.Context(), []queue.Entry{{EventID: ev.EventID, Data: data, Event: &ev}}); err != nil {
-		return s.appendFailed(r, 1, err)
-	}
-	s.markSeen(r, ids)
-	s.countAccepted(1)
-	s.countIngest(1, 0)
 	writeEventAnswer(w, http.StatusAccepted, eventAnswer{EventID: ev.EventID, Accepted: true, Message: "Event accepted for processing"})
 	return nil
 }
@@ -126,7 +98,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	hold := bodyHold{b: s.budget}
 	defer hold.release()
-	buf, e := readBody(r, s.MaxBodyBytes, &hold)
+	buf, e := readBody(r, s.Ingestion.MaxBodyBytes, &hold)
 	if e != nil {
 		return e
 	}
@@ -135,54 +107,16 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	if err != nil {
 		return decodeError(err)
 	}
-	if s.UniqueQueue != nil {
-		added, e := s.enqueueUnique(r, events)
-		if e != nil {
-			return e
-		}
-		accepted := make([]string, 0, len(events))
-		for i, ok := range added {
-			if ok {
-				accepted = append(accepted, events[i].EventID)
-			}
-		}
-		s.countAccepted(int64(len(accepted)))
-		s.countIngest(len(accepted), len(events)-len(accepted))
-		writeData(w, http.StatusAccepted, batchAnswer{
-			Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
-			EventIDs: accepted, Message: "Batch processed successfully",
-		})
-		return nil
+	added, e := s.accept(r, events)
+	if e != nil {
+		return e
 	}
-	ids := make([]string, len(events))
-	for i := range events {
-		ids[i] = events[i].EventID
-	}
-	mine, err := s.admit(r.Context(), ids)
-	if err != nil {
-		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
-		return errUnavailable("the dedup store is unavailable; retry shortly")
-	}
-	defer s.done(ids, mine)
-	entries := make([]queue.Entry, 0, len(events))
 	accepted := make([]string, 0, len(events))
-	for i := range events {
-		if !mine[i] {
-			continue
+	for i, ok := range added {
+		if ok {
+			accepted = append(accepted, events[i].EventID)
 		}
-		data, err := event.Marshal(&events[i])
-		if err != nil {
-			return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
-		}
-		entries = append(entries, queue.Entry{EventID: ids[i], Data: data, Event: &events[i]})
-		accepted = append(accepted, ids[i])
 	}
-	if err := s.Queue.Enqueue(r.Context(), entries); err != nil {
-		return s.appendFailed(r, len(entries), err)
-	}
-	s.markSeen(r, accepted)
-	s.countAccepted(int64(len(accepted)))
-	s.countIngest(len(accepted), len(events)-len(accepted))
 	writeData(w, http.StatusAccepted, batchAnswer{
 		Accepted: len(accepted), Duplicates: len(events) - len(accepted), Total: len(events),
 		EventIDs: accepted, Message: "Batch processed successfully",
@@ -190,19 +124,89 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
+// accept buffers the events whose ids are new and records those ids in the dedup window:
+// added[i] reports whether events[i] was buffered, or is a duplicate (seen before, earlier
+// in events, or buffered by a concurrent request). It counts both kinds. An id is recorded
+// only once its event is durable.
+func (s *Server) accept(r *http.Request, events []event.Event) (added []bool, e *Error) {
+	if s.Ingestion.UniqueQueue != nil {
+		added, e = s.enqueueUnique(r, events)
+	} else {
+		added, e = s.enqueueNew(r, events)
+	}
+	if e != nil {
+		return nil, e
+	}
+	n := 0
+	for _, ok := range added {
+		if ok {
+			n++
+		}
+	}
+	s.countAccepted(int64(n))
+	s.countIngest(n, len(events)-n)
+	return added, nil
+}
+
+// enqueueNew buffers the events whose ids admit gives this request, then records them as
+// seen (Dedup, then Queue.Enqueue, then Dedup.Add), and reports which it buffered.
+func (s *Server) enqueueNew(r *http.Request, events []event.Event) ([]bool, *Error) {
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].EventID
+	}
+	mine, err := s.admit(r.Context(), ids)
+	if err != nil {
+		s.log.Error("dedup check failed", "request_id", RequestID(r.Context()), "err", err)
+		return nil, errUnavailable("the dedup store is unavailable; retry shortly")
+	}
+	n := 0
+	for _, m := range mine {
+		if m {
+			n++
+		}
+	}
+	if n == 0 {
+		return mine, nil // nothing claimed, nothing to buffer
+	}
+	defer s.done(ids, mine)
+	entries := make([]queue.Entry, 0, n)
+	for i := range events {
+		if mine[i] {
+			data, err := event.Marshal(&events[i])
+			if err != nil {
+				return nil, encodeFailed(i, len(events))
+			}
+			entries = append(entries, queue.Entry{EventID: ids[i], Data: data, Event: &events[i]})
+		}
+	}
+	if err := s.Ingestion.Queue.Enqueue(r.Context(), entries); err != nil {
+		return nil, s.appendFailed(r, n, err)
+	}
+	buffered := ids
+	if n < len(ids) {
+		buffered = make([]string, 0, n)
+		for _, e := range entries {
+			buffered = append(buffered, e.EventID)
+		}
+	}
+	s.markSeen(r, buffered)
+	return mine, nil
+}
+
 // markSeen records buffered ids in the dedup window. The events are already durable, so a
 // failure here is only logged: a client retry would be buffered again, and the store's
 // unique event id keeps it from being stored twice.
 func (s *Server) markSeen(r *http.Request, ids []string) {
-	if err := s.Dedup.Add(r.Context(), ids); err != nil {
+	if err := s.Ingestion.Dedup.Add(r.Context(), ids); err != nil {
 		s.log.Warn("dedup record failed; a retry of these events will be deduplicated by the store", "request_id", RequestID(r.Context()), "events", len(ids), "err", err)
 	}
 }
 
 func (s *Server) countIngest(accepted, duplicates int) {
-	if s.Metrics != nil {
-		s.Metrics.Ingested.Add(float64(accepted))
-		s.Metrics.Duplicates.Add(float64(duplicates))
+	if s.Serving.Metrics != nil {
+		s.Serving.Metrics.Ingested.Add(float64(accepted))
+		s.Serving.Metrics.Duplicates.Add(float64(duplicates))
 	}
 }
 
@@ -213,15 +217,23 @@ func (s *Server) enqueueUnique(r *http.Request, events []event.Event) ([]bool, *
 	for i := range events {
 		data, err := event.Marshal(&events[i])
 		if err != nil {
-			return nil, errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
+			return nil, encodeFailed(i, len(events))
 		}
 		entries[i] = queue.Entry{EventID: events[i].EventID, Data: data}
 	}
-	added, err := s.UniqueQueue.EnqueueUnique(r.Context(), entries)
+	added, err := s.Ingestion.UniqueQueue.EnqueueUnique(r.Context(), entries)
 	if err != nil {
 		return nil, s.appendFailed(r, len(entries), err)
 	}
 	return added, nil
+}
+
+// encodeFailed answers event i of n that could not be encoded for the buffer.
+func encodeFailed(i, n int) *Error {
+	if n == 1 {
+		return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode the event")
+	}
+	return errorf(http.StatusInternalServerError, "INGESTION_ERROR", "could not encode event %d", i)
 }
 
 // appendFailed answers an append the buffer refused or failed: 503 either way, naming the

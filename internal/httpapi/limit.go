@@ -15,7 +15,7 @@ const bodyCostFactor = 3
 // answered 503.
 const inflightWait = time.Second
 
-// byteBudget bounds the bytes that ingestion requests hold at once (Deps.InflightMaxBytes).
+// byteBudget bounds the bytes that ingestion requests hold at once (IngestionDeps.InflightMaxBytes).
 // A request reserves before it holds and releases when it is answered. Reserving and
 // releasing are an atomic operation each; only a request that has to wait for room takes
 // the lock. Safe for concurrent use.

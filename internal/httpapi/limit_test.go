@@ -104,8 +104,8 @@ func check503(t *testing.T, what string, rec *httptest.ResponseRecorder, want st
 }
 
 func inflightServer(q queue.Queue, bound int64) *Server {
-	s := New(Deps{Queue: q, Dedup: dedup.Local{W: dedup.New(time.Minute)}, Keys: staticKeys{},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), InflightMaxBytes: bound})
+	s := New(Deps{Ingestion: IngestionDeps{Queue: q, Dedup: dedup.Local{W: dedup.New(time.Minute)}, InflightMaxBytes: bound},
+		Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	s.SetReady(true)
 	return s
 }

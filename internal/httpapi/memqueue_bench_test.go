@@ -73,9 +73,12 @@ func memQueueServer(b *testing.B) (*Server, string) {
 	w := dedup.New(10 * time.Minute)
 	w.MaxIDs = 1_000_000
 	s := New(Deps{
-		Queue: &memQueue{}, Dedup: dedup.Local{W: w}, Keys: accounts.NewKeyAuth(acc, 60*time.Second),
-		Log:     slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Metrics: metrics.New(),
+		Ingestion: IngestionDeps{Queue: &memQueue{}, Dedup: dedup.Local{W: w}},
+		Auth:      AuthDeps{Keys: accounts.NewKeyAuth(acc, 60*time.Second)},
+		Serving: ServingDeps{
+			Log:     slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			Metrics: metrics.New(),
+		},
 	})
 	s.SetReady(true)
 	return s, plain

@@ -9,7 +9,7 @@ import (
 )
 
 func TestWrongMethodIs405(t *testing.T) {
-	srv := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: staticKeys{}})
+	srv := New(Deps{Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	for _, c := range []struct {
 		method, path string
 		status       int

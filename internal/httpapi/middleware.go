@@ -148,8 +148,8 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			}
 			status := rec.status
 			took := time.Since(start)
-			if s.Metrics != nil {
-				s.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
+			if s.Serving.Metrics != nil {
+				s.Serving.Metrics.ObserveHTTP(r.Pattern, r.Method, status, took)
 			}
 			level := slog.LevelDebug
 			switch {

@@ -59,8 +59,8 @@ func (fullUnique) EnqueueUnique(context.Context, []queue.Entry) ([]bool, error) 
 
 // The one-step dedup and append (Redis) maps a full buffer to 503 the same way.
 func TestFullUniqueQueueAnswers503(t *testing.T) {
-	s := New(Deps{Queue: &memQueue{}, UniqueQueue: fullUnique{}, Dedup: dedup.Local{W: dedup.New(time.Minute)}, Keys: staticKeys{},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := New(Deps{Ingestion: IngestionDeps{Queue: &memQueue{}, UniqueQueue: fullUnique{}, Dedup: dedup.Local{W: dedup.New(time.Minute)}},
+		Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	s.SetReady(true)
 	check503(t, "event", postTo(s, "/api/v1/events", eventBody("u1", 10), "", false), "EVP_STREAM_MAX_LEN")
 	check503(t, "batch", postTo(s, "/api/v1/events/batch", []byte(`{"events":[`+string(eventBody("u2", 10))+`]}`), "", false), "EVP_STREAM_MAX_LEN")
@@ -93,10 +93,16 @@ func TestStatusRoutesWhileBufferDown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &statsQueue{statsErr: tc.statsErr, pingErr: tc.pingErr}
-			s := New(Deps{Queue: q, Dedup: dedup.Local{W: dedup.New(time.Minute)}, Keys: staticKeys{},
-				Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Stream:     func(ctx context.Context) (StreamInfo, error) { _, err := q.Stats(ctx); return StreamInfo{}, err },
-				Processing: func(context.Context) (ProcessingStats, error) { return ProcessingStats{}, nil }})
+			s := New(Deps{Ingestion: IngestionDeps{Queue: q, Dedup: dedup.Local{W: dedup.New(time.Minute)}},
+				Auth:    AuthDeps{Keys: staticKeys{}},
+				Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+				Reading: ReadingDeps{
+					Stream: describeFunc(func(ctx context.Context) (queue.Description, error) {
+						_, err := q.Stats(ctx)
+						return queue.Description{}, err
+					}),
+					Processing: func(context.Context) (ProcessingStats, error) { return ProcessingStats{}, nil },
+				}})
 			s.SetReady(true)
 			for path, code := range map[string]string{
 				"/api/metrics": "METRICS_ERROR", "/api/metrics/ingestion": "METRICS_ERROR",
@@ -115,11 +121,11 @@ func TestStatusRoutesWhileBufferDown(t *testing.T) {
 
 // The event store unreachable behind /api/metrics is a 503 naming it.
 func TestMetricsWhileStoreDown(t *testing.T) {
-	s := New(Deps{Queue: &memQueue{}, Dedup: dedup.Local{W: dedup.New(time.Minute)}, Keys: staticKeys{},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Processing: func(context.Context) (ProcessingStats, error) {
+	s := New(Deps{Ingestion: IngestionDeps{Queue: &memQueue{}, Dedup: dedup.Local{W: dedup.New(time.Minute)}},
+		Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Reading: ReadingDeps{Processing: func(context.Context) (ProcessingStats, error) {
 			return ProcessingStats{}, fmt.Errorf("count: %w", context.DeadlineExceeded)
-		}})
+		}}})
 	s.SetReady(true)
 	check503(t, "/api/metrics", getWithKey(s, "/api/metrics"), "event store is unavailable")
 }

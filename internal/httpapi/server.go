@@ -59,62 +59,87 @@ type ProcessingStats struct {
 	EventsByType    map[string]int64 // all-time stored events per type; nil when the store cannot tell
 }
 
-// Deps are what the server needs from the rest of evp.
+// Deps are what the server needs from the rest of evp, grouped by the concern they serve.
+// A nil field leaves out what it serves, where its comment says so.
 type Deps struct {
+	Ingestion IngestionDeps
+	Auth      AuthDeps
+	Reading   ReadingDeps
+	Serving   ServingDeps
+}
+
+// IngestionDeps are what POST /api/v1/events and /api/v1/events/batch need: the buffer,
+// the dedup window and the bounds on a request.
+type IngestionDeps struct {
 	Queue queue.Queue
 	Dedup dedup.Set
 	// UniqueQueue, when set, checks the dedup window, appends and records the new ids in
 	// one step (Redis: one round trip, atomic across replicas); ingestion then uses it
 	// instead of Dedup and Queue.Enqueue.
 	UniqueQueue UniqueQueue
-	Keys        KeyAuthenticator
-	Health      []HealthCheck
-	Processing  func(ctx context.Context) (ProcessingStats, error)
-	// StoredCount, when set, is the event store's count, read every 10 s by RecordRates
-	// for the processed rate of GET /api/metrics/history (every worker's: the store is
-	// shared); without it that rate is null.
-	StoredCount func(ctx context.Context) (int64, error)
-	// IngestRate, when set, counts accepted events and reports the rate across every replica
+	// Rate, when set, counts accepted events and reports the rate across every replica
 	// (Redis); without it the rate is this process's.
-	IngestRate IngestRate
-	// Stream describes the buffer for GET /api/metrics/stream.
-	Stream func(ctx context.Context) (StreamInfo, error)
-	// Analytics answers GET /api/v1/analytics/metrics; nil leaves the route out.
-	Analytics func(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error)
-	Log       *slog.Logger
-	Version   string
+	Rate IngestRate
 	// MaxBodyBytes bounds a request body after decompression.
 	MaxBodyBytes int64
 	// InflightMaxBytes bounds what ingestion requests hold at once: bodyCostFactor times
 	// their body bytes (the body, the decoded events, their encoded entries). Past it a
 	// request waits up to inflightWait for room, then gets 503. 128 MiB when 0.
 	InflightMaxBytes int64
-	// Docs, when set, serves /openapi.json and /docs.
-	Docs http.Handler
-	// NoIngest leaves out the ingestion routes (a worker-only process).
-	NoIngest bool
+	// Off leaves out the ingestion routes (a worker-only process).
+	Off bool
+}
+
+// AuthDeps are who may call: API keys, accounts and the limits on the sign-in routes.
+type AuthDeps struct {
+	Keys KeyAuthenticator
 	// Accounts serves sign-in, sessions, API-key and user management; nil leaves those
 	// routes out (API keys still work through Keys).
 	Accounts *accounts.Service
 	// AnalyticsPublic opens the analytics and metrics routes to callers without
 	// credentials (EVP_ANALYTICS_PUBLIC).
 	AnalyticsPublic bool
-	// AuthRateLimit is the requests per minute per client IP on /api/auth/* (100 when 0).
-	AuthRateLimit int
+	// RateLimit is the requests per minute per client IP on /api/auth/* (100 when 0).
+	RateLimit int
+	// LimitCounter, when set, keeps the /api/auth counters shared by every replica
+	// (Redis); otherwise each process counts its own.
+	LimitCounter httprate.LimitCounter
 	// TrustProxy takes the client IP from X-Forwarded-For written by TrustedProxies
 	// (clientip.Private when empty); see clientip.Resolver.Addr.
 	TrustProxy     bool
 	TrustedProxies []netip.Prefix
-	// AuthLimitCounter, when set, keeps the /api/auth counters shared by every replica
-	// (Redis); otherwise each process counts its own.
-	AuthLimitCounter httprate.LimitCounter
+}
+
+// ReadingDeps answer the routes that read what evp holds: metrics, the buffer, analytics
+// and dead letters.
+type ReadingDeps struct {
+	Processing func(ctx context.Context) (ProcessingStats, error)
+	// StoredCount, when set, is the event store's count, read every 10 s by RecordRates
+	// for the processed rate of GET /api/metrics/history (every worker's: the store is
+	// shared); without it that rate is null.
+	StoredCount func(ctx context.Context) (int64, error)
+	// Stream describes the buffer for GET /api/metrics/stream; nil leaves the route out.
+	Stream BufferDescriber
+	// Analytics answers GET /api/v1/analytics/metrics; nil leaves the route out.
+	Analytics func(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error)
+	// AnalyticsCache keeps analytics answers (Redis, shared by replicas); nil keeps them in
+	// this process.
+	AnalyticsCache AnalyticsCache
+	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into the
+	// buffer, delete); nil leaves them out.
+	DeadLetters store.DeadLetters
 	// StoreCheck, when set, is pinged (its result reused for a second) before the routes
 	// that read the event store; while it fails they answer 503 naming it. For a remote
 	// store (MongoDB), whose reads would otherwise fail with a 500.
 	StoreCheck *HealthCheck
-	// CORSOrigins lets browsers on these origins call the API (a dashboard hosted
-	// elsewhere, built with VITE_API_URL); none when empty.
-	CORSOrigins []string
+}
+
+// ServingDeps are what every process serves whatever its role, and how it logs.
+type ServingDeps struct {
+	// Health lists the backends GET /api/health pings.
+	Health []HealthCheck
+	// Docs, when set, serves /openapi.json and /docs.
+	Docs http.Handler
 	// Dashboard, when set, answers GET and HEAD requests for paths outside /api/ that no
 	// route matches (the web dashboard and its client-side routes).
 	Dashboard http.Handler
@@ -122,12 +147,11 @@ type Deps struct {
 	// MetricsToken when that is set.
 	Metrics      *metrics.Metrics
 	MetricsToken string
-	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into Queue,
-	// delete); nil leaves them out.
-	DeadLetters store.DeadLetters
-	// AnalyticsCache keeps analytics answers (Redis, shared by replicas); nil keeps them in
-	// this process.
-	AnalyticsCache AnalyticsCache
+	// CORSOrigins lets browsers on these origins call the API (a dashboard hosted
+	// elsewhere, built with VITE_API_URL); none when empty.
+	CORSOrigins []string
+	Log         *slog.Logger
+	Version     string
 }
 
 // Server is the HTTP API. Create with New; serve Handler().
@@ -150,20 +174,20 @@ type Server struct {
 
 // New builds the server. It starts not ready; call SetReady(true) once serving.
 func New(d Deps) *Server {
-	if d.Log == nil {
-		d.Log = slog.Default()
+	if d.Serving.Log == nil {
+		d.Serving.Log = slog.Default()
 	}
-	if d.MaxBodyBytes <= 0 {
-		d.MaxBodyBytes = 5 << 20
+	if d.Ingestion.MaxBodyBytes <= 0 {
+		d.Ingestion.MaxBodyBytes = 5 << 20
 	}
-	if d.InflightMaxBytes <= 0 {
-		d.InflightMaxBytes = 128 << 20
+	if d.Ingestion.InflightMaxBytes <= 0 {
+		d.Ingestion.InflightMaxBytes = 128 << 20
 	}
-	s := &Server{Deps: d, log: d.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.AnalyticsCache,
-		budget: newByteBudget(d.InflightMaxBytes)}
-	s.clients = clientip.New(d.TrustProxy, d.TrustedProxies)
-	if d.StoreCheck != nil { // before the routes: needsStore reads it as they are made
-		s.gate = &storeGate{check: *d.StoreCheck}
+	s := &Server{Deps: d, log: d.Serving.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.Reading.AnalyticsCache,
+		budget: newByteBudget(d.Ingestion.InflightMaxBytes)}
+	s.clients = clientip.New(d.Auth.TrustProxy, d.Auth.TrustedProxies)
+	if d.Reading.StoreCheck != nil { // before the routes: needsStore reads it as they are made
+		s.gate = &storeGate{check: *d.Reading.StoreCheck}
 	}
 	if s.acache == nil {
 		s.acache = newLocalAnalyticsCache()
@@ -173,7 +197,7 @@ func New(d Deps) *Server {
 		s.routes = append(s.routes, pattern)
 		mux.Handle(pattern, h)
 	}
-	if !d.NoIngest {
+	if !d.Ingestion.Off {
 		handle("POST /api/v1/events", s.guard(accounts.PermIngest, s.postEvent))
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngest, s.getStats))
@@ -181,13 +205,13 @@ func New(d Deps) *Server {
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))
 	handle("GET /api/metrics/history", s.guard(accounts.PermReadAnalytics, s.getHistory))
-	if d.Stream != nil {
+	if d.Reading.Stream != nil {
 		handle("GET /api/metrics/stream", s.guard(accounts.PermReadAnalytics, s.getStream))
 	}
-	if d.Analytics != nil {
+	if d.Reading.Analytics != nil {
 		handle("GET /api/v1/analytics/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getAnalytics)))
 	}
-	if d.Accounts != nil {
+	if d.Auth.Accounts != nil {
 		limited := s.authLimiter()
 		auth := func(pattern string, h http.HandlerFunc) { handle(pattern, limited(h).ServeHTTP) }
 		auth("POST /api/auth/request-code", s.guardless(s.postRequestCode))
@@ -200,28 +224,29 @@ func New(d Deps) *Server {
 		handle("POST /api/users", s.guard(accounts.PermManageUsers, s.postUser))
 		handle("PATCH /api/users/{id}", s.guard(accounts.PermManageUsers, s.patchUser))
 	}
-	if d.DeadLetters != nil {
+	if d.Reading.DeadLetters != nil {
 		handle("GET /api/v1/dead-letters", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.listDeadLetters)))
 		handle("GET /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.getDeadLetter)))
 		handle("POST /api/v1/dead-letters/{id}/replay", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.replayDeadLetter)))
 		handle("POST /api/v1/dead-letters/replay", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.replayAllDeadLetters)))
 		handle("DELETE /api/v1/dead-letters/{id}", s.guard(accounts.PermManageDeadLetters, s.needsStore(s.deleteDeadLetter)))
 	}
-	if d.Metrics != nil {
-		handle("GET /metrics", d.Metrics.Handler(d.MetricsToken).ServeHTTP)
+	if d.Serving.Metrics != nil {
+		handle("GET /metrics", d.Serving.Metrics.Handler(d.Serving.MetricsToken).ServeHTTP)
 	}
 	handle("GET /api/health", s.getHealth)
 	handle("GET /api/ready", s.getReady)
 	handle("GET /api/live", s.getLive)
-	if d.Docs != nil {
-		handle("GET /openapi.json", d.Docs.ServeHTTP)
-		handle("GET /docs", d.Docs.ServeHTTP)
-		mux.Handle("GET /docs/", d.Docs)
+	if docs := d.Serving.Docs; docs != nil {
+		handle("GET /openapi.json", docs.ServeHTTP)
+		handle("GET /docs", docs.ServeHTTP)
+		mux.Handle("GET /docs/", docs)
 	}
+	dash := d.Serving.Dashboard
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if d.Dashboard != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		if dash != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 			r.URL.Path != "/api" && !strings.HasPrefix(r.URL.Path, "/api/") {
-			d.Dashboard.ServeHTTP(w, r)
+			dash.ServeHTTP(w, r)
 			return
 		}
 		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
@@ -232,8 +257,8 @@ func New(d Deps) *Server {
 		writeError(w, errorf(http.StatusNotFound, "NOT_FOUND", "no route for %s %s", r.Method, r.URL.Path))
 	})
 	var h http.Handler = mux
-	if len(d.CORSOrigins) > 0 {
-		h = corsFor(d.CORSOrigins)(mux)
+	if origins := d.Serving.CORSOrigins; len(origins) > 0 {
+		h = corsFor(origins)(mux)
 	}
 	s.handler = s.wrap(h)
 	return s
@@ -256,16 +281,16 @@ func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 // replicas.
 func (s *Server) countAccepted(n int64) {
 	s.ingest.Add(n)
-	if s.IngestRate != nil {
-		s.IngestRate.Add(n)
+	if s.Ingestion.Rate != nil {
+		s.Ingestion.Rate.Add(n)
 	}
 }
 
 // ingestionRate is the rate the stats routes report: every replica's when shared,
 // otherwise this process's. A shared counter that cannot be read falls back to the local one.
 func (s *Server) ingestionRate(ctx context.Context) float64 {
-	if s.IngestRate != nil {
-		if r, err := s.IngestRate.Rate(ctx); err == nil {
+	if s.Ingestion.Rate != nil {
+		if r, err := s.Ingestion.Rate.Rate(ctx); err == nil {
 			return r
 		}
 	}

@@ -47,9 +47,9 @@ func (e *degradedError) Unwrap() error { return e.err }
 func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	ans := healthAnswer{Status: "healthy", Version: s.Version, Uptime: time.Since(s.started).Seconds(),
+	ans := healthAnswer{Status: "healthy", Version: s.Serving.Version, Uptime: time.Since(s.started).Seconds(),
 		Timestamp: time.Now().UTC(), Services: map[string]serviceHealth{}}
-	for _, c := range s.Health {
+	for _, c := range s.Serving.Health {
 		start := time.Now()
 		err := c.Ping(ctx)
 		h := serviceHealth{Status: "up", LatencyMs: float64(time.Since(start).Microseconds()) / 1000}
@@ -96,10 +96,10 @@ type statsAnswer struct {
 // getStats is GET /api/v1/events/stats. totalIngested is the buffer's persisted count of
 // accepted events, so it survives restarts.
 func (s *Server) getStats(w http.ResponseWriter, r *http.Request) *Error {
-	qs, err := s.Queue.Stats(r.Context())
+	qs, err := s.Ingestion.Queue.Stats(r.Context())
 	if err != nil {
 		s.log.Error("stats failed", "err", err)
-		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "STATS_ERROR", "could not read ingestion stats")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Ingestion.Queue.Ping, "STATS_ERROR", "could not read ingestion stats")
 	}
 	writeData(w, http.StatusOK, statsAnswer{IngestionRate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued, Timestamp: time.Now().UTC()})
 	return nil
@@ -140,17 +140,17 @@ type metricsAnswer struct {
 
 // getMetrics is GET /api/metrics.
 func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
-	qs, err := s.Queue.Stats(r.Context())
+	qs, err := s.Ingestion.Queue.Stats(r.Context())
 	if err != nil {
 		s.log.Error("metrics: buffer stats failed", "err", err)
-		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "METRICS_ERROR", "could not read buffer metrics")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Ingestion.Queue.Ping, "METRICS_ERROR", "could not read buffer metrics")
 	}
-	ps, err := s.Processing(r.Context())
+	ps, err := s.Reading.Processing(r.Context())
 	if err != nil {
 		s.log.Error("metrics: processing stats failed", "err", err)
 		var ping func(context.Context) error
-		if s.StoreCheck != nil {
-			ping = s.StoreCheck.Ping
+		if s.Reading.StoreCheck != nil {
+			ping = s.Reading.StoreCheck.Ping
 		}
 		return s.readFailed(r.Context(), err, "event store", ping, "METRICS_ERROR", "could not read processing metrics")
 	}
@@ -176,64 +176,69 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) *Error {
 
 // getIngestionMetrics is GET /api/metrics/ingestion.
 func (s *Server) getIngestionMetrics(w http.ResponseWriter, r *http.Request) *Error {
-	qs, err := s.Queue.Stats(r.Context())
+	qs, err := s.Ingestion.Queue.Stats(r.Context())
 	if err != nil {
 		s.log.Error("metrics: buffer stats failed", "err", err)
-		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "METRICS_ERROR", "could not read ingestion metrics")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Ingestion.Queue.Ping, "METRICS_ERROR", "could not read ingestion metrics")
 	}
 	writeData(w, http.StatusOK, ingestionMetrics{Rate: s.ingestionRate(r.Context()), TotalIngested: qs.TotalEnqueued})
 	return nil
 }
 
-// StreamInfo is GET /api/metrics/stream: the buffer and who reads it.
-type StreamInfo struct {
-	Backend string `json:"backend"` // "redis" or "embedded"
-	// Stream is the stream key; with several partitions, the stem of their keys.
-	Stream string `json:"stream"`
-	// Partitions is the number of streams entries are appended to (EVP_STREAM_PARTITIONS);
-	// 0 is sent as 1.
-	Partitions int `json:"partitions"`
-	// Streams are the keys of every stream read: the Partitions appended to, then any
-	// left over from another partition count that still held entries. Nil is sent as
-	// [Stream].
+// BufferDescriber describes the buffer for GET /api/metrics/stream; each buffer describes
+// itself.
+type BufferDescriber interface {
+	Describe(ctx context.Context) (queue.Description, error)
+}
+
+// streamAnswer is GET /api/metrics/stream: the buffer and who reads it (queue.Description).
+type streamAnswer struct {
+	Backend       string        `json:"backend"`
+	Stream        string        `json:"stream"`
+	Partitions    int           `json:"partitions"`
 	Streams       []string      `json:"streams"`
-	Length        int64         `json:"length"` // entries not yet acknowledged
+	Length        int64         `json:"length"`
 	TotalEnqueued int64         `json:"totalEnqueued"`
-	Groups        []StreamGroup `json:"groups"`
+	Groups        []streamGroup `json:"groups"`
 	Timestamp     time.Time     `json:"timestamp"`
 }
 
-// StreamGroup is one consumer group with its consumers.
-type StreamGroup struct {
+type streamGroup struct {
 	Name            string           `json:"name"`
-	Pending         int64            `json:"pending"` // delivered, not yet acknowledged
-	Lag             int64            `json:"lag"`     // not yet delivered; -1 when unknown
+	Pending         int64            `json:"pending"`
+	Lag             int64            `json:"lag"`
 	LastDeliveredID string           `json:"lastDeliveredId,omitempty"`
-	Consumers       []StreamConsumer `json:"consumers"`
+	Consumers       []streamConsumer `json:"consumers"`
 }
 
-// StreamConsumer is one consumer of a group.
-type StreamConsumer struct {
+type streamConsumer struct {
 	Name    string `json:"name"`
 	Pending int64  `json:"pending"`
 	IdleMs  int64  `json:"idleMs"`
 }
 
-// getStream is GET /api/metrics/stream.
+// getStream is GET /api/metrics/stream. It always names the partition count and the stream
+// keys: 1 and [stream] when the buffer leaves them out.
 func (s *Server) getStream(w http.ResponseWriter, r *http.Request) *Error {
-	info, err := s.Stream(r.Context())
+	d, err := s.Reading.Stream.Describe(r.Context())
 	if err != nil {
 		s.log.Error("stream metrics failed", "err", err)
-		return s.readFailed(r.Context(), err, "ingestion buffer", s.Queue.Ping, "STREAM_ERROR", "could not read the buffer's stream information")
+		return s.readFailed(r.Context(), err, "ingestion buffer", s.Ingestion.Queue.Ping, "STREAM_ERROR", "could not read the buffer's stream information")
 	}
-	info.Timestamp = time.Now().UTC()
-	if info.Partitions < 1 {
-		info.Partitions = 1
+	ans := streamAnswer{Backend: d.Backend, Stream: d.Stream, Partitions: max(d.Partitions, 1), Streams: d.Streams,
+		Length: d.Length, TotalEnqueued: d.TotalEnqueued, Groups: make([]streamGroup, 0, len(d.Groups)), Timestamp: time.Now().UTC()}
+	if ans.Streams == nil {
+		ans.Streams = []string{d.Stream}
 	}
-	if info.Streams == nil {
-		info.Streams = []string{info.Stream}
+	for _, g := range d.Groups {
+		sg := streamGroup{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDeliveredID: g.LastDeliveredID,
+			Consumers: make([]streamConsumer, 0, len(g.Consumers))}
+		for _, c := range g.Consumers {
+			sg.Consumers = append(sg.Consumers, streamConsumer{Name: c.Name, Pending: c.Pending, IdleMs: c.Idle.Milliseconds()})
+		}
+		ans.Groups = append(ans.Groups, sg)
 	}
-	writeData(w, http.StatusOK, info)
+	writeData(w, http.StatusOK, ans)
 	return nil
 }
 

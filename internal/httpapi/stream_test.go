@@ -8,21 +8,28 @@ import (
 	"net/http/httptest"
 	"slices"
 	"testing"
+
+	"github.com/evp-dev/evp/internal/queue"
 )
+
+// describeFunc is a BufferDescriber made of a function.
+type describeFunc func(ctx context.Context) (queue.Description, error)
+
+func (f describeFunc) Describe(ctx context.Context) (queue.Description, error) { return f(ctx) }
 
 // GET /api/metrics/stream always names the partition count and the stream keys: as the
 // app gives them, or 1 and [stream] when it leaves them out.
 func TestStreamPartitions(t *testing.T) {
 	for _, c := range []struct {
-		info           StreamInfo
+		info           queue.Description
 		wantPartitions int
 		wantStreams    []string
 	}{
-		{StreamInfo{Backend: "redis", Stream: "events_stream"}, 1, []string{"events_stream"}},
-		{StreamInfo{Backend: "redis", Stream: "s", Partitions: 2, Streams: []string{"s:{a}", "s:{b}", "s"}}, 2, []string{"s:{a}", "s:{b}", "s"}},
+		{queue.Description{Backend: "redis", Stream: "events_stream"}, 1, []string{"events_stream"}},
+		{queue.Description{Backend: "redis", Stream: "s", Partitions: 2, Streams: []string{"s:{a}", "s:{b}", "s"}}, 2, []string{"s:{a}", "s:{b}", "s"}},
 	} {
-		srv := New(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Keys: staticKeys{},
-			Stream: func(context.Context) (StreamInfo, error) { return c.info, nil }})
+		srv := New(Deps{Auth: AuthDeps{Keys: staticKeys{}}, Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+			Reading: ReadingDeps{Stream: describeFunc(func(context.Context) (queue.Description, error) { return c.info, nil })}})
 		srv.SetReady(true)
 		req := httptest.NewRequest("GET", "/api/metrics/stream", nil)
 		req.Header.Set("x-api-key", "evp_bench")

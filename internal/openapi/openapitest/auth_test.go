@@ -100,8 +100,8 @@ func exhaust(t *testing.T, f *fixture, _ *world) {
 	t.Fatal("no 429 after 10 requests with a limit of 2 per minute")
 }
 
-func limitTwo(_ *fixture, d *httpapi.Deps)    { d.AuthRateLimit = 2 }
-func counterDown(_ *fixture, d *httpapi.Deps) { d.AuthLimitCounter = failingCounter{} }
+func limitTwo(_ *fixture, d *httpapi.Deps)    { d.Auth.RateLimit = 2 }
+func counterDown(_ *fixture, d *httpapi.Deps) { d.Auth.LimitCounter = failingCounter{} }
 func storeDown(_ *testing.T, f *fixture, _ *world) {
 	f.acc.store.Close()
 }
@@ -226,7 +226,7 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 		{name: "request code rate-limit store down", deps: counterDown, method: "POST", path: rc, body: `{"email":"admin@example.com"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "request code no delivery", method: "POST", path: rc, body: `{"email":"admin@example.com"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
 			deps: func(f *fixture, d *httpapi.Deps) {
-				d.Accounts = f.acc.service(func(c *accounts.ServiceConfig) { c.DevLogin = false })
+				d.Auth.Accounts = f.acc.service(func(c *accounts.ServiceConfig) { c.DevLogin = false })
 			}},
 
 		// POST /api/auth/verify
@@ -720,7 +720,7 @@ func TestRolePolicy(t *testing.T) {
 		}
 		for i, caller := range callers {
 			t.Run(method+" "+target+" "+caller, func(t *testing.T) {
-				f := newFixture(t, func(_ *fixture, d *httpapi.Deps) { d.AnalyticsPublic = caller == "public" })
+				f := newFixture(t, func(_ *fixture, d *httpapi.Deps) { d.Auth.AnalyticsPublic = caller == "public" })
 				if strings.Contains(target, "/dead-letters") {
 					st, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitedb.SyncNormal)
 					if err != nil {

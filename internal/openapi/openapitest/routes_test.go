@@ -54,6 +54,17 @@ func (q *memQueue) Stats(context.Context) (queue.Stats, error) {
 	return queue.Stats{Length: n, TotalEnqueued: n}, nil
 }
 
+// Describe describes the buffer as the embedded one does.
+func (q *memQueue) Describe(ctx context.Context) (queue.Description, error) {
+	st, err := q.Stats(ctx)
+	if err != nil {
+		return queue.Description{}, err
+	}
+	return queue.Description{Backend: "embedded", Stream: "buffer", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
+		Groups: []queue.GroupDescription{{Name: "evp-workers-group", Pending: st.Pending, Lag: st.Length - st.Pending,
+			Consumers: []queue.ConsumerDescription{{Name: "workers", Pending: st.Pending}}}}}, nil
+}
+
 func (q *memQueue) Fetch(context.Context, int, time.Duration) ([]queue.Message, error) {
 	return nil, nil
 }
@@ -92,49 +103,46 @@ type fixture struct {
 func newFixture(t testing.TB, opts ...func(*fixture, *httpapi.Deps)) *fixture {
 	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true, dl: &deadLetterSlot{}, acc: newAccounts(t)}
 	d := httpapi.Deps{
-		Queue:   f.q,
-		Dedup:   dedup.Local{W: dedup.New(time.Minute)},
-		Keys:    f.keys,
-		Metrics: metrics.New(), MetricsToken: "scrape-secret",
-		DeadLetters: f.dl,
-		Accounts:    f.acc.svc,
-		Stream: func(ctx context.Context) (httpapi.StreamInfo, error) {
-			st, err := f.q.Stats(ctx)
-			if err != nil {
-				return httpapi.StreamInfo{}, err
-			}
-			return httpapi.StreamInfo{Backend: "embedded", Stream: "buffer", Length: st.Length, TotalEnqueued: st.TotalEnqueued,
-				Groups: []httpapi.StreamGroup{{Name: "evp-workers-group", Pending: st.Pending, Lag: st.Length - st.Pending,
-					Consumers: []httpapi.StreamConsumer{{Name: "workers", Pending: st.Pending}}}}}, nil
+		Ingestion: httpapi.IngestionDeps{
+			Queue:        f.q,
+			Dedup:        dedup.Local{W: dedup.New(time.Minute)},
+			MaxBodyBytes: 4 << 10,
 		},
-		Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-			if f.analyticsFail {
-				return store.AnalyticsResult{}, errors.New("database is locked")
-			}
-			return store.AnalyticsResult{TotalEvents: 3, UniqueUsers: 2, UniqueSessions: 2, AvgEventsPerUser: 1.5,
-				EventsByType:   []store.TypeCount{{EventType: "page_view", Count: 2, Percentage: 66.67}, {EventType: "click", Count: 1, Percentage: 33.33}},
-				TopUsers:       []store.TopUser{{UserID: "u1", EventCount: 2, LastEventAt: q.End.Add(-time.Second), EventTypes: []string{"click", "page_view"}}},
-				EventsOverTime: []store.BucketCount{{Timestamp: q.Start, Count: 3}}}, nil
+		Auth: httpapi.AuthDeps{Keys: f.keys, Accounts: f.acc.svc},
+		Reading: httpapi.ReadingDeps{
+			DeadLetters: f.dl,
+			Stream:      f.q,
+			Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+				if f.analyticsFail {
+					return store.AnalyticsResult{}, errors.New("database is locked")
+				}
+				return store.AnalyticsResult{TotalEvents: 3, UniqueUsers: 2, UniqueSessions: 2, AvgEventsPerUser: 1.5,
+					EventsByType:   []store.TypeCount{{EventType: "page_view", Count: 2, Percentage: 66.67}, {EventType: "click", Count: 1, Percentage: 33.33}},
+					TopUsers:       []store.TopUser{{UserID: "u1", EventCount: 2, LastEventAt: q.End.Add(-time.Second), EventTypes: []string{"click", "page_view"}}},
+					EventsOverTime: []store.BucketCount{{Timestamp: q.Start, Count: 3}}}, nil
+			},
+			Processing: func(context.Context) (httpapi.ProcessingStats, error) {
+				if f.procPanic {
+					panic("boom")
+				}
+				if f.procFail {
+					return httpapi.ProcessingStats{}, errors.New("store down")
+				}
+				return httpapi.ProcessingStats{TotalEvents: 3, TotalBatches: 1, LastBatchSize: 3, LastProcessedAt: f.lastBatch}, nil
+			},
 		},
-		Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
-			if !f.backendUp {
-				return errors.New("unable to open database file")
-			}
-			return nil
-		}}},
-		Processing: func(context.Context) (httpapi.ProcessingStats, error) {
-			if f.procPanic {
-				panic("boom")
-			}
-			if f.procFail {
-				return httpapi.ProcessingStats{}, errors.New("store down")
-			}
-			return httpapi.ProcessingStats{TotalEvents: 3, TotalBatches: 1, LastBatchSize: 3, LastProcessedAt: f.lastBatch}, nil
+		Serving: httpapi.ServingDeps{
+			Health: []httpapi.HealthCheck{{Name: "sqlite", Ping: func(context.Context) error {
+				if !f.backendUp {
+					return errors.New("unable to open database file")
+				}
+				return nil
+			}}},
+			Metrics: metrics.New(), MetricsToken: "scrape-secret",
+			Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Version: "test",
+			Docs:    openapi.Handler(),
 		},
-		Log:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Version:      "test",
-		MaxBodyBytes: 4 << 10,
-		Docs:         openapi.Handler(),
 	}
 	for _, o := range opts {
 		o(f, &d)

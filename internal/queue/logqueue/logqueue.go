@@ -63,6 +63,8 @@ type Options struct {
 	// past it Fetch hands out no new entries, only redeliveries, until acknowledgements
 	// come. One entry is always handed out when none is out, however large. 64 MiB.
 	DeliveredBytes int64
+	// Group names, in Describe, the one consumer group: the workers of this process.
+	Group string
 }
 
 // Queue implements queue.Queue, queue.Toucher and queue.Bounded on a log of segment files
