@@ -92,23 +92,6 @@ func (s *Store) CreateAPIKey(ctx context.Context, name, prefix string, expiresAt
 
 // --- users ---
 
-const userCols = `id, email, role, status, COALESCE(invited_by, ''), created_at, last_login_at`
-
-func scanUser(sc scanner) (User, error) {
-	var u User
-	var created int64
-	var login sql.NullInt64
-	if err := sc.Scan(&u.ID, &u.Email, &u.Role, &u.Status, &u.InvitedBy, &created, &login); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return u, ErrUserNotFound
-		}
-		return u, fmt.Errorf("accounts: read user: %w", err)
-	}
-	u.CreatedAt = time.UnixMilli(created).UTC()
-	u.LastLoginAt = timeOrNil(login)
-	return u, nil
-}
-
 func isUniqueViolation(err error) bool {
 	var se sqlite3.Error
 	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
@@ -146,28 +129,20 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE email = ?`, strings.ToLower(email)))
+	return ScanUser(s.db.QueryRowContext(ctx, `SELECT `+UserColumns+` FROM users WHERE email = ?`, strings.ToLower(email)))
 }
 
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
-	return scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	return ScanUser(s.db.QueryRowContext(ctx, `SELECT `+UserColumns+` FROM users WHERE id = ?`, id))
 }
 
 func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+UserColumns+` FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: list users: %w", err)
 	}
 	defer rows.Close()
-	users := []User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, u)
-	}
-	return users, rows.Err()
+	return ScanAll(rows, ScanUser)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User, error) {
@@ -178,8 +153,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 	if ch.Status != nil {
 		status = string(*ch.Status)
 	}
-	return scanUser(s.db.QueryRowContext(ctx, `UPDATE users SET role = COALESCE(?, role), status = COALESCE(?, status)
-		WHERE id = ? RETURNING `+userCols, role, status, id))
+	return ScanUser(s.db.QueryRowContext(ctx, `UPDATE users SET role = COALESCE(?, role), status = COALESCE(?, status)
+		WHERE id = ? RETURNING `+UserColumns, role, status, id))
 }
 
 func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
@@ -217,22 +192,8 @@ func (s *Store) CountCodesSince(ctx context.Context, email string, since time.Ti
 }
 
 func (s *Store) LatestCode(ctx context.Context, email string) (LoginCode, error) {
-	var c LoginCode
-	var created, expires int64
-	var used sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, email, code_hash, created_at, expires_at, attempts, used_at
-		FROM login_codes WHERE email = ? ORDER BY created_at DESC, id DESC LIMIT 1`, strings.ToLower(email)).
-		Scan(&c.ID, &c.Email, &c.Hash, &created, &expires, &c.Attempts, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, ErrCodeNotFound
-	}
-	if err != nil {
-		return c, fmt.Errorf("accounts: read code: %w", err)
-	}
-	c.CreatedAt = time.UnixMilli(created).UTC()
-	c.ExpiresAt = time.UnixMilli(expires).UTC()
-	c.UsedAt = timeOrNil(used)
-	return c, nil
+	return ScanLoginCode(s.db.QueryRowContext(ctx, `SELECT `+LoginCodeColumns+`
+		FROM login_codes WHERE email = ? ORDER BY created_at DESC, id DESC LIMIT 1`, strings.ToLower(email)))
 }
 
 // TakeCodeAttempt checks and counts a try in one UPDATE: SQLite runs one writer at a time,
@@ -275,25 +236,13 @@ func (s *Store) InsertAPIKey(ctx context.Context, k APIKey, hash [32]byte) error
 	return nil
 }
 
-const keyCols = `k.id, k.name, k.prefix, k.last4, COALESCE(k.user_id, ''), k.created_at, k.last_used_at, k.expires_at, k.revoked_at, COALESCE(u.status, '')`
-
-const keyFrom = ` FROM api_keys k LEFT JOIN users u ON u.id = k.user_id`
-
 func (s *Store) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keyCols+keyFrom+` ORDER BY k.created_at DESC, k.id DESC`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+APIKeyColumns+APIKeyFrom+` ORDER BY k.created_at DESC, k.id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("accounts: list api keys: %w", err)
 	}
 	defer rows.Close()
-	keys := []APIKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return ScanAll(rows, ScanAPIKey)
 }
 
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
@@ -310,11 +259,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 // LookupAPIKey finds a key by its hash. The equality test is the database's index lookup on
 // a SHA-256 of a 32-byte random secret, which leaks nothing useful through timing.
 func (s *Store) LookupAPIKey(ctx context.Context, h [32]byte) (APIKey, error) {
-	k, err := scanKey(s.db.QueryRowContext(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.key_hash = ?`, h[:]))
-	if errors.Is(err, sql.ErrNoRows) {
-		return APIKey{}, ErrKeyNotFound
-	}
-	return k, err
+	return ScanAPIKey(s.db.QueryRowContext(ctx, `SELECT `+APIKeyColumns+APIKeyFrom+` WHERE k.key_hash = ?`, h[:]))
 }
 
 func (s *Store) TouchAPIKeys(ctx context.Context, used map[string]time.Time) error {
@@ -324,25 +269,6 @@ func (s *Store) TouchAPIKeys(ctx context.Context, used map[string]time.Time) err
 		}
 	}
 	return nil
-}
-
-type scanner interface{ Scan(dest ...any) error }
-
-func scanKey(sc scanner) (APIKey, error) {
-	var k APIKey
-	var created int64
-	var used, expires, revoked sql.NullInt64
-	if err := sc.Scan(&k.ID, &k.Name, &k.Prefix, &k.Last4, &k.OwnerID, &created, &used, &expires, &revoked, &k.OwnerStatus); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return k, err
-		}
-		return k, fmt.Errorf("accounts: read api key: %w", err)
-	}
-	k.CreatedAt = time.UnixMilli(created).UTC()
-	k.LastUsedAt = timeOrNil(used)
-	k.ExpiresAt = timeOrNil(expires)
-	k.RevokedAt = timeOrNil(revoked)
-	return k, nil
 }
 
 // --- settings ---
@@ -367,14 +293,6 @@ func (s *Store) SaveSettings(ctx context.Context, userID string, settings []byte
 		return fmt.Errorf("accounts: save settings: %w", err)
 	}
 	return nil
-}
-
-func timeOrNil(v sql.NullInt64) *time.Time {
-	if !v.Valid {
-		return nil
-	}
-	t := time.UnixMilli(v.Int64).UTC()
-	return &t
 }
 
 func unixMilliOrNil(t *time.Time) any {

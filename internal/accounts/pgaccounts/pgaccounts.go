@@ -101,23 +101,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, name, prefix string, expiresAt
 
 // --- users ---
 
-const userCols = `id, email, role, status, COALESCE(invited_by, ''), created_at, last_login_at`
-
 // emailIndex is the unique index on lower(email) (migration 1).
 const emailIndex = "users_email_key"
-
-func scanUser(row pgx.Row) (accounts.User, error) {
-	var u accounts.User
-	if err := row.Scan(&u.ID, &u.Email, &u.Role, &u.Status, &u.InvitedBy, &u.CreatedAt, &u.LastLoginAt); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return u, accounts.ErrUserNotFound
-		}
-		return u, fmt.Errorf("pgaccounts: read user: %w", err)
-	}
-	u.CreatedAt = u.CreatedAt.UTC()
-	u.LastLoginAt = utc(u.LastLoginAt)
-	return u, nil
-}
 
 // isEmailTaken reports whether err is a unique violation on the users' email index.
 func isEmailTaken(err error) bool {
@@ -177,31 +162,20 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) UserByEmail(ctx context.Context, email string) (accounts.User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = lower($1)`, strings.ToLower(email)))
+	return accounts.ScanUser(s.pool.QueryRow(ctx, `SELECT `+accounts.UserColumns+` FROM users WHERE lower(email) = lower($1)`, strings.ToLower(email)))
 }
 
 func (s *Store) UserByID(ctx context.Context, id string) (accounts.User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
+	return accounts.ScanUser(s.pool.QueryRow(ctx, `SELECT `+accounts.UserColumns+` FROM users WHERE id = $1`, id))
 }
 
 func (s *Store) ListUsers(ctx context.Context) ([]accounts.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users ORDER BY created_at, id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+accounts.UserColumns+` FROM users ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("pgaccounts: list users: %w", err)
 	}
 	defer rows.Close()
-	users := []accounts.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgaccounts: list users: %w", err)
-	}
-	return users, nil
+	return accounts.ScanAll(rows, accounts.ScanUser)
 }
 
 func (s *Store) UpdateUser(ctx context.Context, id string, ch accounts.UserChange) (accounts.User, error) {
@@ -214,8 +188,8 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch accounts.UserChang
 		st := string(*ch.Status)
 		status = &st
 	}
-	return scanUser(s.pool.QueryRow(ctx, `UPDATE users SET role = COALESCE($1, role), status = COALESCE($2, status)
-		WHERE id = $3 RETURNING `+userCols, role, status, id))
+	return accounts.ScanUser(s.pool.QueryRow(ctx, `UPDATE users SET role = COALESCE($1, role), status = COALESCE($2, status)
+		WHERE id = $3 RETURNING `+accounts.UserColumns, role, status, id))
 }
 
 func (s *Store) RecordLogin(ctx context.Context, id string, at time.Time) error {
@@ -253,20 +227,8 @@ func (s *Store) CountCodesSince(ctx context.Context, email string, since time.Ti
 }
 
 func (s *Store) LatestCode(ctx context.Context, email string) (accounts.LoginCode, error) {
-	var c accounts.LoginCode
-	err := s.pool.QueryRow(ctx, `SELECT id, email, code_hash, created_at, expires_at, attempts, used_at
-		FROM login_codes WHERE email = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, strings.ToLower(email)).
-		Scan(&c.ID, &c.Email, &c.Hash, &c.CreatedAt, &c.ExpiresAt, &c.Attempts, &c.UsedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return accounts.LoginCode{}, accounts.ErrCodeNotFound
-	}
-	if err != nil {
-		return accounts.LoginCode{}, fmt.Errorf("pgaccounts: read code: %w", err)
-	}
-	c.CreatedAt = c.CreatedAt.UTC()
-	c.ExpiresAt = c.ExpiresAt.UTC()
-	c.UsedAt = utc(c.UsedAt)
-	return c, nil
+	return accounts.ScanLoginCode(s.pool.QueryRow(ctx, `SELECT `+accounts.LoginCodeColumns+`
+		FROM login_codes WHERE email = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, strings.ToLower(email)))
 }
 
 // TakeCodeAttempt checks and counts a try in one UPDATE: concurrent updates of the row queue
@@ -310,43 +272,13 @@ func (s *Store) InsertAPIKey(ctx context.Context, k accounts.APIKey, hash [32]by
 	return nil
 }
 
-const keyCols = `k.id, k.name, k.prefix, k.last4, COALESCE(k.user_id, ''), k.created_at, k.last_used_at, k.expires_at, k.revoked_at, COALESCE(u.status, '')`
-
-const keyFrom = ` FROM api_keys k LEFT JOIN users u ON u.id = k.user_id`
-
-func scanKey(row pgx.Row) (accounts.APIKey, error) {
-	var k accounts.APIKey
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Last4, &k.OwnerID, &k.CreatedAt, &k.LastUsedAt, &k.ExpiresAt, &k.RevokedAt, &k.OwnerStatus); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return k, accounts.ErrKeyNotFound
-		}
-		return k, fmt.Errorf("pgaccounts: read api key: %w", err)
-	}
-	k.CreatedAt = k.CreatedAt.UTC()
-	k.LastUsedAt = utc(k.LastUsedAt)
-	k.ExpiresAt = utc(k.ExpiresAt)
-	k.RevokedAt = utc(k.RevokedAt)
-	return k, nil
-}
-
 func (s *Store) ListAPIKeys(ctx context.Context) ([]accounts.APIKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+keyCols+keyFrom+` ORDER BY k.created_at DESC, k.id DESC`)
+	rows, err := s.pool.Query(ctx, `SELECT `+accounts.APIKeyColumns+accounts.APIKeyFrom+` ORDER BY k.created_at DESC, k.id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("pgaccounts: list api keys: %w", err)
 	}
 	defer rows.Close()
-	keys := []accounts.APIKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pgaccounts: list api keys: %w", err)
-	}
-	return keys, nil
+	return accounts.ScanAll(rows, accounts.ScanAPIKey)
 }
 
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
@@ -363,7 +295,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 // LookupAPIKey finds a key by its hash through the unique index on key_hash. The equality
 // test is on a SHA-256 of a 32-byte random secret, which leaks nothing useful through timing.
 func (s *Store) LookupAPIKey(ctx context.Context, h [32]byte) (accounts.APIKey, error) {
-	return scanKey(s.pool.QueryRow(ctx, `SELECT `+keyCols+keyFrom+` WHERE k.key_hash = $1`, h[:]))
+	return accounts.ScanAPIKey(s.pool.QueryRow(ctx, `SELECT `+accounts.APIKeyColumns+accounts.APIKeyFrom+` WHERE k.key_hash = $1`, h[:]))
 }
 
 // TouchAPIKeys records the times in one round trip (a batch, which PostgreSQL runs as one
@@ -411,12 +343,4 @@ func (s *Store) SaveSettings(ctx context.Context, userID string, settings []byte
 		return fmt.Errorf("pgaccounts: save settings: %w", err)
 	}
 	return nil
-}
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }

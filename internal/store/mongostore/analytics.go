@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -44,23 +43,21 @@ func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 }
 
 func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	startMin, endMin, bucketMin, err := q.Minutes()
+	t, err := store.NewTally(q)
 	if err != nil {
 		return store.AnalyticsResult{}, err
 	}
-	buckets := make([]int64, (endMin-startMin)/bucketMin)
-	byType := map[string]int64{}
 	var res store.AnalyticsResult
-	startT, endT := time.Unix(startMin*60, 0).UTC(), time.Unix(endMin*60, 0).UTC()
+	startT, endT := time.Unix(t.StartMin*60, 0).UTC(), time.Unix(t.EndMin*60, 0).UTC()
 	match := bson.D{{Key: "timestamp", Value: bson.D{{Key: "$gte", Value: startT}, {Key: "$lt", Value: endT}}}}
 	if q.EventType != "" {
 		match = append(match, bson.E{Key: "eventType", Value: q.EventType})
 	}
 
 	if q.UserID != "" {
-		return s.rawAnalytics(ctx, q, match, startMin, bucketMin, buckets)
+		return s.rawAnalytics(ctx, q, t, match)
 	}
-	rf := bson.D{{Key: "m", Value: bson.D{{Key: "$gte", Value: startMin}, {Key: "$lt", Value: endMin}}}}
+	rf := bson.D{{Key: "m", Value: bson.D{{Key: "$gte", Value: t.StartMin}, {Key: "$lt", Value: t.EndMin}}}}
 	if q.EventType != "" {
 		rf = append(rf, bson.E{Key: "t", Value: q.EventType})
 	}
@@ -77,11 +74,10 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 		return res, err
 	}
 	for _, r := range rows {
-		byType[r.T] += r.C
-		buckets[(r.M-startMin)/bucketMin] += r.C
+		t.Add(r.M, r.T, r.C)
 	}
 	if q.EventType == "" {
-		if res.UniqueUsers, res.UniqueSessions, err = s.sketchEstimate(ctx, startMin, endMin); err != nil {
+		if res.UniqueUsers, res.UniqueSessions, err = s.sketchEstimate(ctx, t.StartMin, t.EndMin); err != nil {
 			return res, err
 		}
 	} else {
@@ -95,7 +91,7 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	if res.TopUsers, err = s.topUsers(ctx, match); err != nil {
 		return res, err
 	}
-	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
+	t.Finish(&res)
 	return res, nil
 }
 
@@ -219,11 +215,10 @@ func (s *Store) lastEvent(ctx context.Context, match bson.D, user string) (time.
 	return time.Unix(0, best).UTC(), nil
 }
 
-// rawAnalytics computes every figure from the raw events of the range whose userId contains
-// q.UserID (ASCII case folding).
-func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, match bson.D, startMin, bucketMin int64, buckets []int64) (store.AnalyticsResult, error) {
+// rawAnalytics computes every figure from the raw events of the range that t.MatchUser
+// keeps.
+func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, t *store.Tally, match bson.D) (store.AnalyticsResult, error) {
 	var res store.AnalyticsResult
-	needle := strings.ToLower(q.UserID)
 	f := append(append(bson.D{}, match...), bson.E{Key: "userId", Value: bson.Regex{Pattern: regexp.QuoteMeta(q.UserID), Options: "i"}})
 	cur, err := s.events.Find(ctx, f, options.Find().SetProjection(bson.D{
 		{Key: "eventType", Value: 1}, {Key: "userId", Value: 1}, {Key: "sessionId", Value: 1}, {Key: "tsNs", Value: 1}}))
@@ -231,7 +226,6 @@ func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, match 
 		return res, err
 	}
 	defer cur.Close(ctx)
-	byType := map[string]int64{}
 	users, sessions := map[string]*store.TopUser{}, map[string]struct{}{}
 	userTypes := map[string]map[string]bool{}
 	for cur.Next(ctx) {
@@ -244,11 +238,10 @@ func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, match 
 		if err := cur.Decode(&d); err != nil {
 			return res, err
 		}
-		if !strings.Contains(asciiLower(d.UserID), needle) {
+		if !t.MatchUser(d.UserID) {
 			continue
 		}
-		byType[d.EventType]++
-		buckets[(unixMinute(d.TsNs)-startMin)/bucketMin]++
+		t.Add(unixMinute(d.TsNs), d.EventType, 1)
 		sessions[d.SessionID] = struct{}{}
 		u := users[d.UserID]
 		if u == nil {
@@ -281,19 +274,8 @@ func (s *Store) rawAnalytics(ctx context.Context, q store.AnalyticsQuery, match 
 		top = top[:topUsersLimit]
 	}
 	res.TopUsers = top
-	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
+	t.Finish(&res)
 	return res, nil
-}
-
-// asciiLower folds ASCII letters only, like SQLite's lower().
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 var _ store.TypeCounter = (*Store)(nil)

@@ -70,22 +70,19 @@ func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 }
 
 func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	startMin, endMin, bucketMin, err := q.Minutes()
+	t, err := store.NewTally(q)
 	if err != nil {
 		return store.AnalyticsResult{}, err
 	}
-	buckets := make([]int64, (endMin-startMin)/bucketMin)
-	byType := map[string]int64{}
 	var res store.AnalyticsResult
 	if q.UserID == "" && q.EventType == "" {
-		if err := s.fromRollups(ctx, startMin, endMin, bucketMin, buckets, byType, &res); err != nil {
+		if err := s.fromRollups(ctx, t.StartMin, t.EndMin, t.BucketMin, t.Buckets, t.ByType, &res); err != nil {
 			return res, err
 		}
-	} else if err := s.fromEvents(ctx, q, startMin, endMin, bucketMin, buckets, byType, &res); err != nil {
+	} else if err := s.fromEvents(ctx, q, t.StartMin, t.EndMin, t.BucketMin, t.Buckets, t.ByType, &res); err != nil {
 		return res, err
 	}
-
-	store.FinishAnalytics(&res, byType, buckets, startMin, bucketMin)
+	t.Finish(&res)
 	return res, nil
 }
 
