@@ -81,3 +81,47 @@ func BenchmarkMarshal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUnmarshal decodes what Marshal wrote, as a worker does for every entry it reads
+// back from the buffer.
+func BenchmarkUnmarshal(b *testing.B) {
+	ev, err := event.DecodeOne(benchEvent(1), testNow)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := event.Marshal(&ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var got event.Event
+		if err := event.Unmarshal(data, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeBatch100Escaped decodes a batch the hand scanner leaves to the general
+// path: every userId holds an escape.
+func BenchmarkDecodeBatch100Escaped(b *testing.B) {
+	evs := make([][]byte, 100)
+	for i := range evs {
+		evs[i] = bytes.Replace(benchEvent(i), []byte(`"user_`), []byte(`"user\u005f`), 1)
+	}
+	body := batch(evs...)
+	if got, err := event.DecodeBatch(body, testNow); err != nil || len(got) != 100 || got[0].UserID != "user_00000000" {
+		b.Fatalf("DecodeBatch: %d events, %v", len(got), err)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := event.DecodeBatch(body, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*100), "ns/event")
+}

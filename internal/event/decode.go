@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Limits from the HTTP contract.
@@ -57,7 +54,8 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("malformed JSON at byte %d: %s", e.Offset, e.Msg)
 }
 
-// wireEvent is the typed fast-path view of one event in a request body.
+// wireEvent is the typed view of one event in a request body, filled by the hand scanner
+// (fastdecode.go) or by encoding/json.
 type wireEvent struct {
 	EventType *string         `json:"eventType"`
 	UserID    *string         `json:"userId"`
@@ -67,21 +65,6 @@ type wireEvent struct {
 	Payload   json.RawMessage `json:"payload"`
 	Priority  json.RawMessage `json:"priority"`
 	EventID   *string         `json:"eventId"`
-}
-
-// unmarshalFast decodes with segmentio/encoding/json, a strict drop-in for encoding/json
-// that is about three times as fast on event bodies (goccy/go-json was as fast but accepts
-// malformed numbers such as 00). encoding/json stays the reference: on any error the body is
-// decoded again with encoding/json so that errors are classified exactly as the standard
-// library does. FuzzDecode holds the two to the same answers. body must have passed
-// checkBody: segmentio/encoding/json recurses without bound, and the two libraries treat
-// invalid UTF-8 differently.
-func unmarshalFast(body []byte, v any) error {
-	if err := fastjson.Unmarshal(body, v); err == nil {
-		return nil
-	}
-	reflect.ValueOf(v).Elem().SetZero() // nothing of the fast attempt may remain
-	return json.Unmarshal(body, v)
 }
 
 // rawEvent is the slow-path view used when a field has the wrong JSON type: every field is
@@ -117,7 +100,7 @@ func decodeOneGeneral(body []byte, now time.Time) (Event, error) {
 	}
 	var w wireEvent
 	var ev Event
-	if err := unmarshalFast(body, &w); err != nil {
+	if err := json.Unmarshal(body, &w); err != nil {
 		if se := syntaxError(err); se != nil {
 			return ev, se
 		}
@@ -152,7 +135,7 @@ func decodeBatchGeneral(body []byte, now time.Time) ([]Event, error) {
 	var w struct {
 		Events []wireEvent `json:"events"`
 	}
-	if err := unmarshalFast(body, &w); err != nil {
+	if err := json.Unmarshal(body, &w); err != nil {
 		if se := syntaxError(err); se != nil {
 			return nil, se
 		}
@@ -174,10 +157,10 @@ func decodeBatchGeneral(body []byte, now time.Time) ([]Event, error) {
 	return events, nil
 }
 
-// checkBody refuses, before anything decodes body, what no decoder may be given: nesting
-// deeper than MaxDepth (segmentio/encoding/json recurses without bound) and text that is not
-// valid UTF-8 (encoding/json replaces it with U+FFFD). A malformed body gets the
-// *SyntaxError of encoding/json, whose scanner does not recurse.
+// checkBody refuses, before encoding/json decodes body, what the contract refuses and
+// encoding/json accepts: nesting deeper than MaxDepth and text that is not valid UTF-8
+// (encoding/json replaces it with U+FFFD). A malformed body gets the *SyntaxError of
+// encoding/json.
 func checkBody(body []byte, batch bool) error {
 	fields, ok := checkLimits(body, batch)
 	if !ok {

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// appendJSON appends e encoded exactly as encoding/json (and segmentio/encoding/json) encode
+// appendJSON appends e encoded exactly as encoding/json encodes
 // an Event with HTML escaping: the fields in declaration order, strings escaped, times in
 // RFC 3339 with nanoseconds, Metadata and Payload compacted. It reports false, having
 // appended nothing, for what it does not handle the same way: a time whose year is outside

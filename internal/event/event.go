@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Event is one validated event as it travels from the API through the buffer to the store.
@@ -34,18 +33,13 @@ func NewID() string {
 	return IDPrefix + ulid.Make().String()
 }
 
-// Marshal encodes e for the buffer: the standard library's output, written by hand
-// (appendJSON) with segmentio/encoding/json for what that does not cover. Metadata and
-// Payload must be valid JSON, as the decoders leave them: they are not checked again.
+// Marshal encodes e for the buffer as encoding/json does: by hand (appendJSON), and with
+// encoding/json for what that does not cover. Metadata and Payload must be valid JSON, as
+// the decoders leave them: they are not checked again.
 func Marshal(e *Event) ([]byte, error) {
 	if b, ok := appendJSON(make([]byte, 0, encodedLen(e)), e); ok {
 		return b, nil
 	}
 	c := *e // so that e does not escape: callers keep their event on the stack
-	return fastjson.Marshal(&c)
-}
-
-// Unmarshal decodes an event written by Marshal.
-func Unmarshal(data []byte, e *Event) error {
-	return fastjson.Unmarshal(data, e)
+	return json.Marshal(&c)
 }

@@ -166,9 +166,13 @@ func TestDecodeBatchFast(t *testing.T) {
 }
 
 // FuzzDecodeOneFast holds decodeOneFast and decodeBatchFast to the general path's answers
-// on every body they handle. Its corpus is FuzzDecode's.
+// on every body they handle, and Unmarshal to encoding/json's on every input and on what
+// Marshal writes for each event decoded. Its corpus is FuzzDecode's and two of Marshal's
+// outputs.
 func FuzzDecodeOneFast(f *testing.F) {
 	f.Add([]byte(`{"eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","metadata":{"a":[1,{"b":"\u2028"}]},"priority":1.0}`))
+	f.Add([]byte(`{"eventId":"evt_1","eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00.5Z","metadata":{"a":[1,{"b":"\u2028"}]},"payload":{},"priority":10,"receivedAt":"2024-01-15T10:30:01Z"}`))
+	f.Add([]byte(`{"eventId":"evt_1","eventType":"a","userId":"u","sessionId":"s","timestamp":"2024-01-15T10:30:00Z","priority":0,"receivedAt":"2024-01-15T10:30:01Z"}`))
 	files, _ := filepath.Glob("testdata/fuzz/FuzzDecode/*")
 	for _, name := range files {
 		data, err := os.ReadFile(name)
@@ -188,6 +192,14 @@ func FuzzDecodeOneFast(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		checkUnmarshalAsStd(t, body)
+		if ev, err := DecodeOne(body, fastNow); err == nil {
+			data, err := Marshal(&ev)
+			if err != nil {
+				t.Fatalf("Marshal(%+v): %v", ev, err)
+			}
+			checkUnmarshalAsStd(t, data)
+		}
 		checkFastAsGeneral(t, body)
 		checkBatchFastAsGeneral(t, body)
 		checkBatchFastAsGeneral(t, wrapBatch(body))

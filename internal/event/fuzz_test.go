@@ -288,8 +288,8 @@ func checkMatches(t *testing.T, where string, got event.Event, x expectation) {
 	}
 	checkAccepted(t, got)
 
-	// The accepted event must survive the buffer's encoding, written as the JSON
-	// libraries write it.
+	// The accepted event must survive the buffer's encoding, written as encoding/json
+	// writes it.
 	sameEncoding(t, got)
 	data, err := event.Marshal(&got)
 	if err != nil {
