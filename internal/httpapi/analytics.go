@@ -121,7 +121,8 @@ func validation(field, msg string) *Error {
 }
 
 // getAnalytics is GET /api/v1/analytics/metrics. Answers are cached for analyticsTTL,
-// keyed by the query they answer; a cache that fails is passed by (the answer is computed).
+// keyed by the query they answer, unless the store says they are unsettled; a cache that
+// fails is passed by (the answer is computed).
 func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 	q, e := analyticsQuery(r, time.Now())
 	if e != nil {
@@ -150,8 +151,10 @@ func (s *Server) getAnalytics(w http.ResponseWriter, r *http.Request) *Error {
 		writeData(w, http.StatusOK, ans) // answers the encoding error itself
 		return nil
 	}
-	if err := s.acache.Set(r.Context(), key, b, analyticsTTL); err != nil {
-		s.log.Warn("analytics cache write failed", "request_id", RequestID(r.Context()), "err", err)
+	if !res.Unsettled { // an unsettled answer's figures may disagree: served, never kept
+		if err := s.acache.Set(r.Context(), key, b, analyticsTTL); err != nil {
+			s.log.Warn("analytics cache write failed", "request_id", RequestID(r.Context()), "err", err)
+		}
 	}
 	writeData(w, http.StatusOK, json.RawMessage(b))
 	return nil

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,5 +88,36 @@ func TestAnalyticsKeyCoversEveryParameter(t *testing.T) {
 	same.Start = same.Start.In(time.FixedZone("x", 3600))
 	if analyticsKey(same) != analyticsKey(base) {
 		t.Error("the same instant in another zone has another key")
+	}
+}
+
+// An answer the store marks unsettled is served but not cached: the next request computes
+// the answer again, and the first settled one is kept.
+func TestUnsettledAnalyticsNotCached(t *testing.T) {
+	unsettled := 2
+	calls := 0
+	s := historyServer(Deps{Reading: ReadingDeps{
+		Analytics: func(context.Context, store.AnalyticsQuery) (store.AnalyticsResult, error) {
+			calls++
+			res := store.AnalyticsResult{TotalEvents: int64(calls), Unsettled: unsettled > 0}
+			unsettled--
+			return res, nil
+		},
+	}})
+	for i, want := range []struct {
+		cache string
+		total string
+	}{{"MISS", `"totalEvents":1`}, {"MISS", `"totalEvents":2`}, {"MISS", `"totalEvents":3`}, {"HIT", `"totalEvents":3`}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/analytics/metrics?timeRange=1h", nil)
+		req.Header.Set("x-api-key", "evp_bench")
+		s.Handler().ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != 200 || rec.Header().Get("X-Cache") != want.cache || !strings.Contains(body, want.total) {
+			t.Errorf("request %d: %d X-Cache=%q %s; want X-Cache=%s and %s", i+1, rec.Code, rec.Header().Get("X-Cache"), body, want.cache, want.total)
+		}
+		if strings.Contains(body, "nsettled") {
+			t.Errorf("request %d: the answer shows the Unsettled flag: %s", i+1, body)
+		}
 	}
 }

@@ -81,8 +81,8 @@ type TypeCounter interface {
 // series, distinct users and sessions and top users all cover the same set of stored
 // events (which holds every event stored before the call), never counts of some events
 // with distinct counts or top users of fewer or more. So a result may be cached and served
-// as a whole. An implementation that cannot promise this for a result must say so in its
-// documentation (the MongoDB store does, see mongostore.Store.Analytics).
+// as a whole. A result the store cannot vouch for so (its figures were read while a write
+// was under way) has Unsettled set, and is not cached.
 type Analyzer interface {
 	Analytics(ctx context.Context, q AnalyticsQuery) (AnalyticsResult, error)
 }
@@ -106,6 +106,10 @@ type AnalyticsResult struct {
 	AvgEventsPerUser float64       `json:"avgEventsPerUser"`
 	UniqueUsers      int64         `json:"uniqueUsers"`
 	UniqueSessions   int64         `json:"uniqueSessions"`
+	// Unsettled reports that a write was under way while the figures were read, so that
+	// they may disagree with one another by the events of that write: serve the result,
+	// but do not cache it.
+	Unsettled bool `json:"-"`
 }
 
 // TypeCount is one event type's share.

@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -26,20 +27,61 @@ const topUsersLimit = 10
 // filter under ASCII case folding, as the SQLite store's lower() does. topUsers reads the raw
 // events of the range.
 //
-// It does not keep the promise of store.Analyzer that every figure of a result covers the
-// same events. Without a userId filter the figures are read one after another, with no
-// snapshot across them (rollup_minute, then the sketches, then the raw events for topUsers),
-// while InsertBatch stores a batch's events, then counts them, then adds them to the
-// sketches: a result can count events whose users and sessions are not yet in the distinct
-// counts, and list in topUsers events the counts do not hold yet (those of the batches
-// written meanwhile, and of a crashed call until it is finished). With a userId filter every
+// Without a userId filter the figures are read one after another (rollup_minute, then the
+// sketches, then the raw events for topUsers) with no snapshot across them, while a batch
+// being stored may be counted and not yet in the sketches: such a result is marked
+// Unsettled (see writeState and the package documentation). With a userId filter every
 // figure comes from one pass over the raw events and covers the same events.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+	var before writeState
+	var err error
+	if q.UserID == "" {
+		if before, err = s.writeState(ctx); err != nil {
+			return store.AnalyticsResult{}, err
+		}
+	}
 	res, err := s.analytics(ctx, q)
 	if err != nil {
 		return store.AnalyticsResult{}, fmt.Errorf("mongostore: analytics: %w", err)
 	}
+	if q.UserID == "" {
+		after, err := s.writeState(ctx)
+		if err != nil {
+			return store.AnalyticsResult{}, err
+		}
+		res.Unsettled = before.pending || after.pending || before.finished != after.finished
+	}
 	return res, nil
+}
+
+// finishedID is the document of rollup_writes that counts finished InsertBatch calls.
+const finishedID = "finished"
+
+// writeState is what Analytics compares before and after it reads: whether an InsertBatch
+// call is registered in rollup_pending, and how many have finished.
+type writeState struct {
+	pending  bool
+	finished int64
+}
+
+func (s *Store) writeState(ctx context.Context) (writeState, error) {
+	var w writeState
+	err := s.pending.FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	switch {
+	case err == nil:
+		w.pending = true
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return w, fmt.Errorf("mongostore: analytics: pending writes: %w", err)
+	}
+	var doc struct {
+		N int64 `bson:"n"`
+	}
+	err = s.writes.FindOne(ctx, bson.D{{Key: "_id", Value: finishedID}}).Decode(&doc)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return w, fmt.Errorf("mongostore: analytics: finished writes: %w", err)
+	}
+	w.finished = doc.N
+	return w, nil
 }
 
 func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {

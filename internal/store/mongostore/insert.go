@@ -166,6 +166,15 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			return 0, 0, err
 		}
 	}
+	if err := s.addSketches(ctx, events); err != nil {
+		return 0, 0, err
+	}
+	// Counted as finished before it is unregistered, so that Analytics always sees the call:
+	// registered, or in the count (see writeState).
+	if _, err := s.writes.UpdateOne(ctx, bson.D{{Key: "_id", Value: finishedID}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
+		return 0, 0, fmt.Errorf("mongostore: finish batch: %w", err)
+	}
 	if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: tok}}); err != nil {
 		return 0, 0, fmt.Errorf("mongostore: finish rollup: %w", err)
 	}
@@ -175,9 +184,6 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			bson.D{{Key: "$unset", Value: bson.D{{Key: "tok." + tok, Value: ""}}}}); err != nil {
 			return 0, 0, fmt.Errorf("mongostore: finish rollup: %w", err)
 		}
-	}
-	if err := s.addSketches(ctx, events); err != nil {
-		return 0, 0, err
 	}
 	return inserted, duplicates, nil
 }
@@ -243,26 +249,33 @@ func (s *Store) finishAll(ctx context.Context, cur *mongo.Cursor) error {
 }
 
 // finishToken counts every event stored by the call tok, applies the counts under tok's
-// guard and unregisters the call. The guard stays in the rollup documents, so that a late
+// guard, adds the events to the sketches and unregisters the call. The guard stays in the rollup documents, so that a late
 // write of the call itself is rejected too.
 func (s *Store) finishToken(ctx context.Context, tok string) error {
-	cur, err := s.events.Find(ctx, bson.D{{Key: "bt", Value: tok}},
-		options.Find().SetProjection(bson.D{{Key: "eventType", Value: 1}, {Key: "tsNs", Value: 1}}))
+	cur, err := s.events.Find(ctx, bson.D{{Key: "bt", Value: tok}}, options.Find().SetProjection(bson.D{
+		{Key: "eventType", Value: 1}, {Key: "tsNs", Value: 1}, {Key: "userId", Value: 1}, {Key: "sessionId", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("mongostore: recover rollup: %w", err)
 	}
 	var rows []struct {
 		EventType string `bson:"eventType"`
 		TsNs      int64  `bson:"tsNs"`
+		UserID    string `bson:"userId"`
+		SessionID string `bson:"sessionId"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
 		return fmt.Errorf("mongostore: recover rollup: %w", err)
 	}
 	counts := map[rollupKey]int64{}
-	for _, r := range rows {
+	events := make([]event.Event, len(rows))
+	for i, r := range rows {
 		counts[rollupKey{unixMinute(r.TsNs), r.EventType}]++
+		events[i] = event.Event{EventType: r.EventType, UserID: r.UserID, SessionID: r.SessionID, Timestamp: time.Unix(0, r.TsNs)}
 	}
 	if _, err := s.applyCounts(ctx, tok, counts); err != nil {
+		return err
+	}
+	if err := s.addSketches(ctx, events); err != nil { // the call may have died before its own
 		return err
 	}
 	if _, err := s.pending.DeleteOne(ctx, bson.D{{Key: "_id", Value: tok}}); err != nil {

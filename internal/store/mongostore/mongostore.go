@@ -1,6 +1,6 @@
 // Package mongostore keeps events in MongoDB with the official driver: collections events
-// and events_dlq, plus rollup_minute, rollup_sketch and rollup_pending for the analytics
-// rollups.
+// and events_dlq, plus rollup_minute, rollup_sketch, rollup_pending and rollup_writes for
+// the analytics rollups.
 //
 // # Idempotency and sharding
 //
@@ -31,7 +31,8 @@
 //     update guarded by the token: it matches only a document without tok.T and sets tok.T,
 //     so T's counts can never be applied twice to one document (a second upsert fails with a
 //     duplicate key, which means "already applied");
-//  3. unregister T;
+//  3. add the events' users and sessions to the sketches (below), count the call as
+//     finished in rollup_writes ($inc), and unregister T;
 //  4. clear tok.T on the documents step 2 updated.
 //
 // A crash (or error) after 0 and before 3 leaves T registered. When any event T stored is
@@ -50,6 +51,15 @@
 // recovery's reading of the events and its step 2. Until a pending call is finished its
 // events are stored but missing from the counts (never from the raw events, topUsers or the
 // userId-filtered figures, which read raw events).
+//
+// # Consistent answers
+//
+// Analytics reads the rollups, the sketches and the raw events one after another. It reads
+// rollup_pending and the finished count of rollup_writes before and after: when a call was
+// registered at either moment, or a call finished between them, a write ran during the
+// read, and the result is marked Unsettled (served, not cached). Every write of a call
+// happens while it is registered, and it is counted as finished before it is unregistered,
+// so no call can slip between the two reads unseen.
 //
 // Distinct users and sessions are HyperLogLog sketches (precision 14, as the SQLite store).
 // Adding an id twice changes nothing, so every event of a batch is added, duplicates
@@ -85,6 +95,7 @@ const (
 	RollupCollection       = "rollup_minute"
 	SketchCollection       = "rollup_sketch"
 	PendingCollection      = "rollup_pending"
+	WritesCollection       = "rollup_writes"
 	defaultRecoverAfter    = 30 * time.Second
 	defaultSelectTimeout   = 5 * time.Second
 	sketchIdleEvictionTime = 10 * time.Minute
@@ -117,6 +128,7 @@ type Store struct {
 	rollups *mongo.Collection
 	sketch  *mongo.Collection
 	pending *mongo.Collection
+	writes  *mongo.Collection // one document, finishedID: how many InsertBatch calls finished
 
 	writer       string // this Store's writer id (sketch documents, rollup tokens)
 	seq          atomic.Uint64
@@ -176,6 +188,7 @@ func newStore(client *mongo.Client, o Options) *Store {
 		rollups:      db.Collection(RollupCollection),
 		sketch:       db.Collection(SketchCollection),
 		pending:      db.Collection(PendingCollection),
+		writes:       db.Collection(WritesCollection),
 		writer:       hex.EncodeToString(b[:]),
 		recoverAfter: o.RecoverAfter,
 	}

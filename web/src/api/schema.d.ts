@@ -296,7 +296,7 @@ export interface paths {
          *
          *     Sources: without filters, counts come from per-minute rollups (exact), `uniqueUsers`/`uniqueSessions` from HyperLogLog sketches per hour and minute (approximate, about 0.8 % error) and `topUsers` from per-user counts per minute and hour (exact). With `eventType` or `userId`, the embedded store reads an in-memory digest of recent hours' events (minute, type and session register of each; at most 96 MB) and, for hours the digest does not hold, the raw stored events a minute or an hour at a time, keeping those partial results in memory; it estimates `uniqueSessions` with HyperLogLog sketches. MongoDB computes filtered figures from the raw events and counts the distinct values exactly.
          *
-         *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache.
+         *     Answers are cached for 10 s, keyed by every parameter (in Redis, shared by every API replica, when evp runs with `REDIS_URL`; otherwise in process); `X-Cache` says whether this one came from the cache. An answer whose figures could disagree (MongoDB, read while a batch was being stored) is never cached.
          *
          *     Needs an API key (`x-api-key`) or the session of a user whose role may read analytics (ADMIN, OPERATOR, VIEWER; an API_CLIENT user's session is answered 403). With `EVP_ANALYTICS_PUBLIC=true` the route is open as in the original system: a request without credentials is answered; credentials that are sent are still checked.
          */
