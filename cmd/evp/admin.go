@@ -17,7 +17,7 @@ import (
 )
 
 const apikeyUsage = `Usage:
-  evp apikey create --name NAME [--expires-in DURATION]
+  evp apikey create --name NAME [--expires-in DURATION] [--ingest-only]
   evp apikey list
   evp apikey revoke KEY_ID
 `
@@ -33,10 +33,12 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	sub, args := args[0], args[1:]
 	var name string
 	var expiresIn time.Duration
+	var ingestOnly bool
 	extra := func(fs *flag.FlagSet) {
 		if sub == "create" {
 			fs.StringVar(&name, "name", "", "a name that says who uses the key (required)")
 			fs.DurationVar(&expiresIn, "expires-in", 0, "lifetime of the key, like 720h (default: no expiry)")
+			fs.BoolVar(&ingestOnly, "ingest-only", false, "a key that may only send events (safe in a web page or an app)")
 		}
 	}
 	cfg, rest, code, ok := load("evp apikey "+sub, args, getenv, stdout, stderr, extra)
@@ -71,13 +73,17 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			t := time.Now().Add(expiresIn).UTC().Truncate(time.Millisecond)
 			exp = &t
 		}
-		plain, k, err := accounts.CreateAPIKey(ctx, st, accounts.NewKey{Name: name, Prefix: cfg.APIKeyPrefix, ExpiresAt: exp})
+		plain, k, err := accounts.CreateAPIKey(ctx, st, accounts.NewKey{Name: name, Prefix: cfg.APIKeyPrefix, ExpiresAt: exp, IngestOnly: ingestOnly})
 		if err != nil {
 			fmt.Fprintf(stderr, "evp: %v\n", err)
 			return 1
 		}
 		fmt.Fprintf(stdout, "%s\n", plain)
-		fmt.Fprintf(stderr, "Created API key %s (%q). It is shown only this once: store it now.\n", k.ID, k.Name)
+		scope := ""
+		if k.IngestOnly {
+			scope = ", ingest-only: it may only send events"
+		}
+		fmt.Fprintf(stderr, "Created API key %s (%q%s). It is shown only this once: store it now.\n", k.ID, k.Name, scope)
 		return 0
 	case "list":
 		keys, err := st.ListAPIKeys(ctx)
@@ -86,7 +92,7 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tKEY\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
+		fmt.Fprintln(tw, "ID\tNAME\tKEY\tSCOPE\tCREATED\tLAST USED\tEXPIRES\tSTATUS")
 		now := time.Now()
 		for _, k := range keys {
 			status := "active"
@@ -96,7 +102,11 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			case !k.Usable(now):
 				status = "expired"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s...%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Last4,
+			scope := "ingest+read"
+			if k.IngestOnly {
+				scope = "ingest only"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s...%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Last4, scope,
 				k.CreatedAt.Format(time.RFC3339), fmtTime(k.LastUsedAt), fmtTime(k.ExpiresAt), status)
 		}
 		tw.Flush()

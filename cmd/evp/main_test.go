@@ -128,6 +128,18 @@ func TestAPIKeyCommands(t *testing.T) {
 	if code, _, _ := runCmd(t, env, "apikey", "revoke", "key_unknown"); code != 1 {
 		t.Fatalf("revoke unknown: exit %d, want 1", code)
 	}
+	code, _, stderr = runCmd(t, env, "apikey", "create", "--name", "web", "--ingest-only")
+	if code != 0 || !strings.Contains(stderr, "ingest-only") {
+		t.Fatalf("create --ingest-only: exit %d, stderr %q", code, stderr)
+	}
+	_, list, _ = runCmd(t, env, "apikey", "list")
+	for _, line := range strings.Split(list, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 1 {
+			if ingest := strings.Contains(line, "ingest only"); ingest != (f[1] == "web") {
+				t.Errorf("list: %q says ingest only %v, want it for the key named web only", line, ingest)
+			}
+		}
+	}
 }
 
 func TestHealthcheckCommand(t *testing.T) {

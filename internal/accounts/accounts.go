@@ -97,6 +97,8 @@ type APIKey struct {
 	LastUsedAt *time.Time `json:"lastUsedAt,omitempty"`
 	ExpiresAt  *time.Time `json:"expiresAt,omitempty"`
 	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
+	// IngestOnly keys may only send events (see Allows).
+	IngestOnly bool `json:"ingestOnly"`
 	// OwnerStatus is the owner's status when the key was looked up (empty without owner); a
 	// key of a suspended user does not work.
 	OwnerStatus Status `json:"-"`

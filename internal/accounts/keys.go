@@ -36,6 +36,8 @@ type NewKey struct {
 	Prefix    string // API_KEY_PREFIX
 	OwnerID   string // empty: no owner
 	ExpiresAt *time.Time
+	// IngestOnly makes a key that may only send events.
+	IngestOnly bool
 }
 
 // MaxKeyNameLen bounds a key's name.
@@ -56,13 +58,14 @@ func CreateAPIKey(ctx context.Context, repo Repository, nk NewKey) (string, APIK
 		return "", APIKey{}, err
 	}
 	k := APIKey{
-		ID:        "key_" + ulid.Make().String(),
-		Name:      name,
-		Prefix:    plain[:len(nk.Prefix)+4],
-		Last4:     plain[len(plain)-4:],
-		OwnerID:   nk.OwnerID,
-		CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
-		ExpiresAt: nk.ExpiresAt,
+		ID:         "key_" + ulid.Make().String(),
+		Name:       name,
+		Prefix:     plain[:len(nk.Prefix)+4],
+		Last4:      plain[len(plain)-4:],
+		OwnerID:    nk.OwnerID,
+		CreatedAt:  time.Now().UTC().Truncate(time.Millisecond),
+		ExpiresAt:  nk.ExpiresAt,
+		IngestOnly: nk.IngestOnly,
 	}
 	if err := repo.InsertAPIKey(ctx, k, HashKey(plain)); err != nil {
 		return "", APIKey{}, err

@@ -6,6 +6,7 @@ type Permission string
 // The permissions routes ask for.
 const (
 	PermIngest            Permission = "ingest"             // send events (API keys)
+	PermIngestStats       Permission = "ingest:stats"       // read ingestion counts (GET /api/v1/events/stats)
 	PermReadAnalytics     Permission = "analytics:read"     // analytics, metrics, stats
 	PermManageKeys        Permission = "keys:manage"        // create, list, revoke API keys
 	PermManageDeadLetters Permission = "deadletters:manage" // inspect, replay, delete dead letters
@@ -14,21 +15,27 @@ const (
 
 // rolePermissions is the whole access policy for signed-in users: each role's rights.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:     {PermIngest, PermReadAnalytics, PermManageKeys, PermManageDeadLetters, PermManageUsers},
-	RoleOperator:  {PermIngest, PermReadAnalytics, PermManageKeys, PermManageDeadLetters},
+	RoleAdmin:     {PermIngest, PermIngestStats, PermReadAnalytics, PermManageKeys, PermManageDeadLetters, PermManageUsers},
+	RoleOperator:  {PermIngest, PermIngestStats, PermReadAnalytics, PermManageKeys, PermManageDeadLetters},
 	RoleViewer:    {PermReadAnalytics},
-	RoleAPIClient: {PermIngest},
+	RoleAPIClient: {PermIngest, PermIngestStats},
 }
 
 // keyPermissions are the rights of an API key: ingestion, and the read-only analytics and
-// metrics routes. A key never manages anything, whoever owns it.
-var keyPermissions = []Permission{PermIngest, PermReadAnalytics}
+// metrics routes. A key never manages anything, whoever owns it. An ingest-only key, made to
+// be shipped in a web page or an app, may only send events.
+var keyPermissions = []Permission{PermIngest, PermIngestStats, PermReadAnalytics}
 
 // Allows reports whether a user with role r may do p.
 func (r Role) Allows(p Permission) bool { return contains(rolePermissions[r], p) }
 
-// KeyAllows reports whether an API key may do p.
-func KeyAllows(p Permission) bool { return contains(keyPermissions, p) }
+// Allows reports whether the API key k may do p.
+func (k *APIKey) Allows(p Permission) bool {
+	if k.IngestOnly {
+		return p == PermIngest
+	}
+	return contains(keyPermissions, p)
+}
 
 func contains(ps []Permission, p Permission) bool {
 	for _, q := range ps {

@@ -356,9 +356,10 @@ func (s *Service) forgetUser(id string) {
 	s.mu.Unlock()
 }
 
-// CreateKey makes an API key owned by owner.
-func (s *Service) CreateKey(ctx context.Context, owner User, name string, expiresAt *time.Time) (string, APIKey, error) {
-	return CreateAPIKey(ctx, s.cfg.Repo, NewKey{Name: name, Prefix: s.cfg.KeyPrefix, OwnerID: owner.ID, ExpiresAt: expiresAt})
+// CreateKey makes the API key nk describes, owned by owner, with this service's prefix.
+func (s *Service) CreateKey(ctx context.Context, owner User, nk NewKey) (string, APIKey, error) {
+	nk.Prefix, nk.OwnerID = s.cfg.KeyPrefix, owner.ID
+	return CreateAPIKey(ctx, s.cfg.Repo, nk)
 }
 
 // ListKeys returns every API key, newest first.

@@ -29,7 +29,7 @@ func TestStatusChangeAppliesToKeysAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	plain, _, err := svc.CreateKey(ctx, owner, "owned", nil)
+	plain, _, err := svc.CreateKey(ctx, owner, NewKey{Name: "owned"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,8 @@ CREATE TABLE user_settings (
 	settings TEXT NOT NULL,
 	updated_at INTEGER NOT NULL
 );`},
+	{Version: 3, Name: "api_key_ingest_only", SQL: `
+ALTER TABLE api_keys ADD COLUMN ingest_only INTEGER NOT NULL DEFAULT 0;`},
 }
 
 // Open opens (creating and migrating if needed) dir/accounts.db.
@@ -228,8 +230,8 @@ func (s *Store) DeleteCodesBefore(ctx context.Context, t time.Time) (int64, erro
 // --- API keys ---
 
 func (s *Store) InsertAPIKey(ctx context.Context, k APIKey, hash [32]byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at) VALUES (?,?,?,?,?,NULLIF(?, ''),?,?)`,
-		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt.UnixMilli(), unixMilliOrNil(k.ExpiresAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at, ingest_only) VALUES (?,?,?,?,?,NULLIF(?, ''),?,?,?)`,
+		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt.UnixMilli(), unixMilliOrNil(k.ExpiresAt), k.IngestOnly)
 	if err != nil {
 		return fmt.Errorf("accounts: create api key: %w", err)
 	}

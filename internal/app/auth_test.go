@@ -181,6 +181,21 @@ func TestSignInRolesAndKeys(t *testing.T) {
 		t.Fatalf("revoke unknown: %d", r.status)
 	}
 
+	// An ingest-only key sends events and nothing else.
+	r = in.do("POST", "/api/auth/api-key", mustJSON(t, map[string]any{"name": "web", "ingestOnly": true}), bearer(admin))
+	if k, _ := r.data()["key"].(map[string]any); r.status != 200 || k["ingestOnly"] != true {
+		t.Fatalf("create ingest-only key: %d %s", r.status, r.raw)
+	}
+	web := map[string]string{"x-api-key": r.data()["apiKey"].(string)}
+	if r := in.do("POST", "/api/v1/events", mustJSON(t, ev("k-3", "click")), web); r.status != 202 {
+		t.Fatalf("ingest with an ingest-only key: %d %s", r.status, r.raw)
+	}
+	for _, path := range []string{"/api/v1/analytics/metrics", "/api/metrics", "/api/v1/events/stats"} {
+		if r := in.do("GET", path, nil, web); r.status != 403 || !strings.Contains(string(r.raw), "ingest-only") {
+			t.Errorf("ingest-only key on %s: %d %s, want 403 naming it", path, r.status, r.raw)
+		}
+	}
+
 	// Suspension ends a session; the last ADMIN cannot demote itself.
 	if r := in.do("PATCH", "/api/users/"+bobID, mustJSON(t, map[string]string{"status": "SUSPENDED"}), bearer(admin)); r.status != 200 || r.data()["status"] != "SUSPENDED" {
 		t.Fatalf("suspend: %d %s", r.status, r.raw)

@@ -36,7 +36,7 @@ type handler func(http.ResponseWriter, *http.Request) *Error
 
 // guard admits a request whose caller has permission p, by session token
 // (Authorization: Bearer) or API key (x-api-key), and answers 401 or 403 otherwise. The
-// permission table is accounts.rolePermissions; API keys have accounts.KeyAllows.
+// permission table is accounts.rolePermissions; API keys have accounts.APIKey.Allows.
 func (s *Server) guard(p accounts.Permission, h handler) http.HandlerFunc {
 	return withCaller(func(r *http.Request, st *reqState) (caller, *Error) { return s.authenticate(r, p, st) }, h)
 }
@@ -85,7 +85,10 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 			s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
 			return caller{}, errUnavailable("the account store is unavailable; retry shortly")
 		}
-		if !accounts.KeyAllows(p) {
+		if !st.key.Allows(p) {
+			if st.key.IngestOnly {
+				return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "this API key is ingest-only: it may only send events (needs %s)", p)
+			}
 			return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "API keys may not do this (needs %s); sign in to the dashboard", p)
 		}
 		return caller{key: &st.key}, nil
@@ -93,7 +96,7 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 	if p == accounts.PermReadAnalytics && s.Auth.AnalyticsPublic {
 		return caller{}, nil
 	}
-	if p == accounts.PermIngest {
+	if p == accounts.PermIngest || p == accounts.PermIngestStats {
 		return caller{}, errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an API key in the x-api-key header")
 	}
 	return caller{}, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "sign in (Authorization: Bearer <token>) or send an API key in the x-api-key header")
@@ -283,6 +286,7 @@ func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 	var body struct {
 		Name          string `json:"name"`
 		ExpiresInDays *int   `json:"expiresInDays"`
+		IngestOnly    bool   `json:"ingestOnly"`
 	}
 	if e := readSmall(r, &body); e != nil {
 		return e
@@ -300,7 +304,7 @@ func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 		t := time.Now().UTC().Add(time.Duration(d) * 24 * time.Hour).Truncate(time.Millisecond)
 		expires = &t
 	}
-	plain, k, err := s.Auth.Accounts.CreateKey(r.Context(), *callerOf(r).user, name, expires)
+	plain, k, err := s.Auth.Accounts.CreateKey(r.Context(), *callerOf(r).user, accounts.NewKey{Name: name, ExpiresAt: expires, IngestOnly: body.IngestOnly})
 	if err != nil {
 		s.log.Error("create api key failed", "request_id", RequestID(r.Context()), "err", err)
 		return errorf(http.StatusInternalServerError, "API_KEY_GENERATION_ERROR", "the key could not be stored; retry")

@@ -245,7 +245,7 @@ func testAPIKeys(t *testing.T, r accounts.Repository) {
 	}
 	exp := t0.Add(24 * time.Hour)
 	k1 := accounts.APIKey{ID: "key_1", Name: "one", Prefix: "evp_abcd", Last4: "wxyz", CreatedAt: t0}
-	k2 := accounts.APIKey{ID: "key_2", Name: "two", Prefix: "evp_efgh", Last4: "stuv", OwnerID: owner.ID, CreatedAt: t0.Add(time.Minute), ExpiresAt: &exp}
+	k2 := accounts.APIKey{ID: "key_2", Name: "two", Prefix: "evp_efgh", Last4: "stuv", OwnerID: owner.ID, CreatedAt: t0.Add(time.Minute), ExpiresAt: &exp, IngestOnly: true}
 	h1, h2 := accounts.HashKey("evp_secret_one"), accounts.HashKey("evp_secret_two")
 	if err := r.InsertAPIKey(ctx, k1, h1); err != nil {
 		t.Fatalf("InsertAPIKey: %v", err)
@@ -260,15 +260,18 @@ func testAPIKeys(t *testing.T, r accounts.Repository) {
 	if err != nil || len(list) != 2 || list[0].ID != "key_2" || list[1].ID != "key_1" {
 		t.Fatalf("ListAPIKeys = %+v, %v; want key_2, key_1 (newest first)", list, err)
 	}
-	if list[0].OwnerID != owner.ID || list[0].ExpiresAt == nil || !list[0].ExpiresAt.Equal(exp) || list[0].Name != "two" || list[0].Prefix != "evp_efgh" || list[0].Last4 != "stuv" {
+	if list[0].OwnerID != owner.ID || list[0].ExpiresAt == nil || !list[0].ExpiresAt.Equal(exp) || list[0].Name != "two" || list[0].Prefix != "evp_efgh" || list[0].Last4 != "stuv" || !list[0].IngestOnly {
 		t.Errorf("listed key_2 = %+v", list[0])
 	}
+	if list[1].IngestOnly {
+		t.Errorf("listed key_1 = %+v, want a key that is not ingest-only", list[1])
+	}
 	got, err := r.LookupAPIKey(ctx, h2)
-	if err != nil || got.ID != "key_2" || got.OwnerStatus != accounts.StatusActive {
-		t.Fatalf("LookupAPIKey = %+v, %v; want key_2 with its owner ACTIVE", got, err)
+	if err != nil || got.ID != "key_2" || got.OwnerStatus != accounts.StatusActive || !got.IngestOnly {
+		t.Fatalf("LookupAPIKey = %+v, %v; want key_2, ingest-only, with its owner ACTIVE", got, err)
 	}
 	got, err = r.LookupAPIKey(ctx, h1)
-	if err != nil || got.ID != "key_1" || got.OwnerID != "" || got.OwnerStatus != "" {
+	if err != nil || got.ID != "key_1" || got.OwnerID != "" || got.OwnerStatus != "" || got.IngestOnly {
 		t.Fatalf("LookupAPIKey(ownerless) = %+v, %v", got, err)
 	}
 	if _, err := r.LookupAPIKey(ctx, accounts.HashKey("nope")); !errors.Is(err, accounts.ErrKeyNotFound) {

@@ -42,7 +42,7 @@ func newWorld(t *testing.T, f *fixture) *world {
 	w.suspended = f.acc.addUser(t, "suspended@example.com", accounts.RoleViewer, accounts.StatusSuspended)
 	w.pending = f.acc.addUser(t, "pending@example.com", accounts.RoleOperator, accounts.StatusPending)
 	var err error
-	w.keyPlain, w.key, err = f.acc.svc.CreateKey(context.Background(), w.admin, "ci", nil)
+	w.keyPlain, w.key, err = f.acc.svc.CreateKey(context.Background(), w.admin, accounts.NewKey{Name: "ci"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,30 +670,30 @@ func TestAccountResponsesMatchDocument(t *testing.T) {
 // credentials, an API key, a session of ADMIN, OPERATOR, VIEWER, API_CLIENT, and no
 // credentials with EVP_ANALYTICS_PUBLIC=true.
 func TestRolePolicy(t *testing.T) {
-	callers := []string{"none", "key", "ADMIN", "OPERATOR", "VIEWER", "API_CLIENT", "public"}
+	callers := []string{"none", "key", "ingest key", "ADMIN", "OPERATOR", "VIEWER", "API_CLIENT", "public"}
 	batch := `{"events":[` + goodEvent + `]}`
 	policy := []struct{ row, body string }{
-		// method route                           none key  ADMIN  OPERATOR  VIEWER  API_CLIENT  public
-		{"POST   /api/v1/events                   401  2xx  2xx    2xx       403     2xx         401", goodEvent},
-		{"POST   /api/v1/events/batch             401  2xx  2xx    2xx       403     2xx         401", batch},
-		{"GET    /api/v1/events/stats             401  2xx  2xx    2xx       403     2xx         401", ""},
-		{"GET    /api/metrics                     401  2xx  2xx    2xx       2xx     403         2xx", ""},
-		{"GET    /api/metrics/ingestion           401  2xx  2xx    2xx       2xx     403         2xx", ""},
-		{"GET    /api/metrics/history             401  2xx  2xx    2xx       2xx     403         2xx", ""},
-		{"GET    /api/metrics/stream              401  2xx  2xx    2xx       2xx     403         2xx", ""},
-		{"GET    /api/v1/analytics/metrics        401  2xx  2xx    2xx       2xx     403         2xx", ""},
-		{"GET    /api/v1/dead-letters             401  403  2xx    2xx       403     403         401", ""},
-		{"GET    /api/v1/dead-letters/1           401  403  2xx    2xx       403     403         401", ""},
-		{"POST   /api/v1/dead-letters/1/replay    401  403  2xx    2xx       403     403         401", ""},
-		{"POST   /api/v1/dead-letters/replay      401  403  2xx    2xx       403     403         401", ""},
-		{"DELETE /api/v1/dead-letters/1           401  403  2xx    2xx       403     403         401", ""},
-		{"GET    /api/auth/me                     401  401  2xx    2xx       2xx     2xx         401", ""},
-		{"POST   /api/auth/api-key                401  403  2xx    2xx       403     403         401", `{"name":"ci"}`},
-		{"GET    /api/auth/api-keys               401  403  2xx    2xx       403     403         401", ""},
-		{"DELETE /api/auth/api-keys/{key}         401  403  2xx    2xx       403     403         401", ""},
-		{"GET    /api/users                       401  403  2xx    403       403     403         401", ""},
-		{"POST   /api/users                       401  403  2xx    403       403     403         401", `{"email":"new@example.com"}`},
-		{"PATCH  /api/users/{viewer}              401  403  2xx    403       403     403         401", `{"role":"OPERATOR"}`},
+		// method route                           none  key  ingest  ADMIN  OPERATOR  VIEWER  API_CLIENT  public
+		{"POST   /api/v1/events                   401   2xx  2xx     2xx    2xx       403     2xx         401", goodEvent},
+		{"POST   /api/v1/events/batch             401   2xx  2xx     2xx    2xx       403     2xx         401", batch},
+		{"GET    /api/v1/events/stats             401   2xx  403     2xx    2xx       403     2xx         401", ""},
+		{"GET    /api/metrics                     401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/metrics/ingestion           401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/metrics/history             401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/metrics/stream              401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/v1/analytics/metrics        401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
+		{"GET    /api/v1/dead-letters             401   403  403     2xx    2xx       403     403         401", ""},
+		{"GET    /api/v1/dead-letters/1           401   403  403     2xx    2xx       403     403         401", ""},
+		{"POST   /api/v1/dead-letters/1/replay    401   403  403     2xx    2xx       403     403         401", ""},
+		{"POST   /api/v1/dead-letters/replay      401   403  403     2xx    2xx       403     403         401", ""},
+		{"DELETE /api/v1/dead-letters/1           401   403  403     2xx    2xx       403     403         401", ""},
+		{"GET    /api/auth/me                     401   401  401     2xx    2xx       2xx     2xx         401", ""},
+		{"POST   /api/auth/api-key                401   403  403     2xx    2xx       403     403         401", `{"name":"ci"}`},
+		{"GET    /api/auth/api-keys               401   403  403     2xx    2xx       403     403         401", ""},
+		{"DELETE /api/auth/api-keys/{key}         401   403  403     2xx    2xx       403     403         401", ""},
+		{"GET    /api/users                       401   403  403     2xx    403       403     403         401", ""},
+		{"POST   /api/users                       401   403  403     2xx    403       403     403         401", `{"email":"new@example.com"}`},
+		{"PATCH  /api/users/{viewer}              401   403  403     2xx    403       403     403         401", `{"role":"OPERATOR"}`},
 	}
 	// Every route that takes credentials is in the table.
 	var inTable []string
@@ -740,6 +740,8 @@ func TestRolePolicy(t *testing.T) {
 				case "none", "public":
 				case "key":
 					req.Header.Set("x-api-key", "evp_good")
+				case "ingest key":
+					req.Header.Set("x-api-key", "evp_ingest")
 				default:
 					req.Header.Set("Authorization", "Bearer "+f.acc.token(t, accounts.Role(caller)))
 				}

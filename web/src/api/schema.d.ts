@@ -19,7 +19,7 @@ export interface paths {
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
          *
-         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
+         *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestEvent"];
         delete?: never;
@@ -43,7 +43,7 @@ export interface paths {
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
          *
-         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
+         *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestBatch"];
         delete?: never;
@@ -63,7 +63,7 @@ export interface paths {
          * Ingestion rate and total
          * @description `ingestionRate` is events accepted per second over the last 10 s by the replica answering; `totalIngested` counts every event accepted since the store was created.
          *
-         *     Meant for API keys (`x-api-key`). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
+         *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         get: operations["getIngestionStats"];
         put?: never;
@@ -1049,6 +1049,8 @@ export interface components {
              * @description Present once revoked.
              */
             revokedAt?: string;
+            /** @description An ingest-only key may only send events (`POST /api/v1/events`, `POST /api/v1/events/batch`); every other route answers it 403. Made to be carried by a web page or an app. */
+            ingestOnly: boolean;
         };
         CodeSent: {
             /** @description `Verification code sent to <email>`, the email in lower case. */
@@ -1119,6 +1121,11 @@ export interface components {
             name: string;
             /** @description Days until the key expires; absent or null for a key that does not expire. */
             expiresInDays?: number | null;
+            /**
+             * @description Make a key that may only send events (see `APIKey.ingestOnly`), for browsers and apps.
+             * @default false
+             */
+            ingestOnly: boolean;
         };
         InviteUserRequest: {
             /** @description A bare address such as `name@example.com` (no display name), with a dot in the domain; compared in lower case. */
@@ -2837,7 +2844,8 @@ export interface operations {
                      *           "last4": "a9Fk",
                      *           "ownerId": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
                      *           "createdAt": "2026-11-25T12:00:00Z",
-                     *           "expiresAt": "2027-11-25T12:00:00Z"
+                     *           "expiresAt": "2027-11-25T12:00:00Z",
+                     *           "ingestOnly": false
                      *         }
                      *       }
                      *     }
@@ -2885,7 +2893,8 @@ export interface operations {
                      *           "last4": "a9Fk",
                      *           "ownerId": "usr_01JDQ7Z5M3N8P2R4S6T8V0W2X4",
                      *           "createdAt": "2026-11-25T12:00:00Z",
-                     *           "expiresAt": "2027-11-25T12:00:00Z"
+                     *           "expiresAt": "2027-11-25T12:00:00Z",
+                     *           "ingestOnly": false
                      *         },
                      *         {
                      *           "id": "key_01JCB2A7T1V5X9Z3B7D1F5H9K3",
@@ -2894,7 +2903,8 @@ export interface operations {
                      *           "last4": "Lm0s",
                      *           "createdAt": "2026-10-02T08:30:00Z",
                      *           "lastUsedAt": "2026-11-25T11:59:58.5Z",
-                     *           "revokedAt": "2026-11-20T16:00:00Z"
+                     *           "revokedAt": "2026-11-20T16:00:00Z",
+                     *           "ingestOnly": false
                      *         }
                      *       ]
                      *     }
