@@ -63,12 +63,13 @@ web-check: $(WEB_DEPS)
 	cd web && npm run check:api && npm run typecheck && npm run lint && npm test
 
 ## test: the full test suite (what CI runs): the Go linters, the dashboard's checks and build,
-## the Go tests (browser tests included), then bounded fuzz runs of the event decoder and of
-## its fast path
+## the Go tests (browser tests included), then bounded fuzz runs of the event decoder, of
+## its fast path and of the Segment decoder
 test: lint web-check web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOneFast$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/segment
 
 ## lint: go.mod tidy, then golangci-lint (.golangci.yml): gofmt, go vet, staticcheck, unused,
 ## errcheck, ineffassign, misspell; the first run builds golangci-lint (a few minutes)

@@ -17,7 +17,7 @@ export default defineConfig([
   {
     // The browser test and the scripts run in Node; the browser test's page.evaluate
     // callbacks run in the page.
-    files: ['e2e/**/*.mjs', 'scripts/**/*.mjs', 'eslint.config.js'],
+    files: ['e2e/**/*.mjs', 'scripts/**/*.mjs', 'sdk/**/*.mjs', 'eslint.config.js'],
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node } },
   },

@@ -373,3 +373,31 @@ func keyText(key []byte) string {
 	}
 	return s
 }
+
+// CheckJSON refuses, before encoding/json reads body, what evp refuses in any JSON it is
+// sent: objects and arrays nested more than depth levels deep (the body's own object is
+// level 1) and text that is not valid UTF-8. It leaves the grammar to the decoder: a
+// malformed body passes. Errors name "body".
+func CheckJSON(body []byte, depth int) error {
+	d := 0
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '"':
+			end, text, ok := stringEnd(body, i)
+			if !ok {
+				return nil
+			}
+			if !text {
+				return &ValidationError{Fields: []FieldError{{Path: "body", Reason: textReason}}}
+			}
+			i = end - 1
+		case '{', '[':
+			if d++; d > depth {
+				return &ValidationError{Fields: []FieldError{{Path: "body", Reason: fmt.Sprintf("must not nest objects and arrays more than %d levels deep", depth)}}}
+			}
+		case '}', ']':
+			d--
+		}
+	}
+	return nil
+}

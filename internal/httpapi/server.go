@@ -201,6 +201,7 @@ func New(d Deps) *Server {
 		handle("POST /api/v1/events", s.guard(accounts.PermIngest, s.postEvent))
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngestStats, s.getStats))
+		handle("POST /v1/{call}", s.guardless(s.postSegment))
 	}
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))

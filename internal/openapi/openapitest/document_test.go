@@ -69,6 +69,7 @@ var wantOperations = []string{
 	"POST /api/v1/dead-letters/{id}/replay",
 	"POST /api/v1/events",
 	"POST /api/v1/events/batch",
+	"POST /v1/{call}",
 }
 
 func TestPaths(t *testing.T) {
@@ -102,6 +103,8 @@ var security = map[string]string{
 	"GET /api/users":                 "session",
 	"POST /api/users":                "session",
 	"PATCH /api/users/{id}":          "session",
+	// Segment's API: the write key as HTTP Basic's user name (or in the body), or x-api-key.
+	"POST /v1/{call}": "write key",
 }
 
 // securityOf describes an operation's security requirement in the terms of security.
@@ -123,6 +126,8 @@ func securityOf(op *openapi3.Operation) string {
 		return "key or session"
 	case "bearerAuth":
 		return "session"
+	case "segmentWriteKey apiKey":
+		return "write key"
 	}
 	return "?" + strings.Join(names, " ")
 }
@@ -171,6 +176,7 @@ func TestOperations(t *testing.T) {
 		"GET /api/users":                 {"200", "401", "403", "500", "503"},
 		"POST /api/users":                {"201", "400", "401", "403", "409", "413", "415", "500", "503"},
 		"PATCH /api/users/{id}":          {"200", "400", "401", "403", "404", "409", "413", "415", "500", "503"},
+		"POST /v1/{call}":                {"200", "400", "401", "404", "413", "415", "503"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

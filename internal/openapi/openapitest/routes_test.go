@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -179,7 +180,8 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 	type step struct {
 		name         string
 		setup        func(f *fixture)
-		method, path string // path is also the document's route (no path parameters here)
+		method, path string // path is also the document's route, unless route is set
+		route        string // the document's route of a path with parameters
 		query        string // appended to path as ?query
 		header       []string
 		body         string
@@ -189,6 +191,10 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 	}
 	key := []string{"x-api-key", "evp_good", "Content-Type", "application/json"}
 	with := func(h ...string) []string { return append(slices.Clone(key), h...) }
+	const seg = "/v1/{call}"
+	basic := func(k string) []string {
+		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(k+":")), "Content-Type", "application/json"}
+	}
 	steps := []step{
 		{name: "event accepted", method: "POST", path: "/api/v1/events", header: key,
 			body: `{"eventId":"e-2","eventType":"page_view","userId":"u1","sessionId":"s1","timestamp":"2024-01-15T10:30:00Z","priority":3,"metadata":{"a":1}}`, wantStatus: 202},
@@ -228,6 +234,22 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "batch too large", method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[` + strings.Repeat(goodEvent+",", 60) + goodEvent + `]}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
 		{name: "batch no content type", method: "POST", path: "/api/v1/events/batch", header: []string{"x-api-key", "evp_good"}, body: `{}`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
 		{name: "batch buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/api/v1/events/batch", header: key, body: `{"events":[` + goodEvent + `]}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+
+		{name: "segment track", method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"),
+			body: `{"event":"Order Completed","userId":"u1","messageId":"m-1","properties":{"revenue":4.5}}`, wantStatus: 200},
+		{name: "segment batch, key in body, text/plain", method: "POST", path: "/v1/batch", route: seg, header: []string{"Content-Type", "text/plain"},
+			body: `{"writeKey":"evp_ingest","batch":[{"type":"page","anonymousId":"a1","name":"Home"},{"type":"identify","userId":"u1","traits":{"plan":"pro"}}]}`, wantStatus: 200},
+		{name: "segment browser path", method: "POST", path: "/v1/t", route: seg, header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"}, body: `{"event":"Signed Up","anonymousId":"a1"}`, wantStatus: 200},
+		{name: "segment invalid", method: "POST", path: "/v1/batch", route: seg, header: basic("evp_good"),
+			body: `{"batch":[{"type":"track","userId":"u1"},{"type":"nope"}]}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+		{name: "segment malformed", method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"), body: `{"event":`, wantStatus: 400, wantCode: "INVALID_JSON"},
+		{name: "segment no key", method: "POST", path: "/v1/track", route: seg, header: []string{"Content-Type", "application/json"}, body: `{"event":"a","userId":"u"}`, wantStatus: 401, wantCode: "MISSING_API_KEY"},
+		{name: "segment bad key", method: "POST", path: "/v1/track", route: seg, header: basic("evp_bad"), body: `{"event":"a","userId":"u"}`, wantStatus: 401, wantCode: "INVALID_API_KEY"},
+		{name: "segment unknown call", method: "POST", path: "/v1/explode", route: seg, header: basic("evp_good"), body: `{}`, wantStatus: 404, wantCode: "NOT_FOUND"},
+		{name: "segment message too large", method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"),
+			body: `{"event":"a","userId":"u","properties":{"x":"` + strings.Repeat("x", 33<<10) + `"}}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
+		{name: "segment form body", method: "POST", path: "/v1/track", route: seg, header: []string{"Authorization", "Basic ZXZwX2dvb2Q6", "Content-Type", "application/x-www-form-urlencoded"}, body: `a=b`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "segment buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"), body: `{"event":"a","userId":"u"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		{name: "stats", method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 200},
 		{name: "stats no key", method: "GET", path: "/api/v1/events/stats", wantStatus: 401, wantCode: "MISSING_API_KEY"},
@@ -317,13 +339,17 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 			if s.wantCode != "" && !strings.Contains(string(b), `"code":"`+s.wantCode+`"`) {
 				t.Fatalf("want code %s: %s", s.wantCode, b)
 			}
-			if err := openapitest.ValidateResponse(s.method, s.path, res.StatusCode, res.Header.Get("Content-Type"), b); err != nil {
+			route := s.path
+			if s.route != "" {
+				route = s.route
+			}
+			if err := openapitest.ValidateResponse(s.method, route, res.StatusCode, res.Header.Get("Content-Type"), b); err != nil {
 				t.Errorf("%v\nbody: %.2000s", err, b)
 			}
-			if err := openapitest.ValidateHeaders(s.method, s.path, res.StatusCode, res.Header); err != nil {
+			if err := openapitest.ValidateHeaders(s.method, route, res.StatusCode, res.Header); err != nil {
 				t.Error(err)
 			}
-			covered[s.method+" "+s.path+" "+itoa(res.StatusCode)] = true
+			covered[s.method+" "+route+" "+itoa(res.StatusCode)] = true
 		})
 	}
 	// Each documented status, except a 500 from an event that cannot be encoded (which

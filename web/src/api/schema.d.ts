@@ -567,6 +567,30 @@ export interface paths {
         patch: operations["updateUser"];
         trace?: never;
     };
+    "/v1/{call}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Segment HTTP Tracking API: track, identify, page, screen, group, alias, batch
+         * @description Accepts Segment's HTTP Tracking API unchanged, so that Segment's SDKs (analytics-node, analytics.js, analytics-go and others, and RudderStack's and Jitsu's, which speak the same protocol) send to evp when their host is set to evp's address and their write key to an evp API key (an ingest-only one is meant for this). `call` is `track`, `identify`, `page`, `screen`, `group`, `alias` (the body is one message, at most 32 KB) or `batch` (also `import`; the body is `{"batch": [messages]}`, at most 500 KB and 2500 messages); the browser library's one-letter paths `t`, `i`, `p`, `s`, `g`, `a` and `b` are the same calls. Each message becomes one event (see `SegmentMessage` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `messageId` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing, as for evp's own batch: one bad message answers the whole request 400, naming it (`batch[3].event`); Segment's SDKs do not retry a 4xx. The body may be `application/json` or `text/plain` (the browser library's), plain or gzip.
+         *
+         *     Answers 200 `{"success": true}` as Segment does.
+         */
+        post: operations["segmentCall"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1142,6 +1166,51 @@ export interface components {
              */
             status?: "ACTIVE" | "INACTIVE" | "SUSPENDED";
         } | unknown | unknown;
+        /**
+         * @description One Segment message (https://segment.com/docs/connections/spec/). Fields evp reads: `type`, `event`, `userId`, `anonymousId`, `messageId`, `timestamp`, `originalTimestamp`, `sentAt`, `properties`, `traits`, `context.sessionId`; every other field is kept in the event's `metadata`.
+         *
+         *     Mapping to an evp event: `eventId` = `messageId` (an SDK's retry is stored once); `eventType` = `event` for track (any text up to 100 characters, such as `Order Completed`), otherwise the call type (`identify`, `page`, `screen`, `group`, `alias`); `userId` = `userId`, else `anonymousId`; `sessionId` = `context.sessionId`, else the device and UTC day: `anonymousId` (else `userId`), `/`, the date (`a1b2c3/2026-12-07`); `timestamp` = `timestamp` (else `originalTimestamp`) corrected for the client's clock, received - (`sentAt` - `timestamp`), when the message or its batch has `sentAt`, and the time evp received it when the message has no time; `payload` = `properties` (track, page, screen) or `traits` (identify, group), whole; `metadata` = every other field of the message as sent (`type`, `context`, `anonymousId`, `integrations`, `name`, `category`, `groupId`, `previousId`, ...) but `writeKey`; `priority` = 1.
+         */
+        SegmentMessage: {
+            /**
+             * @description Required in a batch; the path says it for a single call.
+             * @enum {string}
+             */
+            type?: "track" | "identify" | "page" | "screen" | "group" | "alias";
+            /** @description The event's name; required for track. */
+            event?: string;
+            userId?: string | number;
+            anonymousId?: string | number;
+            messageId?: string;
+            /** Format: date-time */
+            timestamp?: string;
+            /** Format: date-time */
+            originalTimestamp?: string;
+            /** Format: date-time */
+            sentAt?: string;
+            properties?: Record<string, never>;
+            traits?: Record<string, never>;
+            context?: Record<string, never>;
+            /** @description The write key, when no header carries it (the browser library). Never stored. */
+            writeKey?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        SegmentBatch: {
+            batch: components["schemas"]["SegmentMessage"][];
+            /**
+             * Format: date-time
+             * @description When the client sent the batch, by its clock: the messages' times are corrected with it.
+             */
+            sentAt?: string;
+            writeKey?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        SegmentAccepted: {
+            /** @constant */
+            success: true;
+        };
     };
     responses: {
         /** @description `INVALID_JSON`: the body (or its gzip encoding) is malformed. `VALIDATION_ERROR`: the body is well-formed but breaks the rules; `details` lists every failing field. */
@@ -3167,6 +3236,69 @@ export interface operations {
             413: components["responses"]["SmallPayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    segmentCall: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path: {
+                /** @description The call: track, identify, page, screen, group, alias, batch, import, or a one-letter path of the browser library (t, i, p, s, g, a, b). */
+                call: "track" | "identify" | "page" | "screen" | "group" | "alias" | "batch" | "import" | "t" | "i" | "p" | "s" | "g" | "a" | "b";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "batch": [
+                 *         {
+                 *           "type": "track",
+                 *           "event": "Order Completed",
+                 *           "userId": "user_123",
+                 *           "messageId": "msg-1",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "revenue": 42.5
+                 *           },
+                 *           "context": {
+                 *             "library": {
+                 *               "name": "analytics-node",
+                 *               "version": "3.1.0"
+                 *             }
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sentAt": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SegmentBatch"] | components["schemas"]["SegmentMessage"];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every message is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SegmentAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
