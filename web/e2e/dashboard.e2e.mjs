@@ -223,6 +223,23 @@ try {
     await shot('03b-api-keys-revoked-new-key')
     noProblems('revoking the key just created')
     step('revoking the key just created hides its plain text')
+
+    // An ingest-only key: listed as such, and refused by every route but ingestion.
+    const ingestOnly = page.getByLabel('Ingest only', { exact: true })
+    await page.getByLabel('Name', { exact: true }).fill('e2e web page')
+    await ingestOnly.check()
+    await page.getByRole('button', { name: 'Create key' }).click()
+    await page.getByTestId('new-key').getByText('it may only send events').waitFor()
+    const webKey = (await keyEl.textContent()).trim()
+    await keyRow('e2e web page').getByText('Ingest only', { exact: true }).waitFor()
+    check((await keyRow('e2e ingestion').getByText('Ingest + read', { exact: true }).count()) === 1, 'a key made without "Ingest only" is listed as Ingest + read')
+    check(!(await ingestOnly.isChecked()), '"Ingest only" is unticked after the key is made')
+    const readRefused = await fetch(base + '/api/metrics', { headers: { 'x-api-key': webKey } })
+    check(readRefused.status === 403, `GET /api/metrics with an ingest-only key: ${readRefused.status}, want 403`)
+    await shot('03c-api-keys-ingest-only')
+    await audit(page, 'API keys, ingest-only key shown')
+    noProblems('creating an ingest-only key')
+    step('created an ingest-only key: the list says "Ingest only"; evp refuses it for metrics')
   } else {
     check(apiKey, 'EVP_API_KEY is set when evp has no email sign-in')
     await page.getByRole('button', { name: 'Use an API key instead' }).click()

@@ -19,7 +19,7 @@ export interface paths {
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
          *
-         *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
+         *     Meant for API keys (`x-api-key`), ingest-only ones included. The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestEvent"];
         delete?: never;
@@ -43,7 +43,7 @@ export interface paths {
          *
          *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
          *
-         *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
+         *     Meant for API keys (`x-api-key`), ingest-only ones included. The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         post: operations["ingestBatch"];
         delete?: never;

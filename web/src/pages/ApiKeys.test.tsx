@@ -11,17 +11,20 @@ import { ApiKeys } from './ApiKeys'
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json' } })
 const ok = (data: unknown) => json(200, { success: true, data })
 
-const older: APIKey = { id: 'key_old', name: 'old service', prefix: 'evp_OLD1', last4: 'zzzz', createdAt: '2026-01-01T10:00:00Z' }
+const older: APIKey = { id: 'key_old', name: 'old service', prefix: 'evp_OLD1', last4: 'zzzz', createdAt: '2026-01-01T10:00:00Z', ingestOnly: false }
 
-/** A fake evp for the API-key routes. */
-function fakeEvp() {
-  let keys = [older]
+/** A fake evp for the API-key routes; requests holds the body of each POST /api/auth/api-key. */
+function fakeEvp(initial: APIKey[] = [older]) {
+  let keys = initial
+  const requests: Record<string, unknown>[] = []
   vi.stubGlobal('fetch', vi.fn(async (url: string, init?: RequestInit) => {
     const method = init?.method ?? 'GET'
     if (url === '/api/auth/me') return ok({ id: 'usr_1', email: 'op@example.com', role: 'OPERATOR' })
     if (url === '/api/auth/api-keys') return ok(keys)
     if (url === '/api/auth/api-key' && method === 'POST') {
-      const key: APIKey = { id: `key_${keys.length}`, name: JSON.parse(init!.body as string).name, prefix: 'evp_NEW1', last4: 'abcd', createdAt: '2026-01-02T10:00:00Z' }
+      const body = JSON.parse(init!.body as string)
+      requests.push(body)
+      const key: APIKey = { id: `key_${keys.length}`, name: body.name, prefix: 'evp_NEW1', last4: 'abcd', createdAt: '2026-01-02T10:00:00Z', ingestOnly: body.ingestOnly === true }
       keys = [...keys, key]
       return ok({ apiKey: 'evp_NEW1secretsecretabcd', message: 'API key generated successfully', key })
     }
@@ -32,6 +35,7 @@ function fakeEvp() {
     }
     return json(404, { success: false, error: { code: 'NOT_FOUND', message: 'no route' } })
   }))
+  return { requests }
 }
 
 function renderPage() {
@@ -72,5 +76,38 @@ describe('ApiKeys', () => {
     await revoke(user, 'checkout')
     expect(screen.queryByTestId('new-key')).toBeNull()
     expect(screen.queryByText(/evp_NEW1secret/)).toBeNull()
+  })
+
+  it('sends ingestOnly: true when "Ingest only" is ticked, says what the new key may do, and unticks it afterwards', async () => {
+    const { requests } = fakeEvp()
+    const user = userEvent.setup()
+    renderPage()
+    await user.type(await screen.findByLabelText('Name'), 'web page')
+    const box = screen.getByRole('checkbox', { name: 'Ingest only' })
+    expect(box).not.toBeChecked()
+    expect(box).toHaveAccessibleDescription(/May only send events/)
+    await user.click(box)
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    expect(await screen.findByTestId('new-key')).toHaveTextContent(/ingest-only: it may only send events/)
+    expect(requests).toEqual([{ name: 'web page', ingestOnly: true }])
+    expect(screen.getByRole('checkbox', { name: 'Ingest only' })).not.toBeChecked()
+
+    // Unticked, the next key is not ingest-only, and the new-key box does not say it is.
+    await user.type(screen.getByLabelText('Name'), 'backend')
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    await screen.findByRole('cell', { name: 'backend' })
+    expect(requests[1]).toEqual({ name: 'backend', ingestOnly: false })
+    expect(screen.getByTestId('new-key')).not.toHaveTextContent(/ingest-only/)
+  })
+
+  it('shows each key\'s access: "Ingest only" for an ingest-only key, "Ingest + read" for the others', async () => {
+    fakeEvp([older, { id: 'key_web', name: 'web page', prefix: 'evp_WEB1', last4: 'wwww', createdAt: '2026-01-03T10:00:00Z', ingestOnly: true }])
+    renderPage()
+    const row = (name: string) => screen.getByRole('cell', { name }).closest('tr') as HTMLElement
+    await screen.findByRole('cell', { name: 'web page' })
+    expect(within(row('web page')).getByText('Ingest only')).toBeInTheDocument()
+    expect(within(row('web page')).queryByText('Ingest + read')).toBeNull()
+    expect(within(row('old service')).getByText('Ingest + read')).toBeInTheDocument()
+    expect(within(row('old service')).queryByText('Ingest only')).toBeNull()
   })
 })

@@ -12,19 +12,26 @@ function keyStatus(k: APIKey, now = Date.now()): { label: string; tone: 'good' |
   return { label: 'active', tone: 'good' }
 }
 
+/** What a key may do: an ingest-only key only sends events; others also read analytics and metrics. */
+function keyScope(k: APIKey): { label: string; tone: 'accent' | 'muted' } {
+  return k.ingestOnly ? { label: 'Ingest only', tone: 'accent' } : { label: 'Ingest + read', tone: 'muted' }
+}
+
 export function ApiKeys() {
   const qc = useQueryClient()
   const keys = useQuery({ queryKey: ['api-keys'], queryFn: ({ signal }) => api<APIKey[]>('/api/auth/api-keys', { signal }) })
   const [name, setName] = useState('')
   const [days, setDays] = useState('')
+  const [ingestOnly, setIngestOnly] = useState(false)
   const [created, setCreated] = useState<CreatedAPIKey | null>(null)
   const [revoking, setRevoking] = useState<APIKey | null>(null)
 
   const create = useMutation({
-    mutationFn: () => api<CreatedAPIKey>('/api/auth/api-key', { method: 'POST', body: { name: name.trim(), ...(days ? { expiresInDays: Number(days) } : {}) } }),
+    mutationFn: () => api<CreatedAPIKey>('/api/auth/api-key', { method: 'POST', body: { name: name.trim(), ...(days ? { expiresInDays: Number(days) } : {}), ingestOnly } }),
     onSuccess: (r) => {
       setCreated(r)
       setName('')
+      setIngestOnly(false)
       qc.invalidateQueries({ queryKey: ['api-keys'] })
     },
   })
@@ -64,6 +71,24 @@ export function ApiKeys() {
               </select>
             </Field>
           </div>
+          <div className="flex flex-col gap-1">
+            <div className="flex min-h-9 items-center gap-2">
+              <input
+                id="keyIngestOnly"
+                type="checkbox"
+                className="h-4 w-4 accent-[var(--accent)]"
+                checked={ingestOnly}
+                onChange={(e) => setIngestOnly(e.target.checked)}
+                aria-describedby="keyIngestOnlyHint"
+              />
+              <label htmlFor="keyIngestOnly" className="text-sm font-medium">
+                Ingest only
+              </label>
+            </div>
+            <div id="keyIngestOnlyHint" className="text-xs text-muted sm:whitespace-nowrap">
+              May only send events: safe to put in a web page or a mobile app.
+            </div>
+          </div>
           <Button type="submit" variant="primary" className="mb-5" disabled={create.isPending || !name.trim()}>
             {create.isPending ? 'Creating…' : 'Create key'}
           </Button>
@@ -73,8 +98,14 @@ export function ApiKeys() {
           <div role="status" className="mt-2 rounded-xl border border-warn/60 bg-warn/10 p-4" data-testid="new-key">
             <div className="font-semibold text-warn">Copy this key now. It will not be shown again.</div>
             <p className="mt-1 text-sm text-muted">Store it in your secret manager. If it is lost, revoke it and create another.</p>
+            {created.key.ingestOnly && (
+              <p className="mt-1 text-sm text-ink">
+                This key is ingest-only: it may only send events (<code className="font-mono">POST /api/v1/events</code> and <code className="font-mono">/batch</code>); evp
+                refuses it everywhere else.
+              </p>
+            )}
             <div className="mt-3 flex flex-wrap items-center gap-2">
-              <code id="new-key-value" className="min-w-0 flex-1 rounded-lg border border-line bg-raised px-3 py-2 font-mono text-sm break-all" data-testid="new-key-value">
+              <code id="new-key-value" className="min-w-[min(100%,18rem)] flex-1 rounded-lg border border-line bg-raised px-3 py-2 font-mono text-sm break-all" data-testid="new-key-value">
                 {created.apiKey}
               </code>
               <CopyButton text={created.apiKey} targetId="new-key-value" label="Copy key" />
@@ -98,6 +129,7 @@ export function ApiKeys() {
                   <th scope="col" className="py-2 pr-3 font-medium">Name</th>
                   <th scope="col" className="py-2 pr-3 font-medium">Key</th>
                   <th scope="col" className="py-2 pr-3 font-medium">Status</th>
+                  <th scope="col" className="py-2 pr-3 font-medium">Access</th>
                   <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Created</th>
                   <th scope="col" className="hidden py-2 pr-3 font-medium md:table-cell">Last used</th>
                   <th scope="col" className="hidden py-2 pr-3 font-medium lg:table-cell">Expires</th>
@@ -107,6 +139,7 @@ export function ApiKeys() {
               <tbody>
                 {keys.data.map((k) => {
                   const s = keyStatus(k)
+                  const scope = keyScope(k)
                   return (
                     <tr key={k.id} className="border-t border-line">
                       <td data-label="Name" className="py-2 pr-3 font-medium">{k.name}</td>
@@ -114,6 +147,7 @@ export function ApiKeys() {
                         {k.prefix}…{k.last4}
                       </td>
                       <td data-label="Status" className="py-2 pr-3"><Badge tone={s.tone}>{s.label}</Badge></td>
+                      <td data-label="Access" className="py-2 pr-3 whitespace-nowrap"><Badge tone={scope.tone}>{scope.label}</Badge></td>
                       <td data-label="Created" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatDateTime(k.createdAt)}</td>
                       <td data-label="Last used" className="hidden py-2 pr-3 whitespace-nowrap md:table-cell">{formatAgo(k.lastUsedAt)}</td>
                       <td data-label="Expires" className="hidden py-2 pr-3 whitespace-nowrap lg:table-cell">{k.expiresAt ? formatDateTime(k.expiresAt) : 'never'}</td>
