@@ -28,8 +28,8 @@ func segmentMessage(buf []byte, id int64) []byte {
 func BenchmarkBatch100MemQueue(b *testing.B) {
 	for _, route := range []struct {
 		name, path, key string
-		open, close      string
-		item             func([]byte, int64) []byte
+		open, close     string
+		item            func([]byte, int64) []byte
 	}{
 		{"evp", "/api/v1/events/batch", "", `{"events":[`, `]}`, benchEvent},
 		{"segment", "/v1/batch", "", `{"batch":[`, `],"sentAt":"2024-01-15T10:30:01.000Z"}`, segmentMessage},

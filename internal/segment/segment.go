@@ -23,12 +23,14 @@ package segment
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/jsonobj"
 )
 
 // Limits of Segment's API, which its SDKs keep to.
@@ -52,48 +54,55 @@ type Request struct {
 
 // Decode reads body as one message of type call, or as a batch when call is "batch". It
 // returns an *event.SyntaxError for a body that is not JSON and an *event.ValidationError
-// naming every bad field ("batch[2].event") otherwise.
+// naming every bad field ("batch[2].event") otherwise. encoding/json checks the body once;
+// the messages are then read with jsonobj, without decoding them again.
 func Decode(body []byte, call string, received time.Time) (Request, error) {
 	if err := checkText(body); err != nil {
 		return Request{}, err
 	}
-	var req Request
-	if call != "batch" {
-		msg, err := object(body)
-		if err != nil {
-			return req, err
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return Request{}, &event.SyntaxError{Offset: se.Offset, Msg: se.Error()}
 		}
-		var fields []event.FieldError
-		ev, ok := toEvent(msg, call, "", nil, received, &fields)
+		return Request{}, invalid("body", "must be a JSON object")
+	}
+	top := jsonobj.Members(body)
+	if top == nil {
+		return Request{}, invalid("body", "must be a JSON object")
+	}
+	var req Request
+	var fields []event.FieldError
+	if call != "batch" {
+		ev, ok := toEvent(message{raw: body, members: top}, call, "", nil, received, &fields)
 		if !ok {
 			return req, &event.ValidationError{Fields: fields}
 		}
 		req.Events = []event.Event{ev}
-		req.WriteKey = stringField(msg["writeKey"])
+		req.WriteKey, _ = jsonobj.String(find(top, "writeKey"))
 		return req, nil
 	}
-	top, err := object(body)
-	if err != nil {
-		return req, err
-	}
-	var msgs []json.RawMessage
-	if raw, ok := top["batch"]; !ok || json.Unmarshal(raw, &msgs) != nil || len(msgs) == 0 {
+	msgs := jsonobj.Elements(find(top, "batch"))
+	if len(msgs) == 0 {
 		return req, invalid("batch", "must be a non-empty array of messages")
 	}
 	if len(msgs) > MaxBatch {
 		return req, invalid("batch", fmt.Sprintf("must hold at most %d messages, got %d", MaxBatch, len(msgs)))
 	}
-	sentAt := top["sentAt"]
-	var fields []event.FieldError
+	sentAt := find(top, "sentAt")
 	req.Events = make([]event.Event, 0, len(msgs))
+	var members []jsonobj.Member // reused: a message's members serve only while it is read
 	for i, raw := range msgs {
 		path := "batch[" + strconv.Itoa(i) + "]"
 		if len(raw) > MaxMessageBytes {
 			fields = append(fields, event.FieldError{Path: path, Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxMessageBytes, len(raw))})
 			continue
 		}
-		var msg map[string]json.RawMessage
-		if json.Unmarshal(raw, &msg) != nil || msg == nil {
+		members = jsonobj.AppendMembers(members[:0], raw)
+		msg := message{raw: raw, members: members}
+		if raw[0] != '{' {
 			fields = append(fields, event.FieldError{Path: path, Reason: "must be a JSON object"})
 			continue
 		}
@@ -101,26 +110,46 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 			req.Events = append(req.Events, ev)
 		}
 		if req.WriteKey == "" {
-			req.WriteKey = stringField(msg["writeKey"])
+			req.WriteKey, _ = jsonobj.String(msg.get("writeKey"))
 		}
 	}
 	if len(fields) > 0 {
 		return Request{}, &event.ValidationError{Fields: fields}
 	}
-	if k := stringField(top["writeKey"]); k != "" {
+	if k, _ := jsonobj.String(find(top, "writeKey")); k != "" {
 		req.WriteKey = k
 	}
 	return req, nil
 }
 
+// message is one message as sent and its members.
+type message struct {
+	raw     []byte
+	members []jsonobj.Member
+}
+
+// get returns the value of the member named key, or nil (the last one when repeated, as
+// encoding/json reads it).
+func (m message) get(key string) []byte { return find(m.members, key) }
+
+func find(ms []jsonobj.Member, key string) []byte {
+	var v []byte
+	for _, m := range ms {
+		if string(m.Key) == key {
+			v = m.Value
+		}
+	}
+	return v
+}
+
 // toEvent maps one message. call is the type the route implies ("" in a batch: the
 // message's own type). prefix names the message in errors ("batch[2]." or "").
-func toEvent(msg map[string]json.RawMessage, call, prefix string, batchSentAt json.RawMessage, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
+func toEvent(msg message, call, prefix string, batchSentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
 	n := len(*fields)
 	bad := func(field, reason string) {
 		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
 	}
-	typ := stringField(msg["type"])
+	typ, _ := jsonobj.String(msg.get("type"))
 	switch {
 	case call == "" && typ == "":
 		bad("type", "is required: one of track, identify, page, screen, group, alias")
@@ -131,7 +160,7 @@ func toEvent(msg map[string]json.RawMessage, call, prefix string, batchSentAt js
 	}
 	ev := event.Event{EventType: typ, Priority: event.DefaultPriority, ReceivedAt: received}
 	if typ == "track" {
-		name, ok := text(msg["event"])
+		name, ok := text(msg.get("event"))
 		switch {
 		case !ok || name == "":
 			bad("event", "is required for a track call: the event's name")
@@ -141,8 +170,8 @@ func toEvent(msg map[string]json.RawMessage, call, prefix string, batchSentAt js
 			ev.EventType = name
 		}
 	}
-	user, userOK := id(msg["userId"])
-	anon, anonOK := id(msg["anonymousId"])
+	user, userOK := id(msg.get("userId"))
+	anon, anonOK := id(msg.get("anonymousId"))
 	if !userOK {
 		bad("userId", "must be a string or a number")
 	}
@@ -158,27 +187,27 @@ func toEvent(msg map[string]json.RawMessage, call, prefix string, batchSentAt js
 	} else if utf8.RuneCountInString(ev.UserID) > event.MaxIDLen {
 		bad("userId", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
 	}
-	if mid, ok := text(msg["messageId"]); !ok {
+	if mid, ok := text(msg.get("messageId")); !ok {
 		bad("messageId", "must be a string")
 	} else if utf8.RuneCountInString(mid) > event.MaxIDLen {
 		bad("messageId", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
 	} else if mid != "" {
 		ev.EventID = mid
 	}
-	ts, reason := eventTime(msg, batchSentAt, received)
+	ts, field, reason := eventTime(msg, batchSentAt, received)
 	if reason != "" {
-		bad(reason[:cutField(reason)], reason[cutField(reason)+1:])
+		bad(field, reason)
 	}
 	ev.Timestamp = ts
 	dataKey := "properties"
 	if typ == "identify" || typ == "group" {
 		dataKey = "traits"
 	}
-	if raw := msg[dataKey]; !isNull(raw) {
+	if raw := msg.get(dataKey); !isNull(raw) {
 		if raw[0] != '{' {
 			bad(dataKey, "must be a JSON object")
 		} else {
-			ev.Payload = compact(raw)
+			ev.Payload = raw
 		}
 	}
 	if len(*fields) > n {
@@ -192,44 +221,43 @@ func toEvent(msg map[string]json.RawMessage, call, prefix string, batchSentAt js
 	return ev, true
 }
 
-// eventTime is the message's time corrected for the client's clock, or received. A
-// problem comes back as "field reason".
-func eventTime(msg map[string]json.RawMessage, batchSentAt json.RawMessage, received time.Time) (time.Time, string) {
-	field := "timestamp"
-	raw := msg["timestamp"]
+// eventTime is the message's time corrected for the client's clock, or received; or the
+// field at fault and why.
+func eventTime(msg message, batchSentAt []byte, received time.Time) (t time.Time, field, reason string) {
+	const iso = "must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
+	field = "timestamp"
+	raw := msg.get("timestamp")
 	if isNull(raw) {
-		field, raw = "originalTimestamp", msg["originalTimestamp"]
+		field, raw = "originalTimestamp", msg.get("originalTimestamp")
 	}
 	if isNull(raw) {
-		return received, ""
+		return received, "", ""
 	}
 	ts, ok := parseTime(raw)
 	if !ok {
-		return time.Time{}, field + " must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
+		return time.Time{}, field, iso
 	}
-	sentField, sentRaw := "sentAt", msg["sentAt"]
+	sentRaw := msg.get("sentAt")
 	if isNull(sentRaw) {
 		sentRaw = batchSentAt
 	}
 	if !isNull(sentRaw) {
 		sent, ok := parseTime(sentRaw)
 		if !ok {
-			return time.Time{}, sentField + " must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
+			return time.Time{}, "sentAt", iso
 		}
 		ts = received.Add(-sent.Sub(ts))
 	}
 	if !event.TimeInRange(ts) {
-		return time.Time{}, field + " " + event.TimeRangeReason
+		return time.Time{}, field, event.TimeRangeReason
 	}
-	return ts.UTC(), ""
+	return ts.UTC(), "", ""
 }
-
-func cutField(s string) int { return bytes.IndexByte([]byte(s), ' ') }
 
 // parseTime reads an ISO 8601 date-time as the SDKs write it (JavaScript's toISOString, or
 // RFC 3339 with an offset).
-func parseTime(raw json.RawMessage) (time.Time, bool) {
-	s, ok := text(raw)
+func parseTime(raw []byte) (time.Time, bool) {
+	s, ok := jsonobj.String(raw)
 	if !ok || s == "" {
 		return time.Time{}, false
 	}
@@ -239,12 +267,9 @@ func parseTime(raw json.RawMessage) (time.Time, bool) {
 
 // sessionID is context.sessionId, else the device (anonymousId, else userId) and the UTC
 // day of t, cut to event.MaxIDLen characters.
-func sessionID(msg map[string]json.RawMessage, anon, user string, t time.Time) string {
-	var ctx struct {
-		SessionID json.RawMessage `json:"sessionId"`
-	}
-	if json.Unmarshal(msg["context"], &ctx) == nil {
-		if s, ok := id(ctx.SessionID); ok && s != "" && utf8.RuneCountInString(s) <= event.MaxIDLen {
+func sessionID(msg message, anon, user string, t time.Time) string {
+	if ctx := msg.get("context"); len(ctx) > 0 && ctx[0] == '{' {
+		if s, ok := id(jsonobj.Find(ctx, "sessionId")); ok && s != "" && utf8.RuneCountInString(s) <= event.MaxIDLen {
 			return s
 		}
 	}
@@ -259,19 +284,22 @@ func sessionID(msg map[string]json.RawMessage, anon, user string, t time.Time) s
 	return device + day
 }
 
-// metadata is the message without its payload field and its write key, compacted.
-func metadata(msg map[string]json.RawMessage, typ, dataKey string) json.RawMessage {
-	rest := make(map[string]json.RawMessage, len(msg)+1)
-	for k, v := range msg {
-		if k != dataKey && k != "writeKey" {
-			rest[k] = v
-		}
+// metadata is the message as sent without its payload field and its write key, with its
+// type when the path gave it.
+func metadata(msg message, typ, dataKey string) []byte {
+	out := jsonobj.Without(msg.raw, msg.members, func(k []byte) bool { return string(k) == dataKey || string(k) == "writeKey" })
+	if msg.get("type") != nil {
+		return out
 	}
-	if _, ok := rest["type"]; !ok {
-		rest["type"] = json.RawMessage(strconv.Quote(typ))
+	rest := bytes.TrimSpace(out)
+	b := make([]byte, 0, len(rest)+len(typ)+12)
+	b = append(b, `{"type":`...)
+	b = strconv.AppendQuote(b, typ)
+	if inner := bytes.TrimSpace(rest[1 : len(rest)-1]); len(inner) > 0 {
+		b = append(b, ',')
+		b = append(b, inner...)
 	}
-	b, _ := json.Marshal(rest) // values are valid JSON: they were decoded
-	return b
+	return append(b, '}')
 }
 
 func isCall(s string) bool {
@@ -284,53 +312,25 @@ func isCall(s string) bool {
 }
 
 // text reads an optional string: ok is false for another JSON type.
-func text(raw json.RawMessage) (string, bool) {
+func text(raw []byte) (string, bool) {
 	if isNull(raw) {
 		return "", true
 	}
-	var s string
-	return s, json.Unmarshal(raw, &s) == nil
+	return jsonobj.String(raw)
 }
 
 // id reads an optional id, a string or a number (kept as written).
-func id(raw json.RawMessage) (string, bool) {
+func id(raw []byte) (string, bool) {
 	if isNull(raw) {
 		return "", true
 	}
 	if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
 		return string(raw), true
 	}
-	return text(raw)
+	return jsonobj.String(raw)
 }
 
-func stringField(raw json.RawMessage) string {
-	s, _ := text(raw)
-	return s
-}
-
-func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
-
-func compact(raw json.RawMessage) json.RawMessage {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return raw
-	}
-	return b.Bytes()
-}
-
-func object(body []byte) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		if se, ok := err.(*json.SyntaxError); ok {
-			return nil, &event.SyntaxError{Offset: se.Offset, Msg: se.Error()}
-		}
-		return nil, invalid("body", "must be a JSON object")
-	}
-	if m == nil {
-		return nil, invalid("body", "must be a JSON object")
-	}
-	return m, nil
-}
+func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
 
 func invalid(path, reason string) error {
 	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
