@@ -1,13 +1,9 @@
 package httpapi
 
 import (
-	"errors"
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/segment"
 )
 
@@ -35,77 +31,12 @@ func (s *Server) postSegment(w http.ResponseWriter, r *http.Request) *Error {
 	if !ok {
 		return errorf(http.StatusNotFound, "NOT_FOUND", "no Segment call %q: use track, identify, page, screen, group, alias or batch", r.PathValue("call"))
 	}
-	if !s.ready.Load() {
-		return errUnavailable("evp is not ready or is shutting down")
-	}
-	key := requestKey(r)
-	if key != "" { // checked before the body is read, when the request says it
-		if e := s.ingestKey(r, key); e != nil {
-			return e
-		}
-	}
-	if e := checkSDKContentType(r.Header.Get("Content-Type")); e != nil {
-		return e
-	}
 	max := int64(segment.MaxBodyBytes)
 	if call != "batch" {
 		max = segment.MaxMessageBytes
 	}
-	hold := bodyHold{b: s.budget}
-	defer hold.release()
-	buf, e := readBodyBytes(r, min(max, s.Ingestion.MaxBodyBytes), &hold)
-	if e != nil {
-		return e
-	}
-	req, err := segment.Decode(buf.Bytes(), call, time.Now().UTC())
-	releaseBody(buf)
-	if err != nil {
-		return decodeError(err)
-	}
-	if key == "" {
-		if req.WriteKey == "" {
-			return errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an evp API key as the write key: HTTP Basic user name, writeKey in the body, or x-api-key")
-		}
-		if e := s.ingestKey(r, req.WriteKey); e != nil {
-			return e
-		}
-	}
-	if _, e := s.accept(r, req.Events); e != nil {
-		return e
-	}
-	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
-	return nil
-}
-
-// requestKey is the key a request carries in its headers: HTTP Basic's user name, else
-// x-api-key.
-func requestKey(r *http.Request) string {
-	if user, _, ok := r.BasicAuth(); ok && user != "" {
-		return user
-	}
-	return r.Header.Get("X-Api-Key")
-}
-
-// ingestKey admits key if it may send events.
-func (s *Server) ingestKey(r *http.Request, key string) *Error {
-	k, err := s.Auth.Keys.Authenticate(r.Context(), key)
-	switch {
-	case errors.Is(err, accounts.ErrInvalidKey):
-		return errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the write key is not an evp API key, or it is revoked or expired")
-	case err != nil:
-		s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
-		return errUnavailable("the account store is unavailable; retry shortly")
-	case !k.Allows(accounts.PermIngest):
-		return errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events")
-	}
-	return nil
-}
-
-// checkSDKContentType accepts JSON, and text/plain, which browser libraries send to avoid a
-// CORS preflight.
-func checkSDKContentType(ct string) *Error {
-	if mt, _, err := mime.ParseMediaType(ct); err == nil && strings.EqualFold(mt, "text/plain") {
-		return nil
-	}
-	return checkJSONContentType(ct)
+	return s.ingestSDK(w, r, max, false, func(body []byte, received time.Time) (sdkRequest, error) {
+		req, err := segment.Decode(body, call, received)
+		return sdkRequest{events: req.Events, key: req.WriteKey}, err
+	}, map[string]bool{"success": true})
 }

@@ -194,7 +194,7 @@ func New(d Deps) *Server {
 	}
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
-		s.routes = append(s.routes, pattern)
+		s.routes = append(s.routes, strings.TrimSuffix(pattern, "{$}"))
 		mux.Handle(pattern, h)
 	}
 	if !d.Ingestion.Off {
@@ -202,6 +202,9 @@ func New(d Deps) *Server {
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngestStats, s.getStats))
 		handle("POST /v1/{call}", s.guardless(s.postSegment))
+		for _, path := range posthogPaths {
+			handle("POST "+path+"{$}", s.guardless(s.postPostHog))
+		}
 	}
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))

@@ -188,3 +188,38 @@ func String(raw []byte) (s string, ok bool) {
 	}
 	return s, json.Unmarshal(raw, &s) == nil
 }
+
+// IsNull reports whether raw is absent (empty) or null.
+func IsNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
+
+// Text reads an optional string: "" for absent or null; ok is false for another type.
+func Text(raw []byte) (string, bool) {
+	if IsNull(raw) {
+		return "", true
+	}
+	return String(raw)
+}
+
+// ID reads an optional id, a string or a number (kept as written): "" for absent or null;
+// ok is false for another type.
+func ID(raw []byte) (string, bool) {
+	if IsNull(raw) {
+		return "", true
+	}
+	if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+		return string(raw), true
+	}
+	return String(raw)
+}
+
+// Get returns the value of the member of ms named key, or nil; the last one when the key
+// repeats, as encoding/json reads it.
+func Get(ms []Member, key string) []byte {
+	var v []byte
+	for _, m := range ms {
+		if string(m.Key) == key {
+			v = m.Value
+		}
+	}
+	return v
+}

@@ -22,8 +22,6 @@ package segment
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/jsonobj"
+	"github.com/evp-dev/evp/internal/sdkevent"
 )
 
 // Limits of Segment's API, which its SDKs keep to.
@@ -57,17 +56,8 @@ type Request struct {
 // naming every bad field ("batch[2].event") otherwise. encoding/json checks the body once;
 // the messages are then read with jsonobj, without decoding them again.
 func Decode(body []byte, call string, received time.Time) (Request, error) {
-	if err := checkText(body); err != nil {
+	if err := sdkevent.CheckBody(body); err != nil {
 		return Request{}, err
-	}
-	if !json.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return Request{}, &event.SyntaxError{Offset: se.Offset, Msg: se.Error()}
-		}
-		return Request{}, invalid("body", "must be a JSON object")
 	}
 	top := jsonobj.Members(body)
 	if top == nil {
@@ -81,17 +71,17 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 			return req, &event.ValidationError{Fields: fields}
 		}
 		req.Events = []event.Event{ev}
-		req.WriteKey, _ = jsonobj.String(find(top, "writeKey"))
+		req.WriteKey, _ = jsonobj.String(jsonobj.Get(top, "writeKey"))
 		return req, nil
 	}
-	msgs := jsonobj.Elements(find(top, "batch"))
+	msgs := jsonobj.Elements(jsonobj.Get(top, "batch"))
 	if len(msgs) == 0 {
 		return req, invalid("batch", "must be a non-empty array of messages")
 	}
 	if len(msgs) > MaxBatch {
 		return req, invalid("batch", fmt.Sprintf("must hold at most %d messages, got %d", MaxBatch, len(msgs)))
 	}
-	sentAt := find(top, "sentAt")
+	sentAt := jsonobj.Get(top, "sentAt")
 	req.Events = make([]event.Event, 0, len(msgs))
 	var members []jsonobj.Member // reused: a message's members serve only while it is read
 	for i, raw := range msgs {
@@ -116,7 +106,7 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	if len(fields) > 0 {
 		return Request{}, &event.ValidationError{Fields: fields}
 	}
-	if k, _ := jsonobj.String(find(top, "writeKey")); k != "" {
+	if k, _ := jsonobj.String(jsonobj.Get(top, "writeKey")); k != "" {
 		req.WriteKey = k
 	}
 	return req, nil
@@ -130,17 +120,7 @@ type message struct {
 
 // get returns the value of the member named key, or nil (the last one when repeated, as
 // encoding/json reads it).
-func (m message) get(key string) []byte { return find(m.members, key) }
-
-func find(ms []jsonobj.Member, key string) []byte {
-	var v []byte
-	for _, m := range ms {
-		if string(m.Key) == key {
-			v = m.Value
-		}
-	}
-	return v
-}
+func (m message) get(key string) []byte { return jsonobj.Get(m.members, key) }
 
 // toEvent maps one message. call is the type the route implies ("" in a batch: the
 // message's own type). prefix names the message in errors ("batch[2]." or "").
@@ -160,7 +140,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	}
 	ev := event.Event{EventType: typ, Priority: event.DefaultPriority, ReceivedAt: received}
 	if typ == "track" {
-		name, ok := text(msg.get("event"))
+		name, ok := jsonobj.Text(msg.get("event"))
 		switch {
 		case !ok || name == "":
 			bad("event", "is required for a track call: the event's name")
@@ -170,8 +150,8 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 			ev.EventType = name
 		}
 	}
-	user, userOK := id(msg.get("userId"))
-	anon, anonOK := id(msg.get("anonymousId"))
+	user, userOK := jsonobj.ID(msg.get("userId"))
+	anon, anonOK := jsonobj.ID(msg.get("anonymousId"))
 	if !userOK {
 		bad("userId", "must be a string or a number")
 	}
@@ -184,12 +164,12 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	}
 	if userOK && anonOK && ev.UserID == "" {
 		bad("userId", "is required, or anonymousId")
-	} else if utf8.RuneCountInString(ev.UserID) > event.MaxIDLen {
+	} else if sdkevent.TooLong(ev.UserID) {
 		bad("userId", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
 	}
-	if mid, ok := text(msg.get("messageId")); !ok {
+	if mid, ok := jsonobj.Text(msg.get("messageId")); !ok {
 		bad("messageId", "must be a string")
-	} else if utf8.RuneCountInString(mid) > event.MaxIDLen {
+	} else if sdkevent.TooLong(mid) {
 		bad("messageId", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
 	} else if mid != "" {
 		ev.EventID = mid
@@ -203,7 +183,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	if typ == "identify" || typ == "group" {
 		dataKey = "traits"
 	}
-	if raw := msg.get(dataKey); !isNull(raw) {
+	if raw := msg.get(dataKey); !jsonobj.IsNull(raw) {
 		if raw[0] != '{' {
 			bad(dataKey, "must be a JSON object")
 		} else {
@@ -224,29 +204,28 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 // eventTime is the message's time corrected for the client's clock, or received; or the
 // field at fault and why.
 func eventTime(msg message, batchSentAt []byte, received time.Time) (t time.Time, field, reason string) {
-	const iso = "must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
 	field = "timestamp"
 	raw := msg.get("timestamp")
-	if isNull(raw) {
+	if jsonobj.IsNull(raw) {
 		field, raw = "originalTimestamp", msg.get("originalTimestamp")
 	}
-	if isNull(raw) {
+	if jsonobj.IsNull(raw) {
 		return received, "", ""
 	}
-	ts, ok := parseTime(raw)
+	ts, ok := sdkevent.ParseTime(raw)
 	if !ok {
-		return time.Time{}, field, iso
+		return time.Time{}, field, sdkevent.ISOReason
 	}
 	sentRaw := msg.get("sentAt")
-	if isNull(sentRaw) {
+	if jsonobj.IsNull(sentRaw) {
 		sentRaw = batchSentAt
 	}
-	if !isNull(sentRaw) {
-		sent, ok := parseTime(sentRaw)
+	if !jsonobj.IsNull(sentRaw) {
+		sent, ok := sdkevent.ParseTime(sentRaw)
 		if !ok {
-			return time.Time{}, "sentAt", iso
+			return time.Time{}, "sentAt", sdkevent.ISOReason
 		}
-		ts = received.Add(-sent.Sub(ts))
+		ts = sdkevent.Corrected(ts, sent, received)
 	}
 	if !event.TimeInRange(ts) {
 		return time.Time{}, field, event.TimeRangeReason
@@ -254,22 +233,11 @@ func eventTime(msg message, batchSentAt []byte, received time.Time) (t time.Time
 	return ts.UTC(), "", ""
 }
 
-// parseTime reads an ISO 8601 date-time as the SDKs write it (JavaScript's toISOString, or
-// RFC 3339 with an offset).
-func parseTime(raw []byte) (time.Time, bool) {
-	s, ok := jsonobj.String(raw)
-	if !ok || s == "" {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
-}
-
 // sessionID is context.sessionId, else the device (anonymousId, else userId) and the UTC
 // day of t, cut to event.MaxIDLen characters.
 func sessionID(msg message, anon, user string, t time.Time) string {
 	if ctx := msg.get("context"); len(ctx) > 0 && ctx[0] == '{' {
-		if s, ok := id(jsonobj.Find(ctx, "sessionId")); ok && s != "" && utf8.RuneCountInString(s) <= event.MaxIDLen {
+		if s, ok := jsonobj.ID(jsonobj.Find(ctx, "sessionId")); ok && s != "" && !sdkevent.TooLong(s) {
 			return s
 		}
 	}
@@ -277,11 +245,7 @@ func sessionID(msg message, anon, user string, t time.Time) string {
 	if device == "" {
 		device = user
 	}
-	day := "/" + t.UTC().Format(time.DateOnly)
-	if r := []rune(device); len(r)+len(day) > event.MaxIDLen {
-		device = string(r[:event.MaxIDLen-len(day)])
-	}
-	return device + day
+	return sdkevent.DaySession(device, t)
 }
 
 // metadata is the message as sent without its payload field and its write key, with its
@@ -311,31 +275,6 @@ func isCall(s string) bool {
 	return false
 }
 
-// text reads an optional string: ok is false for another JSON type.
-func text(raw []byte) (string, bool) {
-	if isNull(raw) {
-		return "", true
-	}
-	return jsonobj.String(raw)
-}
-
-// id reads an optional id, a string or a number (kept as written).
-func id(raw []byte) (string, bool) {
-	if isNull(raw) {
-		return "", true
-	}
-	if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
-		return string(raw), true
-	}
-	return jsonobj.String(raw)
-}
-
-func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
-
 func invalid(path, reason string) error {
 	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
 }
-
-// checkText refuses deep nesting and invalid UTF-8 before encoding/json reads body: the
-// properties of a message in a batch may nest event.MaxDepth levels, as an event's may.
-func checkText(body []byte) error { return event.CheckJSON(body, event.MaxDepth+3) }

@@ -69,6 +69,11 @@ var wantOperations = []string{
 	"POST /api/v1/dead-letters/{id}/replay",
 	"POST /api/v1/events",
 	"POST /api/v1/events/batch",
+	"POST /batch/",
+	"POST /capture/",
+	"POST /e/",
+	"POST /i/v0/e/",
+	"POST /track/",
 	"POST /v1/{call}",
 }
 
@@ -105,6 +110,12 @@ var security = map[string]string{
 	"PATCH /api/users/{id}":          "session",
 	// Segment's API: the write key as HTTP Basic's user name (or in the body), or x-api-key.
 	"POST /v1/{call}": "write key",
+	// PostHog's API: the project key in the body, Authorization: Bearer, or x-api-key.
+	"POST /batch/":   "project key",
+	"POST /capture/": "project key",
+	"POST /e/":       "project key",
+	"POST /track/":   "project key",
+	"POST /i/v0/e/":  "project key",
 }
 
 // securityOf describes an operation's security requirement in the terms of security.
@@ -128,6 +139,8 @@ func securityOf(op *openapi3.Operation) string {
 		return "session"
 	case "segmentWriteKey apiKey":
 		return "write key"
+	case "projectKey apiKey":
+		return "project key"
 	}
 	return "?" + strings.Join(names, " ")
 }
@@ -177,6 +190,11 @@ func TestOperations(t *testing.T) {
 		"POST /api/users":                {"201", "400", "401", "403", "409", "413", "415", "500", "503"},
 		"PATCH /api/users/{id}":          {"200", "400", "401", "403", "404", "409", "413", "415", "500", "503"},
 		"POST /v1/{call}":                {"200", "400", "401", "404", "413", "415", "503"},
+		"POST /batch/":                   {"200", "400", "401", "413", "415", "503"},
+		"POST /capture/":                 {"200", "400", "401", "413", "415", "503"},
+		"POST /e/":                       {"200", "400", "401", "413", "415", "503"},
+		"POST /track/":                   {"200", "400", "401", "413", "415", "503"},
+		"POST /i/v0/e/":                  {"200", "400", "401", "413", "415", "503"},
 	}
 	ids := map[string]bool{}
 	for path, item := range doc.Paths.Map() {

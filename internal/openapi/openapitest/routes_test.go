@@ -306,6 +306,25 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "prometheus", method: "GET", path: "/metrics", header: []string{"Authorization", "Bearer scrape-secret"}, wantStatus: 200},
 		{name: "prometheus without token", method: "GET", path: "/metrics", wantStatus: 401},
 	}
+	for _, path := range []string{"/batch/", "/capture/", "/e/", "/track/", "/i/v0/e/"} {
+		event := `{"event":"$pageview","distinct_id":"u1","uuid":"ph-1","properties":{"$session_id":"s1"}}`
+		steps = append(steps,
+			step{name: "posthog " + path, method: "POST", path: path, header: []string{"Content-Type", "application/json"},
+				body: `{"api_key":"evp_ingest","batch":[` + event + `]}`, wantStatus: 200},
+			step{name: "posthog " + path + " gzip-js", method: "POST", path: path, query: "compression=gzip-js", header: []string{"Content-Type", "text/plain"},
+				body: gz(`[{"event":"e","properties":{"distinct_id":"u","token":"evp_ingest"}}]`), wantStatus: 200},
+			step{name: "posthog " + path + " invalid", method: "POST", path: path, header: []string{"Authorization", "Bearer evp_good", "Content-Type", "application/json"},
+				body: `{"batch":[{"distinct_id":"u"}]}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+			step{name: "posthog " + path + " no key", method: "POST", path: path, header: []string{"Content-Type", "application/json"},
+				body: event, wantStatus: 401, wantCode: "MISSING_API_KEY"},
+			step{name: "posthog " + path + " too large", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"},
+				body: `{"event":"e","distinct_id":"u","properties":{"x":"` + strings.Repeat("x", 70<<10) + `"}}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
+			step{name: "posthog " + path + " form", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/x-www-form-urlencoded"},
+				body: `data=e30`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+			step{name: "posthog " + path + " buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: path,
+				header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"}, body: event, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		)
+	}
 	covered := map[string]bool{}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {

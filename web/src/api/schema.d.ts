@@ -591,6 +591,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/batch/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog capture API: a batch (posthog-node and the server libraries)
+         * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *
+         *     Answers 200 `{"status": 1}` as PostHog does.
+         */
+        post: operations["posthogBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/capture/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog capture API: one event
+         * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *
+         *     Answers 200 `{"status": 1}` as PostHog does.
+         */
+        post: operations["posthogCapture"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/e/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog capture API: events from posthog-js
+         * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *
+         *     Answers 200 `{"status": 1}` as PostHog does.
+         */
+        post: operations["posthogE"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/track/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog capture API: one event (older libraries)
+         * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *
+         *     Answers 200 `{"status": 1}` as PostHog does.
+         */
+        post: operations["posthogTrack"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/i/v0/e/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog capture API: events (posthog-js, current path)
+         * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
+         *
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *
+         *     Answers 200 `{"status": 1}` as PostHog does.
+         */
+        post: operations["posthogIngest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1210,6 +1330,39 @@ export interface components {
         SegmentAccepted: {
             /** @constant */
             success: true;
+        };
+        /**
+         * @description One PostHog event (https://posthog.com/docs/api/capture). Fields evp reads: `event`, `distinct_id`, `uuid`, `timestamp`, `sent_at`, `offset`, `properties` (with `$session_id`, `distinct_id`, `token`), `api_key`, `token`; every other field is kept in the event's `metadata`.
+         *
+         *     Mapping to an evp event: `eventId` = `uuid` (a library's retry is stored once); `eventType` = `event` as sent (`$pageview`, `signed up`; up to 100 characters); `userId` = `distinct_id`, else `properties.distinct_id`; `sessionId` = `properties.$session_id`, else the user and UTC day: `distinct_id`, `/`, the date (`u1/2026-12-07`); `timestamp` = `timestamp` corrected for the client's clock with `sent_at` (the event's, else the request's), received - (`sent_at` - `timestamp`), or received - `offset` milliseconds when the event gives `offset` instead, and the time evp received it otherwise; `payload` = `properties` without `token`; `metadata` = every other field of the event as sent (`$set`, `type`, `library`, ...) but `api_key` and `token`; `priority` = 1.
+         */
+        PostHogEvent: {
+            event?: string;
+            distinct_id?: string | number;
+            uuid?: string;
+            /** Format: date-time */
+            timestamp?: string;
+            /** Format: date-time */
+            sent_at?: string;
+            offset?: number;
+            properties?: Record<string, never>;
+            api_key?: string;
+            token?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        PostHogBatch: {
+            /** @description The project key: an evp API key. Never stored. */
+            api_key?: string;
+            batch: components["schemas"]["PostHogEvent"][];
+            /** Format: date-time */
+            sent_at?: string;
+        } & {
+            [key: string]: unknown;
+        };
+        PostHogAccepted: {
+            /** @constant */
+            status: 1;
         };
     };
     responses: {
@@ -3297,6 +3450,291 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogBatch: {
+        parameters: {
+            query?: {
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                compression?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "api_key": "evp_...",
+                 *       "batch": [
+                 *         {
+                 *           "event": "$pageview",
+                 *           "distinct_id": "user_123",
+                 *           "uuid": "01938f2e-6a8e-7c1d-9a3b-5f0c2e4d6a7b",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "$current_url": "https://example.com/",
+                 *             "$session_id": "0193-sess"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sent_at": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every event is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHogAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogCapture: {
+        parameters: {
+            query?: {
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                compression?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "api_key": "evp_...",
+                 *       "batch": [
+                 *         {
+                 *           "event": "$pageview",
+                 *           "distinct_id": "user_123",
+                 *           "uuid": "01938f2e-6a8e-7c1d-9a3b-5f0c2e4d6a7b",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "$current_url": "https://example.com/",
+                 *             "$session_id": "0193-sess"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sent_at": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every event is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHogAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogE: {
+        parameters: {
+            query?: {
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                compression?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "api_key": "evp_...",
+                 *       "batch": [
+                 *         {
+                 *           "event": "$pageview",
+                 *           "distinct_id": "user_123",
+                 *           "uuid": "01938f2e-6a8e-7c1d-9a3b-5f0c2e4d6a7b",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "$current_url": "https://example.com/",
+                 *             "$session_id": "0193-sess"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sent_at": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every event is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHogAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogTrack: {
+        parameters: {
+            query?: {
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                compression?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "api_key": "evp_...",
+                 *       "batch": [
+                 *         {
+                 *           "event": "$pageview",
+                 *           "distinct_id": "user_123",
+                 *           "uuid": "01938f2e-6a8e-7c1d-9a3b-5f0c2e4d6a7b",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "$current_url": "https://example.com/",
+                 *             "$session_id": "0193-sess"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sent_at": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every event is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHogAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogIngest: {
+        parameters: {
+            query?: {
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                compression?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "api_key": "evp_...",
+                 *       "batch": [
+                 *         {
+                 *           "event": "$pageview",
+                 *           "distinct_id": "user_123",
+                 *           "uuid": "01938f2e-6a8e-7c1d-9a3b-5f0c2e4d6a7b",
+                 *           "timestamp": "2026-12-07T10:30:00.000Z",
+                 *           "properties": {
+                 *             "$current_url": "https://example.com/",
+                 *             "$session_id": "0193-sess"
+                 *           }
+                 *         }
+                 *       ],
+                 *       "sent_at": "2026-12-07T10:30:01.000Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Accepted: every event is buffered (or was already). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostHogAccepted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];

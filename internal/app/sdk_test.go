@@ -1,0 +1,152 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/evp-dev/evp/internal/accounts"
+)
+
+// needs skips t with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
+func needs(t *testing.T, ok bool, reason string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
+		t.Fatalf("%s (EVP_REQUIRE_SERVICES=1)", reason)
+	}
+	t.Skip(reason)
+}
+
+// runSDK runs web/sdk/script, an SDK's own library sending three events to a fresh evp with
+// an ingest-only key. The first request reaches evp but its answer is lost (a proxy answers
+// 503), so the library sends it again. It returns evp once the script has delivered and
+// evp has stored what it accepted.
+func runSDK(t *testing.T, script, module string) *instance {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	needs(t, err == nil, "node is not installed")
+	_, err = os.Stat("../../web/node_modules/" + module)
+	needs(t, err == nil, "web/node_modules has no "+module+" (cd web && npm ci)")
+	path, _ := filepath.Abs("../../web/sdk/" + script)
+
+	in := start(t, "", nil)
+	st, err := accounts.Open(context.Background(), in.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := accounts.CreateAPIKey(context.Background(), st, accounts.NewKey{Name: "app", Prefix: "evp_", IngestOnly: true})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	target, _ := url.Parse(in.url)
+	var requests atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		out, _ := http.NewRequest(r.Method, target.ResolveReference(r.URL).String(), bytes.NewReader(body))
+		out.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		if n == 1 { // evp has the events; the client never hears so
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(answer)
+	}))
+	defer proxy.Close()
+
+	cmd := exec.Command(node, path)
+	cmd.Dir = filepath.Dir(path)
+	cmd.Env = append(os.Environ(), "EVP_URL="+proxy.URL, "EVP_KEY="+key)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, out)
+	}
+	if n := requests.Load(); n < 2 {
+		t.Fatalf("%d requests reached the proxy, want the first and its retry", n)
+	}
+	return in
+}
+
+// stored lists the stored events as "type user session payload", sorted, once the store
+// holds want events and the buffer is empty.
+func stored(t *testing.T, in *instance, want int64) string {
+	t.Helper()
+	in.waitStored(want)
+	in.waitBufferEmpty()
+	rows, err := openEvents(t, in.dir).Query(`SELECT event_type, user_id, session_id, COALESCE(payload, '') FROM events`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var typ, user, session, payload string
+		if err := rows.Scan(&typ, &user, &session, &payload); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join([]string{typ, user, session, payload}, " "))
+	}
+	sort.Strings(got)
+	return strings.Join(got, "\n")
+}
+
+// Segment's own Node.js library: identify, track and page, each stored once, and the
+// analytics API counts a track call by its name.
+func TestSegmentNodeLibrary(t *testing.T) {
+	in := runSDK(t, "segment-node.mjs", "@segment/analytics-node")
+	got := stored(t, in, 3)
+	day := "/" + strings.Split(strings.Split(got, "sdk-user/")[1], " ")[0] // the UTC day of the run
+	want := strings.Join([]string{
+		`Order Completed sdk-user sdk-user` + day + ` {"revenue":42.5,"currency":"EUR"}`,
+		`identify sdk-user sdk-user` + day + ` {"plan":"pro","email":"sdk@example.com"}`,
+		`page anon-1 anon-1` + day + ` {"path":"/"}`,
+	}, "\n")
+	if got != want {
+		t.Errorf("stored:\n%s\nwant:\n%s", got, want)
+	}
+	r := in.do("GET", "/api/v1/analytics/metrics?eventType="+url.QueryEscape("Order Completed")+"&timeRange=1h", nil, nil)
+	if r.status != 200 || r.data()["totalEvents"] != 1.0 {
+		t.Errorf("analytics for Order Completed: %d %s", r.status, r.raw)
+	}
+}
+
+// PostHog's own Node.js library (its /batch/ requests): an identify and two captures, each
+// stored once, with the session it names.
+func TestPostHogNodeLibrary(t *testing.T) {
+	in := runSDK(t, "posthog-node.mjs", "posthog-node")
+	got := stored(t, in, 3)
+	for _, want := range []string{"$identify ph-user ph-user/", "signed up ph-user ph-session {", "$pageview ph-user ph-user/"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stored:\n%s\nlacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "evp_") {
+		t.Errorf("the key was stored:\n%s", got)
+	}
+	r := in.do("GET", "/api/v1/analytics/metrics?eventType="+url.QueryEscape("$pageview")+"&timeRange=1h", nil, nil)
+	if r.status != 200 || r.data()["totalEvents"] != 1.0 {
+		t.Errorf("analytics for $pageview: %d %s", r.status, r.raw)
+	}
+}

@@ -1,0 +1,264 @@
+// Package posthog reads PostHog's capture API (what posthog-node and the other server
+// libraries send to /batch/ and /capture/, and posthog-js to /e/) into evp events, losing
+// nothing an event carries but the project key.
+//
+// A request body is one event ({"event": ..., "distinct_id": ..., "properties": {...}}), a
+// batch ({"batch": [events], "sent_at": ...}), or a JSON array of events. Each event becomes
+// one evp event:
+//
+//   - eventId: uuid (a library's retry carries the same one, so it is stored once); a new id
+//     when the event has none.
+//   - eventType: event, as sent ("$pageview", "signed up").
+//   - userId: distinct_id, else properties.distinct_id.
+//   - sessionId: properties.$session_id when set; otherwise one session per user and UTC
+//     day: distinct_id, "/", the event's date.
+//   - timestamp: timestamp corrected for the client's clock with sent_at (the event's or the
+//     request's), as PostHog does, received - (sent_at - timestamp); received - offset when
+//     the event gives offset (milliseconds ago) instead; the time evp received it otherwise.
+//   - payload: properties, whole but token (the key).
+//   - metadata: every other member of the event as sent ($set, type, library, ...) but
+//     api_key and token.
+package posthog
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/jsonobj"
+	"github.com/evp-dev/evp/internal/sdkevent"
+)
+
+// Limits: PostHog refuses an event over 1 MB; evp bounds a batch's events too.
+const (
+	MaxEventBytes = 1 << 20
+	MaxBatch      = 2500
+)
+
+// Request is a decoded request: its events and the project key (api_key or token) its body
+// carries, if any.
+type Request struct {
+	Events []event.Event
+	Key    string
+}
+
+// Decode reads body: one event, {"batch": [...]}, or an array of events. It returns an
+// *event.SyntaxError for a body that is not JSON and an *event.ValidationError naming every
+// bad field ("batch[2].event") otherwise.
+func Decode(body []byte, received time.Time) (Request, error) {
+	if err := sdkevent.CheckBody(body); err != nil {
+		return Request{}, err
+	}
+	var req Request
+	var raws [][]byte
+	prefix := "batch"
+	var sentAt []byte
+	switch first := bytes.TrimLeft(body, " \t\r\n"); {
+	case len(first) > 0 && first[0] == '[':
+		raws, prefix = jsonobj.Elements(body), ""
+	case len(first) > 0 && first[0] == '{':
+		top := jsonobj.Members(body)
+		req.Key = key(top)
+		sentAt = find(top, "sent_at")
+		if b := find(top, "batch"); b != nil {
+			if raws = jsonobj.Elements(b); raws == nil {
+				return req, invalid("batch", "must be an array of events")
+			}
+		} else {
+			raws, prefix = [][]byte{body}, "-"
+		}
+	default:
+		return req, invalid("body", "must be an event, {\"batch\": [events]} or an array of events")
+	}
+	if len(raws) == 0 {
+		return req, invalid(nonEmpty(prefix, "batch"), "must hold at least one event")
+	}
+	if len(raws) > MaxBatch {
+		return req, invalid(nonEmpty(prefix, "batch"), fmt.Sprintf("must hold at most %d events, got %d", MaxBatch, len(raws)))
+	}
+	var fields []event.FieldError
+	var members []jsonobj.Member // reused: an event's members serve only while it is read
+	req.Events = make([]event.Event, 0, len(raws))
+	for i, raw := range raws {
+		path := prefix + "[" + strconv.Itoa(i) + "]."
+		switch prefix {
+		case "-":
+			path = ""
+		case "":
+			path = "[" + strconv.Itoa(i) + "]."
+		}
+		if len(raw) > MaxEventBytes {
+			fields = append(fields, event.FieldError{Path: nonEmpty(trimDot(path), "body"), Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxEventBytes, len(raw))})
+			continue
+		}
+		if raw[0] != '{' {
+			fields = append(fields, event.FieldError{Path: nonEmpty(trimDot(path), "body"), Reason: "must be a JSON object"})
+			continue
+		}
+		members = jsonobj.AppendMembers(members[:0], raw)
+		if ev, ok := toEvent(raw, members, path, sentAt, received, &fields); ok {
+			req.Events = append(req.Events, ev)
+		}
+		if req.Key == "" {
+			req.Key = key(members)
+			if req.Key == "" {
+				req.Key, _ = jsonobj.String(jsonobj.Find(find(members, "properties"), "token"))
+			}
+		}
+	}
+	if len(fields) > 0 {
+		return Request{}, &event.ValidationError{Fields: fields}
+	}
+	return req, nil
+}
+
+// toEvent maps one event; prefix names it in errors ("batch[2]." or "").
+func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
+	n := len(*fields)
+	bad := func(field, reason string) {
+		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
+	}
+	ev := event.Event{Priority: event.DefaultPriority, ReceivedAt: received}
+	props := find(ms, "properties")
+	if !jsonobj.IsNull(props) && props[0] != '{' {
+		bad("properties", "must be a JSON object")
+		props = nil
+	}
+	name, ok := jsonobj.Text(find(ms, "event"))
+	switch {
+	case !ok || name == "":
+		bad("event", "is required: the event's name")
+	case utf8.RuneCountInString(name) > event.MaxEventTypeLen:
+		bad("event", fmt.Sprintf("must be at most %d characters", event.MaxEventTypeLen))
+	default:
+		ev.EventType = name
+	}
+	user, ok := jsonobj.ID(find(ms, "distinct_id"))
+	if ok && user == "" && props != nil {
+		user, ok = jsonobj.ID(jsonobj.Find(props, "distinct_id"))
+	}
+	switch {
+	case !ok:
+		bad("distinct_id", "must be a string or a number")
+	case user == "":
+		bad("distinct_id", "is required")
+	case sdkevent.TooLong(user):
+		bad("distinct_id", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
+	default:
+		ev.UserID = user
+	}
+	if uuid, ok := jsonobj.Text(find(ms, "uuid")); !ok {
+		bad("uuid", "must be a string")
+	} else if sdkevent.TooLong(uuid) {
+		bad("uuid", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
+	} else if uuid != "" {
+		ev.EventID = uuid
+	}
+	ts, field, reason := eventTime(ms, sentAt, received)
+	if reason != "" {
+		bad(field, reason)
+	}
+	ev.Timestamp = ts
+	if len(*fields) > n {
+		return event.Event{}, false
+	}
+	ev.SessionID = sdkevent.DaySession(ev.UserID, ev.Timestamp)
+	if props != nil {
+		if s, ok := jsonobj.ID(jsonobj.Find(props, "$session_id")); ok && s != "" && !sdkevent.TooLong(s) {
+			ev.SessionID = s
+		}
+		pms := jsonobj.Members(props)
+		ev.Payload = jsonobj.Without(props, pms, func(k []byte) bool { return string(k) == "token" })
+	}
+	if ev.EventID == "" {
+		ev.EventID = event.NewID()
+	}
+	ev.Metadata = jsonobj.Without(raw, ms, func(k []byte) bool {
+		return string(k) == "properties" || string(k) == "api_key" || string(k) == "token"
+	})
+	return ev, true
+}
+
+// eventTime is the event's time corrected for the client's clock, or received; or the
+// field at fault and why.
+func eventTime(ms []jsonobj.Member, requestSentAt []byte, received time.Time) (t time.Time, field, reason string) {
+	raw := find(ms, "timestamp")
+	if jsonobj.IsNull(raw) {
+		off := find(ms, "offset")
+		if jsonobj.IsNull(off) {
+			return received, "", ""
+		}
+		ms, err := strconv.ParseInt(string(off), 10, 64)
+		if err != nil || ms < 0 {
+			return time.Time{}, "offset", "must be a whole number of milliseconds, 0 or more"
+		}
+		t = received.Add(-time.Duration(ms) * time.Millisecond)
+		if !event.TimeInRange(t) {
+			return time.Time{}, "offset", event.TimeRangeReason
+		}
+		return t, "", ""
+	}
+	ts, ok := sdkevent.ParseTime(raw)
+	if !ok {
+		return time.Time{}, "timestamp", sdkevent.ISOReason
+	}
+	sentRaw := find(ms, "sent_at")
+	if jsonobj.IsNull(sentRaw) {
+		sentRaw = requestSentAt
+	}
+	if !jsonobj.IsNull(sentRaw) {
+		sent, ok := sdkevent.ParseTime(sentRaw)
+		if !ok {
+			return time.Time{}, "sent_at", sdkevent.ISOReason
+		}
+		ts = sdkevent.Corrected(ts, sent, received)
+	}
+	if !event.TimeInRange(ts) {
+		return time.Time{}, "timestamp", event.TimeRangeReason
+	}
+	return ts.UTC(), "", ""
+}
+
+// key is the project key a member list carries: api_key, else token.
+func key(ms []jsonobj.Member) string {
+	if k, _ := jsonobj.String(find(ms, "api_key")); k != "" {
+		return k
+	}
+	k, _ := jsonobj.String(find(ms, "token"))
+	return k
+}
+
+// find returns the value of the member named key (the last one when repeated, as
+// encoding/json reads it), or nil.
+func find(ms []jsonobj.Member, key string) []byte {
+	var v []byte
+	for _, m := range ms {
+		if string(m.Key) == key {
+			v = m.Value
+		}
+	}
+	return v
+}
+
+func trimDot(p string) string { return trimSuffix(p, ".") }
+
+func trimSuffix(s, suffix string) string {
+	if len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)]
+	}
+	return s
+}
+
+func nonEmpty(s, otherwise string) string {
+	if s == "" || s == "-" {
+		return otherwise
+	}
+	return s
+}
+
+func invalid(path, reason string) error {
+	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
+}
