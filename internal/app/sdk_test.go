@@ -14,8 +14,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/posthog/posthog-go"
 )
 
 // needs skips t with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
@@ -30,31 +32,23 @@ func needs(t *testing.T, ok bool, reason string) {
 	t.Skip(reason)
 }
 
-// runSDK runs web/sdk/script, an SDK's own library sending three events to a fresh evp with
-// an ingest-only key. The first request reaches evp but its answer is lost (a proxy answers
-// 503), so the library sends it again. It returns evp once the script has delivered and
-// evp has stored what it accepted.
-func runSDK(t *testing.T, script, module string) *instance {
+// startForSDK starts evp with an ingest-only key for an SDK, and a proxy in front of it
+// that passes the first request to evp but answers it 503 (the answer is lost), so that
+// the SDK sends it again; requests counts what reached the proxy.
+func startForSDK(t *testing.T) (in *instance, key, proxyURL string, requests *atomic.Int32) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	needs(t, err == nil, "node is not installed")
-	_, err = os.Stat("../../web/node_modules/" + module)
-	needs(t, err == nil, "web/node_modules has no "+module+" (cd web && npm ci)")
-	path, _ := filepath.Abs("../../web/sdk/" + script)
-
-	in := start(t, "", nil)
+	in = start(t, "", nil)
 	st, err := accounts.Open(context.Background(), in.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _, err := accounts.CreateAPIKey(context.Background(), st, accounts.NewKey{Name: "app", Prefix: "evp_", IngestOnly: true})
+	key, _, err = accounts.CreateAPIKey(context.Background(), st, accounts.NewKey{Name: "app", Prefix: "evp_", IngestOnly: true})
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-
 	target, _ := url.Parse(in.url)
-	var requests atomic.Int32
+	requests = new(atomic.Int32)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := requests.Add(1)
 		body, _ := io.ReadAll(r.Body)
@@ -75,11 +69,23 @@ func runSDK(t *testing.T, script, module string) *instance {
 		w.WriteHeader(resp.StatusCode)
 		_, _ = w.Write(answer)
 	}))
-	defer proxy.Close()
+	t.Cleanup(proxy.Close)
+	return in, key, proxy.URL, requests
+}
 
+// runSDK runs web/sdk/script, an SDK's own Node.js library sending three events through
+// startForSDK's proxy, and returns evp once the script has delivered them.
+func runSDK(t *testing.T, script, module string) *instance {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	needs(t, err == nil, "node is not installed")
+	_, err = os.Stat("../../web/node_modules/" + module)
+	needs(t, err == nil, "web/node_modules has no "+module+" (cd web && npm ci)")
+	path, _ := filepath.Abs("../../web/sdk/" + script)
+	in, key, proxyURL, requests := startForSDK(t)
 	cmd := exec.Command(node, path)
 	cmd.Dir = filepath.Dir(path)
-	cmd.Env = append(os.Environ(), "EVP_URL="+proxy.URL, "EVP_KEY="+key)
+	cmd.Env = append(os.Environ(), "EVP_URL="+proxyURL, "EVP_KEY="+key)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("node %s: %v\n%s", script, err, out)
 	}
@@ -150,3 +156,46 @@ func TestPostHogNodeLibrary(t *testing.T) {
 		t.Errorf("analytics for $pageview: %d %s", r.status, r.raw)
 	}
 }
+
+// PostHog's Go library: a capture with a uuid and an identify, each stored once.
+func TestPostHogGoLibrary(t *testing.T) {
+	in, key, proxyURL, requests := startForSDK(t)
+	var delivered, failed atomic.Int32
+	client, err := posthog.NewWithConfig(key, posthog.Config{
+		Endpoint: proxyURL, BatchSize: 2, Interval: 50 * time.Millisecond,
+		RetryAfter: func(int) time.Duration { return 50 * time.Millisecond },
+		Callback:   callback{ok: &delivered, failed: &failed},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Enqueue(posthog.Capture{DistinctId: "go-user", Event: "checkout", Uuid: "0193aa00-0000-7000-8000-000000000001",
+		Properties: posthog.NewProperties().Set("total", 12).Set("$session_id", "go-session")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Enqueue(posthog.Identify{DistinctId: "go-user", Properties: posthog.NewProperties().Set("plan", "team")}); err != nil {
+		t.Fatal(err)
+	}
+	// Close drops what waits for a retry: wait for both messages first.
+	for deadline := time.Now().Add(10 * time.Second); delivered.Load()+failed.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if delivered.Load() != 2 || failed.Load() != 0 || requests.Load() < 2 {
+		t.Fatalf("delivered %d, failed %d, %d requests; want 2, 0 and a retry", delivered.Load(), failed.Load(), requests.Load())
+	}
+	got := stored(t, in, 2)
+	for _, want := range []string{`checkout go-user go-session {`, `$identify go-user go-user/`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stored:\n%s\nlacks %q", got, want)
+		}
+	}
+}
+
+// callback counts the messages posthog-go delivered and dropped.
+type callback struct{ ok, failed *atomic.Int32 }
+
+func (c callback) Success(posthog.APIMessage)        { c.ok.Add(1) }
+func (c callback) Failure(posthog.APIMessage, error) { c.failed.Add(1) }
