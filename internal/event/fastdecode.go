@@ -441,9 +441,10 @@ func skipString(b []byte, i int) (int, bool) {
 	return end, ok && text
 }
 
-// skipNumber checks the number at b[i] against JSON's grammar and returns the index after it.
+// skipNumber checks the number at b[i] against JSON's grammar and returns the index after
+// it; i may be len(b) (no number).
 func skipNumber(b []byte, i int) (int, bool) {
-	if b[i] == '-' {
+	if i < len(b) && b[i] == '-' {
 		i++
 	}
 	switch {
