@@ -21,5 +21,5 @@ export default defineConfig([
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node } },
   },
-  { files: ['e2e/**/*.mjs'], languageOptions: { globals: { ...globals.browser } } },
+  { files: ['e2e/**/*.mjs', 'sdk/browser.mjs'], languageOptions: { globals: { ...globals.browser } } },
 ])

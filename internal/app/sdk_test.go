@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/accounts"
+	"github.com/evp-dev/evp/internal/testutil"
 	"github.com/posthog/posthog-go"
 )
 
@@ -199,3 +201,68 @@ type callback struct{ ok, failed *atomic.Int32 }
 
 func (c callback) Success(posthog.APIMessage)        { c.ok.Add(1) }
 func (c callback) Failure(posthog.APIMessage, error) { c.failed.Add(1) }
+
+// posthog-js in Chromium, on a page of another origin, loaded from the project's own npm
+// dependencies: the page view, a custom event and an autocaptured click arrive, and no
+// request leaves for any host but the page's and evp's.
+func TestPostHogInBrowser(t *testing.T) {
+	testutil.SkipShort(t, "starts evp and a browser")
+	node, err := exec.LookPath("node")
+	needs(t, err == nil, "node is not installed")
+	chromium := os.Getenv("EVP_CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	_, err = os.Stat(chromium)
+	needs(t, err == nil, chromium+" is missing (apt-get install chromium)")
+	lib := "../../web/node_modules/posthog-js/dist/array.full.no-external.js"
+	_, err = os.Stat(lib)
+	needs(t, err == nil, "web/node_modules has no posthog-js (cd web && npm ci)")
+
+	in, key, _, _ := startForSDK(t)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/posthog.js":
+			http.ServeFile(w, r, lib)
+		case "/":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><html><head><title>shop</title></head><body>
+<button id="buy">Buy</button>
+<script src="/posthog.js"></script>
+<script>
+  // Headless Chromium's user agent looks like a bot to posthog-js, which would drop events.
+  posthog.init(%q, {api_host: %q, persistence: 'memory', request_batching: false, opt_out_useragent_filter: true,
+    disable_session_recording: true, capture_pageview: true, autocapture: true})
+  document.getElementById('buy').addEventListener('click', () => {
+    posthog.capture('checkout started', {cart: 3})
+    setTimeout(() => { window.__done = true }, 1500)
+  })
+</script></body></html>`, key, in.url)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer page.Close()
+
+	script, _ := filepath.Abs("../../web/sdk/browser.mjs")
+	cmd := exec.Command(node, script)
+	cmd.Dir = filepath.Dir(script)
+	cmd.Env = append(os.Environ(), "PAGE_URL="+page.URL, "CHROMIUM="+chromium)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	for _, u := range strings.Fields(string(out)) {
+		if !strings.HasPrefix(u, page.URL+"/") && !strings.HasPrefix(u, in.url+"/") {
+			t.Errorf("the page asked another host: %s", u)
+		}
+	}
+	got := stored(t, in, 3)
+	for _, want := range []string{"$pageview ", "checkout started ", "$autocapture "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stored:\n%s\nlacks %q\nbrowser: %s", got, want, stderr.String())
+		}
+	}
+}

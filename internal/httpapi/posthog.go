@@ -25,3 +25,27 @@ func (s *Server) postPostHog(w http.ResponseWriter, r *http.Request) *Error {
 		return sdkRequest{events: req.Events, key: req.Key}, err
 	}, map[string]int{"status": 1})
 }
+
+// postPostHogFlags is POST /flags/ (and /decide/): posthog-js asks for its feature flags at
+// start. evp has none: the answer is an empty set, so that posthog-js runs with its
+// defaults and asks no other host. The body is not read.
+func (s *Server) postPostHogFlags(w http.ResponseWriter, r *http.Request) *Error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"flags": map[string]any{}, "featureFlags": map[string]any{}, "featureFlagPayloads": map[string]any{},
+		"errorsWhileComputingFlags": false,
+	})
+	return nil
+}
+
+// getPostHogConfig is GET /array/{token}/config: posthog-js's remote configuration, which
+// turns off what evp does not serve (session recording, surveys, heatmaps, site apps) and
+// keeps event capture on.
+func (s *Server) getPostHogConfig(w http.ResponseWriter, r *http.Request) *Error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"supportedCompression": []string{"gzip", "gzip-js"},
+		"hasFeatureFlags":      false, "sessionRecording": false, "surveys": false, "heatmaps": false,
+		"capturePerformance": false, "autocaptureExceptions": false, "captureDeadClicks": false,
+		"autocapture_opt_out": false, "elementsChainAsString": true, "siteApps": []any{},
+	})
+	return nil
+}

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -19,7 +21,8 @@ type sdkRequest struct {
 }
 
 // ingestSDK answers a request of an SDK protocol (Segment, PostHog): the body, at most max
-// bytes (gzip when Content-Encoding says so, or when gzipped is set), is decoded by decode
+// bytes after decompression (gzip when Content-Encoding says so, when gzipped is set, or
+// when it starts as gzip does, as posthog-js sends it), is decoded by decode
 // and its events buffered exactly as POST /api/v1/events/batch buffers them; success is
 // answered with ok. The key comes from the headers (HTTP Basic's user name, Authorization:
 // Bearer, x-api-key), checked before the body is read, else from the body.
@@ -36,7 +39,7 @@ func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gz
 	if e := checkSDKContentType(r.Header.Get("Content-Type")); e != nil {
 		return e
 	}
-	if gzipped && r.Header.Get("Content-Encoding") == "" {
+	if r.Header.Get("Content-Encoding") == "" && (gzipped || sniffGzip(r)) {
 		r.Header.Set("Content-Encoding", "gzip")
 	}
 	hold := bodyHold{b: s.budget}
@@ -99,4 +102,57 @@ func checkSDKContentType(ct string) *Error {
 		return nil
 	}
 	return checkJSONContentType(ct)
+}
+
+// isIngestPath reports whether path is a route that web pages call to send events, or
+// that a browser library calls at start: evp's own ingestion routes and the SDK
+// protocols' (see ingestCORS).
+func isIngestPath(path string) bool {
+	switch {
+	case path == "/api/v1/events", path == "/api/v1/events/batch", path == "/flags/",
+		strings.HasPrefix(path, "/v1/"), strings.HasPrefix(path, "/array/"):
+		return true
+	}
+	for _, p := range posthogPaths {
+		if path == p {
+			return true
+		}
+	}
+	return false
+}
+
+// ingestCORS lets web pages on any origin send events: on the ingestion routes it answers
+// CORS preflights itself and allows any origin, without credentials (keys travel in
+// headers or bodies, never in cookies, and an ingest-only key may do nothing else). Other
+// routes are left to next, with the CORS policy of EVP_CORS_ORIGINS.
+func ingestCORS(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") == "" || !isIngestPath(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization, X-Api-Key, X-Request-Id")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sniffGzip reports whether r's body starts with gzip's magic bytes, which no JSON body
+// does, keeping those bytes for the reader.
+func sniffGzip(r *http.Request) bool {
+	br := bufio.NewReaderSize(r.Body, 16)
+	head, _ := br.Peek(2)
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b
 }

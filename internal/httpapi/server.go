@@ -205,6 +205,8 @@ func New(d Deps) *Server {
 		for _, path := range posthogPaths {
 			handle("POST "+path+"{$}", s.guardless(s.postPostHog))
 		}
+		handle("POST /flags/{$}", s.guardless(s.postPostHogFlags))
+		handle("GET /array/{token}/config", s.guardless(s.getPostHogConfig))
 	}
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))
 	handle("GET /api/metrics/ingestion", s.guard(accounts.PermReadAnalytics, s.getIngestionMetrics))
@@ -263,6 +265,9 @@ func New(d Deps) *Server {
 	var h http.Handler = mux
 	if origins := d.Serving.CORSOrigins; len(origins) > 0 {
 		h = corsFor(origins)(mux)
+	}
+	if !d.Ingestion.Off {
+		h = ingestCORS(h)
 	}
 	s.handler = s.wrap(h)
 	return s

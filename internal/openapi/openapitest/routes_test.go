@@ -325,6 +325,10 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 				header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"}, body: event, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		)
 	}
+	steps = append(steps,
+		step{name: "posthog flags", method: "POST", path: "/flags/", query: "v=2", header: []string{"Content-Type", "text/plain"}, body: `{}`, wantStatus: 200},
+		step{name: "posthog config", method: "GET", path: "/array/evp_x/config", route: "/array/{token}/config", wantStatus: 200},
+	)
 	covered := map[string]bool{}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {

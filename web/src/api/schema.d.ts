@@ -711,6 +711,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flags/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog feature flags: none
+         * @description posthog-js asks for its feature flags at start (`POST /flags/?v=2`). evp has none: the answer is an empty set, so that posthog-js runs with its defaults and asks no other host. The body is not read; no key is needed.
+         */
+        post: operations["posthogFlags"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/array/{token}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * PostHog remote configuration
+         * @description posthog-js loads its project's configuration at start. evp's turns off what it does not serve (session recording, surveys, heatmaps, site apps) and keeps event capture on; it is the same for every token, and no key is needed.
+         */
+        get: operations["posthogConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3738,6 +3778,71 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    posthogFlags: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No feature flags. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        flags?: Record<string, never>;
+                        featureFlags?: Record<string, never>;
+                        featureFlagPayloads?: Record<string, never>;
+                        /** @constant */
+                        errorsWhileComputingFlags?: false;
+                    };
+                };
+            };
+        };
+    };
+    posthogConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The project key posthog-js was given. */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The configuration. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        supportedCompression?: string[];
+                        /** @constant */
+                        sessionRecording?: false;
+                        /** @constant */
+                        surveys?: false;
+                        /** @constant */
+                        heatmaps?: false;
+                    };
+                };
+            };
         };
     };
 }
