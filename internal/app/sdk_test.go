@@ -17,22 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthog/posthog-go"
+
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/testutil"
-	"github.com/posthog/posthog-go"
 )
-
-// needs skips t with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
-func needs(t *testing.T, ok bool, reason string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s (EVP_REQUIRE_SERVICES=1)", reason)
-	}
-	t.Skip(reason)
-}
 
 // startForSDK starts evp with an ingest-only key for an SDK, and a proxy in front of it
 // that passes the first request to evp but answers it 503 (the answer is lost), so that
@@ -80,9 +69,9 @@ func startForSDK(t *testing.T) (in *instance, key, proxyURL string, requests *at
 func runSDK(t *testing.T, script, module string) *instance {
 	t.Helper()
 	node, err := exec.LookPath("node")
-	needs(t, err == nil, "node is not installed")
+	testutil.Needs(t, err == nil, "node is not installed")
 	_, err = os.Stat("../../web/node_modules/" + module)
-	needs(t, err == nil, "web/node_modules has no "+module+" (cd web && npm ci)")
+	testutil.Needs(t, err == nil, "web/node_modules has no "+module+" (cd web && npm ci)")
 	path, _ := filepath.Abs("../../web/sdk/" + script)
 	in, key, proxyURL, requests := startForSDK(t)
 	cmd := exec.Command(node, path)
@@ -208,16 +197,16 @@ func (c callback) Failure(posthog.APIMessage, error) { c.failed.Add(1) }
 func TestPostHogInBrowser(t *testing.T) {
 	testutil.SkipShort(t, "starts evp and a browser")
 	node, err := exec.LookPath("node")
-	needs(t, err == nil, "node is not installed")
+	testutil.Needs(t, err == nil, "node is not installed")
 	chromium := os.Getenv("EVP_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
 	_, err = os.Stat(chromium)
-	needs(t, err == nil, chromium+" is missing (apt-get install chromium)")
+	testutil.Needs(t, err == nil, chromium+" is missing (apt-get install chromium)")
 	lib := "../../web/node_modules/posthog-js/dist/array.full.no-external.js"
 	_, err = os.Stat(lib)
-	needs(t, err == nil, "web/node_modules has no posthog-js (cd web && npm ci)")
+	testutil.Needs(t, err == nil, "web/node_modules has no posthog-js (cd web && npm ci)")
 
 	in, key, _, _ := startForSDK(t)
 	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -19,19 +19,6 @@ import (
 	"github.com/evp-dev/evp/internal/testutil"
 )
 
-// needs skips the test with reason, or fails it under EVP_REQUIRE_SERVICES=1 (CI).
-func needs(t *testing.T, ok bool, reason string) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("EVP_REQUIRE_SERVICES") == "1" {
-		t.Fatalf("%s (EVP_REQUIRE_SERVICES=1)", reason)
-	}
-	fmt.Fprintln(os.Stderr, "dashboard browser test skipped:", reason)
-	t.Skip(reason)
-}
-
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -81,12 +68,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
-	needs(t, exists(chromium), chromium+" is missing (apt-get install chromium)")
+	testutil.Needs(t, exists(chromium), chromium+" is missing (apt-get install chromium)")
 	node, err := exec.LookPath("node")
-	needs(t, err == nil, "node is not installed")
-	needs(t, exists(filepath.Join(web, "node_modules", "playwright-core")), "web/node_modules is missing (cd web && npm ci)")
-	needs(t, exists(filepath.Join(web, "node_modules", "axe-core")), "web/node_modules has no axe-core (cd web && npm ci)")
-	needs(t, exists(filepath.Join(root, "internal", "dashboard", "dist", "app", "index.html")), "the dashboard is not built (make web)")
+	testutil.Needs(t, err == nil, "node is not installed")
+	testutil.Needs(t, exists(filepath.Join(web, "node_modules", "playwright-core")), "web/node_modules is missing (cd web && npm ci)")
+	testutil.Needs(t, exists(filepath.Join(web, "node_modules", "axe-core")), "web/node_modules has no axe-core (cd web && npm ci)")
+	testutil.Needs(t, exists(filepath.Join(root, "internal", "dashboard", "dist", "app", "index.html")), "the dashboard is not built (make web)")
 
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "evp")
