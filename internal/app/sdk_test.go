@@ -191,10 +191,13 @@ type callback struct{ ok, failed *atomic.Int32 }
 func (c callback) Success(posthog.APIMessage)        { c.ok.Add(1) }
 func (c callback) Failure(posthog.APIMessage, error) { c.failed.Add(1) }
 
-// posthog-js in Chromium, on a page of another origin, loaded from the project's own npm
-// dependencies: the page view, a custom event and an autocaptured click arrive, and no
-// request leaves for any host but the page's and evp's.
-func TestPostHogInBrowser(t *testing.T) {
+// inBrowser serves page (its body; %[1]q is the key, %[2]q evp's URL) and the files libs
+// names (URL path to a file under web/node_modules) from an origin of its own, opens it in
+// Chromium through web/sdk/browser.mjs, which clicks its Buy button and waits for
+// window.__done, and returns evp (with its ingest-only key). It fails t if the page asked
+// any host but its own and evp's.
+func inBrowser(t *testing.T, libs map[string]string, page string) (*instance, string) {
+	t.Helper()
 	testutil.SkipShort(t, "starts evp and a browser")
 	node, err := exec.LookPath("node")
 	testutil.Needs(t, err == nil, "node is not installed")
@@ -204,39 +207,30 @@ func TestPostHogInBrowser(t *testing.T) {
 	}
 	_, err = os.Stat(chromium)
 	testutil.Needs(t, err == nil, chromium+" is missing (apt-get install chromium)")
-	lib := "../../web/node_modules/posthog-js/dist/array.full.no-external.js"
-	_, err = os.Stat(lib)
-	testutil.Needs(t, err == nil, "web/node_modules has no posthog-js (cd web && npm ci)")
+	for _, file := range libs {
+		_, err = os.Stat("../../web/node_modules/" + file)
+		testutil.Needs(t, err == nil, "web/node_modules has no "+file+" (cd web && npm ci)")
+	}
 
 	in, key, _, _ := startForSDK(t)
-	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/posthog.js":
-			http.ServeFile(w, r, lib)
-		case "/":
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprintf(w, `<!doctype html><html><head><title>shop</title></head><body>
-<button id="buy">Buy</button>
-<script src="/posthog.js"></script>
-<script>
-  // Headless Chromium's user agent looks like a bot to posthog-js, which would drop events.
-  posthog.init(%q, {api_host: %q, persistence: 'memory', request_batching: false, opt_out_useragent_filter: true,
-    disable_session_recording: true, capture_pageview: true, autocapture: true})
-  document.getElementById('buy').addEventListener('click', () => {
-    posthog.capture('checkout started', {cart: 3})
-    setTimeout(() => { window.__done = true }, 1500)
-  })
-</script></body></html>`, key, in.url)
-		default:
-			http.NotFound(w, r)
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if file, ok := libs[r.URL.Path]; ok {
+			http.ServeFile(w, r, "../../web/node_modules/"+file)
+			return
 		}
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, page, key, in.url)
 	}))
-	defer page.Close()
+	defer site.Close()
 
 	script, _ := filepath.Abs("../../web/sdk/browser.mjs")
 	cmd := exec.Command(node, script)
 	cmd.Dir = filepath.Dir(script)
-	cmd.Env = append(os.Environ(), "PAGE_URL="+page.URL, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "PAGE_URL="+site.URL, "CHROMIUM="+chromium)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -244,14 +238,63 @@ func TestPostHogInBrowser(t *testing.T) {
 		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
 	}
 	for _, u := range strings.Fields(string(out)) {
-		if !strings.HasPrefix(u, page.URL+"/") && !strings.HasPrefix(u, in.url+"/") {
+		if !strings.HasPrefix(u, site.URL+"/") && !strings.HasPrefix(u, in.url+"/") {
 			t.Errorf("the page asked another host: %s", u)
 		}
 	}
+	return in, stderr.String()
+}
+
+// posthog-js in Chromium, on a page of another origin, loaded from the project's own npm
+// dependencies: the page view, a custom event and an autocaptured click arrive.
+func TestPostHogInBrowser(t *testing.T) {
+	in, browser := inBrowser(t, map[string]string{"/posthog.js": "posthog-js/dist/array.full.no-external.js"},
+		`<!doctype html><html><head><title>shop</title></head><body>
+<button id="buy">Buy</button>
+<script src="/posthog.js"></script>
+<script>
+  // Headless Chromium's user agent looks like a bot to posthog-js, which would drop events.
+  posthog.init(%[1]q, {api_host: %[2]q, persistence: 'memory', request_batching: false, opt_out_useragent_filter: true,
+    disable_session_recording: true, capture_pageview: true, autocapture: true})
+  document.getElementById('buy').addEventListener('click', () => {
+    posthog.capture('checkout started', {cart: 3})
+    setTimeout(() => { window.__done = true }, 1500)
+  })
+</script></body></html>`)
 	got := stored(t, in, 3)
 	for _, want := range []string{"$pageview ", "checkout started ", "$autocapture "} {
 		if !strings.Contains(got, want) {
-			t.Errorf("stored:\n%s\nlacks %q\nbrowser: %s", got, want, stderr.String())
+			t.Errorf("stored:\n%s\nlacks %q\nbrowser: %s", got, want, browser)
+		}
+	}
+}
+
+// Segment's browser library (analytics-next's standalone build, as the snippet loads it)
+// with its CDN set to evp: it takes its settings from evp, and its page view, identify and
+// track calls arrive.
+func TestSegmentInBrowser(t *testing.T) {
+	in, browser := inBrowser(t, map[string]string{"/segment.js": "@segment/analytics-next/dist/umd/standalone.js"},
+		`<!doctype html><html><head><title>shop</title></head><body>
+<button id="buy">Buy</button>
+<script>
+  // The snippet's stub: calls wait in window.analytics until the library has loaded.
+  window.analytics = []
+  analytics._writeKey = %[1]q
+  analytics._cdn = %[2]q
+  for (const m of ['page', 'identify', 'track']) analytics[m] = (...args) => { analytics.push([m, ...args]) }
+  analytics.page()
+  analytics.identify('web-user', {plan: 'pro'})
+  document.getElementById('buy').addEventListener('click', () => {
+    analytics.track('Order Completed', {revenue: 9.5})
+    setTimeout(() => { window.__done = true }, 1500)
+  })
+</script>
+<script src="/segment.js"></script>
+</body></html>`)
+	got := stored(t, in, 3)
+	for _, want := range []string{"page ", "identify web-user ", "Order Completed web-user "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stored:\n%s\nlacks %q\nbrowser: %s", got, want, browser)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,5 +42,34 @@ func TestIngestCORS(t *testing.T) {
 		if rec.Header().Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("preflight of %s allowed: %v", path, rec.Header())
 		}
+	}
+}
+
+// Segment's browser library gets settings that send its events to the host it asked, and
+// to no other.
+func TestSegmentSettings(t *testing.T) {
+	s := historyServer(Deps{Ingestion: IngestionDeps{Queue: &memQueue{}}})
+	req := httptest.NewRequest("GET", "/v1/projects/evp_key/settings", nil)
+	req.Host = "evp.example:3001"
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	var got struct {
+		Integrations map[string]struct {
+			APIKey   string `json:"apiKey"`
+			APIHost  string `json:"apiHost"`
+			Protocol string `json:"protocol"`
+		} `json:"integrations"`
+		Metrics struct {
+			SampleRate float64 `json:"sampleRate"`
+		} `json:"metrics"`
+		RemotePlugins []any `json:"remotePlugins"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+	}
+	seg := got.Integrations["Segment.io"]
+	if len(got.Integrations) != 1 || seg.APIKey != "evp_key" || seg.APIHost != "evp.example:3001/v1" || seg.Protocol != "http" ||
+		got.Metrics.SampleRate != 0 || len(got.RemotePlugins) != 0 {
+		t.Errorf("settings = %s", rec.Body)
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/evp-dev/evp/internal/segment"
@@ -39,4 +40,40 @@ func (s *Server) postSegment(w http.ResponseWriter, r *http.Request) *Error {
 		req, err := segment.Decode(body, call, received)
 		return sdkRequest{events: req.Events, key: req.WriteKey}, err
 	}, map[string]bool{"success": true})
+}
+
+// getSegmentSettings is GET /v1/projects/{writeKey}/settings: what Segment's browser library
+// fetches at start from its CDN (cdnURL, or _cdn in the snippet, set to evp's address). It
+// sends every event to this evp (apiHost) and turns off what would reach another host
+// (metrics, destinations, remote plugins). The same for any write key: the key is checked
+// when events arrive.
+func (s *Server) getSegmentSettings(w http.ResponseWriter, r *http.Request) *Error {
+	proto := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" && s.clients.Trusts(peerAddr(r)) {
+		proto = "https"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"integrations": map[string]any{"Segment.io": map[string]any{
+			"apiKey": r.PathValue("writeKey"), "apiHost": r.Host + "/v1", "protocol": proto,
+			"unbundledIntegrations": []string{}, "addBundledMetadata": false,
+		}},
+		"plan":                      map[string]any{"track": map[string]any{"__default": map[string]any{"enabled": true}}},
+		"edgeFunction":              map[string]any{},
+		"analyticsNextEnabled":      true,
+		"middlewareSettings":        map[string]any{},
+		"enabledMiddleware":         map[string]any{},
+		"metrics":                   map[string]any{"sampleRate": 0},
+		"legacyVideoPluginsEnabled": false,
+		"remotePlugins":             []any{},
+	})
+	return nil
+}
+
+// peerAddr is the address of r's direct peer; invalid for a Unix socket.
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
 }

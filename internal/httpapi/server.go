@@ -202,6 +202,7 @@ func New(d Deps) *Server {
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngestStats, s.getStats))
 		handle("POST /v1/{call}", s.guardless(s.postSegment))
+		handle("GET /v1/projects/{writeKey}/settings", s.guardless(s.getSegmentSettings))
 		for _, path := range posthogPaths {
 			handle("POST "+path+"{$}", s.guardless(s.postPostHog))
 		}

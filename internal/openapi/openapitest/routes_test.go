@@ -328,6 +328,7 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 	steps = append(steps,
 		step{name: "posthog flags", method: "POST", path: "/flags/", query: "v=2", header: []string{"Content-Type", "text/plain"}, body: `{}`, wantStatus: 200},
 		step{name: "posthog config", method: "GET", path: "/array/evp_x/config", route: "/array/{token}/config", wantStatus: 200},
+		step{name: "segment settings", method: "GET", path: "/v1/projects/evp_x/settings", route: "/v1/projects/{writeKey}/settings", wantStatus: 200},
 	)
 	covered := map[string]bool{}
 	for _, s := range steps {

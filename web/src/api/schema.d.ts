@@ -751,6 +751,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/projects/{writeKey}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Segment browser library settings
+         * @description What Segment's browser library (analytics.js, analytics-next) fetches at start from its CDN, served by evp when the library's CDN is evp's address (`cdnURL` in `AnalyticsBrowser.load`, or `analytics._cdn` in the snippet). The settings send every event to this evp (`apiHost`, the request's own host) and turn off what would reach another host: Segment's metrics, destinations, remote plugins and middleware. The same for any write key: the key is checked when events arrive.
+         */
+        get: operations["segmentSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3840,6 +3860,38 @@ export interface operations {
                         surveys?: false;
                         /** @constant */
                         heatmaps?: false;
+                    };
+                };
+            };
+        };
+    };
+    segmentSettings: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The write key the library was given. */
+                writeKey: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The settings. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description `Segment.io`: `apiKey` (the write key), `apiHost` (evp's host and `/v1`), `protocol`. */
+                        integrations: Record<string, never>;
+                        metrics?: Record<string, never>;
+                        remotePlugins?: unknown[];
                     };
                 };
             };
