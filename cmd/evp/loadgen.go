@@ -52,6 +52,7 @@ func loadgen(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "size of each event's payload object in bytes (0: no payload; at most 8 MiB)")
 	fs.Float64Var(&cfg.DupRatio, "dup-ratio", cfg.DupRatio, "share of events that repeat an earlier eventId, 0 to 1")
 	fs.BoolVar(&cfg.Gzip, "gzip", false, "send gzip-compressed bodies (Content-Encoding: gzip)")
+	fs.BoolVar(&cfg.Segment, "segment", false, "send Segment track messages to /v1/batch (/v1/track with --batch 1), as Segment's libraries do")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.WaitProcessed, "wait-processed", cfg.WaitProcessed, "after sending, wait until the store holds every accepted event")
 	fs.DurationVar(&cfg.WaitTimeout, "wait-timeout", cfg.WaitTimeout, "longest wait for the store")

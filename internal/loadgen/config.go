@@ -35,6 +35,7 @@ type Config struct {
 	PayloadBytes int
 	DupRatio     float64
 	Gzip         bool
+	Segment      bool // send Segment's format to /v1/batch (/v1/track for --batch 1)
 
 	WaitProcessed bool          // after sending, wait until the store holds every accepted event
 	WaitTimeout   time.Duration // longest such wait
@@ -106,6 +107,12 @@ func (c *Config) open() bool { return c.Rate > 0 }
 
 func (c *Config) endpoint() string {
 	base := strings.TrimRight(c.URL, "/")
+	if c.Segment {
+		if c.Batch == 1 {
+			return base + "/v1/track"
+		}
+		return base + "/v1/batch"
+	}
 	if c.Batch == 1 {
 		return base + "/api/v1/events"
 	}

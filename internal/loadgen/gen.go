@@ -35,6 +35,10 @@ type GenConfig struct {
 	PayloadBytes int     // length of the payload object's JSON, padded; 0 means no payload
 	DupRatio     float64 // share of events that reuse an earlier eventId, 0..1
 	Seed         uint64  // seeds the payload variants; each Stream has its own seed too
+	// Segment makes Segment track messages ({"batch": [...]} for /v1/batch) carrying the same
+	// data: messageId, event, userId, context.sessionId, metadata in context, payload as
+	// properties.
+	Segment bool
 }
 
 // Generator makes realistic event bodies cheaply: the static parts of every event
@@ -61,6 +65,9 @@ func NewGenerator(cfg GenConfig) *Generator {
 	}
 	g := &Generator{cfg: cfg}
 	g.idPrefix = append([]byte(`{"eventId":"lg-`), cfg.RunID...)
+	if cfg.Segment {
+		g.idPrefix = append([]byte(`{"type":"track","messageId":"lg-`), cfg.RunID...)
+	}
 	g.idPrefix = append(g.idPrefix, '-')
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
 	variants := variantsPerType
@@ -147,8 +154,8 @@ func (g *Generator) NewStream() *Stream {
 }
 
 // AppendBody appends a request body with n events to dst: the event object itself when
-// single is true (POST /api/v1/events), otherwise {"events":[...]}. It returns the body and
-// how many of its events reuse an earlier eventId.
+// single is true (POST /api/v1/events), otherwise {"events":[...]} ({"batch":[...]} in
+// Segment's format). It returns the body and how many of its events reuse an earlier id.
 func (s *Stream) AppendBody(dst []byte, n int, single bool, now time.Time) ([]byte, int) {
 	s.ts = now.UTC().AppendFormat(s.ts[:0], "2006-01-02T15:04:05.000Z07:00")
 	dups := 0
@@ -160,7 +167,11 @@ func (s *Stream) AppendBody(dst []byte, n int, single bool, now time.Time) ([]by
 		}
 		return dst, dups
 	}
-	dst = append(dst, `{"events":[`...)
+	if s.g.cfg.Segment {
+		dst = append(dst, `{"batch":[`...)
+	} else {
+		dst = append(dst, `{"events":[`...)
+	}
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			dst = append(dst, ',')
@@ -188,6 +199,9 @@ func (s *Stream) nextID() (int64, bool) {
 
 func (s *Stream) appendEvent(dst []byte) ([]byte, bool) {
 	g := s.g
+	if g.cfg.Segment {
+		return s.appendMessage(dst)
+	}
 	id, dup := s.nextID()
 	t := s.rng.IntN(len(EventTypes))
 	dst = append(dst, g.idPrefix...)
@@ -204,6 +218,31 @@ func (s *Stream) appendEvent(dst []byte) ([]byte, bool) {
 	dst = append(dst, g.metas[s.rng.IntN(len(g.metas))]...)
 	if p := g.payloads[t]; p[0] != nil {
 		dst = append(dst, `,"payload":`...)
+		dst = append(dst, p[s.rng.IntN(len(p))]...)
+	}
+	return append(dst, '}'), dup
+}
+
+// appendMessage appends a Segment track message with what appendEvent puts in an event.
+func (s *Stream) appendMessage(dst []byte) ([]byte, bool) {
+	g := s.g
+	id, dup := s.nextID()
+	t := s.rng.IntN(len(EventTypes))
+	dst = append(dst, g.idPrefix...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, `","event":"`...)
+	dst = append(dst, EventTypes[t]...)
+	dst = append(dst, `","userId":"user_`...)
+	dst = strconv.AppendInt(dst, int64(s.rng.IntN(g.cfg.Users)), 10)
+	dst = append(dst, `","timestamp":"`...)
+	dst = append(dst, s.ts...)
+	dst = append(dst, `","context":{"sessionId":"sess_`...)
+	dst = strconv.AppendInt(dst, int64(s.rng.IntN(g.cfg.Sessions)), 10)
+	dst = append(dst, `","app":`...)
+	dst = append(dst, g.metas[s.rng.IntN(len(g.metas))]...)
+	dst = append(dst, '}')
+	if p := g.payloads[t]; p[0] != nil {
+		dst = append(dst, `,"properties":`...)
 		dst = append(dst, p[s.rng.IntN(len(p))]...)
 	}
 	return append(dst, '}'), dup

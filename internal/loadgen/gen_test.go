@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/segment"
 )
 
 func TestBodiesAreValidEvents(t *testing.T) {
@@ -183,5 +184,28 @@ func TestCountAnswer(t *testing.T) {
 	}
 	if got := errorCode([]byte(`not json`)); got != "" {
 		t.Errorf("errorCode of garbage = %q", got)
+	}
+}
+
+// In Segment's format the bodies are batches of track messages that evp's Segment decoder
+// reads into as many events, ids, types, users and sessions as the generator made.
+func TestSegmentBodies(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	g := NewGenerator(GenConfig{RunID: "s1", Users: 10, Sessions: 20, PayloadBytes: 200, Seed: 7, Segment: true})
+	body, _ := g.NewStream().AppendBody(nil, 100, false, now)
+	req, err := segment.Decode(body, "batch", now)
+	if err != nil {
+		t.Fatalf("segment.Decode: %v\n%.300s", err, body)
+	}
+	ids := map[string]bool{}
+	for _, ev := range req.Events {
+		ids[ev.EventID] = true
+		if !strings.HasPrefix(ev.EventID, "lg-s1-") || !slices.Contains(EventTypes[:], ev.EventType) || !strings.HasPrefix(ev.UserID, "user_") ||
+			!strings.HasPrefix(ev.SessionID, "sess_") || !ev.Timestamp.Equal(now) {
+			t.Fatalf("event %+v", ev)
+		}
+	}
+	if len(req.Events) != 100 || len(ids) != 100 {
+		t.Errorf("%d events, %d ids; want 100 of each", len(req.Events), len(ids))
 	}
 }

@@ -86,6 +86,7 @@ func main() {
 
 	scenarios := []scenario{
 		{name: "embedded-batch100", server: "evp", loadgen: []string{"--batch", "100", "--concurrency", "32"}},
+		{name: "embedded-segment-batch100", server: "evp", loadgen: []string{"--segment", "--batch", "100", "--concurrency", "32"}},
 		{name: "embedded-single", server: "evp", loadgen: []string{"--batch", "1", "--concurrency", "128"}},
 		{name: "noop-single", server: "noop", loadgen: []string{"--batch", "1", "--concurrency", "128"}},
 		{name: "embedded-single-open50k", server: "evp", loadgen: []string{"--batch", "1", "--rate", "50000", "--max-inflight", "1024"}},
