@@ -17,7 +17,7 @@ import (
 )
 
 const apikeyUsage = `Usage:
-  evp apikey create --name NAME [--expires-in DURATION] [--ingest-only]
+  evp apikey create --name NAME [--expires-in DURATION] [--ingest-only] [--allowed-origins ORIGINS]
   evp apikey list
   evp apikey revoke KEY_ID
 `
@@ -34,11 +34,13 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	var name string
 	var expiresIn time.Duration
 	var ingestOnly bool
+	var origins string
 	extra := func(fs *flag.FlagSet) {
 		if sub == "create" {
 			fs.StringVar(&name, "name", "", "a name that says who uses the key (required)")
 			fs.DurationVar(&expiresIn, "expires-in", 0, "lifetime of the key, like 720h (default: no expiry)")
 			fs.BoolVar(&ingestOnly, "ingest-only", false, "a key that may only send events (safe in a web page or an app)")
+			fs.StringVar(&origins, "allowed-origins", "", "comma-separated web origins browsers may send from with the key, like https://shop.example (default: any)")
 		}
 	}
 	cfg, rest, code, ok := load("evp apikey "+sub, args, getenv, stdout, stderr, extra)
@@ -73,7 +75,8 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			t := time.Now().Add(expiresIn).UTC().Truncate(time.Millisecond)
 			exp = &t
 		}
-		plain, k, err := accounts.CreateAPIKey(ctx, st, accounts.NewKey{Name: name, Prefix: cfg.APIKeyPrefix, ExpiresAt: exp, IngestOnly: ingestOnly})
+		plain, k, err := accounts.CreateAPIKey(ctx, st, accounts.NewKey{Name: name, Prefix: cfg.APIKeyPrefix, ExpiresAt: exp, IngestOnly: ingestOnly,
+			AllowedOrigins: splitList(origins)})
 		if err != nil {
 			fmt.Fprintf(stderr, "evp: %v\n", err)
 			return 1
@@ -105,6 +108,9 @@ func apikey(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			scope := "ingest+read"
 			if k.IngestOnly {
 				scope = "ingest only"
+			}
+			if len(k.AllowedOrigins) > 0 {
+				scope += " from " + strings.Join(k.AllowedOrigins, ",")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s...%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Last4, scope,
 				k.CreatedAt.Format(time.RFC3339), fmtTime(k.LastUsedAt), fmtTime(k.ExpiresAt), status)
@@ -206,4 +212,15 @@ func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return 1
 	}
 	return 0
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -26,7 +26,7 @@ Commands:
   (none), run        API and workers in one process (embedded backends unless URLs are set)
   api                HTTP API only (needs a shared buffer: REDIS_URL)
   worker             workers only (needs a shared buffer: REDIS_URL)
-  apikey create      create an API key and print it once (--name, --expires-in, --ingest-only)
+  apikey create      create an API key and print it once (--name, --expires-in, --ingest-only, --allowed-origins)
   apikey list        list API keys (never the keys themselves)
   apikey revoke ID   revoke an API key
   user add           invite someone by email with a role (--email, --role); the first ADMIN before going public

@@ -132,11 +132,20 @@ func TestAPIKeyCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "ingest-only") {
 		t.Fatalf("create --ingest-only: exit %d, stderr %q", code, stderr)
 	}
+	if code, _, stderr := runCmd(t, env, "apikey", "create", "--name", "shop", "--ingest-only", "--allowed-origins", "https://Shop.example, http://localhost:8080"); code != 0 {
+		t.Fatalf("create --allowed-origins: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, env, "apikey", "create", "--name", "bad", "--allowed-origins", "shop.example"); code == 0 || !strings.Contains(stderr, "shop.example") {
+		t.Errorf("create with a malformed origin: exit %d %q, want a failure naming it", code, stderr)
+	}
 	_, list, _ = runCmd(t, env, "apikey", "list")
+	if !strings.Contains(list, "from https://shop.example,http://localhost:8080") {
+		t.Errorf("list does not show the shop key's origins:\n%s", list)
+	}
 	for _, line := range strings.Split(list, "\n")[1:] {
 		if f := strings.Fields(line); len(f) > 1 {
-			if ingest := strings.Contains(line, "ingest only"); ingest != (f[1] == "web") {
-				t.Errorf("list: %q says ingest only %v, want it for the key named web only", line, ingest)
+			if ingest := strings.Contains(line, "ingest only"); ingest != (f[1] == "web" || f[1] == "shop") {
+				t.Errorf("list: %q says ingest only %v, want it for the keys named web and shop only", line, ingest)
 			}
 		}
 	}

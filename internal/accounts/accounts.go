@@ -99,6 +99,9 @@ type APIKey struct {
 	RevokedAt  *time.Time `json:"revokedAt,omitempty"`
 	// IngestOnly keys may only send events (see Allows).
 	IngestOnly bool `json:"ingestOnly"`
+	// AllowedOrigins are the web origins ("https://shop.example") from which browsers may
+	// send with this key; empty: any (see AllowsOrigin).
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 	// OwnerStatus is the owner's status when the key was looked up (empty without owner); a
 	// key of a suspended user does not work.
 	OwnerStatus Status `json:"-"`

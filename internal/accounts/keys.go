@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,33 @@ type NewKey struct {
 	ExpiresAt *time.Time
 	// IngestOnly makes a key that may only send events.
 	IngestOnly bool
+	// AllowedOrigins limits the web origins browsers may send from; see CheckOrigins.
+	AllowedOrigins []string
+}
+
+// MaxOrigins bounds a key's allowed origins.
+const MaxOrigins = 20
+
+// CheckOrigins returns origins as evp keeps them: each an origin as browsers send it in the
+// Origin header, "scheme://host[:port]" with scheme http or https, lower-cased, without a
+// path; at most MaxOrigins, without repeats. The error says which one is wrong and why.
+func CheckOrigins(origins []string) ([]string, error) {
+	if len(origins) > MaxOrigins {
+		return nil, fmt.Errorf("at most %d origins, got %d", MaxOrigins, len(origins))
+	}
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		u, err := url.Parse(strings.TrimSpace(o))
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || len(o) > 200 {
+			return nil, fmt.Errorf("%.200q is not an origin such as https://shop.example or http://localhost:8080", o)
+		}
+		norm := strings.ToLower(u.Scheme + "://" + u.Host)
+		if !slices.Contains(out, norm) {
+			out = append(out, norm)
+		}
+	}
+	return out, nil
 }
 
 // MaxKeyNameLen bounds a key's name.
@@ -53,6 +82,10 @@ func CreateAPIKey(ctx context.Context, repo Repository, nk NewKey) (string, APIK
 	if len(name) > MaxKeyNameLen {
 		return "", APIKey{}, fmt.Errorf("accounts: a key name has at most %d characters", MaxKeyNameLen)
 	}
+	origins, err := CheckOrigins(nk.AllowedOrigins)
+	if err != nil {
+		return "", APIKey{}, fmt.Errorf("accounts: allowed origins: %w", err)
+	}
 	plain, err := GenerateKey(nk.Prefix)
 	if err != nil {
 		return "", APIKey{}, err
@@ -66,6 +99,9 @@ func CreateAPIKey(ctx context.Context, repo Repository, nk NewKey) (string, APIK
 		CreatedAt:  time.Now().UTC().Truncate(time.Millisecond),
 		ExpiresAt:  nk.ExpiresAt,
 		IngestOnly: nk.IngestOnly,
+	}
+	if len(origins) > 0 { // nil for none, as a key read back has
+		k.AllowedOrigins = origins
 	}
 	if err := repo.InsertAPIKey(ctx, k, HashKey(plain)); err != nil {
 		return "", APIKey{}, err

@@ -3,6 +3,8 @@ package accounts
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,5 +231,31 @@ func TestKeyAuthConcurrent(t *testing.T) {
 	}
 	if findKey(t, r.Store, k.ID).LastUsedAt == nil {
 		t.Error("no last use recorded")
+	}
+}
+
+func TestCheckOrigins(t *testing.T) {
+	got, err := CheckOrigins([]string{"https://Shop.Example", " http://localhost:8080/ ", "https://shop.example"})
+	if err != nil || !slices.Equal(got, []string{"https://shop.example", "http://localhost:8080"}) {
+		t.Errorf("CheckOrigins = %q, %v", got, err)
+	}
+	for _, bad := range []string{"shop.example", "ftp://shop.example", "https://shop.example/path", "https://", "https://u:p@shop.example", "https://a.example?x=1"} {
+		if _, err := CheckOrigins([]string{bad}); err == nil {
+			t.Errorf("CheckOrigins accepted %q", bad)
+		}
+	}
+	many := make([]string, MaxOrigins+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("https://s%d.example", i)
+	}
+	if _, err := CheckOrigins(many); err == nil {
+		t.Errorf("CheckOrigins accepted %d origins", len(many))
+	}
+	k := APIKey{AllowedOrigins: []string{"https://shop.example"}}
+	if !k.AllowsOrigin("https://shop.example") || !k.AllowsOrigin("") || k.AllowsOrigin("https://evil.example") {
+		t.Error("AllowsOrigin: want the listed origin and requests without one, not others")
+	}
+	if any := (APIKey{}); !any.AllowsOrigin("https://evil.example") {
+		t.Error("a key without origins refused an origin")
 	}
 }

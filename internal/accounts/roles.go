@@ -1,5 +1,7 @@
 package accounts
 
+import "strings"
+
 // Permission is one kind of action a route needs.
 type Permission string
 
@@ -28,6 +30,21 @@ var keyPermissions = []Permission{PermIngest, PermIngestStats, PermReadAnalytics
 
 // Allows reports whether a user with role r may do p.
 func (r Role) Allows(p Permission) bool { return contains(rolePermissions[r], p) }
+
+// AllowsOrigin reports whether a request with the Origin header origin may use k: always
+// when k names no origins or the request names none (it does not come from a browser's
+// page), otherwise when origin is one of k's.
+func (k *APIKey) AllowsOrigin(origin string) bool {
+	if len(k.AllowedOrigins) == 0 || origin == "" {
+		return true
+	}
+	for _, o := range k.AllowedOrigins {
+		if strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
 
 // Allows reports whether the API key k may do p.
 func (k *APIKey) Allows(p Permission) bool {

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -17,7 +18,7 @@ const (
 	UserColumns      = `id, email, role, status, COALESCE(invited_by, ''), created_at, last_login_at`
 	LoginCodeColumns = `id, email, code_hash, created_at, expires_at, attempts, used_at`
 	// APIKeyColumns are read from APIKeyFrom, which joins each key's owner for its status.
-	APIKeyColumns = `k.id, k.name, k.prefix, k.last4, COALESCE(k.user_id, ''), k.created_at, k.last_used_at, k.expires_at, k.revoked_at, COALESCE(u.status, ''), k.ingest_only`
+	APIKeyColumns = `k.id, k.name, k.prefix, k.last4, COALESCE(k.user_id, ''), k.created_at, k.last_used_at, k.expires_at, k.revoked_at, COALESCE(u.status, ''), k.ingest_only, k.allowed_origins`
 	APIKeyFrom    = ` FROM api_keys k LEFT JOIN users u ON u.id = k.user_id`
 )
 
@@ -66,13 +67,18 @@ func ScanLoginCode(row Row) (LoginCode, error) {
 func ScanAPIKey(row Row) (APIKey, error) {
 	var k APIKey
 	var created, used, expires, revoked sqlTime
-	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Last4, &k.OwnerID, &created, &used, &expires, &revoked, &k.OwnerStatus, &k.IngestOnly); err != nil {
+	var origins string
+	if err := row.Scan(&k.ID, &k.Name, &k.Prefix, &k.Last4, &k.OwnerID, &created, &used, &expires, &revoked, &k.OwnerStatus, &k.IngestOnly, &origins); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return APIKey{}, ErrKeyNotFound
 		}
 		return APIKey{}, fmt.Errorf("accounts: read api key: %w", err)
 	}
 	k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt = created.Time, used.ptr(), expires.ptr(), revoked.ptr()
+	k.AllowedOrigins = strings.Fields(origins) // stored space-separated: an origin holds no space
+	if len(k.AllowedOrigins) == 0 {
+		k.AllowedOrigins = nil
+	}
 	return k, nil
 }
 

@@ -63,6 +63,8 @@ CREATE TABLE user_settings (
 );`},
 	{Version: 3, Name: "api_key_ingest_only", SQL: `
 ALTER TABLE api_keys ADD COLUMN ingest_only INTEGER NOT NULL DEFAULT 0;`},
+	{Version: 4, Name: "api_key_allowed_origins", SQL: `
+ALTER TABLE api_keys ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '';`},
 }
 
 // Open opens (creating and migrating if needed) dir/accounts.db.
@@ -230,8 +232,8 @@ func (s *Store) DeleteCodesBefore(ctx context.Context, t time.Time) (int64, erro
 // --- API keys ---
 
 func (s *Store) InsertAPIKey(ctx context.Context, k APIKey, hash [32]byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at, ingest_only) VALUES (?,?,?,?,?,NULLIF(?, ''),?,?,?)`,
-		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt.UnixMilli(), unixMilliOrNil(k.ExpiresAt), k.IngestOnly)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at, ingest_only, allowed_origins) VALUES (?,?,?,?,?,NULLIF(?, ''),?,?,?,?)`,
+		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt.UnixMilli(), unixMilliOrNil(k.ExpiresAt), k.IngestOnly, strings.Join(k.AllowedOrigins, " "))
 	if err != nil {
 		return fmt.Errorf("accounts: create api key: %w", err)
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -194,6 +195,32 @@ func TestSignInRolesAndKeys(t *testing.T) {
 		if r := in.do("GET", path, nil, web); r.status != 403 || !strings.Contains(string(r.raw), "ingest-only") {
 			t.Errorf("ingest-only key on %s: %d %s, want 403 naming it", path, r.status, r.raw)
 		}
+	}
+
+	// A key limited to one web origin: browsers elsewhere are refused, servers are not.
+	r = in.do("POST", "/api/auth/api-key", mustJSON(t, map[string]any{"name": "shop", "ingestOnly": true, "allowedOrigins": []string{"https://Shop.example"}}), bearer(admin))
+	if k, _ := r.data()["key"].(map[string]any); r.status != 200 || fmt.Sprint(k["allowedOrigins"]) != "[https://shop.example]" {
+		t.Fatalf("create key with origins: %d %s", r.status, r.raw)
+	}
+	shop := r.data()["apiKey"].(string)
+	for i, c := range []struct {
+		path, origin string
+		body         []byte
+		want         int
+	}{
+		{"/api/v1/events", "https://shop.example", mustJSON(t, ev("o-1", "click")), 202},
+		{"/api/v1/events", "", mustJSON(t, ev("o-2", "click")), 202},
+		{"/api/v1/events", "https://evil.example", mustJSON(t, ev("o-3", "click")), 403},
+		{"/v1/track", "https://evil.example", []byte(`{"event":"x","userId":"u"}`), 403},
+		{"/v1/track", "https://shop.example", []byte(`{"event":"x","userId":"u"}`), 200},
+	} {
+		hdr := map[string]string{"x-api-key": shop, "Origin": c.origin}
+		if r := in.do("POST", c.path, c.body, hdr); r.status != c.want {
+			t.Errorf("case %d: %s from %q: %d %s, want %d", i, c.path, c.origin, r.status, r.raw, c.want)
+		}
+	}
+	if r := in.do("POST", "/api/auth/api-key", mustJSON(t, map[string]any{"name": "bad", "allowedOrigins": []string{"shop.example"}}), bearer(admin)); r.status != 400 || !strings.Contains(string(r.raw), "allowedOrigins") {
+		t.Errorf("a key with a malformed origin: %d %s, want 400 naming allowedOrigins", r.status, r.raw)
 	}
 
 	// Suspension ends a session; the last ADMIN cannot demote itself.

@@ -85,6 +85,9 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 			s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
 			return caller{}, errUnavailable("the account store is unavailable; retry shortly")
 		}
+		if p == accounts.PermIngest && !st.key.AllowsOrigin(r.Header.Get("Origin")) {
+			return caller{}, originRefused(r)
+		}
 		if !st.key.Allows(p) {
 			if st.key.IngestOnly {
 				return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "this API key is ingest-only: it may only send events (needs %s)", p)
@@ -284,9 +287,10 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request) *Error {
 // postAPIKey is POST /api/auth/api-key.
 func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 	var body struct {
-		Name          string `json:"name"`
-		ExpiresInDays *int   `json:"expiresInDays"`
-		IngestOnly    bool   `json:"ingestOnly"`
+		Name           string   `json:"name"`
+		ExpiresInDays  *int     `json:"expiresInDays"`
+		IngestOnly     bool     `json:"ingestOnly"`
+		AllowedOrigins []string `json:"allowedOrigins"`
 	}
 	if e := readSmall(r, &body); e != nil {
 		return e
@@ -304,7 +308,12 @@ func (s *Server) postAPIKey(w http.ResponseWriter, r *http.Request) *Error {
 		t := time.Now().UTC().Add(time.Duration(d) * 24 * time.Hour).Truncate(time.Millisecond)
 		expires = &t
 	}
-	plain, k, err := s.Auth.Accounts.CreateKey(r.Context(), *callerOf(r).user, accounts.NewKey{Name: name, ExpiresAt: expires, IngestOnly: body.IngestOnly})
+	origins, err := accounts.CheckOrigins(body.AllowedOrigins)
+	if err != nil {
+		return validation("allowedOrigins", err.Error())
+	}
+	plain, k, err := s.Auth.Accounts.CreateKey(r.Context(), *callerOf(r).user,
+		accounts.NewKey{Name: name, ExpiresAt: expires, IngestOnly: body.IngestOnly, AllowedOrigins: origins})
 	if err != nil {
 		s.log.Error("create api key failed", "request_id", RequestID(r.Context()), "err", err)
 		return errorf(http.StatusInternalServerError, "API_KEY_GENERATION_ERROR", "the key could not be stored; retry")
@@ -398,4 +407,9 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) *Error {
 // guardless runs a handler that needs no caller (sign-in itself).
 func (s *Server) guardless(h handler) http.HandlerFunc {
 	return withCaller(func(*http.Request, *reqState) (caller, *Error) { return caller{}, nil }, h)
+}
+
+// originRefused answers a request sent from a web origin its key does not allow.
+func originRefused(r *http.Request) *Error {
+	return errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events from origin %.200q", r.Header.Get("Origin"))
 }

@@ -91,6 +91,8 @@ func (s *Server) ingestKey(r *http.Request, key string) *Error {
 		return errUnavailable("the account store is unavailable; retry shortly")
 	case !k.Allows(accounts.PermIngest):
 		return errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events")
+	case !k.AllowsOrigin(r.Header.Get("Origin")):
+		return originRefused(r)
 	}
 	return nil
 }

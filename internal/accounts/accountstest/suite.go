@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -245,7 +246,8 @@ func testAPIKeys(t *testing.T, r accounts.Repository) {
 	}
 	exp := t0.Add(24 * time.Hour)
 	k1 := accounts.APIKey{ID: "key_1", Name: "one", Prefix: "evp_abcd", Last4: "wxyz", CreatedAt: t0}
-	k2 := accounts.APIKey{ID: "key_2", Name: "two", Prefix: "evp_efgh", Last4: "stuv", OwnerID: owner.ID, CreatedAt: t0.Add(time.Minute), ExpiresAt: &exp, IngestOnly: true}
+	k2 := accounts.APIKey{ID: "key_2", Name: "two", Prefix: "evp_efgh", Last4: "stuv", OwnerID: owner.ID, CreatedAt: t0.Add(time.Minute), ExpiresAt: &exp, IngestOnly: true,
+		AllowedOrigins: []string{"https://shop.example", "http://localhost:8080"}}
 	h1, h2 := accounts.HashKey("evp_secret_one"), accounts.HashKey("evp_secret_two")
 	if err := r.InsertAPIKey(ctx, k1, h1); err != nil {
 		t.Fatalf("InsertAPIKey: %v", err)
@@ -267,11 +269,12 @@ func testAPIKeys(t *testing.T, r accounts.Repository) {
 		t.Errorf("listed key_1 = %+v, want a key that is not ingest-only", list[1])
 	}
 	got, err := r.LookupAPIKey(ctx, h2)
-	if err != nil || got.ID != "key_2" || got.OwnerStatus != accounts.StatusActive || !got.IngestOnly {
+	if err != nil || got.ID != "key_2" || got.OwnerStatus != accounts.StatusActive || !got.IngestOnly ||
+		!slices.Equal(got.AllowedOrigins, k2.AllowedOrigins) {
 		t.Fatalf("LookupAPIKey = %+v, %v; want key_2, ingest-only, with its owner ACTIVE", got, err)
 	}
 	got, err = r.LookupAPIKey(ctx, h1)
-	if err != nil || got.ID != "key_1" || got.OwnerID != "" || got.OwnerStatus != "" || got.IngestOnly {
+	if err != nil || got.ID != "key_1" || got.OwnerID != "" || got.OwnerStatus != "" || got.IngestOnly || got.AllowedOrigins != nil {
 		t.Fatalf("LookupAPIKey(ownerless) = %+v, %v", got, err)
 	}
 	if _, err := r.LookupAPIKey(ctx, accounts.HashKey("nope")); !errors.Is(err, accounts.ErrKeyNotFound) {

@@ -263,9 +263,9 @@ func (s *Store) DeleteCodesBefore(ctx context.Context, t time.Time) (int64, erro
 // --- API keys ---
 
 func (s *Store) InsertAPIKey(ctx context.Context, k accounts.APIKey, hash [32]byte) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at, ingest_only)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), $7, $8, $9)`,
-		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt, k.ExpiresAt, k.IngestOnly)
+	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys(id, name, key_hash, prefix, last4, user_id, created_at, expires_at, ingest_only, allowed_origins)
+		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), $7, $8, $9, $10)`,
+		k.ID, k.Name, hash[:], k.Prefix, k.Last4, k.OwnerID, k.CreatedAt, k.ExpiresAt, k.IngestOnly, strings.Join(k.AllowedOrigins, " "))
 	if err != nil {
 		return fmt.Errorf("pgaccounts: create api key: %w", err)
 	}

@@ -86,6 +86,8 @@ func (k *keys) Authenticate(_ context.Context, plain string) (accounts.APIKey, e
 		return accounts.APIKey{}, nil
 	case "evp_ingest": // an ingest-only key
 		return accounts.APIKey{IngestOnly: true}, nil
+	case "evp_shop": // a key for one web origin
+		return accounts.APIKey{IngestOnly: true, AllowedOrigins: []string{"https://shop.example"}}, nil
 	}
 	return accounts.APIKey{}, accounts.ErrInvalidKey
 }
@@ -249,6 +251,8 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "segment message too large", method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"),
 			body: `{"event":"a","userId":"u","properties":{"x":"` + strings.Repeat("x", 33<<10) + `"}}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
 		{name: "segment form body", method: "POST", path: "/v1/track", route: seg, header: []string{"Authorization", "Basic ZXZwX2dvb2Q6", "Content-Type", "application/x-www-form-urlencoded"}, body: `a=b`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+		{name: "segment other origin", method: "POST", path: "/v1/track", route: seg, header: append(basic("evp_shop"), "Origin", "https://evil.example"),
+			body: `{"event":"a","userId":"u"}`, wantStatus: 403, wantCode: "FORBIDDEN"},
 		{name: "segment buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"), body: `{"event":"a","userId":"u"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		{name: "stats", method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 200},
@@ -315,6 +319,8 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 				body: gz(`[{"event":"e","properties":{"distinct_id":"u","token":"evp_ingest"}}]`), wantStatus: 200},
 			step{name: "posthog " + path + " invalid", method: "POST", path: path, header: []string{"Authorization", "Bearer evp_good", "Content-Type", "application/json"},
 				body: `{"batch":[{"distinct_id":"u"}]}`, wantStatus: 400, wantCode: "VALIDATION_ERROR"},
+			step{name: "posthog " + path + " other origin", method: "POST", path: path, header: []string{"Content-Type", "application/json", "Origin", "https://evil.example"},
+				body: `{"api_key":"evp_shop","batch":[` + event + `]}`, wantStatus: 403, wantCode: "FORBIDDEN"},
 			step{name: "posthog " + path + " no key", method: "POST", path: path, header: []string{"Content-Type", "application/json"},
 				body: event, wantStatus: 401, wantCode: "MISSING_API_KEY"},
 			step{name: "posthog " + path + " too large", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"},

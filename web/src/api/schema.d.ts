@@ -1255,6 +1255,8 @@ export interface components {
             revokedAt?: string;
             /** @description An ingest-only key may only send events (`POST /api/v1/events`, `POST /api/v1/events/batch`); every other route answers it 403. Made to be carried by a web page or an app. */
             ingestOnly: boolean;
+            /** @description The web origins from which browsers may send with this key (a request whose `Origin` header is another is answered 403); absent: any. Requests without `Origin` (servers, apps) are not limited. */
+            allowedOrigins?: string[];
         };
         CodeSent: {
             /** @description `Verification code sent to <email>`, the email in lower case. */
@@ -1330,6 +1332,8 @@ export interface components {
              * @default false
              */
             ingestOnly: boolean;
+            /** @description Origins such as `https://shop.example` or `http://localhost:8080` (scheme, host and port; no path), from which browsers may send with the key; absent or empty: any. Kept lower-cased, without repeats. */
+            allowedOrigins?: string[];
         };
         InviteUserRequest: {
             /** @description A bare address such as `name@example.com` (no display name), with a dot in the domain; compared in lower case. */
@@ -3509,6 +3513,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -3567,6 +3572,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3624,6 +3630,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3681,6 +3688,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3738,6 +3746,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
@@ -3795,6 +3804,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["ServiceUnavailable"];
