@@ -81,18 +81,10 @@ func Find(obj []byte, key string) []byte {
 	return v
 }
 
-// Without returns the object of members (Members(obj)) without those drop names, each kept
-// member as written. It returns obj itself when drop names none.
+// Without returns a copy of the object of members (Members(obj)) without those drop names,
+// each kept member as written: it never shares obj's bytes, so that obj's buffer may be
+// reused.
 func Without(obj []byte, members []Member, drop func(key []byte) bool) []byte {
-	n := 0
-	for _, m := range members {
-		if drop(m.Key) {
-			n++
-		}
-	}
-	if n == 0 {
-		return obj
-	}
 	out := make([]byte, 0, len(obj))
 	out = append(out, '{')
 	for _, m := range members {

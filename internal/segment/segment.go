@@ -187,7 +187,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 		if raw[0] != '{' {
 			bad(dataKey, "must be a JSON object")
 		} else {
-			ev.Payload = raw
+			ev.Payload = bytes.Clone(raw) // the event outlives the request's body buffer
 		}
 	}
 	if len(*fields) > n {

@@ -204,3 +204,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The events share no bytes with the body: evp reuses the body's buffer for the next
+// request while the events wait for the workers.
+func TestEventsDoNotAliasTheBody(t *testing.T) {
+	body := []byte(`{"batch":[{"type":"track","event":"e","userId":"u","properties":{"a":1},"context":{"c":2}},{"type":"page","userId":"u","name":"Home"}]}`)
+	req, err := Decode(body, "batch", received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []string
+	for _, ev := range req.Events {
+		before = append(before, string(ev.Metadata)+string(ev.Payload)+ev.EventType+ev.UserID)
+	}
+	for i := range body {
+		body[i] = 'x'
+	}
+	for i, ev := range req.Events {
+		if after := string(ev.Metadata) + string(ev.Payload) + ev.EventType + ev.UserID; after != before[i] {
+			t.Errorf("event %d changed with the body: %q, then %q", i, before[i], after)
+		}
+	}
+}
