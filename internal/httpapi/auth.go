@@ -74,25 +74,9 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 		return caller{user: &u}, nil
 	}
 	if key := r.Header.Get("X-Api-Key"); key != "" { // x-api-key, canonical: Get need not allocate it
-		k, err := s.Auth.Keys.Authenticate(r.Context(), key)
-		if err == nil {
-			st.key = k
-		}
-		if err != nil {
-			if errors.Is(err, accounts.ErrInvalidKey) {
-				return caller{}, errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the API key is unknown, revoked or expired")
-			}
-			s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
-			return caller{}, errUnavailable("the account store is unavailable; retry shortly")
-		}
-		if p == accounts.PermIngest && !st.key.AllowsOrigin(r.Header.Get("Origin")) {
-			return caller{}, originRefused(r)
-		}
-		if !st.key.Allows(p) {
-			if st.key.IngestOnly {
-				return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "this API key is ingest-only: it may only send events (needs %s)", p)
-			}
-			return caller{}, errorf(http.StatusForbidden, "FORBIDDEN", "API keys may not do this (needs %s); sign in to the dashboard", p)
+		var e *Error
+		if st.key, e = s.apiKey(r, key, p); e != nil {
+			return caller{}, e
 		}
 		return caller{key: &st.key}, nil
 	}
@@ -103,6 +87,28 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 		return caller{}, errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an API key in the x-api-key header")
 	}
 	return caller{}, errorf(http.StatusUnauthorized, "UNAUTHORIZED", "sign in (Authorization: Bearer <token>) or send an API key in the x-api-key header")
+}
+
+// apiKey checks the API key plain for a request of r that needs p: it answers 401 for a key
+// that is unknown, revoked or expired, 503 when it cannot be checked, and 403 when the key
+// may not do p, or may not send events from r's web origin. A key that authenticated is
+// returned even when refused.
+func (s *Server) apiKey(r *http.Request, plain string, p accounts.Permission) (accounts.APIKey, *Error) {
+	k, err := s.Auth.Keys.Authenticate(r.Context(), plain)
+	switch {
+	case errors.Is(err, accounts.ErrInvalidKey):
+		return k, errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the API key is unknown, revoked or expired")
+	case err != nil:
+		s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
+		return accounts.APIKey{}, errUnavailable("the account store is unavailable; retry shortly")
+	case p == accounts.PermIngest && !k.AllowsOrigin(r.Header.Get("Origin")):
+		return k, errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events from origin %.200q", r.Header.Get("Origin"))
+	case !k.Allows(p) && k.IngestOnly:
+		return k, errorf(http.StatusForbidden, "FORBIDDEN", "this API key is ingest-only: it may only send events (needs %s)", p)
+	case !k.Allows(p):
+		return k, errorf(http.StatusForbidden, "FORBIDDEN", "API keys may not do this (needs %s); sign in to the dashboard", p)
+	}
+	return k, nil
 }
 
 // sessionUser checks an Authorization header and returns the active user it stands for.
@@ -407,9 +413,4 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) *Error {
 // guardless runs a handler that needs no caller (sign-in itself).
 func (s *Server) guardless(h handler) http.HandlerFunc {
 	return withCaller(func(*http.Request, *reqState) (caller, *Error) { return caller{}, nil }, h)
-}
-
-// originRefused answers a request sent from a web origin its key does not allow.
-func originRefused(r *http.Request) *Error {
-	return errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events from origin %.200q", r.Header.Get("Origin"))
 }

@@ -39,14 +39,19 @@ func readBody(r *http.Request, max int64, h *bodyHold) (*bytes.Buffer, *Error) {
 	if e := checkJSONContentType(r.Header.Get("Content-Type")); e != nil {
 		return nil, e
 	}
-	return readBodyBytes(r, max, h)
+	return readBodyBytes(r, max, h, false)
 }
 
-// readBodyBytes is readBody without the check of the content type.
-func readBodyBytes(r *http.Request, max int64, h *bodyHold) (*bytes.Buffer, *Error) {
+// readBodyBytes is readBody without the check of the content type; gzipped reads a body
+// without Content-Encoding as gzip.
+func readBodyBytes(r *http.Request, max int64, h *bodyHold, gzipped bool) (*bytes.Buffer, *Error) {
 	var src io.Reader = r.Body
 	known := r.ContentLength >= 0 // the body's length, until a decompressor is put in front
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	if gzipped && enc == "" {
+		enc = "gzip"
+	}
+	switch enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		known = false

@@ -2,10 +2,10 @@ package httpapi
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,19 +32,17 @@ func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gz
 	}
 	key := headerKey(r)
 	if key != "" {
-		if e := s.ingestKey(r, key); e != nil {
+		if _, e := s.apiKey(r, key, accounts.PermIngest); e != nil {
 			return e
 		}
 	}
 	if e := checkSDKContentType(r.Header.Get("Content-Type")); e != nil {
 		return e
 	}
-	if r.Header.Get("Content-Encoding") == "" && (gzipped || sniffGzip(r)) {
-		r.Header.Set("Content-Encoding", "gzip")
-	}
+	gzipped = r.Header.Get("Content-Encoding") == "" && (gzipped || sniffGzip(r))
 	hold := bodyHold{b: s.budget}
 	defer hold.release()
-	buf, e := readBodyBytes(r, min(max, s.Ingestion.MaxBodyBytes), &hold)
+	buf, e := readBodyBytes(r, min(max, s.Ingestion.MaxBodyBytes), &hold, gzipped)
 	if e != nil {
 		return e
 	}
@@ -57,7 +55,7 @@ func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gz
 		if req.key == "" {
 			return errorf(http.StatusUnauthorized, "MISSING_API_KEY", "send an evp API key: HTTP Basic user name, Authorization: Bearer, x-api-key, or the protocol's key field in the body")
 		}
-		if e := s.ingestKey(r, req.key); e != nil {
+		if _, e := s.apiKey(r, req.key, accounts.PermIngest); e != nil {
 			return e
 		}
 	}
@@ -80,23 +78,6 @@ func headerKey(r *http.Request) string {
 	return r.Header.Get("X-Api-Key")
 }
 
-// ingestKey admits key if it may send events.
-func (s *Server) ingestKey(r *http.Request, key string) *Error {
-	k, err := s.Auth.Keys.Authenticate(r.Context(), key)
-	switch {
-	case errors.Is(err, accounts.ErrInvalidKey):
-		return errorf(http.StatusUnauthorized, "INVALID_API_KEY", "the key is not an evp API key, or it is revoked or expired")
-	case err != nil:
-		s.log.Error("api key check failed", "request_id", RequestID(r.Context()), "err", err)
-		return errUnavailable("the account store is unavailable; retry shortly")
-	case !k.Allows(accounts.PermIngest):
-		return errorf(http.StatusForbidden, "FORBIDDEN", "this API key may not send events")
-	case !k.AllowsOrigin(r.Header.Get("Origin")):
-		return originRefused(r)
-	}
-	return nil
-}
-
 // checkSDKContentType accepts JSON, and text/plain, which browser libraries send to avoid a
 // CORS preflight.
 func checkSDKContentType(ct string) *Error {
@@ -115,12 +96,7 @@ func isIngestPath(path string) bool {
 		strings.HasPrefix(path, "/v1/"), strings.HasPrefix(path, "/array/"):
 		return true
 	}
-	for _, p := range posthogPaths {
-		if path == p {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(posthogPaths, path)
 }
 
 // ingestCORS lets web pages on any origin send events: on the ingestion routes it answers

@@ -54,58 +54,57 @@ func Decode(body []byte, received time.Time) (Request, error) {
 	}
 	var req Request
 	var raws [][]byte
-	prefix := "batch"
 	var sentAt []byte
+	name := func(i int) string { return "batch[" + strconv.Itoa(i) + "]" } // an event in errors
 	switch first := bytes.TrimLeft(body, " \t\r\n"); {
 	case len(first) > 0 && first[0] == '[':
-		raws, prefix = jsonobj.Elements(body), ""
+		raws = jsonobj.Elements(body)
+		name = func(i int) string { return "[" + strconv.Itoa(i) + "]" }
 	case len(first) > 0 && first[0] == '{':
 		top := jsonobj.Members(body)
 		req.Key = key(top)
-		sentAt = find(top, "sent_at")
-		if b := find(top, "batch"); b != nil {
+		sentAt = jsonobj.Get(top, "sent_at")
+		if b := jsonobj.Get(top, "batch"); b != nil {
 			if raws = jsonobj.Elements(b); raws == nil {
-				return req, invalid("batch", "must be an array of events")
+				return req, sdkevent.Invalid("batch", "must be an array of events")
 			}
 		} else {
-			raws, prefix = [][]byte{body}, "-"
+			raws = [][]byte{body}
+			name = func(int) string { return "" }
 		}
 	default:
-		return req, invalid("body", "must be an event, {\"batch\": [events]} or an array of events")
+		return req, sdkevent.Invalid("body", `must be an event, {"batch": [events]} or an array of events`)
 	}
 	if len(raws) == 0 {
-		return req, invalid(nonEmpty(prefix, "batch"), "must hold at least one event")
+		return req, sdkevent.Invalid("batch", "must hold at least one event")
 	}
 	if len(raws) > MaxBatch {
-		return req, invalid(nonEmpty(prefix, "batch"), fmt.Sprintf("must hold at most %d events, got %d", MaxBatch, len(raws)))
+		return req, sdkevent.Invalid("batch", fmt.Sprintf("must hold at most %d events, got %d", MaxBatch, len(raws)))
 	}
 	var fields []event.FieldError
 	var members []jsonobj.Member // reused: an event's members serve only while it is read
 	req.Events = make([]event.Event, 0, len(raws))
 	for i, raw := range raws {
-		path := prefix + "[" + strconv.Itoa(i) + "]."
-		switch prefix {
-		case "-":
-			path = ""
-		case "":
-			path = "[" + strconv.Itoa(i) + "]."
+		whole, prefix := name(i), name(i)+"."
+		if whole == "" {
+			whole, prefix = "body", ""
 		}
 		if len(raw) > MaxEventBytes {
-			fields = append(fields, event.FieldError{Path: nonEmpty(trimDot(path), "body"), Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxEventBytes, len(raw))})
+			fields = append(fields, event.FieldError{Path: whole, Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxEventBytes, len(raw))})
 			continue
 		}
 		if raw[0] != '{' {
-			fields = append(fields, event.FieldError{Path: nonEmpty(trimDot(path), "body"), Reason: "must be a JSON object"})
+			fields = append(fields, event.FieldError{Path: whole, Reason: "must be a JSON object"})
 			continue
 		}
 		members = jsonobj.AppendMembers(members[:0], raw)
-		if ev, ok := toEvent(raw, members, path, sentAt, received, &fields); ok {
+		if ev, ok := toEvent(raw, members, prefix, sentAt, received, &fields); ok {
 			req.Events = append(req.Events, ev)
 		}
 		if req.Key == "" {
 			req.Key = key(members)
 			if req.Key == "" {
-				req.Key, _ = jsonobj.String(jsonobj.Find(find(members, "properties"), "token"))
+				req.Key, _ = jsonobj.String(jsonobj.Find(jsonobj.Get(members, "properties"), "token"))
 			}
 		}
 	}
@@ -116,18 +115,18 @@ func Decode(body []byte, received time.Time) (Request, error) {
 }
 
 // toEvent maps one event; prefix names it in errors ("batch[2]." or "").
-func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
+func toEvent(raw []byte, ms []jsonobj.Member, prefix string, requestSentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
 	n := len(*fields)
 	bad := func(field, reason string) {
 		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
 	}
 	ev := event.Event{Priority: event.DefaultPriority, ReceivedAt: received}
-	props := find(ms, "properties")
+	props := jsonobj.Get(ms, "properties")
 	if !jsonobj.IsNull(props) && props[0] != '{' {
 		bad("properties", "must be a JSON object")
 		props = nil
 	}
-	name, ok := jsonobj.Text(find(ms, "event"))
+	name, ok := jsonobj.Text(jsonobj.Get(ms, "event"))
 	switch {
 	case !ok || name == "":
 		bad("event", "is required: the event's name")
@@ -136,7 +135,7 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, rece
 	default:
 		ev.EventType = name
 	}
-	user, ok := jsonobj.ID(find(ms, "distinct_id"))
+	user, ok := jsonobj.ID(jsonobj.Get(ms, "distinct_id"))
 	if ok && user == "" && props != nil {
 		user, ok = jsonobj.ID(jsonobj.Find(props, "distinct_id"))
 	}
@@ -150,18 +149,18 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, rece
 	default:
 		ev.UserID = user
 	}
-	if uuid, ok := jsonobj.Text(find(ms, "uuid")); !ok {
+	if uuid, ok := jsonobj.Text(jsonobj.Get(ms, "uuid")); !ok {
 		bad("uuid", "must be a string")
 	} else if sdkevent.TooLong(uuid) {
 		bad("uuid", fmt.Sprintf("must be at most %d characters", event.MaxIDLen))
 	} else if uuid != "" {
 		ev.EventID = uuid
 	}
-	ts, field, reason := eventTime(ms, sentAt, received)
-	if reason != "" {
+	if ts, field, reason := eventTime(ms, requestSentAt, received); reason != "" {
 		bad(field, reason)
+	} else {
+		ev.Timestamp = ts
 	}
-	ev.Timestamp = ts
 	if len(*fields) > n {
 		return event.Event{}, false
 	}
@@ -170,8 +169,7 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, rece
 		if s, ok := jsonobj.ID(jsonobj.Find(props, "$session_id")); ok && s != "" && !sdkevent.TooLong(s) {
 			ev.SessionID = s
 		}
-		pms := jsonobj.Members(props)
-		ev.Payload = jsonobj.Without(props, pms, func(k []byte) bool { return string(k) == "token" })
+		ev.Payload = jsonobj.Without(props, jsonobj.Members(props), func(k []byte) bool { return string(k) == "token" })
 	}
 	if ev.EventID == "" {
 		ev.EventID = event.NewID()
@@ -182,83 +180,37 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, sentAt []byte, rece
 	return ev, true
 }
 
-// eventTime is the event's time corrected for the client's clock, or received; or the
-// field at fault and why.
+// eventTime is the event's time: its timestamp corrected with sent_at (the event's, else
+// the request's), or received less its offset in milliseconds, or received; or the field at
+// fault and why.
 func eventTime(ms []jsonobj.Member, requestSentAt []byte, received time.Time) (t time.Time, field, reason string) {
-	raw := find(ms, "timestamp")
-	if jsonobj.IsNull(raw) {
-		off := find(ms, "offset")
-		if jsonobj.IsNull(off) {
-			return received, "", ""
-		}
+	ts, off := jsonobj.Get(ms, "timestamp"), jsonobj.Get(ms, "offset")
+	if jsonobj.IsNull(ts) && !jsonobj.IsNull(off) {
 		ms, err := strconv.ParseInt(string(off), 10, 64)
 		if err != nil || ms < 0 {
 			return time.Time{}, "offset", "must be a whole number of milliseconds, 0 or more"
 		}
-		t = received.Add(-time.Duration(ms) * time.Millisecond)
-		if !event.TimeInRange(t) {
+		if t = received.Add(-time.Duration(ms) * time.Millisecond); !event.TimeInRange(t) {
 			return time.Time{}, "offset", event.TimeRangeReason
 		}
 		return t, "", ""
 	}
-	ts, ok := sdkevent.ParseTime(raw)
-	if !ok {
-		return time.Time{}, "timestamp", sdkevent.ISOReason
+	sent := jsonobj.Get(ms, "sent_at")
+	if jsonobj.IsNull(sent) {
+		sent = requestSentAt
 	}
-	sentRaw := find(ms, "sent_at")
-	if jsonobj.IsNull(sentRaw) {
-		sentRaw = requestSentAt
+	t, badSent, reason := sdkevent.EventTime(ts, sent, received)
+	if badSent {
+		return t, "sent_at", reason
 	}
-	if !jsonobj.IsNull(sentRaw) {
-		sent, ok := sdkevent.ParseTime(sentRaw)
-		if !ok {
-			return time.Time{}, "sent_at", sdkevent.ISOReason
-		}
-		ts = sdkevent.Corrected(ts, sent, received)
-	}
-	if !event.TimeInRange(ts) {
-		return time.Time{}, "timestamp", event.TimeRangeReason
-	}
-	return ts.UTC(), "", ""
+	return t, "timestamp", reason
 }
 
 // key is the project key a member list carries: api_key, else token.
 func key(ms []jsonobj.Member) string {
-	if k, _ := jsonobj.String(find(ms, "api_key")); k != "" {
+	if k, _ := jsonobj.String(jsonobj.Get(ms, "api_key")); k != "" {
 		return k
 	}
-	k, _ := jsonobj.String(find(ms, "token"))
+	k, _ := jsonobj.String(jsonobj.Get(ms, "token"))
 	return k
-}
-
-// find returns the value of the member named key (the last one when repeated, as
-// encoding/json reads it), or nil.
-func find(ms []jsonobj.Member, key string) []byte {
-	var v []byte
-	for _, m := range ms {
-		if string(m.Key) == key {
-			v = m.Value
-		}
-	}
-	return v
-}
-
-func trimDot(p string) string { return trimSuffix(p, ".") }
-
-func trimSuffix(s, suffix string) string {
-	if len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)]
-	}
-	return s
-}
-
-func nonEmpty(s, otherwise string) string {
-	if s == "" || s == "-" {
-		return otherwise
-	}
-	return s
-}
-
-func invalid(path, reason string) error {
-	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
 }

@@ -115,6 +115,20 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// The bounds: events in a batch and bytes in an event.
+func TestBounds(t *testing.T) {
+	one := `{"event":"e","distinct_id":"u"}`
+	_, err := Decode([]byte(`{"batch":[`+strings.Repeat(one+",", MaxBatch)+one+`]}`), received)
+	if got := fieldsOf(t, err)["batch"]; !strings.Contains(got, "at most") {
+		t.Errorf("%d events: %v", MaxBatch+1, err)
+	}
+	big := `{"event":"e","distinct_id":"u","properties":{"x":"` + strings.Repeat("x", MaxEventBytes) + `"}}`
+	_, err = Decode([]byte(`[`+one+`,`+big+`]`), received)
+	if got := fieldsOf(t, err)["[1]"]; !strings.Contains(got, "bytes") {
+		t.Errorf("an event over %d bytes: %v", MaxEventBytes, err)
+	}
+}
+
 // FuzzDecode: no body crashes Decode or yields an event evp could not store.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"api_key":"k","batch":[{"event":"$pageview","distinct_id":"u","properties":{"$session_id":"s","token":"k"},"timestamp":"2026-01-01T00:00:00Z"}],"sent_at":"2026-01-01T00:00:01Z"}`))

@@ -13,12 +13,12 @@ import (
 	"github.com/evp-dev/evp/internal/jsonobj"
 )
 
-// ISOReason is the reason given for a time that does not parse.
-const ISOReason = "must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
+// isoReason is the reason given for a time that does not parse.
+const isoReason = "must be an ISO 8601 date-time such as 2024-01-15T10:30:00.000Z"
 
-// ParseTime reads an ISO 8601 date-time as the SDKs write it (JavaScript's toISOString, or
+// parseTime reads an ISO 8601 date-time as the SDKs write it (JavaScript's toISOString, or
 // RFC 3339 with an offset).
-func ParseTime(raw []byte) (time.Time, bool) {
+func parseTime(raw []byte) (time.Time, bool) {
 	s, ok := jsonobj.String(raw)
 	if !ok || s == "" {
 		return time.Time{}, false
@@ -27,11 +27,42 @@ func ParseTime(raw []byte) (time.Time, bool) {
 	return t, err == nil
 }
 
-// Corrected is the time of an event stamped ts by a client whose clock said sent when it
+// corrected is the time of an event stamped ts by a client whose clock said sent when it
 // sent the request that evp received at received: received - (sent - ts). Both protocols
 // correct so, which makes a client's wrong clock harmless.
-func Corrected(ts, sent, received time.Time) time.Time {
+func corrected(ts, sent, received time.Time) time.Time {
 	return received.Add(-sent.Sub(ts))
+}
+
+// EventTime is the time of an event that a client stamped ts by its clock (raw JSON; absent
+// or null: unstamped) and sent when its clock said sent (the same): ts corrected by
+// corrected when sent is given, ts as it is otherwise, received for an unstamped event.
+// A reason comes back when ts or sent (badSent) does not parse, or when the time falls
+// outside what evp stores.
+func EventTime(ts, sent []byte, received time.Time) (t time.Time, badSent bool, reason string) {
+	if jsonobj.IsNull(ts) {
+		return received, false, ""
+	}
+	t, ok := parseTime(ts)
+	if !ok {
+		return time.Time{}, false, isoReason
+	}
+	if !jsonobj.IsNull(sent) {
+		s, ok := parseTime(sent)
+		if !ok {
+			return time.Time{}, true, isoReason
+		}
+		t = corrected(t, s, received)
+	}
+	if !event.TimeInRange(t) {
+		return time.Time{}, false, event.TimeRangeReason
+	}
+	return t.UTC(), false, ""
+}
+
+// Invalid is a validation error of one field.
+func Invalid(path, reason string) error {
+	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
 }
 
 // DaySession is the session of an event whose message names none: one a device (an

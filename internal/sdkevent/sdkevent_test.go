@@ -14,8 +14,8 @@ func TestCorrected(t *testing.T) {
 	received := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	// The client's clock is an hour slow: it stamped the event 5 s before it sent it.
 	sent := received.Add(-time.Hour)
-	if got := Corrected(sent.Add(-5*time.Second), sent, received); !got.Equal(received.Add(-5 * time.Second)) {
-		t.Errorf("Corrected = %v, want 5 s before received", got)
+	if got := corrected(sent.Add(-5*time.Second), sent, received); !got.Equal(received.Add(-5 * time.Second)) {
+		t.Errorf("corrected = %v, want 5 s before received", got)
 	}
 }
 

@@ -23,6 +23,7 @@ package segment
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -61,7 +62,7 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	}
 	top := jsonobj.Members(body)
 	if top == nil {
-		return Request{}, invalid("body", "must be a JSON object")
+		return Request{}, sdkevent.Invalid("body", "must be a JSON object")
 	}
 	var req Request
 	var fields []event.FieldError
@@ -76,10 +77,10 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	}
 	msgs := jsonobj.Elements(jsonobj.Get(top, "batch"))
 	if len(msgs) == 0 {
-		return req, invalid("batch", "must be a non-empty array of messages")
+		return req, sdkevent.Invalid("batch", "must be a non-empty array of messages")
 	}
 	if len(msgs) > MaxBatch {
-		return req, invalid("batch", fmt.Sprintf("must hold at most %d messages, got %d", MaxBatch, len(msgs)))
+		return req, sdkevent.Invalid("batch", fmt.Sprintf("must hold at most %d messages, got %d", MaxBatch, len(msgs)))
 	}
 	sentAt := jsonobj.Get(top, "sentAt")
 	req.Events = make([]event.Event, 0, len(msgs))
@@ -90,12 +91,12 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 			fields = append(fields, event.FieldError{Path: path, Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxMessageBytes, len(raw))})
 			continue
 		}
-		members = jsonobj.AppendMembers(members[:0], raw)
-		msg := message{raw: raw, members: members}
 		if raw[0] != '{' {
 			fields = append(fields, event.FieldError{Path: path, Reason: "must be a JSON object"})
 			continue
 		}
+		members = jsonobj.AppendMembers(members[:0], raw)
+		msg := message{raw: raw, members: members}
 		if ev, ok := toEvent(msg, "", path+".", sentAt, received, &fields); ok {
 			req.Events = append(req.Events, ev)
 		}
@@ -133,7 +134,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	switch {
 	case call == "" && typ == "":
 		bad("type", "is required: one of track, identify, page, screen, group, alias")
-	case call == "" && !isCall(typ):
+	case call == "" && !slices.Contains(Calls, typ):
 		bad("type", "must be one of track, identify, page, screen, group, alias")
 	case call != "":
 		typ = call
@@ -174,11 +175,22 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	} else if mid != "" {
 		ev.EventID = mid
 	}
-	ts, field, reason := eventTime(msg, batchSentAt, received)
+	field, ts := "timestamp", msg.get("timestamp")
+	if jsonobj.IsNull(ts) {
+		field, ts = "originalTimestamp", msg.get("originalTimestamp")
+	}
+	sent := msg.get("sentAt")
+	if jsonobj.IsNull(sent) {
+		sent = batchSentAt
+	}
+	t, badSent, reason := sdkevent.EventTime(ts, sent, received)
+	if badSent {
+		field = "sentAt"
+	}
 	if reason != "" {
 		bad(field, reason)
 	}
-	ev.Timestamp = ts
+	ev.Timestamp = t
 	dataKey := "properties"
 	if typ == "identify" || typ == "group" {
 		dataKey = "traits"
@@ -199,38 +211,6 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	}
 	ev.Metadata = metadata(msg, typ, dataKey)
 	return ev, true
-}
-
-// eventTime is the message's time corrected for the client's clock, or received; or the
-// field at fault and why.
-func eventTime(msg message, batchSentAt []byte, received time.Time) (t time.Time, field, reason string) {
-	field = "timestamp"
-	raw := msg.get("timestamp")
-	if jsonobj.IsNull(raw) {
-		field, raw = "originalTimestamp", msg.get("originalTimestamp")
-	}
-	if jsonobj.IsNull(raw) {
-		return received, "", ""
-	}
-	ts, ok := sdkevent.ParseTime(raw)
-	if !ok {
-		return time.Time{}, field, sdkevent.ISOReason
-	}
-	sentRaw := msg.get("sentAt")
-	if jsonobj.IsNull(sentRaw) {
-		sentRaw = batchSentAt
-	}
-	if !jsonobj.IsNull(sentRaw) {
-		sent, ok := sdkevent.ParseTime(sentRaw)
-		if !ok {
-			return time.Time{}, "sentAt", sdkevent.ISOReason
-		}
-		ts = sdkevent.Corrected(ts, sent, received)
-	}
-	if !event.TimeInRange(ts) {
-		return time.Time{}, field, event.TimeRangeReason
-	}
-	return ts.UTC(), "", ""
 }
 
 // sessionID is context.sessionId, else the device (anonymousId, else userId) and the UTC
@@ -264,17 +244,4 @@ func metadata(msg message, typ, dataKey string) []byte {
 		b = append(b, inner...)
 	}
 	return append(b, '}')
-}
-
-func isCall(s string) bool {
-	for _, c := range Calls {
-		if s == c {
-			return true
-		}
-	}
-	return false
-}
-
-func invalid(path, reason string) error {
-	return &event.ValidationError{Fields: []event.FieldError{{Path: path, Reason: reason}}}
 }

@@ -253,6 +253,8 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 		{name: "segment form body", method: "POST", path: "/v1/track", route: seg, header: []string{"Authorization", "Basic ZXZwX2dvb2Q6", "Content-Type", "application/x-www-form-urlencoded"}, body: `a=b`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
 		{name: "segment other origin", method: "POST", path: "/v1/track", route: seg, header: append(basic("evp_shop"), "Origin", "https://evil.example"),
 			body: `{"event":"a","userId":"u"}`, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "segment key store down", setup: func(f *fixture) { f.keys.storeDown = true }, method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"),
+			body: `{"event":"a","userId":"u"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "segment buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: "/v1/track", route: seg, header: basic("evp_good"), body: `{"event":"a","userId":"u"}`, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 
 		{name: "stats", method: "GET", path: "/api/v1/events/stats", header: key, wantStatus: 200},
