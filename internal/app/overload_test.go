@@ -132,8 +132,10 @@ func TestInflightBoundWired(t *testing.T) {
 	// Declares 1,000,000 bytes, sends a few: the server reserves for the whole body.
 	fmt.Fprintf(conn, "POST /api/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nx-api-key: %s\r\nContent-Length: 1000000\r\n\r\n{\"eventId\":", in.key)
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := in.do("POST", "/api/v1/events", mustJSON(t, ev("small", "click")), nil)
+	// Each try has an id of its own: one sent before the server has read the holder's header
+	// is accepted, and the same id would then be a duplicate.
+	for try := 0; ; try++ {
+		r := in.do("POST", "/api/v1/events", mustJSON(t, ev(fmt.Sprintf("small-%d", try), "click")), nil)
 		if r.status == 503 {
 			check503(t, "an event while another request holds the bound", r, "EVP_INFLIGHT_MAX_BYTES")
 			break
@@ -145,8 +147,8 @@ func TestInflightBoundWired(t *testing.T) {
 	}
 	conn.Close()
 	deadline = time.Now().Add(10 * time.Second)
-	for {
-		r := in.do("POST", "/api/v1/events", mustJSON(t, ev("small", "click")), nil)
+	for try := 0; ; try++ {
+		r := in.do("POST", "/api/v1/events", mustJSON(t, ev(fmt.Sprintf("after-%d", try), "click")), nil)
 		if r.status == 202 {
 			break
 		}
