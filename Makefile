@@ -64,11 +64,12 @@ web-check: $(WEB_DEPS)
 
 ## test: the full test suite (what CI runs): the Go linters, the dashboard's checks and build,
 ## the Go tests (browser tests included), then bounded fuzz runs of the event decoder, of
-## its fast path, of the Segment and PostHog decoders and of jsonobj
+## its fast path and JSON validator, of the Segment and PostHog decoders and of jsonobj
 test: lint web-check web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeOneFast$$' -fuzztime $(FUZZTIME) ./internal/event
+	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZTIME) ./internal/event
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/segment
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/posthog
 	$(GO) test -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) ./internal/jsonobj

@@ -255,7 +255,7 @@ func scanObject(b []byte, i int, sp *fastSpans) (int, bool) {
 			sp.str[k] = span{vs, ve}
 			i = ve + 1
 		default:
-			end, ok := skipValue(b, i, 0)
+			end, ok := skipValue(b, i, MaxDepth)
 			if !ok {
 				return 0, false
 			}
@@ -354,14 +354,15 @@ func plainString(b []byte, i int) (start, end int, ok bool) {
 
 // skipValue checks the JSON value at b[i] as encoding/json's scanner does and returns the
 // index after it. It refuses what the general path refuses as well-formed: text that is not
-// valid UTF-8 and nesting deeper than MaxDepth, the value at b[i] being at level depth+1.
-func skipValue(b []byte, i, depth int) (int, bool) {
+// valid UTF-8, and objects and arrays nested more than room levels deep (the value at b[i]
+// being the first level).
+func skipValue(b []byte, i, room int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
 	switch c := b[i]; {
 	case c == '{':
-		if depth >= MaxDepth {
+		if room <= 0 {
 			return 0, false
 		}
 		i = skipWS(b, i+1)
@@ -377,7 +378,7 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 			if i >= len(b) || b[i] != ':' {
 				return 0, false
 			}
-			if i, ok = skipValue(b, skipWS(b, i+1), depth+1); !ok {
+			if i, ok = skipValue(b, skipWS(b, i+1), room-1); !ok {
 				return 0, false
 			}
 			i = skipWS(b, i)
@@ -393,7 +394,7 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 			i = skipWS(b, i+1)
 		}
 	case c == '[':
-		if depth >= MaxDepth {
+		if room <= 0 {
 			return 0, false
 		}
 		i = skipWS(b, i+1)
@@ -402,7 +403,7 @@ func skipValue(b []byte, i, depth int) (int, bool) {
 		}
 		for {
 			var ok bool
-			if i, ok = skipValue(b, i, depth+1); !ok {
+			if i, ok = skipValue(b, i, room-1); !ok {
 				return 0, false
 			}
 			i = skipWS(b, i)

@@ -401,3 +401,12 @@ func CheckJSON(body []byte, depth int) error {
 	}
 	return nil
 }
+
+// Valid reports, in one pass, whether body is one well-formed JSON value of valid UTF-8
+// nesting objects and arrays at most depth levels deep (surrounding whitespace allowed):
+// what CheckJSON and encoding/json together accept. Callers that must say why a body is
+// refused ask those.
+func Valid(body []byte, depth int) bool {
+	i, ok := skipValue(body, skipWS(body, 0), depth)
+	return ok && skipWS(body, i) == len(body)
+}

@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -294,4 +295,22 @@ func TestLimitsNeverReturnAnEvent(t *testing.T) {
 			t.Errorf("DecodeOne(%.100s) = %+v, %v; want no event and a *ValidationError", body, ev, err)
 		}
 	}
+}
+
+// FuzzValid checks that Valid accepts exactly what CheckJSON and encoding/json together
+// accept, at a depth small enough for the fuzzer to reach.
+func FuzzValid(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":[1,2.5e3,-0,true,false,null,"x\u00e9\ud83d\ude00"]}`, ` [ ] `, `"\ud800"`, "\"\xff\"",
+		`[[[[]]]]`, `[[[[[]]]]]`, `{"a":1,}`, `01`, `1.`, `-`, `{"a" 1}`, "\"a\tb\"", `tru`, `{} {}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		const depth = 4
+		want := event.CheckJSON(body, depth) == nil && json.Valid(body)
+		if got := event.Valid(body, depth); got != want {
+			t.Errorf("Valid(%q) = %v, CheckJSON and json.Valid say %v", body, got, want)
+		}
+	})
 }

@@ -124,7 +124,7 @@ func bufferObject(data []byte, i int, key string) (span, int, bool) {
 	if i >= len(data) || data[i] != '{' {
 		return span{}, 0, false
 	}
-	end, ok := skipValue(data, i, 0)
+	end, ok := skipValue(data, i, MaxDepth)
 	if !ok {
 		return span{}, 0, false
 	}

@@ -85,19 +85,47 @@ func Find(obj []byte, key string) []byte {
 // each kept member as written: it never shares obj's bytes, so that obj's buffer may be
 // reused.
 func Without(obj []byte, members []Member, drop func(key []byte) bool) []byte {
-	out := make([]byte, 0, len(obj))
-	out = append(out, '{')
+	return NewBuffer(len(obj)).Without(obj, members, "", drop)
+}
+
+// Buffer holds copies of values read from objects, many to an allocation: a decoder keeps
+// the payloads and metadata of a whole batch in one buffer sized to the request's body
+// rather than in two allocations an event. What it returns never shares the read objects'
+// bytes, and is capped, so that appending to one value cannot overwrite the next.
+type Buffer struct{ b []byte }
+
+// NewBuffer returns a Buffer with room for size bytes; it grows past them when it must.
+func NewBuffer(size int) *Buffer { return &Buffer{b: make([]byte, 0, size)} }
+
+// Copy returns a copy of v.
+func (b *Buffer) Copy(v []byte) []byte {
+	start := len(b.b)
+	b.b = append(b.b, v...)
+	return b.from(start)
+}
+
+// Without returns a copy of the object of members (Members(obj)) without those drop names,
+// each kept member as written, led by lead (a member as JSON: `"type":"track"`) unless it
+// is empty.
+func (b *Buffer) Without(obj []byte, members []Member, lead string, drop func(key []byte) bool) []byte {
+	start := len(b.b)
+	b.b = append(b.b, '{')
+	b.b = append(b.b, lead...)
 	for _, m := range members {
 		if drop(m.Key) {
 			continue
 		}
-		if len(out) > 1 {
-			out = append(out, ',')
+		if len(b.b) > start+1 {
+			b.b = append(b.b, ',')
 		}
-		out = append(out, obj[m.Start:m.End]...)
+		b.b = append(b.b, obj[m.Start:m.End]...)
 	}
-	return append(out, '}')
+	b.b = append(b.b, '}')
+	return b.from(start)
 }
+
+// from returns what was written since start, capped.
+func (b *Buffer) from(start int) []byte { return b.b[start:len(b.b):len(b.b)] }
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -106,13 +134,20 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index after the string that starts at b[i].
+// skipString returns the index after the string that starts at b[i]: after the first
+// quote that an even number of backslashes precedes.
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			break
+		}
+		i += j
+		escaped := false
+		for k := i - 1; b[k] == '\\'; k-- { // stops at the opening quote at the latest
+			escaped = !escaped
+		}
+		if !escaped {
 			return i + 1
 		}
 	}
@@ -171,14 +206,22 @@ func Elements(arr []byte) [][]byte {
 }
 
 // String decodes the JSON string raw; ok is false when raw is not a string.
-func String(raw []byte) (s string, ok bool) {
+func String(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return string(raw[1 : len(raw)-1]), true
 	}
-	return s, json.Unmarshal(raw, &s) == nil
+	return unescape(raw)
+}
+
+// unescape decodes a JSON string holding escapes; apart from String, so that String's
+// result does not escape to the heap with the pointer given to json.Unmarshal.
+func unescape(raw []byte) (string, bool) {
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err == nil
 }
 
 // IsNull reports whether raw is absent (empty) or null.

@@ -106,3 +106,24 @@ func TestElementsAndString(t *testing.T) {
 		t.Error("String(12) ok")
 	}
 }
+
+func TestBuffer(t *testing.T) {
+	obj := []byte(`{"a":1, "b":{"c":[2]}, "d":"x"}`)
+	buf := NewBuffer(4) // too small: it grows
+	cp := buf.Copy(obj[5:6])
+	md := buf.Without(obj, Members(obj), `"type":"track"`, func(k []byte) bool { return string(k) == "b" })
+	empty := buf.Without([]byte(`{}`), Members([]byte(`{}`)), "", func([]byte) bool { return false })
+	if string(cp) != "1" || string(md) != `{"type":"track","a":1,"d":"x"}` || string(empty) != `{}` {
+		t.Fatalf("Copy %s, Without %s, empty %s", cp, md, empty)
+	}
+	// Values are capped: appending to one does not overwrite the next.
+	_ = append(cp, '9')
+	if string(md) != `{"type":"track","a":1,"d":"x"}` {
+		t.Errorf("appending to a copy changed the next value: %s", md)
+	}
+	// They share nothing with what was read.
+	obj[5] = '7'
+	if string(cp) != "1" {
+		t.Errorf("a copy shares the object's bytes: %s", cp)
+	}
+}

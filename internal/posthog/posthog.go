@@ -82,7 +82,8 @@ func Decode(body []byte, received time.Time) (Request, error) {
 		return req, sdkevent.Invalid("batch", fmt.Sprintf("must hold at most %d events, got %d", MaxBatch, len(raws)))
 	}
 	var fields []event.FieldError
-	var members []jsonobj.Member // reused: an event's members serve only while it is read
+	var members []jsonobj.Member             // reused: an event's members serve only while it is read
+	out := jsonobj.NewBuffer(len(body) + 64) // the events' payloads and metadata
 	req.Events = make([]event.Event, 0, len(raws))
 	for i, raw := range raws {
 		whole, prefix := name(i), name(i)+"."
@@ -98,7 +99,7 @@ func Decode(body []byte, received time.Time) (Request, error) {
 			continue
 		}
 		members = jsonobj.AppendMembers(members[:0], raw)
-		if ev, ok := toEvent(raw, members, prefix, sentAt, received, &fields); ok {
+		if ev, ok := toEvent(raw, members, prefix, sentAt, received, out, &fields); ok {
 			req.Events = append(req.Events, ev)
 		}
 		if req.Key == "" {
@@ -114,8 +115,9 @@ func Decode(body []byte, received time.Time) (Request, error) {
 	return req, nil
 }
 
-// toEvent maps one event; prefix names it in errors ("batch[2]." or "").
-func toEvent(raw []byte, ms []jsonobj.Member, prefix string, requestSentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
+// toEvent maps one event; prefix names it in errors ("batch[2]." or ""). Its payload and
+// metadata are copied into out.
+func toEvent(raw []byte, ms []jsonobj.Member, prefix string, requestSentAt []byte, received time.Time, out *jsonobj.Buffer, fields *[]event.FieldError) (event.Event, bool) {
 	n := len(*fields)
 	bad := func(field, reason string) {
 		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
@@ -169,12 +171,12 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, requestSentAt []byt
 		if s, ok := jsonobj.ID(jsonobj.Find(props, "$session_id")); ok && s != "" && !sdkevent.TooLong(s) {
 			ev.SessionID = s
 		}
-		ev.Payload = jsonobj.Without(props, jsonobj.Members(props), func(k []byte) bool { return string(k) == "token" })
+		ev.Payload = out.Without(props, jsonobj.Members(props), "", func(k []byte) bool { return string(k) == "token" })
 	}
 	if ev.EventID == "" {
 		ev.EventID = event.NewID()
 	}
-	ev.Metadata = jsonobj.Without(raw, ms, func(k []byte) bool {
+	ev.Metadata = out.Without(raw, ms, "", func(k []byte) bool {
 		return string(k) == "properties" || string(k) == "api_key" || string(k) == "token"
 	})
 	return ev, true

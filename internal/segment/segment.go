@@ -21,7 +21,6 @@
 package segment
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
@@ -66,8 +65,9 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	}
 	var req Request
 	var fields []event.FieldError
+	out := jsonobj.NewBuffer(len(body) + 64) // the events' payloads and metadata
 	if call != "batch" {
-		ev, ok := toEvent(message{raw: body, members: top}, call, "", nil, received, &fields)
+		ev, ok := toEvent(message{raw: body, members: top}, call, -1, nil, received, out, &fields)
 		if !ok {
 			return req, &event.ValidationError{Fields: fields}
 		}
@@ -86,18 +86,17 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	req.Events = make([]event.Event, 0, len(msgs))
 	var members []jsonobj.Member // reused: a message's members serve only while it is read
 	for i, raw := range msgs {
-		path := "batch[" + strconv.Itoa(i) + "]"
 		if len(raw) > MaxMessageBytes {
-			fields = append(fields, event.FieldError{Path: path, Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxMessageBytes, len(raw))})
+			fields = append(fields, event.FieldError{Path: messagePath(i), Reason: fmt.Sprintf("must be at most %d bytes, got %d", MaxMessageBytes, len(raw))})
 			continue
 		}
 		if raw[0] != '{' {
-			fields = append(fields, event.FieldError{Path: path, Reason: "must be a JSON object"})
+			fields = append(fields, event.FieldError{Path: messagePath(i), Reason: "must be a JSON object"})
 			continue
 		}
 		members = jsonobj.AppendMembers(members[:0], raw)
 		msg := message{raw: raw, members: members}
-		if ev, ok := toEvent(msg, "", path+".", sentAt, received, &fields); ok {
+		if ev, ok := toEvent(msg, "", i, sentAt, received, out, &fields); ok {
 			req.Events = append(req.Events, ev)
 		}
 		if req.WriteKey == "" {
@@ -113,6 +112,9 @@ func Decode(body []byte, call string, received time.Time) (Request, error) {
 	return req, nil
 }
 
+// messagePath names message i of a batch in errors.
+func messagePath(i int) string { return "batch[" + strconv.Itoa(i) + "]" }
+
 // message is one message as sent and its members.
 type message struct {
 	raw     []byte
@@ -124,13 +126,17 @@ type message struct {
 func (m message) get(key string) []byte { return jsonobj.Get(m.members, key) }
 
 // toEvent maps one message. call is the type the route implies ("" in a batch: the
-// message's own type). prefix names the message in errors ("batch[2]." or "").
-func toEvent(msg message, call, prefix string, batchSentAt []byte, received time.Time, fields *[]event.FieldError) (event.Event, bool) {
+// message's own type). index is the message's in a batch (-1: the body is the message),
+// which errors name. The event's payload and metadata are copied into out.
+func toEvent(msg message, call string, index int, batchSentAt []byte, received time.Time, out *jsonobj.Buffer, fields *[]event.FieldError) (event.Event, bool) {
 	n := len(*fields)
 	bad := func(field, reason string) {
-		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
+		if index >= 0 {
+			field = messagePath(index) + "." + field
+		}
+		*fields = append(*fields, event.FieldError{Path: field, Reason: reason})
 	}
-	typ, _ := jsonobj.String(msg.get("type"))
+	typ := callType(msg.get("type"))
 	switch {
 	case call == "" && typ == "":
 		bad("type", "is required: one of track, identify, page, screen, group, alias")
@@ -199,7 +205,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 		if raw[0] != '{' {
 			bad(dataKey, "must be a JSON object")
 		} else {
-			ev.Payload = bytes.Clone(raw) // the event outlives the request's body buffer
+			ev.Payload = out.Copy(raw) // the event outlives the request's body buffer
 		}
 	}
 	if len(*fields) > n {
@@ -209,7 +215,7 @@ func toEvent(msg message, call, prefix string, batchSentAt []byte, received time
 	if ev.EventID == "" {
 		ev.EventID = event.NewID()
 	}
-	ev.Metadata = metadata(msg, typ, dataKey)
+	ev.Metadata = metadata(msg, typ, dataKey, out)
 	return ev, true
 }
 
@@ -229,19 +235,25 @@ func sessionID(msg message, anon, user string, t time.Time) string {
 }
 
 // metadata is the message as sent without its payload field and its write key, with its
-// type when the path gave it.
-func metadata(msg message, typ, dataKey string) []byte {
-	out := jsonobj.Without(msg.raw, msg.members, func(k []byte) bool { return string(k) == dataKey || string(k) == "writeKey" })
-	if msg.get("type") != nil {
-		return out
+// type first when the path gave it, copied into out.
+func metadata(msg message, typ, dataKey string, out *jsonobj.Buffer) []byte {
+	lead := ""
+	if msg.get("type") == nil {
+		lead = `"type":` + strconv.Quote(typ)
 	}
-	rest := bytes.TrimSpace(out)
-	b := make([]byte, 0, len(rest)+len(typ)+12)
-	b = append(b, `{"type":`...)
-	b = strconv.AppendQuote(b, typ)
-	if inner := bytes.TrimSpace(rest[1 : len(rest)-1]); len(inner) > 0 {
-		b = append(b, ',')
-		b = append(b, inner...)
+	return out.Without(msg.raw, msg.members, lead, func(k []byte) bool { return string(k) == dataKey || string(k) == "writeKey" })
+}
+
+// callType reads a message's type: one of Calls without a copy, else whatever string it is
+// ("" when it is none).
+func callType(raw []byte) string {
+	if len(raw) >= 2 && raw[0] == '"' {
+		for _, c := range Calls {
+			if string(raw[1:len(raw)-1]) == c {
+				return c
+			}
+		}
 	}
-	return append(b, '}')
+	s, _ := jsonobj.String(raw)
+	return s
 }
