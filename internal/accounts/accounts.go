@@ -9,6 +9,7 @@ package accounts
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,6 +106,8 @@ type APIKey struct {
 	// OwnerStatus is the owner's status when the key was looked up (empty without owner); a
 	// key of a suspended user does not work.
 	OwnerStatus Status `json:"-"`
+
+	used *atomic.Int64 // where KeyAuth.MarkUsed records a use; nil outside KeyAuth
 }
 
 // Usable reports whether the key may authenticate at time now.

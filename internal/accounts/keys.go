@@ -137,9 +137,8 @@ type KeyAuth struct {
 }
 
 type cachedKey struct {
-	key     APIKey
+	key     APIKey // key.used is its id's cell in KeyAuth.used
 	expires time.Time
-	used    *atomic.Int64
 }
 
 // maxCachedMisses bounds the negative cache so that random keys cannot grow memory.
@@ -153,8 +152,10 @@ func NewKeyAuth(repo Repository, ttl time.Duration) *KeyAuth {
 }
 
 // Authenticate returns the key's description, or ErrInvalidKey for an unknown, revoked or
-// expired key. Other errors mean the store could not be asked. Safe for concurrent use; a
-// key found in the cache costs no lock and no allocation.
+// expired key. Other errors mean the store could not be asked. It does not count as a use
+// of the key: the caller calls MarkUsed once it has let the request through, so that a
+// refused request leaves the key's last use as it was. Safe for concurrent use; a key found
+// in the cache costs no lock and no allocation.
 func (a *KeyAuth) Authenticate(ctx context.Context, plain string) (APIKey, error) {
 	h := HashKey(plain)
 	now := a.now()
@@ -168,8 +169,14 @@ func (a *KeyAuth) Authenticate(ctx context.Context, plain string) (APIKey, error
 	if c == nil || !c.key.Usable(now) {
 		return APIKey{}, ErrInvalidKey
 	}
-	c.used.Store(now.UnixNano())
 	return c.key, nil
+}
+
+// MarkUsed records a use of k, a key Authenticate returned, now; FlushUsage writes it.
+func (a *KeyAuth) MarkUsed(k APIKey) {
+	if k.used != nil {
+		k.used.Store(a.now().UnixNano())
+	}
 }
 
 // lookup asks the repository for the key with hash h (unless it is cached as missing) and
@@ -207,7 +214,8 @@ func (a *KeyAuth) lookup(ctx context.Context, h [32]byte, now time.Time) (*cache
 		cell = new(atomic.Int64)
 		a.used[k.ID] = cell
 	}
-	c := &cachedKey{key: k, expires: now.Add(a.ttl), used: cell}
+	k.used = cell
+	c := &cachedKey{key: k, expires: now.Add(a.ttl)}
 	if !stale {
 		delete(a.missing, h)
 		a.replace(old, h, c)

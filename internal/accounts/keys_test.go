@@ -141,6 +141,16 @@ func TestKeyAuthSuspendedOwner(t *testing.T) {
 }
 
 // Uses recorded before the cache entry is refreshed or forgotten are still flushed.
+// use authenticates plain and marks the key used, as a request let through does.
+func use(t *testing.T, a *KeyAuth, plain string) {
+	t.Helper()
+	k, err := a.Authenticate(context.Background(), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MarkUsed(k)
+}
+
 func TestKeyAuthUsageOutlivesCacheEntries(t *testing.T) {
 	ctx := context.Background()
 	const ttl = time.Minute
@@ -150,12 +160,8 @@ func TestKeyAuthUsageOutlivesCacheEntries(t *testing.T) {
 
 	clock.t = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 	used := clock.t
-	if _, err := a.Authenticate(ctx, plain); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Authenticate(ctx, other); err != nil {
-		t.Fatal(err)
-	}
+	use(t, a, plain)
+	use(t, a, other)
 	a.Forget()
 	if err := r.RevokeAPIKey(ctx, k.ID, clock.t); err != nil {
 		t.Fatal(err)
@@ -184,9 +190,7 @@ func TestKeyAuthUsageOutlivesCacheEntries(t *testing.T) {
 		t.Error("the usage cell of a key no longer cached was kept after an idle flush")
 	}
 	clock.t = clock.t.Add(time.Hour)
-	if _, err := a.Authenticate(ctx, other); err != nil {
-		t.Fatal(err)
-	}
+	use(t, a, other)
 	if err := a.FlushUsage(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +210,12 @@ func TestKeyAuthConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				if _, err := a.Authenticate(ctx, plain); err != nil {
+				got, err := a.Authenticate(ctx, plain)
+				if err != nil {
 					t.Error(err)
 					return
 				}
+				a.MarkUsed(got)
 				if _, err := a.Authenticate(ctx, testPrefix+"nope"); !errors.Is(err, ErrInvalidKey) {
 					t.Errorf("unknown key: %v", err)
 					return

@@ -307,10 +307,22 @@ func TestFlushUsage(t *testing.T) {
 		t.Fatalf("FlushUsage with nothing used: %v", err)
 	}
 	clock.t = time.Date(2026, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
+	// A key that authenticates but whose request is refused is not used.
 	if _, err := a.Authenticate(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
-	// Authentication itself does not write.
+	if err := a.FlushUsage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := findKey(t, s, k.ID).LastUsedAt; got != nil {
+		t.Errorf("LastUsedAt after Authenticate without MarkUsed = %v, want nil", got)
+	}
+	got, err := a.Authenticate(ctx, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.MarkUsed(got)
+	// Marking a use does not write.
 	if got := findKey(t, s, k.ID).LastUsedAt; got != nil {
 		t.Errorf("LastUsedAt before FlushUsage = %v, want nil", got)
 	}
@@ -327,9 +339,10 @@ func TestFlushUsage(t *testing.T) {
 	// A later use moves it forward; an earlier one (a flush out of order) does not move it back.
 	first := clock.t
 	clock.t = first.Add(time.Hour)
-	if _, err := a.Authenticate(ctx, plain); err != nil {
+	if got, err = a.Authenticate(ctx, plain); err != nil {
 		t.Fatal(err)
 	}
+	a.MarkUsed(got)
 	if err := a.FlushUsage(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,8 @@ func (staticKeys) Authenticate(_ context.Context, plain string) (accounts.APIKey
 	return accounts.APIKey{ID: "key_test"}, nil
 }
 
+func (staticKeys) MarkUsed(accounts.APIKey) {}
+
 // replica is one API server with its own analytics backend, counting computations.
 type replica struct {
 	srv   *httpapi.Server

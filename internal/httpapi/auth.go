@@ -91,8 +91,8 @@ func (s *Server) authenticate(r *http.Request, p accounts.Permission, st *reqSta
 
 // apiKey checks the API key plain for a request of r that needs p: it answers 401 for a key
 // that is unknown, revoked or expired, 503 when it cannot be checked, and 403 when the key
-// may not do p, or may not send events from r's web origin. A key that authenticated is
-// returned even when refused.
+// may not do p, or may not send events from r's web origin. A key let through counts as
+// used (MarkUsed); a key that authenticated is returned even when refused.
 func (s *Server) apiKey(r *http.Request, plain string, p accounts.Permission) (accounts.APIKey, *Error) {
 	k, err := s.Auth.Keys.Authenticate(r.Context(), plain)
 	switch {
@@ -108,6 +108,7 @@ func (s *Server) apiKey(r *http.Request, plain string, p accounts.Permission) (a
 	case !k.Allows(p):
 		return k, errorf(http.StatusForbidden, "FORBIDDEN", "API keys may not do this (needs %s); sign in to the dashboard", p)
 	}
+	s.Auth.Keys.MarkUsed(k)
 	return k, nil
 }
 

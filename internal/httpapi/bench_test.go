@@ -27,6 +27,8 @@ func (staticKeys) Authenticate(ctx context.Context, plain string) (accounts.APIK
 	return accounts.APIKey{ID: "key_bench"}, nil
 }
 
+func (staticKeys) MarkUsed(accounts.APIKey) {}
+
 // benchServer is the ingestion path with a real embedded buffer; only key lookup is static.
 func benchServer(b *testing.B, noFsync bool) *Server {
 	b.Helper()

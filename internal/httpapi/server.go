@@ -24,9 +24,11 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// KeyAuthenticator checks ingestion API keys.
+// KeyAuthenticator checks API keys (see accounts.KeyAuth): MarkUsed records the use of a
+// key whose request was let through.
 type KeyAuthenticator interface {
 	Authenticate(ctx context.Context, plain string) (accounts.APIKey, error)
+	MarkUsed(k accounts.APIKey)
 }
 
 // UniqueQueue appends the entries whose event ids are not in the dedup window, records

@@ -92,6 +92,8 @@ func (k *keys) Authenticate(_ context.Context, plain string) (accounts.APIKey, e
 	return accounts.APIKey{}, accounts.ErrInvalidKey
 }
 
+func (k *keys) MarkUsed(accounts.APIKey) {}
+
 type fixture struct {
 	srv           *httpapi.Server
 	q             *memQueue
