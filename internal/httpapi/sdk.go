@@ -20,13 +20,23 @@ type sdkRequest struct {
 	key    string
 }
 
-// ingestSDK answers a request of an SDK protocol (Segment, PostHog): the body, at most max
-// bytes after decompression (gzip when Content-Encoding says so, when gzipped is set, or
-// when it starts as gzip does, as posthog-js sends it), is decoded by decode
-// and its events buffered exactly as POST /api/v1/events/batch buffers them; success is
-// answered with ok. The key comes from the headers (HTTP Basic's user name, Authorization:
-// Bearer, x-api-key), checked before the body is read, else from the body.
-func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gzipped bool, decode func([]byte, time.Time) (sdkRequest, error), ok any) *Error {
+// sdkCall is one of an SDK protocol's ingestion routes.
+type sdkCall struct {
+	max     int64 // body bytes, after decompression
+	gzipped bool  // the body is gzip, whatever Content-Encoding says
+	forms   bool  // the body may be a form (application/x-www-form-urlencoded)
+	// decode reads the body (form: whether it is a form) into events, received now.
+	decode func(body []byte, form bool, received time.Time) (sdkRequest, error)
+	ok     any // the answer to success
+}
+
+// ingestSDK answers a request of an SDK protocol (Segment, PostHog): the body, at most
+// c.max bytes after decompression (gzip when Content-Encoding says so, when c.gzipped is
+// set, or when it starts as gzip does, as posthog-js sends it), is decoded by c.decode and
+// its events buffered exactly as POST /api/v1/events/batch buffers them; success is
+// answered with c.ok. The key comes from the headers (HTTP Basic's user name,
+// Authorization: Bearer, x-api-key), checked before the body is read, else from the body.
+func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, c sdkCall) *Error {
 	if !s.ready.Load() {
 		return errUnavailable("evp is not ready or is shutting down")
 	}
@@ -36,17 +46,18 @@ func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gz
 			return e
 		}
 	}
-	if e := checkSDKContentType(r.Header.Get("Content-Type")); e != nil {
-		return e
-	}
-	gzipped = r.Header.Get("Content-Encoding") == "" && (gzipped || sniffGzip(r))
-	hold := bodyHold{b: s.budget}
-	defer hold.release()
-	buf, e := readBodyBytes(r, min(max, s.Ingestion.MaxBodyBytes), &hold, gzipped)
+	form, e := checkSDKContentType(r.Header.Get("Content-Type"), c.forms)
 	if e != nil {
 		return e
 	}
-	req, err := decode(buf.Bytes(), time.Now().UTC())
+	gzipped := r.Header.Get("Content-Encoding") == "" && (c.gzipped || sniffGzip(r))
+	hold := bodyHold{b: s.budget}
+	defer hold.release()
+	buf, e := readBodyBytes(r, min(c.max, s.Ingestion.MaxBodyBytes), &hold, gzipped)
+	if e != nil {
+		return e
+	}
+	req, err := c.decode(buf.Bytes(), form, time.Now().UTC())
 	releaseBody(buf)
 	if err != nil {
 		return decodeError(err)
@@ -62,7 +73,7 @@ func (s *Server) ingestSDK(w http.ResponseWriter, r *http.Request, max int64, gz
 	if _, e := s.accept(r, req.events); e != nil {
 		return e
 	}
-	writeJSON(w, http.StatusOK, ok)
+	writeJSON(w, http.StatusOK, c.ok)
 	return nil
 }
 
@@ -78,13 +89,18 @@ func headerKey(r *http.Request) string {
 	return r.Header.Get("X-Api-Key")
 }
 
-// checkSDKContentType accepts JSON, and text/plain, which browser libraries send to avoid a
-// CORS preflight.
-func checkSDKContentType(ct string) *Error {
-	if mt, _, err := mime.ParseMediaType(ct); err == nil && strings.EqualFold(mt, "text/plain") {
-		return nil
+// checkSDKContentType accepts JSON, text/plain, which browser libraries send to avoid a
+// CORS preflight, and, when forms is set, a form, reporting it.
+func checkSDKContentType(ct string, forms bool) (form bool, e *Error) {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		switch {
+		case strings.EqualFold(mt, "text/plain"):
+			return false, nil
+		case forms && strings.EqualFold(mt, "application/x-www-form-urlencoded"):
+			return true, nil
+		}
 	}
-	return checkJSONContentType(ct)
+	return false, checkJSONContentType(ct)
 }
 
 // isIngestPath reports whether path is a route that web pages call to send events, or
@@ -92,7 +108,7 @@ func checkSDKContentType(ct string) *Error {
 // protocols' (see ingestCORS).
 func isIngestPath(path string) bool {
 	switch {
-	case path == "/api/v1/events", path == "/api/v1/events/batch", path == "/flags/",
+	case path == "/api/v1/events", path == "/api/v1/events/batch", path == "/flags/", path == "/decide/",
 		strings.HasPrefix(path, "/v1/"), strings.HasPrefix(path, "/array/"):
 		return true
 	}

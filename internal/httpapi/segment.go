@@ -36,10 +36,11 @@ func (s *Server) postSegment(w http.ResponseWriter, r *http.Request) *Error {
 	if call != "batch" {
 		max = segment.MaxMessageBytes
 	}
-	return s.ingestSDK(w, r, max, false, func(body []byte, received time.Time) (sdkRequest, error) {
-		req, err := segment.Decode(body, call, received)
-		return sdkRequest{events: req.Events, key: req.WriteKey}, err
-	}, map[string]bool{"success": true})
+	return s.ingestSDK(w, r, sdkCall{max: max, ok: map[string]bool{"success": true},
+		decode: func(body []byte, _ bool, received time.Time) (sdkRequest, error) {
+			req, err := segment.Decode(body, call, received)
+			return sdkRequest{events: req.Events, key: req.WriteKey}, err
+		}})
 }
 
 // getSegmentSettings is GET /v1/projects/{writeKey}/settings: what Segment's browser library

@@ -209,6 +209,7 @@ func New(d Deps) *Server {
 			handle("POST "+path+"{$}", s.guardless(s.postPostHog))
 		}
 		handle("POST /flags/{$}", s.guardless(s.postPostHogFlags))
+		handle("POST /decide/{$}", s.guardless(s.postPostHogDecide))
 		handle("GET /array/{token}/config", s.guardless(s.getPostHogConfig))
 	}
 	handle("GET /api/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getMetrics)))

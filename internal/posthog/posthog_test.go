@@ -1,8 +1,10 @@
 package posthog
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +178,38 @@ func TestEventsDoNotAliasTheBody(t *testing.T) {
 		if after := string(ev.Metadata) + string(ev.Payload) + ev.EventType + ev.UserID; after != before[i] {
 			t.Errorf("event %d changed with the body: %q, then %q", i, before[i], after)
 		}
+	}
+}
+
+func TestFormData(t *testing.T) {
+	events := `[{"event":"$pageleave","distinct_id":"u1","properties":{"$session_id":"s1"}}]`
+	b64 := base64.StdEncoding.EncodeToString([]byte(events))
+	for _, c := range []struct {
+		name, body, compression string
+		want, badField          string
+	}{
+		{"base64 in the URL", "data=" + url.QueryEscape(b64), "base64", events, ""},
+		{"base64 in the form", "compression=base64&data=" + url.QueryEscape(b64), "", events, ""},
+		{"unpadded", "data=" + strings.TrimRight(b64, "="), "", events, ""},
+		{"plain JSON", "data=" + url.QueryEscape(events), "", events, ""},
+		{"lz64", "data=abc", "lz64", "", "compression"},
+		{"no data", "compression=base64", "", "", "data"},
+		{"not base64", "data=%25%25%25", "base64", "", "data"},
+		{"not a form", "data=%zz", "", "", "body"},
+	} {
+		got, err := FormData([]byte(c.body), c.compression)
+		var ve *event.ValidationError
+		switch {
+		case c.badField == "" && (err != nil || string(got) != c.want):
+			t.Errorf("%s: %q, %v", c.name, got, err)
+		case c.badField != "" && (!errors.As(err, &ve) || ve.Fields[0].Path != c.badField):
+			t.Errorf("%s: %v, want an error naming %s", c.name, err, c.badField)
+		}
+	}
+	// What it returns decodes as the events.
+	data, _ := FormData([]byte("data="+url.QueryEscape(b64)), "base64")
+	req, err := Decode(data, time.Now())
+	if err != nil || len(req.Events) != 1 || req.Events[0].EventType != "$pageleave" {
+		t.Errorf("Decode(FormData) = %+v, %v", req, err)
 	}
 }

@@ -73,6 +73,7 @@ var wantOperations = []string{
 	"POST /api/v1/events/batch",
 	"POST /batch/",
 	"POST /capture/",
+	"POST /decide/",
 	"POST /e/",
 	"POST /flags/",
 	"POST /i/v0/e/",
@@ -199,6 +200,7 @@ func TestOperations(t *testing.T) {
 		"POST /track/":                         {"200", "400", "401", "403", "413", "415", "503"},
 		"POST /i/v0/e/":                        {"200", "400", "401", "403", "413", "415", "503"},
 		"POST /flags/":                         {"200"},
+		"POST /decide/":                        {"200"},
 		"GET /array/{token}/config":            {"200"},
 		"GET /v1/projects/{writeKey}/settings": {"200"},
 	}
@@ -233,9 +235,9 @@ func TestOperations(t *testing.T) {
 					t.Errorf("%s %s: %d content types, want 1", name, status, len(resp.Content))
 				}
 			}
-			// A replay takes no body, PostHog's flags a body evp does not read; every other
-			// POST or PATCH takes one.
-			if (method == http.MethodPost || method == http.MethodPatch) && !strings.HasSuffix(path, "/replay") && path != "/flags/" {
+			// A replay takes no body, PostHog's flags and decide a body evp does not read;
+			// every other POST or PATCH takes one.
+			if (method == http.MethodPost || method == http.MethodPatch) && !strings.HasSuffix(path, "/replay") && path != "/flags/" && path != "/decide/" {
 				if op.RequestBody == nil || !op.RequestBody.Value.Required || op.RequestBody.Value.Content.Get("application/json") == nil {
 					t.Errorf("%s: no required application/json request body", name)
 				}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -329,14 +330,17 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 				body: event, wantStatus: 401, wantCode: "MISSING_API_KEY"},
 			step{name: "posthog " + path + " too large", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"},
 				body: `{"event":"e","distinct_id":"u","properties":{"x":"` + strings.Repeat("x", 70<<10) + `"}}`, wantStatus: 413, wantCode: "PAYLOAD_TOO_LARGE"},
-			step{name: "posthog " + path + " form", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/x-www-form-urlencoded"},
-				body: `data=e30`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
+			step{name: "posthog " + path + " form", method: "POST", path: path, query: "compression=base64", header: []string{"Content-Type", "application/x-www-form-urlencoded"},
+				body: "data=" + url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(`{"api_key":"evp_ingest","batch":[`+event+`]}`))), wantStatus: 200},
+			step{name: "posthog " + path + " xml", method: "POST", path: path, header: []string{"x-api-key", "evp_good", "Content-Type", "application/xml"},
+				body: `<event/>`, wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
 			step{name: "posthog " + path + " buffer full", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: path,
 				header: []string{"x-api-key", "evp_good", "Content-Type", "application/json"}, body: event, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		)
 	}
 	steps = append(steps,
 		step{name: "posthog flags", method: "POST", path: "/flags/", query: "v=2", header: []string{"Content-Type", "text/plain"}, body: `{}`, wantStatus: 200},
+		step{name: "posthog decide", method: "POST", path: "/decide/", query: "v=3", header: []string{"Content-Type", "application/json"}, body: `{}`, wantStatus: 200},
 		step{name: "posthog config", method: "GET", path: "/array/evp_x/config", route: "/array/{token}/config", wantStatus: 200},
 		step{name: "segment settings", method: "GET", path: "/v1/projects/evp_x/settings", route: "/v1/projects/{writeKey}/settings", wantStatus: 200},
 	)

@@ -604,7 +604,7 @@ export interface paths {
          * PostHog capture API: a batch (posthog-node and the server libraries)
          * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
          *
-         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`), or a form whose `data` field holds the same JSON in base64 (`application/x-www-form-urlencoded`, `?compression=base64`: what posthog-js sends with sendBeacon when a page closes). lz64, which old posthog-js versions sent, is refused with 400 naming `compression`.
          *
          *     Answers 200 `{"status": 1}` as PostHog does.
          */
@@ -628,7 +628,7 @@ export interface paths {
          * PostHog capture API: one event
          * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
          *
-         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`), or a form whose `data` field holds the same JSON in base64 (`application/x-www-form-urlencoded`, `?compression=base64`: what posthog-js sends with sendBeacon when a page closes). lz64, which old posthog-js versions sent, is refused with 400 naming `compression`.
          *
          *     Answers 200 `{"status": 1}` as PostHog does.
          */
@@ -652,7 +652,7 @@ export interface paths {
          * PostHog capture API: events from posthog-js
          * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
          *
-         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`), or a form whose `data` field holds the same JSON in base64 (`application/x-www-form-urlencoded`, `?compression=base64`: what posthog-js sends with sendBeacon when a page closes). lz64, which old posthog-js versions sent, is refused with 400 naming `compression`.
          *
          *     Answers 200 `{"status": 1}` as PostHog does.
          */
@@ -676,7 +676,7 @@ export interface paths {
          * PostHog capture API: one event (older libraries)
          * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
          *
-         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`), or a form whose `data` field holds the same JSON in base64 (`application/x-www-form-urlencoded`, `?compression=base64`: what posthog-js sends with sendBeacon when a page closes). lz64, which old posthog-js versions sent, is refused with 400 naming `compression`.
          *
          *     Answers 200 `{"status": 1}` as PostHog does.
          */
@@ -700,7 +700,7 @@ export interface paths {
          * PostHog capture API: events (posthog-js, current path)
          * @description Accepts PostHog's capture API unchanged, so that PostHog's libraries (posthog-node, posthog-python, posthog-go and the others) send to evp when their host is set to evp's address and their project key to an evp API key (an ingest-only one is meant for this). The body is one event, `{"batch": [events]}` (at most 2500), or a JSON array of events, as each library sends it; an event is at most 1 MB. Each event becomes one evp event (see `PostHogEvent` for the mapping), buffered exactly as `POST /api/v1/events/batch` buffers events: a `uuid` already accepted is a duplicate and is stored once.
          *
-         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`).
+         *     Validation is all-or-nothing: one bad event answers the whole request 400, naming it (`batch[3].event`); PostHog's libraries do not retry a 400. The body may be `application/json` or `text/plain`, plain or gzip (`Content-Encoding: gzip`, or posthog-js's `?compression=gzip-js`), or a form whose `data` field holds the same JSON in base64 (`application/x-www-form-urlencoded`, `?compression=base64`: what posthog-js sends with sendBeacon when a page closes). lz64, which old posthog-js versions sent, is refused with 400 naming `compression`.
          *
          *     Answers 200 `{"status": 1}` as PostHog does.
          */
@@ -725,6 +725,26 @@ export interface paths {
          * @description posthog-js asks for its feature flags at start (`POST /flags/?v=2`). evp has none: the answer is an empty set, so that posthog-js runs with its defaults and asks no other host. The body is not read; no key is needed.
          */
         post: operations["posthogFlags"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/decide/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * PostHog configuration and feature flags (older libraries): none
+         * @description What older posthog-js versions ask at start (`POST /decide/?v=3`: their configuration and feature flags in one answer) and what server libraries ask for flags: the configuration of `GET /array/{token}/config` and the empty flags of `POST /flags/` together, plus `config.enable_collect_everything` (autocapture on). The body is not read; no key is needed.
+         */
+        post: operations["posthogDecide"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3523,7 +3543,7 @@ export interface operations {
     posthogBatch: {
         parameters: {
             query?: {
-                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). `base64`: a form's `data` is base64 (also accepted as the form's own `compression` field). */
                 compression?: string;
             };
             header?: {
@@ -3557,6 +3577,12 @@ export interface operations {
                  */
                 "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
                 "text/plain": string;
+                "application/x-www-form-urlencoded": {
+                    /** @description The JSON body (one event, a batch or an array of events), in base64 or as it is. */
+                    data: string;
+                    /** @description `base64`, when the URL does not say it. */
+                    compression?: string;
+                };
             };
         };
         responses: {
@@ -3581,7 +3607,7 @@ export interface operations {
     posthogCapture: {
         parameters: {
             query?: {
-                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). `base64`: a form's `data` is base64 (also accepted as the form's own `compression` field). */
                 compression?: string;
             };
             header?: {
@@ -3615,6 +3641,12 @@ export interface operations {
                  */
                 "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
                 "text/plain": string;
+                "application/x-www-form-urlencoded": {
+                    /** @description The JSON body (one event, a batch or an array of events), in base64 or as it is. */
+                    data: string;
+                    /** @description `base64`, when the URL does not say it. */
+                    compression?: string;
+                };
             };
         };
         responses: {
@@ -3639,7 +3671,7 @@ export interface operations {
     posthogE: {
         parameters: {
             query?: {
-                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). `base64`: a form's `data` is base64 (also accepted as the form's own `compression` field). */
                 compression?: string;
             };
             header?: {
@@ -3673,6 +3705,12 @@ export interface operations {
                  */
                 "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
                 "text/plain": string;
+                "application/x-www-form-urlencoded": {
+                    /** @description The JSON body (one event, a batch or an array of events), in base64 or as it is. */
+                    data: string;
+                    /** @description `base64`, when the URL does not say it. */
+                    compression?: string;
+                };
             };
         };
         responses: {
@@ -3697,7 +3735,7 @@ export interface operations {
     posthogTrack: {
         parameters: {
             query?: {
-                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). `base64`: a form's `data` is base64 (also accepted as the form's own `compression` field). */
                 compression?: string;
             };
             header?: {
@@ -3731,6 +3769,12 @@ export interface operations {
                  */
                 "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
                 "text/plain": string;
+                "application/x-www-form-urlencoded": {
+                    /** @description The JSON body (one event, a batch or an array of events), in base64 or as it is. */
+                    data: string;
+                    /** @description `base64`, when the URL does not say it. */
+                    compression?: string;
+                };
             };
         };
         responses: {
@@ -3755,7 +3799,7 @@ export interface operations {
     posthogIngest: {
         parameters: {
             query?: {
-                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). */
+                /** @description `gzip-js`: the body is gzip, whatever Content-Encoding says (posthog-js). `base64`: a form's `data` is base64 (also accepted as the form's own `compression` field). */
                 compression?: string;
             };
             header?: {
@@ -3789,6 +3833,12 @@ export interface operations {
                  */
                 "application/json": components["schemas"]["PostHogBatch"] | components["schemas"]["PostHogEvent"] | components["schemas"]["PostHogEvent"][];
                 "text/plain": string;
+                "application/x-www-form-urlencoded": {
+                    /** @description The JSON body (one event, a batch or an array of events), in base64 or as it is. */
+                    data: string;
+                    /** @description `base64`, when the URL does not say it. */
+                    compression?: string;
+                };
             };
         };
         responses: {
@@ -3835,6 +3885,42 @@ export interface operations {
                         featureFlagPayloads?: Record<string, never>;
                         /** @constant */
                         errorsWhileComputingFlags?: false;
+                    };
+                };
+            };
+        };
+    };
+    posthogDecide: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description posthog-js's configuration, no feature flags. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        flags?: Record<string, never>;
+                        featureFlags?: Record<string, never>;
+                        featureFlagPayloads?: Record<string, never>;
+                        /** @constant */
+                        errorsWhileComputingFlags?: false;
+                        config?: {
+                            enable_collect_everything?: boolean;
+                        };
+                        supportedCompression?: string[];
+                        /** @constant */
+                        sessionRecording?: false;
                     };
                 };
             };
