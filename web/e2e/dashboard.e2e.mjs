@@ -224,22 +224,39 @@ try {
     noProblems('revoking the key just created')
     step('revoking the key just created hides its plain text')
 
-    // An ingest-only key: listed as such, and refused by every route but ingestion.
+    // An ingest-only key limited to two web origins: listed as such, refused by every route but
+    // ingestion, and refused for ingestion from another origin.
     const ingestOnly = page.getByLabel('Ingest only', { exact: true })
+    const originsField = page.getByLabel('Allowed origins', { exact: true })
     await page.getByLabel('Name', { exact: true }).fill('e2e web page')
     await ingestOnly.check()
+    await originsField.fill('https://Shop.example\nhttp://localhost:8080')
     await page.getByRole('button', { name: 'Create key' }).click()
     await page.getByTestId('new-key').getByText('it may only send events').waitFor()
     const webKey = (await keyEl.textContent()).trim()
     await keyRow('e2e web page').getByText('Ingest only', { exact: true }).waitFor()
+    const listedOrigins = await keyRow('e2e web page').getByRole('list', { name: 'Origins' }).getByRole('listitem').allTextContents()
+    check(listedOrigins.join(' ') === 'https://shop.example http://localhost:8080', `the list shows the key's origins, lower-cased: ${listedOrigins.join(', ')}`)
     check((await keyRow('e2e ingestion').getByText('Ingest + read', { exact: true }).count()) === 1, 'a key made without "Ingest only" is listed as Ingest + read')
+    check((await keyRow('e2e ingestion').getByText('Any origin', { exact: true }).count()) === 1, 'a key made without origins is listed as Any origin')
     check(!(await ingestOnly.isChecked()), '"Ingest only" is unticked after the key is made')
+    check((await originsField.inputValue()) === '', '"Allowed origins" is empty after the key is made')
     const readRefused = await fetch(base + '/api/metrics', { headers: { 'x-api-key': webKey } })
     check(readRefused.status === 403, `GET /api/metrics with an ingest-only key: ${readRefused.status}, want 403`)
+    // Node's fetch may set Origin (a page's fetch may not). The event is valid: only its origin
+    // is wrong. From an allowed origin, an empty body passes the key check and fails validation
+    // (400), so that no event is stored (the analytics steps below count them).
+    const sendFrom = (origin, body) =>
+      fetch(base + '/api/v1/events', { method: 'POST', headers: { 'Content-Type': 'application/json', 'x-api-key': webKey, Origin: origin }, body: JSON.stringify(body) })
+    const foreign = await sendFrom('https://evil.example', { eventType: 'page_view', userId: 'e2e_origin', sessionId: 'e2e_origin', timestamp: new Date().toISOString() })
+    const foreignBody = await foreign.text()
+    check(foreign.status === 403 && foreignBody.includes('may not send events from origin'), `POST /api/v1/events from another origin: ${foreign.status} ${foreignBody}, want 403`)
+    const own = await sendFrom('https://shop.example', {})
+    check(own.status === 400, `POST /api/v1/events with no event from an allowed origin: ${own.status}, want 400 (the origin accepted, the body refused)`)
     await shot('03c-api-keys-ingest-only')
     await audit(page, 'API keys, ingest-only key shown')
     noProblems('creating an ingest-only key')
-    step('created an ingest-only key: the list says "Ingest only"; evp refuses it for metrics')
+    step('created an ingest-only key with allowed origins: the list says "Ingest only" and its origins; evp refuses it for metrics and from another origin')
   } else {
     check(apiKey, 'EVP_API_KEY is set when evp has no email sign-in')
     await page.getByRole('button', { name: 'Use an API key instead' }).click()

@@ -24,7 +24,15 @@ function fakeEvp(initial: APIKey[] = [older]) {
     if (url === '/api/auth/api-key' && method === 'POST') {
       const body = JSON.parse(init!.body as string)
       requests.push(body)
+      // As evp: an origin is scheme://host[:port], kept lower-cased without repeats.
+      const origins: string[] | undefined = body.allowedOrigins
+      const bad = origins?.find((o) => !/^https?:\/\/[^/\s]+\/?$/i.test(o))
+      if (bad !== undefined) {
+        const reason = `"${bad}" is not an origin such as https://shop.example or http://localhost:8080`
+        return json(400, { success: false, error: { code: 'VALIDATION_ERROR', message: `allowedOrigins: ${reason}`, details: [{ path: 'allowedOrigins', reason }] } })
+      }
       const key: APIKey = { id: `key_${keys.length}`, name: body.name, prefix: 'evp_NEW1', last4: 'abcd', createdAt: '2026-01-02T10:00:00Z', ingestOnly: body.ingestOnly === true }
+      if (origins?.length) key.allowedOrigins = [...new Set(origins.map((o) => o.toLowerCase().replace(/\/$/, '')))]
       keys = [...keys, key]
       return ok({ apiKey: 'evp_NEW1secretsecretabcd', message: 'API key generated successfully', key })
     }
@@ -109,5 +117,63 @@ describe('ApiKeys', () => {
     expect(within(row('web page')).queryByText('Ingest + read')).toBeNull()
     expect(within(row('old service')).getByText('Ingest + read')).toBeInTheDocument()
     expect(within(row('old service')).queryByText('Ingest only')).toBeNull()
+  })
+
+  it('sends the allowed origins typed one per line or separated by spaces or commas, lists them, and empties the field afterwards', async () => {
+    const { requests } = fakeEvp()
+    const user = userEvent.setup()
+    renderPage()
+    await user.type(await screen.findByLabelText('Name'), 'shop')
+    await user.click(screen.getByRole('checkbox', { name: 'Ingest only' }))
+    const field = screen.getByRole('textbox', { name: 'Allowed origins' })
+    expect(field).toHaveAccessibleDescription(/Browsers on other origins may not send events.*servers and apps are not limited.*Empty: any origin/)
+    await user.type(field, 'https://Shop.example{Enter}  http://localhost:8080, https://cdn.example ,,{Enter}')
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    await screen.findByRole('cell', { name: 'shop' })
+    expect(requests).toEqual([{ name: 'shop', ingestOnly: true, allowedOrigins: ['https://Shop.example', 'http://localhost:8080', 'https://cdn.example'] }])
+    const row = screen.getByRole('cell', { name: 'shop' }).closest('tr') as HTMLElement
+    const listed = within(row).getByRole('list', { name: 'Origins' })
+    expect(within(listed).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['https://shop.example', 'http://localhost:8080', 'https://cdn.example'])
+    expect(within(row).queryByText('Any origin')).toBeNull()
+    expect(screen.getByRole('textbox', { name: 'Allowed origins' })).toHaveValue('')
+
+    // Left empty, the next request names no origins (any origin).
+    await user.type(screen.getByLabelText('Name'), 'backend')
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    await screen.findByRole('cell', { name: 'backend' })
+    expect(requests[1]).toEqual({ name: 'backend', ingestOnly: false })
+  })
+
+  it('shows evp\'s 400 about a malformed origin next to the form and keeps what was typed', async () => {
+    const { requests } = fakeEvp()
+    const user = userEvent.setup()
+    renderPage()
+    await user.type(await screen.findByLabelText('Name'), 'shop')
+    const field = screen.getByRole('textbox', { name: 'Allowed origins' })
+    await user.type(field, 'https://shop.example/checkout')
+    await user.click(screen.getByRole('button', { name: 'Create key' }))
+    expect(await screen.findByRole('alert')).toHaveTextContent(/allowedOrigins: "https:\/\/shop\.example\/checkout" is not an origin/)
+    expect(requests).toEqual([{ name: 'shop', ingestOnly: false, allowedOrigins: ['https://shop.example/checkout'] }])
+    expect(field).toHaveValue('https://shop.example/checkout')
+    expect(field).toHaveAttribute('aria-invalid', 'true')
+    expect(screen.queryByTestId('new-key')).toBeNull()
+  })
+
+  it('shows the origins of each key: its list, or "Any origin" when it names none', async () => {
+    fakeEvp([
+      older,
+      { id: 'key_web', name: 'web page', prefix: 'evp_WEB1', last4: 'wwww', createdAt: '2026-01-03T10:00:00Z', ingestOnly: true, allowedOrigins: ['https://shop.example', 'http://localhost:8080'] },
+      { id: 'key_app', name: 'app', prefix: 'evp_APP1', last4: 'aaaa', createdAt: '2026-01-04T10:00:00Z', ingestOnly: true, allowedOrigins: [] },
+    ])
+    renderPage()
+    const row = (name: string) => screen.getByRole('cell', { name }).closest('tr') as HTMLElement
+    await screen.findByRole('cell', { name: 'web page' })
+    const web = within(row('web page'))
+    expect(web.getByText('https://shop.example')).toBeInTheDocument()
+    expect(web.getByText('http://localhost:8080')).toBeInTheDocument()
+    expect(web.queryByText('Any origin')).toBeNull()
+    expect(within(row('old service')).getByText('Any origin')).toBeInTheDocument()
+    expect(within(row('old service')).queryByRole('list')).toBeNull()
+    expect(within(row('app')).getByText('Any origin')).toBeInTheDocument()
   })
 })
