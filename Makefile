@@ -64,7 +64,8 @@ web-check: $(WEB_DEPS)
 
 ## test: the full test suite (what CI runs): the Go linters, the dashboard's checks and build,
 ## the Go tests (browser tests included), then bounded fuzz runs of the event decoder, of
-## its fast path and JSON validator, of the Segment and PostHog decoders and of jsonobj
+## its fast path and JSON validator, of the Segment and PostHog decoders, of jsonobj and
+## of the analytics blocks' decoder
 test: lint web-check web
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/event
@@ -73,6 +74,7 @@ test: lint web-check web
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/segment
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/posthog
 	$(GO) test -run '^$$' -fuzz '^FuzzMembers$$' -fuzztime $(FUZZTIME) ./internal/jsonobj
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/blocks
 
 ## lint: go.mod tidy, then golangci-lint (.golangci.yml): gofmt, go vet, staticcheck, unused,
 ## errcheck, ineffassign, misspell; the first run builds golangci-lint (a few minutes)

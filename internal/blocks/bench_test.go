@@ -1,0 +1,110 @@
+package blocks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// benchSet is EVP_BENCH_EVENTS events (10 million by default) over the 7 days before
+// benchEnd, from 10,000 users (skewed: low ids are busy) in 10 types, sealed into blocks
+// once per process.
+var (
+	benchOnce  sync.Once
+	benchBlks  []*Block
+	benchDicts Dicts
+	benchEnd   = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+)
+
+func benchBlocks(b *testing.B) ([]*Block, Dicts) {
+	benchOnce.Do(func() {
+		n := 10_000_000
+		if s := os.Getenv("EVP_BENCH_EVENTS"); s != "" {
+			n, _ = strconv.Atoi(s)
+		}
+		benchDicts = NewDicts()
+		r := rand.New(rand.NewPCG(1, 2))
+		const hours = 7 * 24
+		builders := make([]*Builder, hours)
+		first := Hour(benchEnd) - hours
+		for h := range builders {
+			builders[h] = NewBuilder(benchDicts, first+int64(h))
+		}
+		users := make([]string, 10_000)
+		for i := range users {
+			users[i] = fmt.Sprintf("user_%05d", i)
+		}
+		types := []string{"page_view", "click", "signup", "purchase", "logout", "search", "add_to_cart", "share", "login", "error"}
+		span := int64(hours) * hourNanos
+		for range n {
+			at := benchEnd.Add(-time.Duration(r.Int64N(span)) - 1)
+			u := int(float64(len(users)) * r.Float64() * r.Float64())
+			e := Event{Time: at, Type: types[r.IntN(len(types))], User: users[u], Session: users[u] + "/" + strconv.Itoa(int(at.Unix()/1800))}
+			if err := builders[Hour(at)-first].Add(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, bl := range builders {
+			blk, err := bl.Seal(1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchBlks = append(benchBlks, blk)
+		}
+	})
+	return benchBlks, benchDicts
+}
+
+// BenchmarkQuery answers the analytics questions of the dashboard over benchSet: each range
+// (15m, 1h, 24h, 7d, ending at a minute that cuts an hour) with no filter, an event type,
+// one user, and a userId substring matching about 100 users.
+func BenchmarkQuery(b *testing.B) {
+	blks, d := benchBlocks(b)
+	end := benchEnd.Add(-17 * time.Minute)
+	for _, r := range []struct {
+		name   string
+		span   time.Duration
+		bucket time.Duration
+	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, time.Hour}, {"7d", 7 * 24 * time.Hour, 6 * time.Hour}} {
+		for _, f := range []struct{ name, typ, user string }{{"all", "", ""}, {"type", "purchase", ""}, {"user", "", "user_00042"}, {"users100", "", "user_042"}} {
+			b.Run(r.name+"/"+f.name, func(b *testing.B) {
+				q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket, EventType: f.typ, UserID: f.user}
+				for b.Loop() {
+					if _, err := Query(blks, d, q); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDecode decodes benchSet's blocks: the cost of reading them on a fresh process.
+func BenchmarkDecode(b *testing.B) {
+	blks, _ := benchBlocks(b)
+	var encoded [][]byte
+	size := 0
+	for _, blk := range blks {
+		e, err := blk.Encode(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		encoded = append(encoded, e)
+		size += len(e)
+	}
+	b.ReportMetric(float64(size)/float64(len(encoded)), "bytes/block")
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		for _, e := range encoded {
+			if _, err := Decode(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
