@@ -108,3 +108,63 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEngineAdd adds 1,000-event batches spread over 24 hours (a backfill) to an
+// engine, sealing every hour each 100 batches: what a store's write path pays.
+func BenchmarkEngineAdd(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	users := make([]string, 10_000)
+	for i := range users {
+		users[i] = fmt.Sprintf("user_%05d", i)
+	}
+	types := []string{"page_view", "click", "signup", "purchase", "logout", "search", "add_to_cart", "share", "login", "error"}
+	batch := make([]Event, 1000)
+	e := NewEngine(NewDicts())
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			at := benchEnd.Add(-time.Duration(r.Int64N(int64(24 * time.Hour))))
+			u := r.IntN(len(users))
+			batch[i] = Event{Time: at, Type: types[r.IntN(len(types))], User: users[u], Session: users[u]}
+		}
+		if err := e.Add(batch); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n%100 == 0 {
+			for _, h := range e.HeadHours() {
+				if _, err := e.Seal(h); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkQueryHead asks about the last hour while its 60,000 events are in the head, and
+// after they are sealed.
+func BenchmarkQueryHead(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	e := NewEngine(NewDicts())
+	var evs []Event
+	for range 60_000 {
+		u := fmt.Sprintf("user_%05d", r.IntN(10_000))
+		evs = append(evs, Event{Time: benchEnd.Add(-time.Duration(r.Int64N(int64(time.Hour)))), Type: "click", User: u, Session: u})
+	}
+	if err := e.Add(evs); err != nil {
+		b.Fatal(err)
+	}
+	q := store.AnalyticsQuery{Start: benchEnd.Add(-time.Hour), End: benchEnd, Bucket: time.Minute}
+	run := func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.Query(q); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("head", run)
+	if _, err := e.Seal(Hour(benchEnd) - 1); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("sealed", run)
+}

@@ -38,9 +38,10 @@ const (
 	minuteNanos = int64(time.Minute)
 )
 
-func entryMinute(e uint64) int  { return int(e & (1<<minuteBits - 1)) }
-func entryNano(e uint64) int64  { return int64(e >> minuteBits & nanoMask) }
-func entryType(e uint64) uint32 { return uint32(e >> typeShift) }
+func entryMinute(e uint64) int   { return int(e & (1<<minuteBits - 1)) }
+func entryNano(e uint64) int64   { return int64(e >> minuteBits & nanoMask) }
+func entryType(e uint64) uint32  { return uint32(e >> typeShift) }
+func entryInHour(e uint64) int64 { return int64(entryMinute(e))*minuteNanos + entryNano(e) }
 func makeEntry(inHour int64, typ uint32) uint64 {
 	return uint64(inHour/minuteNanos) | uint64(inHour%minuteNanos)<<minuteBits | uint64(typ)<<typeShift
 }
@@ -120,7 +121,7 @@ func (b *Builder) AddBlock(blk *Block) error {
 			e := blk.entries[i]
 			b.rows = append(b.rows, row{
 				user: u.id, typ: blk.types[entryType(e)],
-				inHour: int64(entryMinute(e))*minuteNanos + entryNano(e), session: blk.sessionHashes[blk.session[i]],
+				inHour: entryInHour(e), session: blk.sessionHashes[blk.session[i]],
 			})
 		}
 	}
@@ -194,12 +195,6 @@ func (b *Builder) Seal(version uint64) (*Block, error) {
 		return a.minute < c.minute || a.minute == c.minute && a.typ < c.typ
 	})
 	return blk, nil
-}
-
-// within reports whether blk numbers only users below users and types below types.
-func (blk *Block) within(users, types int) bool {
-	return (len(blk.users) == 0 || int(blk.users[len(blk.users)-1].id) < users) &&
-		(len(blk.types) == 0 || int(blk.types[len(blk.types)-1]) < types)
 }
 
 // userRow returns the block's row of the user with global id id.

@@ -68,7 +68,7 @@ func (blk *Block) Encode(dst []byte) ([]byte, error) {
 		at := int64(0)
 		for i := u.first; i < u.first+u.n; i++ {
 			e := blk.entries[i]
-			inHour := int64(entryMinute(e))*minuteNanos + entryNano(e)
+			inHour := entryInHour(e)
 			dst = binary.AppendUvarint(dst, uint64(inHour-at))
 			dst = binary.AppendUvarint(dst, uint64(entryType(e)))
 			dst = binary.AppendUvarint(dst, uint64(blk.session[i]))

@@ -15,14 +15,37 @@ import (
 // topUsers is how many users an answer lists.
 const topUsers = 10
 
-// Query answers q from blks: the blocks of one consistent snapshot, at most one an hour, in
-// any order, built with d before the call; those outside q's range are skipped. Counts and unique users are exact;
-// unique sessions come from HyperLogLog sketches (about 0.8 % error).
+// part is what Query reads an hour from: a sealed Block, or a view of the head's events
+// of an hour. An hour may have both (late events after it was sealed).
+type part interface {
+	hourOf() int64
+	// within reports whether the part numbers only users below users and types below types.
+	within(users, types int) bool
+	// addTo adds the part's events in minutes [lo, hi) of its hour that pass a's filters.
+	addTo(a *adder, lo, hi int) error
+	// detailOf adds the events in minutes [lo, hi) that pass a's filters of the users in
+	// tops to their details.
+	detailOf(a *adder, lo, hi int, tops map[uint32]*detail)
+}
+
+// Query answers q from blks, the blocks of one consistent snapshot, in any order, built
+// with d before the call; those outside q's range are skipped (see Snapshot.Query).
+func Query(blks []*Block, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+	parts := make([]part, len(blks))
+	for i, blk := range blks {
+		parts[i] = blk
+	}
+	return query(parts, d, q)
+}
+
+// query answers q from parts. Counts and unique users are exact; unique sessions come from
+// HyperLogLog sketches (about 0.8 % error).
 //
 // A whole hour of an unfiltered query is read from its block's header; an hour cut by the
-// range, and every hour of a filtered query, from its entries, skipping the users a userId
-// filter leaves out. Top users' last times and types come from their own entries only.
-func Query(blks []*Block, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
+// range, every hour of a filtered query and the head, from their entries, skipping the
+// users a userId filter leaves out. Top users' last times and types come from their own
+// entries only.
+func query(parts []part, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
 	t, err := store.NewTally(q)
 	if err != nil {
 		return store.AnalyticsResult{}, err
@@ -36,20 +59,19 @@ func Query(blks []*Block, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResul
 	a := &adder{
 		t: t, f: f, typeNames: d.Types.Names(),
 		perUser:  make([]int64, len(d.Users.Names())),
-		sessions: hyperloglog.New14(),
+		sessions: hyperloglog.NewNoSparse(), // dense: an insert costs the same at any size
 	}
-	var in []*Block // the blocks of the range, by hour
-	for _, blk := range blks {
-		if lo, hi := a.window(blk); lo < hi {
-			if !blk.within(len(a.perUser), len(a.typeNames)) {
-				return store.AnalyticsResult{}, fmt.Errorf("blocks: the block of hour %d numbers users or types the dictionaries do not hold", blk.Hour)
+	var in []part // the parts of the range
+	for _, p := range parts {
+		if lo, hi := a.window(p.hourOf()); lo < hi {
+			if !p.within(len(a.perUser), len(a.typeNames)) {
+				return store.AnalyticsResult{}, fmt.Errorf("blocks: the events of hour %d number users or types the dictionaries do not hold", p.hourOf())
 			}
-			in = append(in, blk)
+			in = append(in, p)
 		}
 	}
-	slices.SortFunc(in, func(x, y *Block) int { return cmpI64(x.Hour, y.Hour) })
-	for _, blk := range in {
-		if err := a.add(blk); err != nil {
+	for _, p := range in {
+		if err := a.add(p); err != nil {
 			return store.AnalyticsResult{}, err
 		}
 	}
@@ -114,89 +136,61 @@ type adder struct {
 	seen      []uint64
 }
 
-// window is the minutes [lo, hi) of blk's hour that the range holds.
-func (a *adder) window(blk *Block) (lo, hi int) {
-	first := blk.Hour * 60
+// window is the minutes [lo, hi) of the Unix hour hour that the range holds.
+func (a *adder) window(hour int64) (lo, hi int) {
+	first := hour * 60
 	lo = int(max(a.t.StartMin-first, 0))
 	hi = int(min(a.t.EndMin-first, 60))
 	return lo, hi
 }
 
-// add adds what blk holds of the range.
-func (a *adder) add(blk *Block) error {
-	lo, hi := a.window(blk)
+// add adds what p holds of the range.
+func (a *adder) add(p part) error {
+	lo, hi := a.window(p.hourOf())
 	clear(a.perMinute[:])
-	a.perType = slices.Grow(a.perType[:0], len(blk.types))[:len(blk.types)]
-	clear(a.perType)
-	if lo == 0 && hi == 60 && !a.f.matches {
-		if err := a.addHeader(blk); err != nil {
-			return err
-		}
-	} else {
-		a.scan(blk, lo, hi)
+	if err := p.addTo(a, lo, hi); err != nil {
+		return err
 	}
+	hour := p.hourOf()
 	for m, n := range a.perMinute {
 		if n > 0 {
-			a.t.Buckets[(blk.Hour*60+int64(m)-a.t.StartMin)/a.t.BucketMin] += n
+			a.t.Buckets[(hour*60+int64(m)-a.t.StartMin)/a.t.BucketMin] += n
 		}
 	}
-	for i, n := range a.perType {
+	return nil
+}
+
+// addTypes adds the counts of a.perType (see typeCounts), per type index of a part whose
+// indexes name the global types types, to the tally.
+func (a *adder) addTypes(types []uint32) {
+	for i, n := range a.perType[:len(types)] {
 		if n > 0 {
-			a.t.ByType[a.typeNames[blk.types[i]]] += n
+			a.t.ByType[a.typeNames[types[i]]] += n
 		}
 	}
-	return nil
 }
 
-// addHeader adds the whole hour of blk from its header.
-func (a *adder) addHeader(blk *Block) error {
-	for _, c := range blk.cells {
-		a.perMinute[c.minute] += int64(c.n)
-		a.perType[c.typ] += int64(c.n)
-	}
-	for _, u := range blk.users {
-		a.perUser[u.id] += int64(u.n)
-	}
-	if err := a.sessions.Merge(blk.sessions); err != nil {
-		return fmt.Errorf("blocks: the sessions of hour %d: %w", blk.Hour, err)
-	}
-	return nil
+// typeCounts returns a.perType sized for n type indexes, zeroed.
+func (a *adder) typeCounts(n int) []int64 {
+	a.perType = slices.Grow(a.perType[:0], n)[:n]
+	clear(a.perType)
+	return a.perType
 }
 
-// scan adds the entries of blk in minutes [lo, hi) that pass the filters.
-func (a *adder) scan(blk *Block, lo, hi int) {
-	typ, wantType := uint32(0), a.f.byType
-	if wantType {
-		var ok bool
-		if typ, ok = blk.localType(a.f.typ); !ok {
-			return
-		}
-	}
-	a.seen = slices.Grow(a.seen[:0], (len(blk.sessionHashes)+63)/64)[:(len(blk.sessionHashes)+63)/64]
+// sessionBits returns a.seen sized for n sessions, zeroed.
+func (a *adder) sessionBits(n int) []uint64 {
+	w := (n + 63) / 64
+	a.seen = slices.Grow(a.seen[:0], w)[:w]
 	clear(a.seen)
-	for _, u := range blk.users {
-		if !a.f.user(u.id) {
-			continue
-		}
-		var n int64
-		for i := u.first; i < u.first+u.n; i++ {
-			e := blk.entries[i]
-			m := entryMinute(e)
-			if m < lo || m >= hi || wantType && entryType(e) != typ {
-				continue
-			}
-			n++
-			a.perMinute[m]++
-			a.perType[entryType(e)]++
-			s := blk.session[i]
-			a.seen[s/64] |= 1 << (s % 64)
-		}
-		a.perUser[u.id] += n
-	}
+	return a.seen
+}
+
+// addSessions adds the sessions whose bits a.seen sets, hashes[i] for bit i.
+func (a *adder) addSessions(hashes []uint64) {
 	for w, word := range a.seen {
 		for word != 0 {
 			b := bits.TrailingZeros64(word)
-			a.sessions.InsertHash(blk.sessionHashes[w*64+b])
+			a.sessions.InsertHash(hashes[w*64+b])
 			word &= word - 1
 		}
 	}
@@ -204,8 +198,8 @@ func (a *adder) scan(blk *Block, lo, hi int) {
 
 // top returns the users with the most events in the range, most first (ties by id), with
 // the time of their last event and their types in the range, read from their entries in
-// blks (the blocks of the range, by hour).
-func (a *adder) top(blks []*Block, names []string) []store.TopUser {
+// parts (the parts of the range).
+func (a *adder) top(parts []part, names []string) []store.TopUser {
 	var ids []uint32
 	for id, n := range a.perUser {
 		if n == 0 {
@@ -217,9 +211,22 @@ func (a *adder) top(blks []*Block, names []string) []store.TopUser {
 		}
 	}
 	ids = a.best(ids, names)
+	tops := make(map[uint32]*detail, len(ids))
+	for _, id := range ids {
+		tops[id] = &detail{types: map[uint32]bool{}}
+	}
+	for _, p := range parts {
+		lo, hi := a.window(p.hourOf())
+		p.detailOf(a, lo, hi, tops)
+	}
 	out := make([]store.TopUser, len(ids))
 	for k, id := range ids {
-		out[k] = a.detail(blks, id, names[id])
+		d := tops[id]
+		out[k] = store.TopUser{UserID: names[id], EventCount: a.perUser[id], LastEventAt: time.Unix(0, d.last).UTC(), EventTypes: []string{}}
+		for typ := range d.types {
+			out[k].EventTypes = append(out[k].EventTypes, a.typeNames[typ])
+		}
+		slices.Sort(out[k].EventTypes)
 	}
 	return out
 }
@@ -235,39 +242,18 @@ func (a *adder) best(ids []uint32, names []string) []uint32 {
 	return ids[:min(len(ids), topUsers)]
 }
 
-// detail is user id's line in the answer.
-func (a *adder) detail(blks []*Block, id uint32, name string) store.TopUser {
-	tu := store.TopUser{UserID: name, EventCount: a.perUser[id], EventTypes: []string{}}
-	last, found := int64(0), false
-	types := map[uint32]bool{}
-	for _, blk := range blks {
-		u, ok := blk.userRow(id)
-		if !ok {
-			continue
-		}
-		lo, hi := a.window(blk)
-		typ, wantType := uint32(0), a.f.byType
-		if wantType {
-			if typ, ok = blk.localType(a.f.typ); !ok {
-				continue
-			}
-		}
-		for i := u.first; i < u.first+u.n; i++ {
-			e := blk.entries[i]
-			m := entryMinute(e)
-			if m < lo || m >= hi || wantType && entryType(e) != typ {
-				continue
-			}
-			types[blk.types[entryType(e)]] = true
-			if at := blk.Hour*hourNanos + int64(m)*minuteNanos + entryNano(e); !found || at > last {
-				last, found = at, true
-			}
-		}
+// detail is what the answer says of a top user besides the count: the time of the last
+// event (Unix nanoseconds) and the global types.
+type detail struct {
+	last  int64
+	found bool
+	types map[uint32]bool
+}
+
+// add records an event at Unix nanosecond at of global type typ.
+func (d *detail) add(at int64, typ uint32) {
+	d.types[typ] = true
+	if !d.found || at > d.last {
+		d.last, d.found = at, true
 	}
-	for typ := range types {
-		tu.EventTypes = append(tu.EventTypes, a.typeNames[typ])
-	}
-	slices.Sort(tu.EventTypes)
-	tu.LastEventAt = time.Unix(0, last).UTC()
-	return tu
 }
