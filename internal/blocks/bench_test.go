@@ -132,7 +132,7 @@ func BenchmarkEngineAdd(b *testing.B) {
 		}
 		if n++; n%100 == 0 {
 			for _, h := range e.HeadHours() {
-				if _, err := e.Seal(h); err != nil {
+				if _, err := e.Seal(h.Hour); err != nil {
 					b.Fatal(err)
 				}
 			}

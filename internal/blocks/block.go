@@ -20,10 +20,12 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// Event is what a block keeps of one event.
+// Event is what a block keeps of one event, and the event's place in its store's order of
+// commits (Seq), by which a store tells which events a persisted block holds.
 type Event struct {
 	Time                time.Time
 	Type, User, Session string
+	Seq                 int64
 }
 
 // An entry is one event in a block's body: bits 0-5 its minute in the hour, 6-41 its
@@ -52,6 +54,9 @@ type Block struct {
 	Hour    int64  // Unix hour: the block covers [Hour*3600 s, (Hour+1)*3600 s)
 	Version uint64 // which sealing of the hour this is; the store chooses
 	Events  int
+	// Seq is the highest Seq of the events it holds: it holds every event of its hour up to
+	// Seq that its engine was given, and none after.
+	Seq int64
 
 	types   []uint32 // the block's type indexes to global type ids, ascending
 	cells   []cell   // events per minute and type, by minute then type
@@ -83,6 +88,7 @@ type Builder struct {
 	hour int64
 	d    Dicts
 	rows []row
+	seq  int64 // the highest Seq added
 }
 
 // row is an event as the builder keeps it.
@@ -107,6 +113,7 @@ func (b *Builder) Add(e Event) error {
 		user: b.d.Users.ID(e.User), typ: b.d.Types.ID(e.Type),
 		inHour: e.Time.UnixNano() - b.hour*hourNanos, session: xxhash.Sum64String(e.Session),
 	})
+	b.seq = max(b.seq, e.Seq)
 	return nil
 }
 
@@ -116,6 +123,7 @@ func (b *Builder) AddBlock(blk *Block) error {
 	if blk.Hour != b.hour {
 		return fmt.Errorf("blocks: a block of hour %d added to hour %d", blk.Hour, b.hour)
 	}
+	b.seq = max(b.seq, blk.Seq)
 	for _, u := range blk.users {
 		for i := u.first; i < u.first+u.n; i++ {
 			e := blk.entries[i]
@@ -144,7 +152,7 @@ func (b *Builder) Seal(version uint64) (*Block, error) {
 		}
 		return cmpI64(x.inHour, y.inHour)
 	})
-	blk := &Block{Hour: b.hour, Version: version, Events: len(rows), sessions: hyperloglog.New14()}
+	blk := &Block{Hour: b.hour, Version: version, Events: len(rows), Seq: b.seq, sessions: hyperloglog.New14()}
 
 	localType := map[uint32]uint32{}
 	for _, r := range rows {

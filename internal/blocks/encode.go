@@ -12,7 +12,7 @@ import (
 // A block as bytes: the magic "EVPB", the format (1), the fields below as varints (header
 // first, so that a reader could stop after it), and a CRC-32 (Castagnoli) of all before it.
 //
-//	hour, version, events
+//	hour, version, events, seq
 //	types:    count, then each global id as the difference from the one before
 //	cells:    count, then minute, type, n
 //	users:    count, then id (difference from the one before), n
@@ -34,6 +34,7 @@ func (blk *Block) Encode(dst []byte) ([]byte, error) {
 	dst = binary.AppendVarint(dst, blk.Hour)
 	dst = binary.AppendUvarint(dst, blk.Version)
 	dst = binary.AppendUvarint(dst, uint64(blk.Events))
+	dst = binary.AppendVarint(dst, blk.Seq)
 
 	dst = binary.AppendUvarint(dst, uint64(len(blk.types)))
 	prev := uint32(0)
@@ -97,6 +98,7 @@ func Decode(b []byte) (*Block, error) {
 	}
 	r := reader{b: body[len(magic)+1:]}
 	blk := &Block{Hour: r.varint(), Version: r.uvarint(), Events: r.count(len(r.b) / 3)} // an entry takes 3 bytes or more
+	blk.Seq = r.varint()
 
 	blk.types = make([]uint32, r.count(maxTypes))
 	prev := uint64(0)

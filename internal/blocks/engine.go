@@ -18,10 +18,11 @@ import (
 // Queries read one snapshot, published whole after each change, so an answer never counts
 // an event in one figure and not in another; they take no lock and never wait for a writer.
 type Engine struct {
-	d     Dicts
-	mu    sync.Mutex // writers: Add, Seal, Install, Drop
-	heads map[int64]*headHour
-	snap  atomic.Pointer[Snapshot]
+	d       Dicts
+	mu      sync.Mutex // writers: Add, Seal, Install, Drop
+	heads   map[int64]*headHour
+	lastSeq int64 // the highest Seq given to Add
+	snap    atomic.Pointer[Snapshot]
 }
 
 // Snapshot is the engine's state at one moment. It never changes.
@@ -86,17 +87,54 @@ func (e *Engine) Add(evs []Event) error {
 		if err := hh.add(ev); err != nil && firstErr == nil {
 			firstErr = err
 		}
+		e.lastSeq = max(e.lastSeq, ev.Seq)
 	}
 	e.publish(nil, nil)
 	return firstErr
 }
 
-// HeadHours returns the hours the head holds events of, oldest first: what a store may
-// seal.
-func (e *Engine) HeadHours() []int64 {
+// LastSeq is the highest Seq given to Add.
+func (e *Engine) LastSeq() int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return slices.Sorted(maps.Keys(e.heads))
+	return e.lastSeq
+}
+
+// Watermark is the highest seq such that every event given to Add with a Seq up to it is in
+// a sealed block (the head holds none of them): a store that has persisted every block Seal
+// returned may, after a restart, Install them and Add only the events after it.
+func (e *Engine) Watermark() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := e.lastSeq
+	for _, hh := range e.heads {
+		w = min(w, hh.firstSeq-1)
+	}
+	return w
+}
+
+// HeadHour describes an hour the head holds events of.
+type HeadHour struct {
+	Hour   int64
+	Events int // in the head
+	Sealed int // in the hour's sealed block
+}
+
+// HeadHours returns the hours the head holds events of, oldest first: what a store may
+// seal.
+func (e *Engine) HeadHours() []HeadHour {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	blocks := e.Snapshot().blocks
+	out := make([]HeadHour, 0, len(e.heads))
+	for _, h := range slices.Sorted(maps.Keys(e.heads)) {
+		hh := HeadHour{Hour: h, Events: len(e.heads[h].entries)}
+		if blk := blocks[h]; blk != nil {
+			hh.Sealed = blk.Events
+		}
+		out = append(out, hh)
+	}
+	return out
 }
 
 // Seal seals the events of hour that the head holds, with the hour's sealed block if it has

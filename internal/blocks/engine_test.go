@@ -57,7 +57,7 @@ func TestEngineMatchesBruteForce(t *testing.T) {
 		if r.IntN(3) == 0 { // seal some hours now and then
 			for _, h := range e.HeadHours() {
 				if r.IntN(2) == 0 {
-					blk, err := e.Seal(h)
+					blk, err := e.Seal(h.Hour)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -75,7 +75,7 @@ func TestEngineMatchesBruteForce(t *testing.T) {
 	// go back in; what was never sealed comes back from the events, as a store reads them.
 	sealed := map[int64]bool{}
 	for _, h := range e.HeadHours() {
-		if _, err := e.Seal(h); err != nil {
+		if _, err := e.Seal(h.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,7 +138,7 @@ func TestEngineSnapshotsAreConsistent(t *testing.T) {
 	wg.Go(func() {
 		for !done.Load() {
 			for _, h := range e.HeadHours() {
-				if _, err := e.Seal(h); err != nil {
+				if _, err := e.Seal(h.Hour); err != nil {
 					t.Error(err)
 					return
 				}
@@ -171,5 +171,65 @@ func TestEngineSnapshotsAreConsistent(t *testing.T) {
 	res, err := e.Query(q)
 	if err != nil || res.TotalEvents != int64(len(evs)) {
 		t.Fatalf("at the end: %d events, %v; want %d", res.TotalEvents, err, len(evs))
+	}
+}
+
+// A store that persists every block Seal returns restarts from them: it installs them and
+// adds the events after the watermark that no block holds (Seq above the block's of their
+// hour). The engine it gets answers as the one before the restart.
+func TestEngineRestartFromWatermark(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	sorted := storetest.Corpus(4000, 8)
+	evs := toEvents(sorted)
+	r.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	for i := range evs {
+		evs[i].Seq = int64(i + 1)
+	}
+	d := NewDicts()
+	e := NewEngine(d)
+	var persisted []*Block
+	for i := 0; i < len(evs); {
+		n := min(1+r.IntN(300), len(evs)-i)
+		if err := e.Add(evs[i : i+n]); err != nil {
+			t.Fatal(err)
+		}
+		i += n
+		for _, h := range e.HeadHours() {
+			if r.IntN(3) == 0 {
+				blk, err := e.Seal(h.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				persisted = append(persisted, blk)
+			}
+		}
+	}
+	w := e.Watermark()
+	if w >= int64(len(evs)) && len(e.HeadHours()) > 0 {
+		t.Fatalf("watermark %d with events in the head", w)
+	}
+
+	again := NewEngine(d)
+	again.Install(persisted...)
+	latest := again.Snapshot().blocks
+	for _, ev := range evs[w:] {
+		if blk := latest[Hour(ev.Time)]; blk != nil && ev.Seq <= blk.Seq {
+			continue
+		}
+		if err := again.Add([]Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := again.Snapshot().Events(); got != len(evs) {
+		t.Fatalf("after the restart %d events, want %d (watermark %d)", got, len(evs), w)
+	}
+	for i, q := range queries(sorted, r) {
+		got, err := again.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := storetest.Compare(got, storetest.Expect(sorted, q), false); err != nil {
+			t.Fatalf("query %d %+v: %v", i, q, err)
+		}
 	}
 }

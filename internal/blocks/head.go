@@ -18,8 +18,11 @@ type headHour struct {
 	entries  []uint64          // one per event, as in a Block
 	users    []uint32          // each entry's global user id
 	sessions []uint32          // each entry's session: an index into hashes
+	seqs     []int64           // each entry's Seq
 	hashes   []uint64          // session hashes, in order seen
 	maxUser  uint32
+	// firstSeq and maxSeq are the lowest and highest Seq of its events.
+	firstSeq, maxSeq int64
 }
 
 func newHeadHour(d Dicts, hour int64) *headHour {
@@ -31,11 +34,11 @@ func (h *headHour) add(e Event) error {
 	if Hour(e.Time) != h.hour {
 		return fmt.Errorf("blocks: an event of hour %d added to hour %d", Hour(e.Time), h.hour)
 	}
-	return h.push(h.d.Types.ID(e.Type), xxhash.Sum64String(e.Session), h.d.Users.ID(e.User), e.Time.UnixNano()-h.hour*hourNanos)
+	return h.push(h.d.Types.ID(e.Type), xxhash.Sum64String(e.Session), h.d.Users.ID(e.User), e.Time.UnixNano()-h.hour*hourNanos, e.Seq)
 }
 
 // push appends an event: its global type and user ids, session hash and time in the hour.
-func (h *headHour) push(typ uint32, session uint64, user uint32, inHour int64) error {
+func (h *headHour) push(typ uint32, session uint64, user uint32, inHour, seq int64) error {
 	ti, ok := h.typeIdx[typ]
 	if !ok {
 		if len(h.types) == maxTypes {
@@ -51,10 +54,15 @@ func (h *headHour) push(typ uint32, session uint64, user uint32, inHour int64) e
 		h.sessIdx[session] = si
 		h.hashes = append(h.hashes, session)
 	}
+	if len(h.entries) == 0 || seq < h.firstSeq {
+		h.firstSeq = seq
+	}
+	h.maxSeq = max(h.maxSeq, seq)
 	h.maxUser = max(h.maxUser, user)
 	h.entries = append(h.entries, makeEntry(inHour, ti))
 	h.users = append(h.users, user)
 	h.sessions = append(h.sessions, si)
+	h.seqs = append(h.seqs, seq)
 	return nil
 }
 
@@ -65,7 +73,7 @@ func (h *headHour) view() *headView {
 	return &headView{
 		hour: h.hour, types: h.types[:len(h.types):len(h.types)],
 		entries: h.entries[:n:n], users: h.users[:n:n], sessions: h.sessions[:n:n],
-		hashes: h.hashes[:len(h.hashes):len(h.hashes)], maxUser: h.maxUser,
+		hashes: h.hashes[:len(h.hashes):len(h.hashes)], maxUser: h.maxUser, maxSeq: h.maxSeq,
 	}
 }
 
@@ -78,9 +86,10 @@ type headView struct {
 	sessions []uint32
 	hashes   []uint64
 	maxUser  uint32
+	maxSeq   int64
 }
 
-// addTo adds the view's events to a builder (sealing).
+// addToBuilder adds the view's events to a builder (sealing).
 func (v *headView) addToBuilder(b *Builder) {
 	for i, e := range v.entries {
 		b.rows = append(b.rows, row{
@@ -88,6 +97,7 @@ func (v *headView) addToBuilder(b *Builder) {
 			inHour: entryInHour(e), session: v.hashes[v.sessions[i]],
 		})
 	}
+	b.seq = max(b.seq, v.maxSeq)
 }
 
 // How Query reads a head view (see part): every question from the entries.
@@ -162,5 +172,5 @@ func (v *headView) detailOf(a *adder, lo, hi int, tops map[uint32]*detail) {
 // appendFrom appends src's entry i, an event of the same hour.
 func (h *headHour) appendFrom(src *headHour, i int) {
 	e := src.entries[i]
-	_ = h.push(src.types[entryType(e)], src.hashes[src.sessions[i]], src.users[i], entryInHour(e)) // src held no more types
+	_ = h.push(src.types[entryType(e)], src.hashes[src.sessions[i]], src.users[i], entryInHour(e), src.seqs[i]) // src held no more types
 }
