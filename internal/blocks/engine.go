@@ -1,6 +1,7 @@
 package blocks
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -59,6 +60,24 @@ func (s *Snapshot) Query(q store.AnalyticsQuery) (store.AnalyticsResult, error) 
 	return query(parts, s.d, q)
 }
 
+// Block returns the snapshot's sealed block of hour, or nil.
+func (s *Snapshot) Block(hour int64) *Block { return s.blocks[hour] }
+
+// Blocks returns the snapshot's sealed blocks by hour (a copy of the map).
+func (s *Snapshot) Blocks() map[int64]*Block { return maps.Clone(s.blocks) }
+
+// Check reports an error when a sealed block numbers users or types the dictionaries do
+// not hold (blocks a store read back that do not go with its names).
+func (s *Snapshot) Check() error {
+	users, types := len(s.d.Users.Names()), len(s.d.Types.Names())
+	for h, blk := range s.blocks {
+		if !blk.within(users, types) {
+			return fmt.Errorf("blocks: the block of hour %d numbers users or types the dictionaries do not hold", h)
+		}
+	}
+	return nil
+}
+
 // Events is how many events the snapshot holds.
 func (s *Snapshot) Events() int {
 	n := 0
@@ -91,6 +110,33 @@ func (e *Engine) Add(evs []Event) error {
 	}
 	e.publish(nil, nil)
 	return firstErr
+}
+
+// Advance records that the events up to seq were all given to Add (some may have been left
+// out by the store, as retention's to delete).
+func (e *Engine) Advance(seq int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lastSeq = max(e.lastSeq, seq)
+}
+
+// Replace makes evs the whole of hour: its sealed block and head are dropped, and evs go
+// to the head (retention trimming the hour its cut-off falls in).
+func (e *Engine) Replace(hour int64, evs []Event) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	hh := newHeadHour(e.d, hour)
+	for _, ev := range evs {
+		if err := hh.add(ev); err != nil {
+			return err
+		}
+	}
+	delete(e.heads, hour)
+	if len(hh.entries) > 0 {
+		e.heads[hour] = hh
+	}
+	e.publish(nil, func(h int64) bool { return h == hour })
+	return nil
 }
 
 // LastSeq is the highest Seq given to Add.

@@ -2,29 +2,47 @@ package sqlitestore
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
-	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/evp-dev/evp/internal/blocks"
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// Rollups:
-//
-//   - rollup_minute (and the per-type counters): exact event counts per (Unix minute, event
-//     type), written in the InsertBatch transaction for the rows the batch actually inserted
-//     (RowsAffected, and when a chunk had duplicates the rows carrying this write's
-//     processed_at), so a redelivered batch adds nothing.
-//   - sketch_minute, sketch_hour (HyperLogLog, precision 14, standard error about 0.8 %, of
-//     user and session ids) and user_minute, user_hour (per-user counts for topUsers):
-//     built from the events table about once a second (memrollups.go).
+// Analytics come from a blocks.Engine fed with the stored events in seq order (feed.go).
+// Sealed hour blocks are persisted, with the dictionaries and the engine's watermark, in
+// analytics_block, analytics_name and the counter blocks_seq, all in one transaction: a
+// start installs them and feeds the events after the watermark that no block holds, so
+// that exact figures are back in seconds after a crash. Only one process persists at a
+// time (the holder of analytics_lease); every process that opens the store keeps its own
+// engine and answers from it.
 
-type rollupKey struct {
-	minute    int64
-	eventType string
-}
+const (
+	feedEvery = time.Second     // how often the engine takes new events without a query asking
+	sealEvery = 5 * time.Second // how often head hours are considered for sealing
+	// maxHead bounds the events the head holds (they are fed again after a crash): past it
+	// the largest head hours are sealed.
+	maxHead = 2_000_000
+	// sealOpenAt is how many events of an hour still open (the current one, or later) make
+	// it worth sealing; also half of what the hour's block holds.
+	sealOpenAt = 200_000
+	leaseFor   = 30 * time.Second
+)
+
+// noTime is before every time the store holds (event times reach back to 1678, negative
+// Unix ns): the cut-off of no retention.
+const noTime = math.MinInt64
+
+const hourNs = int64(time.Hour)
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -34,297 +52,462 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// noTime is before every time the store holds (event times reach back to 1678, negative
-// Unix ns): the newest time of no events, so that max(noTime, t) is t for every t, 0 and
-// negative ones included.
-const noTime = math.MinInt64
+// analyticsState is the engine and what keeps it in step with the events table.
+type analyticsState struct {
+	d   blocks.Dicts
+	eng *blocks.Engine
 
-// unixMinute is the Unix minute of a Unix-nanosecond time.
-func unixMinute(ns int64) int64 { return floorDiv(ns, int64(time.Minute)) }
+	feedMu sync.Mutex   // one feed at a time: events go to the engine in seq order
+	cutoff atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
 
-// topUsersLimit is how many users topUsers lists.
-const topUsersLimit = 10
+	sealMu      sync.Mutex              // one sealing pass at a time
+	unpersisted map[int64]*blocks.Block // sealed, not yet written; nil: delete the hour's
+	names       [2]int                  // dictionary names written (users, types)
+	lastSizes   map[int64]int           // head hours' sizes at the previous pass
+	owner       string                  // this process's lease token
+	// gen is the blocks_gen of the persisted state this engine extends (read at start,
+	// or written last); -1 when it extends none. Another writer meanwhile changes it.
+	gen int64
 
-// Analytics answers q. Without filters, counts come from rollup_minute (exact), distinct
-// counts from the sketches (hour sketches for the whole hours of the range, minute sketches
-// for the edges) and top users from the per-user rollups. With an eventType or userId filter
-// every figure is computed from the raw events of the range, a minute or an hour at a time,
-// with the partial results of past units kept in memory (filtercache.go); distinct sessions
-// are then approximate too.
-//
-// Every figure of one answer covers the same events, as store.Analyzer requires: every
-// event stored before the call, and maybe some stored during it. Without filters they are
-// the events up to the rollup watermark (rollup_seq) of one database snapshot; with
-// filters, those of the digest's part and of the partial results the answer adds up.
+	stop, done chan struct{}
+}
+
+// openAnalytics builds the engine: the persisted blocks, then the events after the
+// watermark, logging progress on log when that is long.
+func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
+	a := &s.an
+	a.cutoff.Store(noTime)
+	a.unpersisted, a.lastSizes = map[int64]*blocks.Block{}, map[int64]int{}
+	token := make([]byte, 8)
+	_, _ = rand.Read(token)
+	a.owner = hex.EncodeToString(token)
+	w, blocksCutoff, err := s.loadBlocks(ctx)
+	if err != nil {
+		if log != nil {
+			log.Warn("analytics blocks unreadable: rebuilding them from the stored events", "err", err)
+		}
+		a.d = blocks.NewDicts()
+		a.eng, w, blocksCutoff, a.gen = blocks.NewEngine(a.d), 0, noTime, -1
+	}
+	var cut sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	a.cutoff.Store(blocksCutoff)
+	if err := s.replay(ctx, w, log); err != nil {
+		return err
+	}
+	if cut.Valid && cut.Int64 > a.cutoff.Load() {
+		return s.applyCutoff(ctx, cut.Int64)
+	}
+	return nil
+}
+
+// loadBlocks reads the persisted dictionaries and blocks into a new engine, and returns
+// the watermark and retention cut-off written with them.
+func (s *Store) loadBlocks(ctx context.Context) (w, cutoff int64, err error) {
+	a := &s.an
+	a.d = blocks.NewDicts()
+	a.eng = blocks.NewEngine(a.d)
+	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT kind, id, name FROM analytics_name ORDER BY kind, id`)
+	if err != nil {
+		return 0, 0, err
+	}
+	var names [2][]string
+	for rows.Next() {
+		var kind, id int
+		var name string
+		if err := rows.Scan(&kind, &id, &name); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		if kind < 0 || kind > 1 || id != len(names[kind]) {
+			rows.Close()
+			return 0, 0, fmt.Errorf("name %d of kind %d out of order", id, kind)
+		}
+		names[kind] = append(names[kind], name)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	if !a.d.Users.Load(names[0]) || !a.d.Types.Load(names[1]) {
+		return 0, 0, errors.New("a name is numbered twice")
+	}
+	a.names = [2]int{len(names[0]), len(names[1])}
+	rows, err = tx.QueryContext(ctx, `SELECT data FROM analytics_block`)
+	if err != nil {
+		return 0, 0, err
+	}
+	var blks []*blocks.Block
+	for rows.Next() {
+		var data []byte
+		if err := rows.Scan(&data); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		blk, err := blocks.Decode(data)
+		if err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		blks = append(blks, blk)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	a.eng.Install(blks...)
+	if err := a.eng.Snapshot().Check(); err != nil {
+		return 0, 0, err
+	}
+	var ws, cs, gs sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT value FROM counters WHERE name = 'blocks_seq'), (SELECT value FROM counters WHERE name = 'blocks_cutoff'),
+		(SELECT value FROM counters WHERE name = 'blocks_gen')`).Scan(&ws, &cs, &gs); err != nil {
+		return 0, 0, err
+	}
+	a.gen = gs.Int64
+	cutoff = noTime
+	if cs.Valid {
+		cutoff = cs.Int64
+	}
+	return ws.Int64, cutoff, nil
+}
+
+// logReplayAbove is how many events to feed at start before progress is logged.
+var logReplayAbove int64 = 1_000_000
+
+// replay feeds the engine the stored events after seq w that no installed block holds.
+func (s *Store) replay(ctx context.Context, w int64, log *slog.Logger) error {
+	a := &s.an
+	var backlog int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE seq > ?`, w).Scan(&backlog); err != nil {
+		return fmt.Errorf("sqlitestore: analytics backlog: %w", err)
+	}
+	logging := log != nil && backlog >= logReplayAbove
+	if logging {
+		log.Info("reading stored events into the analytics engine before serving (first start with this version, or after a crash)", "events", backlog)
+	}
+	start, last := time.Now(), time.Now()
+	a.eng.Advance(w) // the installed blocks hold every event up to w
+	blks := a.eng.Snapshot()
+	var done int64
+	for from := w; ; {
+		rows, err := s.readRows(ctx, from)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: analytics replay: %w", err)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		evs := make([]blocks.Event, 0, len(rows))
+		for _, r := range rows {
+			if blk := blks.Block(floorDiv(r.ts, hourNs)); blk != nil && r.seq <= blk.Seq || r.ts < a.cutoff.Load() {
+				continue
+			}
+			evs = append(evs, toEngineEvent(r))
+		}
+		_ = a.eng.Add(evs) // an event it refuses is not counted; the others are
+		a.eng.Advance(rows[len(rows)-1].seq)
+		from = rows[len(rows)-1].seq
+		done += int64(len(rows))
+		if logging && time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			log.Info("reading stored events into the analytics engine", "done", done, "of", backlog, "percent", done*100/max(backlog, 1))
+		}
+	}
+	if logging {
+		log.Info("analytics engine ready", "events", done, "took", time.Since(start).Round(time.Millisecond).String())
+	}
+	return nil
+}
+
+func toEngineEvent(r feedRow) blocks.Event {
+	return blocks.Event{Time: time.Unix(0, r.ts), Type: r.typ, User: r.user, Session: r.session, Seq: r.seq}
+}
+
+// feed gives the engine the events stored since its last feed, and applies a retention
+// cut-off another process (or Prune) set meanwhile.
+func (s *Store) feed(ctx context.Context) error {
+	a := &s.an
+	a.feedMu.Lock()
+	defer a.feedMu.Unlock()
+	var cut sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlitestore: analytics feed: %w", err)
+	}
+	if cut.Valid && cut.Int64 > a.cutoff.Load() {
+		if err := s.applyCutoff(ctx, cut.Int64); err != nil {
+			return err
+		}
+	}
+	for {
+		from := a.eng.LastSeq()
+		rows := s.handoff.take(from, feedChunk)
+		if rows == nil {
+			var err error
+			if rows, err = s.readRows(ctx, from); err != nil {
+				return fmt.Errorf("sqlitestore: analytics feed: %w", err)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		evs := make([]blocks.Event, 0, len(rows))
+		for _, r := range rows {
+			if r.ts >= a.cutoff.Load() { // older ones are retention's to delete
+				evs = append(evs, toEngineEvent(r))
+			}
+		}
+		_ = a.eng.Add(evs)
+		a.eng.Advance(rows[len(rows)-1].seq)
+	}
+}
+
+// applyCutoff makes the engine forget the events before cut, which retention deletes: the
+// hours before cut's whole, and the events of cut's hour before it, by reading that hour
+// again from the events table and sealing it at once. Called with feedMu held.
+func (s *Store) applyCutoff(ctx context.Context, cut int64) error {
+	a := &s.an
+	hour := floorDiv(cut, hourNs)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events WHERE ts >= ? AND ts < ? AND seq <= ? ORDER BY seq`,
+		cut, (hour+1)*hourNs, a.eng.LastSeq())
+	if err != nil {
+		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
+	}
+	kept, err := scanFeedRows(rows)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
+	}
+	evs := make([]blocks.Event, len(kept))
+	for i, r := range kept {
+		evs[i] = toEngineEvent(r)
+	}
+	a.eng.Drop(hour)
+	if err := a.eng.Replace(hour, evs); err != nil {
+		return err
+	}
+	// The hour's persisted block still holds what retention deletes: the next write
+	// replaces it (or deletes it: nil), with the new cut-off.
+	a.sealMu.Lock()
+	defer a.sealMu.Unlock()
+	blk, err := a.eng.Seal(hour)
+	if err != nil {
+		return err
+	}
+	a.unpersisted[hour] = blk
+	a.cutoff.Store(cut)
+	return nil
+}
+
+// Analytics implements store.Analyzer from the engine, after feeding it every event stored
+// before the call. Every figure comes from one snapshot of the engine.
 func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	// The rollups are built about once a second; building here makes a query see every
-	// event stored before it.
-	if err := s.BuildRollups(ctx); err != nil {
+	if err := s.feed(ctx); err != nil {
 		return store.AnalyticsResult{}, err
 	}
-	res, err := s.analytics(ctx, q)
+	res, err := s.an.eng.Query(q)
 	if err != nil {
 		return store.AnalyticsResult{}, fmt.Errorf("sqlitestore: analytics: %w", err)
 	}
 	return res, nil
 }
 
-func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
-	t, err := store.NewTally(q)
-	if err != nil {
-		return store.AnalyticsResult{}, err
+// runAnalytics feeds the engine every feedEvery (or when the handoff fills) and seals every
+// sealEvery, until stop.
+func (s *Store) runAnalytics() {
+	a := &s.an
+	defer close(a.done)
+	feed := time.NewTicker(feedEvery)
+	defer feed.Stop()
+	seal := time.NewTicker(sealEvery)
+	defer seal.Stop()
+	run := func(f func(context.Context) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = f(ctx) // a failure is retried at the next tick
 	}
-	var res store.AnalyticsResult
-	if q.UserID == "" && q.EventType == "" {
-		if err := s.fromRollups(ctx, t.StartMin, t.EndMin, t.BucketMin, t.Buckets, t.ByType, &res); err != nil {
-			return res, err
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-s.handoff.kick:
+			run(s.feed)
+		case <-feed.C:
+			run(s.feed)
+		case <-seal.C:
+			run(s.feed)
+			run(func(ctx context.Context) error { return s.seal(ctx, false) })
 		}
-	} else if err := s.fromEvents(ctx, q, t.StartMin, t.EndMin, t.BucketMin, t.Buckets, t.ByType, &res); err != nil {
-		return res, err
 	}
-	t.Finish(&res)
-	return res, nil
 }
 
-// fromRollups answers an unfiltered query: counts from rollup_minute (exact), distinct
-// counts from the sketches (hour sketches for the whole hours of the range, minute sketches
-// for the edges), top users from the per-user rollups. Whole hours come through hourCache.
-//
-// Every figure covers the events up to the rollup watermark of one snapshot: the sketches
-// and per-user rows are at the watermark by construction (one build transaction), and
-// rollup_minute, which the insert transaction keeps, counts the events past it too, so
-// those are taken off the counts (unbuiltCounts).
-func (s *Store) fromRollups(ctx context.Context, startMin, endMin, bucketMin int64, buckets []int64, byType map[string]int64, res *store.AnalyticsResult) error {
-	// One read transaction: generations, counts, sketches and per-user rows come from one
-	// snapshot, which its first statement fixes.
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
+// seal seals the head hours that are due (all of them when all is set) and persists what
+// is sealed. An hour is due once it has closed (it is before the current hour) and either
+// took no events since the last pass or holds half as many in the head as in its block; an
+// open hour when its head reaches sealOpenAt and half its block; and the largest hours when
+// the head holds more than maxHead events.
+func (s *Store) seal(ctx context.Context, all bool) error {
+	a := &s.an
+	a.sealMu.Lock()
+	defer a.sealMu.Unlock()
+	now := floorDiv(time.Now().UnixNano(), hourNs)
+	heads := a.eng.HeadHours()
+	total := 0
+	for _, h := range heads {
+		total += h.Events
 	}
-	defer tx.Rollback()
-	unbuilt, err := unbuiltCounts(ctx, tx)
-	if err != nil {
-		return err
-	}
-	acc := store.NewSketchPair()
-	edges := [][2]int64{{startMin, endMin}}
-	if firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60); firstHour < endHour {
-		if err := s.hours.add(ctx, tx, firstHour, endHour, startMin, bucketMin, unbuilt, buckets, byType, acc); err != nil {
-			return err
+	due := map[int64]bool{}
+	for _, h := range heads {
+		grown := h.Events*2 >= h.Sealed
+		switch {
+		case all:
+			due[h.Hour] = true
+		case h.Hour < now && (grown || a.lastSizes[h.Hour] == h.Events):
+			due[h.Hour] = true
+		case h.Events >= sealOpenAt && grown:
+			due[h.Hour] = true
 		}
-		edges = [][2]int64{{startMin, firstHour * 60}, {endHour * 60, endMin}}
 	}
-	for _, e := range edges {
-		if e[0] < e[1] {
-			if err := minuteRollups(ctx, tx, e[0], e[1], startMin, bucketMin, unbuilt, buckets, byType, acc); err != nil {
-				return err
+	if total > maxHead { // the largest first
+		rest := total
+		for _, h := range largestFirst(heads) {
+			if rest <= maxHead/2 {
+				break
+			}
+			due[h.Hour] = true
+			rest -= h.Events
+		}
+	}
+	clear(a.lastSizes)
+	for _, h := range heads {
+		if !due[h.Hour] {
+			a.lastSizes[h.Hour] = h.Events
+		}
+	}
+	for hour := range due {
+		blk, err := a.eng.Seal(hour)
+		if err != nil {
+			return fmt.Errorf("sqlitestore: seal hour %d: %w", hour, err)
+		}
+		if blk != nil {
+			a.unpersisted[hour] = blk
+		}
+	}
+	return s.persist(ctx)
+}
+
+func largestFirst(hs []blocks.HeadHour) []blocks.HeadHour {
+	out := append([]blocks.HeadHour(nil), hs...)
+	for i := 1; i < len(out); i++ { // few hours: insertion sort
+		for j := i; j > 0 && out[j].Events > out[j-1].Events; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// persist writes the sealed blocks not yet written, the names numbered since the last
+// write and the watermark, in one transaction, if this process holds (or can take) the
+// lease. A process that takes the lease from another writes everything again: the other
+// numbered names in its own order. Called with sealMu held.
+func (s *Store) persist(ctx context.Context) (err error) {
+	a := &s.an
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	now := time.Now()
+	res, err := tx.ExecContext(ctx, `UPDATE analytics_lease SET owner = ?, until = ? WHERE id = 1 AND (owner = ? OR until < ?)`,
+		a.owner, now.Add(leaseFor).UnixNano(), a.owner, now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		// Another process persists; this one answers from memory, and writes its state
+		// whole if it takes the lease later.
+		clear(a.unpersisted)
+		a.gen = -1
+		return tx.Rollback()
+	}
+	var gen sql.NullInt64
+	if err = tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'blocks_gen'`).Scan(&gen); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+	}
+	write := a.unpersisted
+	if gen.Int64 != a.gen { // another process wrote: write this process's state whole
+		for _, q := range []string{`DELETE FROM analytics_name`, `DELETE FROM analytics_block`} {
+			if _, err = tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 			}
 		}
+		a.names = [2]int{}
+		write = a.eng.Snapshot().Blocks()
 	}
-	res.UniqueUsers, res.UniqueSessions = int64(acc.Users.Estimate()), int64(acc.Sessions.Estimate())
-	res.TopUsers, err = s.topUsersFromRollups(ctx, tx, startMin, endMin)
-	return err
-}
-
-// unbuiltSQL reads the events past the rollup watermark, by seq: they are few (those
-// committed since the last build), where the time range of a query can hold millions.
-const unbuiltSQL = `SELECT ts, event_type FROM events WHERE seq > (SELECT value FROM counters WHERE name = 'rollup_seq')`
-
-// unbuiltCounts returns the per-type counts per minute of the events past the rollup
-// watermark (seq after rollup_seq): stored, so counted in rollup_minute, but not yet in the
-// sketches and per-user rollups.
-func unbuiltCounts(ctx context.Context, tx *sql.Tx) (map[rollupKey]int64, error) {
-	rows, err := tx.QueryContext(ctx, unbuiltSQL)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out map[rollupKey]int64
-	for rows.Next() {
-		var ts int64
-		var t string
-		if err := rows.Scan(&ts, &t); err != nil {
-			return nil, err
-		}
-		if out == nil {
-			out = map[rollupKey]int64{}
-		}
-		out[rollupKey{minute: unixMinute(ts), eventType: t}]++
-	}
-	return out, rows.Err()
-}
-
-// minuteCounts calls add with every per-type count of minutes [a, b), less the unbuilt
-// events (see unbuiltCounts); counts that come to zero are left out.
-func minuteCounts(ctx context.Context, tx *sql.Tx, a, b int64, unbuilt map[rollupKey]int64, add func(minute int64, typ string, n int64)) error {
-	rows, err := tx.QueryContext(ctx, `SELECT minute, event_type, count FROM rollup_minute WHERE minute >= ? AND minute < ?`, a, b)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var m, n int64
-		var t string
-		if err := rows.Scan(&m, &t, &n); err != nil {
-			return err
-		}
-		if n -= unbuilt[rollupKey{minute: m, eventType: t}]; n > 0 {
-			add(m, t, n)
+	names := [2][]string{a.d.Users.Names(), a.d.Types.Names()}
+	for kind, all := range names {
+		if err = insertNames(ctx, tx, kind, a.names[kind], all[a.names[kind]:]); err != nil {
+			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 		}
 	}
-	return rows.Err()
-}
-
-// minuteRollups adds the counts (less the unbuilt events) and sketches of minutes [a, b)
-// to buckets, byType and acc.
-func minuteRollups(ctx context.Context, tx *sql.Tx, a, b, startMin, bucketMin int64, unbuilt map[rollupKey]int64, buckets []int64, byType map[string]int64, acc *store.SketchPair) error {
-	err := minuteCounts(ctx, tx, a, b, unbuilt, func(m int64, t string, n int64) {
-		byType[t] += n
-		buckets[(m-startMin)/bucketMin] += n
-	})
-	if err != nil {
-		return err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT users, sessions FROM sketch_minute WHERE minute >= ? AND minute < ?`, a, b)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var u, ss []byte
-		if err := rows.Scan(&u, &ss); err != nil {
-			return err
-		}
-		p := store.NewSketchPair()
-		if err := p.Unmarshal(u, ss); err != nil {
-			return err
-		}
-		if err := acc.Merge(p); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// userMinuteKeep is how long per-user minute rollups are kept (by event time); range
-// edges before what is kept are counted by whole hours.
-const userMinuteKeep = 48 * time.Hour
-
-// span is a half-open range of minutes or hours.
-type span struct {
-	hour bool
-	a, b int64
-}
-
-// userSpans covers [startMin, endMin) with whole hours and, at the edges, minutes. An edge
-// before keepFrom (the oldest minute whose rows are kept) is widened to its whole hours.
-func userSpans(startMin, endMin, keepFrom int64) []span {
-	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
-	var out []span
-	edge := func(a, b int64) {
-		if a >= b {
-			return
-		}
-		if a < keepFrom {
-			out = append(out, span{hour: true, a: floorDiv(a, 60), b: floorDiv(b-1, 60) + 1})
-			return
-		}
-		out = append(out, span{a: a, b: b})
-	}
-	if firstHour >= endHour {
-		edge(startMin, endMin)
-		return out
-	}
-	edge(startMin, firstHour*60)
-	out = append(out, span{hour: true, a: firstHour, b: endHour})
-	edge(endHour*60, endMin)
-	// Widened edges may overlap the whole hours; merge overlapping hour spans.
-	var merged []span
-	for _, sp := range out {
-		if n := len(merged); n > 0 && sp.hour && merged[n-1].hour && sp.a <= merged[n-1].b {
-			merged[n-1].b = max(merged[n-1].b, sp.b)
+	var buf []byte
+	for hour, blk := range write {
+		if blk == nil {
+			if _, err = tx.ExecContext(ctx, `DELETE FROM analytics_block WHERE hour = ?`, hour); err != nil {
+				return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+			}
 			continue
 		}
-		merged = append(merged, sp)
+		if buf, err = blk.Encode(buf[:0]); err != nil {
+			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+		}
+		if _, err = tx.ExecContext(ctx, `INSERT INTO analytics_block(hour, data) VALUES (?,?) ON CONFLICT(hour) DO UPDATE SET data = excluded.data`, hour, buf); err != nil {
+			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+		}
 	}
-	return merged
+	cutoff := a.cutoff.Load()
+	if cutoff != noTime {
+		if _, err = tx.ExecContext(ctx, `DELETE FROM analytics_block WHERE hour < ?`, floorDiv(cutoff, hourNs)); err != nil {
+			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+		}
+	}
+	for name, v := range map[string]int64{"blocks_seq": a.eng.Watermark(), "blocks_cutoff": cutoff, "blocks_gen": gen.Int64 + 1} {
+		if _, err = tx.ExecContext(ctx, `INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, v); err != nil {
+			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
+	}
+	a.gen = gen.Int64 + 1
+	a.names = [2]int{len(names[0]), len(names[1])}
+	clear(a.unpersisted)
+	return nil
 }
 
-// topUsersFromRollups answers topUsers from user_hour and user_minute, read through tx (so
-// that the generations, the rows and the type names come from one snapshot): the cost grows
-// with the distinct users per hour and minute of the range, not with its events, and units
-// read once are summed from memory afterwards (usercache.go).
-func (s *Store) topUsersFromRollups(ctx context.Context, tx *sql.Tx, startMin, endMin int64) ([]store.TopUser, error) {
-	s.mem.mu.Lock()
-	keepFrom := s.mem.minuteFloor
-	s.mem.mu.Unlock()
-	spans := userSpans(startMin, endMin, keepFrom)
-	ranked, err := s.users.topCounts(ctx, tx, spans, topUsersLimit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.TopUser, len(ranked))
-	for i, r := range ranked {
-		out[i] = store.TopUser{UserID: r.user, EventCount: r.count}
-	}
-	names, err := typeNames(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		last, types := int64(noTime), int64(0)
-		for _, sp := range spans {
-			q := `SELECT last_ts, types FROM user_minute WHERE user_id = ? AND minute >= ? AND minute < ?`
-			if sp.hour {
-				q = `SELECT last_ts, types FROM user_hour WHERE user_id = ? AND hour >= ? AND hour < ?`
-			}
-			r, err := tx.QueryContext(ctx, q, out[i].UserID, sp.a, sp.b)
-			if err != nil {
-				return nil, err
-			}
-			for r.Next() {
-				var l, t int64
-				if err := r.Scan(&l, &t); err != nil {
-					r.Close()
-					return nil, err
-				}
-				last, types = max(last, l), types|t
-			}
-			r.Close()
-			if err := r.Err(); err != nil {
-				return nil, err
-			}
+// insertNames writes names numbered from first on, of kind (0: users, 1: types).
+func insertNames(ctx context.Context, tx *sql.Tx, kind, first int, names []string) error {
+	const chunk = 200
+	for len(names) > 0 {
+		n := min(len(names), chunk)
+		args := make([]any, 0, 3*n)
+		for i, name := range names[:n] {
+			args = append(args, kind, first+i, name)
 		}
-		out[i].LastEventAt = time.Unix(0, last).UTC()
-		out[i].EventTypes = []string{}
-		for bit := 0; bit < maxTypeBits; bit++ {
-			if types&(1<<bit) != 0 && names[bit] != "" {
-				out[i].EventTypes = append(out[i].EventTypes, names[bit])
-			}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO analytics_name(kind, id, name) VALUES (?,?,?)`+strings.Repeat(`,(?,?,?)`, n-1), args...); err != nil {
+			return err
 		}
-		sort.Strings(out[i].EventTypes)
+		names, first = names[n:], first+n
 	}
-	return out, nil
-}
-
-// typeNames maps each type bit to its event type, reading the bits another process may
-// have assigned.
-func typeNames(ctx context.Context, tx *sql.Tx) ([maxTypeBits]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT event_type, bit FROM event_type_bits`)
-	if err != nil {
-		return [maxTypeBits]string{}, err
-	}
-	defer rows.Close()
-	var names [maxTypeBits]string
-	for rows.Next() {
-		var t string
-		var b int
-		if err := rows.Scan(&t, &b); err != nil {
-			return names, err
-		}
-		if b >= 0 && b < maxTypeBits {
-			names[b] = t
-		}
-	}
-	return names, rows.Err()
+	return nil
 }

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -15,13 +14,11 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// BenchmarkAnalytics measures cache-miss analytics queries on a store holding
-// EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users and 10 types spread evenly
-// over EVP_BENCH_SPAN_HOURS hours (default 24; 168 spreads them over the 7-day range), like `evp loadgen` traffic: the whole query with the per-user counts cached
-// in memory (analytics) and without (analytics-cold), topUsers alone from the per-user
-// rollups, and filtered queries (from the event digest, or from the raw events a minute or an
-// hour at a time for hours it does not cover) with and without the partial results of
-// earlier queries; also how long a start takes to read the last hours into the digest.
+// BenchmarkAnalytics measures analytics queries on a store holding EVP_BENCH_EVENTS events
+// (default 1,000,000) from 10,000 users and 10 types spread evenly over
+// EVP_BENCH_SPAN_HOURS hours (default 24; 168 spreads them over the 7-day range), like
+// `evp loadgen` traffic: a start on the stored events (reopen), and for each range and
+// filter the first query after a start (first) and the following ones.
 func BenchmarkAnalytics(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
@@ -32,11 +29,12 @@ func BenchmarkAnalytics(b *testing.B) {
 		span = time.Duration(v) * time.Hour
 	}
 	ctx := context.Background()
-	st, err := Open(ctx, b.TempDir(), sqlitedb.SyncNormal)
+	dir := b.TempDir()
+	st, err := Open(ctx, dir, sqlitedb.SyncNormal)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { st.Close() }()
 	end := time.Now().Truncate(time.Minute)
 	start := end.Add(-span)
 	step := span / time.Duration(n)
@@ -59,34 +57,22 @@ func BenchmarkAnalytics(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	if err := st.BuildRollups(ctx); err != nil {
-		b.Fatal(err)
+	reopen := func(b *testing.B) {
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if st, err = Open(ctx, dir, sqlitedb.SyncNormal); err != nil {
+			b.Fatal(err)
+		}
 	}
-	// The digest as the builder fed it, and its memory (estimated and measured).
+	reopen(b) // seals and persists the head
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	st.digest.mu.Lock()
-	b.Logf("event digest: %d hours, %.1f MB estimated; heap in use %.1f MB", len(st.digest.hours), float64(st.digest.bytes)/(1<<20), float64(ms.HeapInuse)/(1<<20))
-	st.digest.mu.Unlock()
-	// A start on this store without a snapshot reads the newest hours that fit into the
-	// digest in the background.
-	b.Run("reopen-digest-warm", func(b *testing.B) {
+	b.Logf("after a start: heap in use %.1f MB", float64(ms.HeapInuse)/(1<<20))
+	b.Run("reopen", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if err := st.readDigest(ctx, math.MinInt64, false); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	// A start after a clean shutdown takes the digest from the snapshot Close wrote.
-	b.Run("reopen-digest-snapshot", func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			if err := st.saveDigest(); err != nil {
-				b.Fatal(err)
-			}
-			if ok, err := st.loadDigest(ctx); !ok || err != nil {
-				b.Fatalf("snapshot not loaded: %v", err)
-			}
+			reopen(b)
 		}
 	})
 	for _, r := range []struct {
@@ -94,67 +80,31 @@ func BenchmarkAnalytics(b *testing.B) {
 		span   time.Duration
 		bucket time.Duration
 	}{{"15m", 15 * time.Minute, time.Minute}, {"1h", time.Hour, time.Minute}, {"24h", 24 * time.Hour, 30 * time.Minute}, {"7d", 7 * 24 * time.Hour, 3 * time.Hour}} {
-		q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket}
-		b.Run(r.name+"/analytics", func(b *testing.B) {
-			loads := st.users.loads
-			var lat latencies
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				if _, err := st.Analytics(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			lat.report(b)
-			b.ReportMetric(float64(st.users.loads-loads)/float64(b.N), "units-read/op")
-		})
-		// The first query after a start, or after the range moved into uncached hours.
-		b.Run(r.name+"/analytics-cold", func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				st.users.mu.Lock()
-				st.users.reset()
-				st.users.mu.Unlock()
-				if _, err := st.Analytics(ctx, q); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(r.name+"/topUsers-rollups", func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				if _, err := st.topUsersNow(ctx, unixMinute(q.Start.UnixNano()), unixMinute(q.End.UnixNano())); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		// Filters: one event type; one user id; a user id substring matching 111 users
-		// (user_12, user_120-129, user_1200-1299); one matching every user; a type and
-		// a user id together.
+		// No filter; one event type; one user id; a user id substring matching 111 users
+		// (user_12, user_120-129, user_1200-1299); one matching every user; a type and a
+		// user id together.
 		for _, f := range []struct{ name, eventType, userID string }{
-			{"eventType", "click", ""}, {"userId-one", "", "user_1234"}, {"userId-111", "", "user_12"},
+			{"all", "", ""}, {"eventType", "click", ""}, {"userId-one", "", "user_1234"}, {"userId-111", "", "user_12"},
 			{"userId-all", "", "user"}, {"both", "click", "user_12"},
 		} {
-			fq := q
-			fq.EventType, fq.UserID = f.eventType, f.userID
+			q := store.AnalyticsQuery{Start: end.Add(-r.span), End: end, Bucket: r.bucket, EventType: f.eventType, UserID: f.userID}
 			b.Run(r.name+"/"+f.name, func(b *testing.B) {
 				var lat latencies
 				for i := 0; i < b.N; i++ {
 					t0 := time.Now()
-					if _, err := st.Analytics(ctx, fq); err != nil {
+					if _, err := st.Analytics(ctx, q); err != nil {
 						b.Fatal(err)
 					}
 					lat = append(lat, time.Since(t0))
 				}
 				lat.report(b)
 			})
-			// Without the partial results of earlier queries: the first query of a filter.
-			b.Run(r.name+"/"+f.name+"-cold", func(b *testing.B) {
+			b.Run(r.name+"/"+f.name+"-first", func(b *testing.B) {
 				var lat latencies
 				for i := 0; i < b.N; i++ {
-					st.filters.mu.Lock()
-					st.filters.reset()
-					st.filters.mu.Unlock()
+					reopen(b)
 					t0 := time.Now()
-					if _, err := st.Analytics(ctx, fq); err != nil {
+					if _, err := st.Analytics(ctx, q); err != nil {
 						b.Fatal(err)
 					}
 					lat = append(lat, time.Since(t0))

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,29 +12,21 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// stopBuilder stops the background builder, so that stored events stay past the rollup
-// watermark until the test builds (Close then only closes the databases).
-func (s *Store) stopBuilder() {
-	close(s.mem.stop)
-	<-s.mem.done
-	s.mem.stop = nil
-}
-
-// topUsersNow answers topUsers of minutes [startMin, endMin) in a read transaction of its own.
-func (s *Store) topUsersNow(ctx context.Context, startMin, endMin int64) ([]store.TopUser, error) {
-	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
+// stopAnalytics stops the background feed and sealing, so that events reach the engine
+// only when a query asks (Close then only closes the databases).
+func (s *Store) stopAnalytics() {
+	if s.an.stop != nil {
+		close(s.an.stop)
+		<-s.an.done
+		s.an.stop = nil
 	}
-	defer tx.Rollback()
-	return s.topUsersFromRollups(ctx, tx, startMin, endMin)
 }
 
 // stateT0 is where the stateBatch events begin: they fall in 10:00-12:40.
 var stateT0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
-// stateQueries cover whole hours (10:00-12:00, through the hour cache) and minutes at both
-// edges; the filtered ones are answered from the digest.
+// stateQueries cover whole hours (10:00-12:00, from block headers once sealed) and minutes
+// at both edges.
 var stateQueries = []store.AnalyticsQuery{
 	{Start: stateT0.Add(-15 * time.Minute), End: stateT0.Add(170 * time.Minute), Bucket: 5 * time.Minute},
 	{Start: stateT0.Add(-15 * time.Minute), End: stateT0.Add(170 * time.Minute), Bucket: 5 * time.Minute, UserID: "top"},
@@ -104,19 +95,16 @@ func stateOf(q store.AnalyticsQuery, ans store.AnalyticsResult) (int, error) {
 	return -1, fmt.Errorf("totalEvents %d is no number of whole batches", ans.TotalEvents)
 }
 
-// Every figure of an answer covers the same events, also when events were committed after
-// the query's build (so rollup_minute holds them, the sketches and per-user rows not yet),
-// and the hour cache keeps no figures of such a mix for later answers.
+// Every answer covers every batch stored before it, whether its hours are in the head or
+// in sealed blocks, and each figure the same batches.
 func TestAnalyticsFiguresShareOneState(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, t.TempDir())
-	s.stopBuilder()
+	s.stopAnalytics()
 	check := func(step string, want int) {
 		t.Helper()
 		for _, q := range stateQueries {
-			// s.analytics without the build of Analytics: as if the last batch had been
-			// committed between that build and the reads.
-			ans, err := s.analytics(ctx, q)
+			ans, err := s.Analytics(ctx, q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,18 +112,18 @@ func TestAnalyticsFiguresShareOneState(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s, query %+v: %v", step, q, err)
 			}
-			if want >= 0 && j != want {
+			if j != want {
 				t.Fatalf("%s, query %+v: the answer of batches 1..%d, want 1..%d", step, q, j, want)
 			}
 		}
 	}
 	for k := 1; k <= 4; k++ {
 		insert(t, s, stateBatch(k), 40+k, 0)
-		check(fmt.Sprintf("batch %d stored, not built", k), -1)
-		if err := s.BuildRollups(ctx); err != nil {
+		check(fmt.Sprintf("batch %d stored", k), k)
+		if err := s.seal(ctx, k%2 == 0); err != nil {
 			t.Fatal(err)
 		}
-		check(fmt.Sprintf("batch %d built", k), k)
+		check(fmt.Sprintf("batch %d sealed", k), k)
 	}
 }
 
@@ -154,8 +142,8 @@ func TestAnalyticsWhileInserting(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			// Builds between a query's reads too, as the builder or another process may.
-			if err := s.BuildRollups(ctx); err != nil {
+			// Seals between queries too, as the background pass may.
+			if err := s.seal(ctx, k%3 == 0); err != nil {
 				t.Error(err)
 				return
 			}
@@ -202,37 +190,39 @@ func TestAnalyticsWhileInserting(t *testing.T) {
 	}
 }
 
-// A filtered query's top user whose newest matching event the digest knows only to the
-// minute gets the time of a counted event, not that of one stored after the digest's part.
+// A filtered query's top user gets the time of the newest matching event, whether it is in a
+// sealed block or in the head.
 func TestFilteredLastEventIsCounted(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, t.TempDir())
-	s.stopBuilder()
+	s.stopAnalytics()
 	ev := func(id, typ string, at time.Duration) event.Event {
 		return event.Event{EventID: id, EventType: typ, UserID: "x", SessionID: "s", Timestamp: stateT0.Add(at), ReceivedAt: stateT0}
 	}
-	// The digest's newest event of x in 10:00-11:00 is the view: the click's time is read
-	// from the events, in its minute.
 	insert(t, s, []event.Event{ev("a", "click", 5*time.Minute+10*time.Second), ev("b", "view", 30*time.Minute)}, 2, 0)
-	if err := s.BuildRollups(ctx); err != nil {
+	if err := s.feed(ctx); err != nil {
 		t.Fatal(err)
 	}
-	insert(t, s, []event.Event{ev("c", "click", 5*time.Minute+50*time.Second)}, 1, 0) // not built
+	if err := s.seal(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, s, []event.Event{ev("c", "click", 5*time.Minute+50*time.Second)}, 1, 0) // in the head
 	q := store.AnalyticsQuery{Start: stateT0, End: stateT0.Add(time.Hour), Bucket: 5 * time.Minute, EventType: "click"}
-	ans, err := s.analytics(ctx, q)
+	ans, err := s.Analytics(ctx, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := stateT0.Add(5*time.Minute + 10*time.Second)
-	if ans.TotalEvents != 1 || len(ans.TopUsers) != 1 || ans.TopUsers[0].EventCount != 1 || !ans.TopUsers[0].LastEventAt.Equal(want) {
-		t.Fatalf("totalEvents %d, topUsers %+v; want 1 event, x with 1 event at %v", ans.TotalEvents, ans.TopUsers, want)
+	want := stateT0.Add(5*time.Minute + 50*time.Second)
+	if ans.TotalEvents != 2 || len(ans.TopUsers) != 1 || ans.TopUsers[0].EventCount != 2 || !ans.TopUsers[0].LastEventAt.Equal(want) {
+		t.Fatalf("totalEvents %d, topUsers %+v; want 2 events, x with 2 events, the last at %v", ans.TotalEvents, ans.TopUsers, want)
 	}
 }
 
-// The events past the watermark are read by seq, not by a scan or through the time index.
-func TestUnbuiltReadBySeq(t *testing.T) {
+// The feed reads the events after the engine's by seq, not by a scan or through the time
+// index.
+func TestFeedReadsBySeq(t *testing.T) {
 	s := openStore(t, t.TempDir())
-	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN ` + unbuiltSQL)
+	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+readRowsSQL, 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

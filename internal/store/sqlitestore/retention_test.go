@@ -50,8 +50,7 @@ func TestPrune(t *testing.T) {
 	if rawLeft != 0 {
 		t.Fatalf("%d events older than the cutoff remain", rawLeft)
 	}
-	// Analytics over the whole span agree with what is left: the pruned minutes' rollups
-	// are gone, the kept minutes' are intact.
+	// Analytics over the whole span agree with what is left.
 	startMin := floorDiv(cutoff.Unix(), 60) + 1 // first whole minute after the cutoff
 	q := store.AnalyticsQuery{Start: time.Unix(startMin*60, 0), End: time.Unix(floorDiv(base.Add(12000*time.Second).Unix(), 60)*60, 0), Bucket: time.Minute}
 	res, err := s.Analytics(ctx, q)
@@ -67,12 +66,19 @@ func TestPrune(t *testing.T) {
 	if res.TotalEvents != wantTotal {
 		t.Fatalf("analytics after prune: %d events, want %d", res.TotalEvents, wantTotal)
 	}
-	var oldRollups int64
-	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM rollup_minute WHERE minute < ?`, floorDiv(cutoff.Unix(), 60)).Scan(&oldRollups); err != nil {
+	// The engine forgot the hours before the cut-off, and so did the persisted blocks.
+	if err := s.seal(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	if oldRollups != 0 {
-		t.Fatalf("%d minute rollups older than the cutoff remain", oldRollups)
+	if n := s.an.eng.Snapshot().Events(); n != len(kept) {
+		t.Fatalf("the analytics engine holds %d events after prune, want %d", n, len(kept))
+	}
+	var oldBlocks int64
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM analytics_block WHERE hour < ?`, floorDiv(cutoff.Unix(), 3600)).Scan(&oldBlocks); err != nil {
+		t.Fatal(err)
+	}
+	if oldBlocks != 0 {
+		t.Fatalf("%d analytics blocks older than the cut-off's hour remain", oldBlocks)
 	}
 	// Pruning again finds nothing.
 	if n, err := s.Prune(ctx, cutoff); err != nil || n != 0 {
@@ -80,9 +86,8 @@ func TestPrune(t *testing.T) {
 	}
 }
 
-// The hour and minute retention cuts into are counted again from the events left there, so
-// that topUsers over them counts no deleted event, whether it reads the hour's per-user
-// rows or the minute's.
+// The hour retention cuts into is counted again from the events left there, whether it was
+// sealed or in the head, also after a restart.
 func TestRetentionRecountsCutHour(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, t.TempDir())
@@ -90,7 +95,7 @@ func TestRetentionRecountsCutHour(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	all := randomEvents(rng, 0, 6000, 40, 0, t0, 3*time.Hour)
 	insert(t, s, all, len(all), 0)
-	if err := s.BuildRollups(ctx); err != nil {
+	if err := s.seal(ctx, true); err != nil { // the cut hour's block holds what retention deletes
 		t.Fatal(err)
 	}
 	cutoff := t0.Add(80*time.Minute + 30*time.Second) // 11:20:30
@@ -103,17 +108,26 @@ func TestRetentionRecountsCutHour(t *testing.T) {
 			kept = append(kept, e)
 		}
 	}
-	for _, q := range []store.AnalyticsQuery{
-		{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour), Bucket: 10 * time.Minute},           // the cut hour, whole
-		{Start: t0.Add(80 * time.Minute), End: t0.Add(100 * time.Minute), Bucket: 5 * time.Minute}, // minutes from the cut one
-		{Start: t0, End: t0.Add(3 * time.Hour), Bucket: time.Hour},
-	} {
-		got, err := s.Analytics(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := storetest.Compare(got, storetest.Expect(kept, q), false); err != nil {
-			t.Errorf("%s-%s: %v", q.Start.Format("15:04"), q.End.Format("15:04"), err)
+	check := func(s *Store, when string) {
+		t.Helper()
+		for _, q := range []store.AnalyticsQuery{
+			{Start: t0.Add(time.Hour), End: t0.Add(2 * time.Hour), Bucket: 10 * time.Minute},           // the cut hour, whole
+			{Start: t0.Add(80 * time.Minute), End: t0.Add(100 * time.Minute), Bucket: 5 * time.Minute}, // minutes from the cut one
+			{Start: t0, End: t0.Add(3 * time.Hour), Bucket: time.Hour},
+		} {
+			got, err := s.Analytics(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := storetest.Compare(got, storetest.Expect(kept, q), false); err != nil {
+				t.Errorf("%s, %s-%s: %v", when, q.Start.Format("15:04"), q.End.Format("15:04"), err)
+			}
 		}
 	}
+	check(s, "after the prune")
+	dir := s.dir
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(openStore(t, dir), "after a restart")
 }

@@ -2,7 +2,8 @@
 //
 // Indexes are chosen for insert speed (see BENCHMARKS.md): the unique event id that makes
 // inserts idempotent, and the event time for drill-down and retention. Analytics are served
-// from rollups, not from this table, so no (userId, time) index is kept here.
+// by an analytics engine (analytics.go), not from this table, so no (userId, time) index is
+// kept here.
 package sqlitestore
 
 import (
@@ -11,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -25,31 +28,15 @@ type Store struct {
 	dir      string
 	wdb, rdb *sql.DB
 	// Statements prepared once on the single write connection (not in every transaction).
-	insertOne, insertMany, count *sql.Stmt
-	// Rollup statements, also prepared once.
-	rollupAdd, typeAdd, minSketchPut, hourSketchPut, userMinuteAdd, userHourAdd, genPut *sql.Stmt
-	// The per-user upserts userChunk rows at a time (memrollups.go).
-	userMinuteMany, userHourMany *sql.Stmt
-	// Sketches and per-user counts, built from the events table about once a second
-	// (memrollups.go).
-	mem memRollups
-	// Per-user counts of past minutes and hours, for topUsers (usercache.go).
-	users userCache
-	// Partial results of filtered analytics per minute and hour (filtercache.go).
-	filters filterCache
-	// hours holds the unfiltered figures of whole past hours (hourcache.go).
-	hours hourCache
-	// Every event of recent hours, compactly, for filtered analytics (digest.go).
-	digest eventDigest
-	// warmDigest, when set, reads past hours into the digest in the background.
-	warmDigest func(stop <-chan struct{})
-	// digestHourRead, when set (by tests), is called after the warm-up reads each hour.
-	digestHourRead func(hour int64)
-	// digestLoaded: Open took the digest from the snapshot the last Close wrote.
-	digestLoaded bool
-	// The rows this process inserted, handed to the rollup builder so that it need not read
-	// them back (memrollups.go).
+	insertOne, insertMany, count, typeAdd *sql.Stmt
+	// The analytics engine and what keeps it fed and persisted (analytics.go).
+	an analyticsState
+	// The rows this process inserted, handed to the analytics feed so that it need not
+	// read them back (feed.go).
 	handoff handoff
+	// writeMu orders commits and their hand-over, so that the feed takes this process's
+	// rows in seq order without reading them back.
+	writeMu sync.Mutex
 }
 
 var migrations = []sqlitedb.Migration{
@@ -152,6 +139,34 @@ UPDATE user_hour SET last_ts = COALESCE((SELECT MAX(e.ts) FROM events e
 	WHERE e.ts >= user_hour.hour * 3600000000000 AND e.ts < (user_hour.hour + 1) * 3600000000000
 	AND e.user_id = user_hour.user_id AND e.seq <= (SELECT value FROM counters WHERE name = 'rollup_seq')), last_ts)
 WHERE hour < 0;`},
+	// The analytics engine (internal/blocks) replaces the rollups: its sealed hour blocks,
+	// its dictionaries, and who may write them. blocks_seq starts at 0, so the first start
+	// feeds every stored event to the engine.
+	{Version: 7, Name: "analytics_blocks", SQL: `
+DROP TABLE rollup_minute;
+DROP TABLE sketch_minute;
+DROP TABLE sketch_hour;
+DROP TABLE user_minute;
+DROP TABLE user_hour;
+DROP TABLE event_type_bits;
+DROP TABLE rollup_gen;
+DELETE FROM counters WHERE name IN ('rollup_seq', 'user_minute_floor');
+CREATE TABLE analytics_block (
+	hour INTEGER PRIMARY KEY,       -- Unix hour
+	data BLOB NOT NULL              -- the block, as blocks.Block.Encode writes it
+);
+CREATE TABLE analytics_name (
+	kind INTEGER NOT NULL,          -- 0: user ids, 1: event types
+	id INTEGER NOT NULL,
+	name TEXT NOT NULL,
+	PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE TABLE analytics_lease (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	owner TEXT NOT NULL,
+	until INTEGER NOT NULL          -- Unix ns
+);
+INSERT INTO analytics_lease(id, owner, until) VALUES (1, '', 0);`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -159,9 +174,9 @@ func Open(ctx context.Context, dir string, sync sqlitedb.Sync) (*Store, error) {
 	return OpenLogged(ctx, dir, sync, nil)
 }
 
-// OpenLogged is Open that reports on log (when not nil) the progress of a long catch-up of
-// the rollups at start: the first start after an upgrade that adds rollups builds them from
-// every stored event, which takes minutes for tens of millions.
+// OpenLogged is Open that reports on log (when not nil) the progress of a long start: the
+// first start after an upgrade feeds every stored event to the analytics engine, which
+// takes minutes for tens of millions.
 func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.Logger) (*Store, error) {
 	path := filepath.Join(dir, "events.db")
 	wdb, err := sqlitedb.Open(path, sync, 1)
@@ -185,40 +200,21 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 		{&st.insertOne, insertCols + insertRow + insertTail},
 		{&st.insertMany, insertChunkSQL},
 		{&st.count, `UPDATE counters SET value = value + ? WHERE name = 'events'`},
-		{&st.userMinuteAdd, userUpsertSQL("user_minute", "minute", 1)},
-		{&st.userHourAdd, userUpsertSQL("user_hour", "hour", 1)},
-		{&st.userMinuteMany, userUpsertSQL("user_minute", "minute", userChunk)},
-		{&st.userHourMany, userUpsertSQL("user_hour", "hour", userChunk)},
-		{&st.genPut, `INSERT INTO rollup_gen(hour, unit, seq) VALUES (?,?,?) ON CONFLICT(hour, unit) DO UPDATE SET seq = excluded.seq`},
 		{&st.typeAdd, `INSERT INTO counters(name, value) VALUES ('type:' || ?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`},
-		{&st.rollupAdd, `INSERT INTO rollup_minute(minute, event_type, count) VALUES (?,?,?) ON CONFLICT(minute, event_type) DO UPDATE SET count = count + excluded.count`},
-		{&st.minSketchPut, `INSERT INTO sketch_minute(minute, users, sessions) VALUES (?,?,?) ON CONFLICT(minute) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
-		{&st.hourSketchPut, `INSERT INTO sketch_hour(hour, users, sessions) VALUES (?,?,?) ON CONFLICT(hour) DO UPDATE SET users = excluded.users, sessions = excluded.sessions`},
 	} {
 		if *p.dst, err = wdb.PrepareContext(ctx, p.query); err != nil {
 			_ = st.Close()
 			return nil, fmt.Errorf("sqlitestore: prepare: %w", err)
 		}
 	}
-	st.mem.sketches, st.mem.minuteFloor = map[sketchKey]*sketchEntry{}, noTime
-	st.digest.cutoff = noTime
-	if err := st.loadMinuteFloor(ctx); err != nil {
+	_ = os.Remove(filepath.Join(dir, "digest.snapshot")) // left by versions before the analytics engine
+	if err := st.openAnalytics(ctx, log); err != nil {
 		_ = st.Close()
-		return nil, err
+		return nil, fmt.Errorf("sqlitestore: analytics: %w", err)
 	}
-	// Catch up with the events the rollups do not cover yet (after a crash, or every
-	// stored event the first time), before serving.
-	if err := st.catchUpRollups(ctx, log); err != nil {
-		_ = st.Close()
-		return nil, err
-	}
-	if st.warmDigest, err = st.startDigest(ctx, log); err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("sqlitestore: event digest: %w", err)
-	}
-	st.mem.stop, st.mem.done, st.mem.warmed = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	st.an.stop, st.an.done = make(chan struct{}), make(chan struct{})
 	st.handoff.kick = make(chan struct{}, 1)
-	go st.runBuilder()
+	go st.runAnalytics()
 	return st, nil
 }
 
@@ -231,11 +227,14 @@ const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
 
 var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
 
-// InsertBatch implements store.EventStore.
+// InsertBatch implements store.EventStore. The rows it stored go to the analytics engine
+// through the handoff, in commit order (writeMu).
 func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processedAt time.Time) (inserted, duplicates int, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlitestore: begin: %w", err)
@@ -248,7 +247,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	args := make([]any, 0, 10*insertChunk)
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
-	counts := map[rollupKey]int64{}
+	byType := map[string]int64{}
 	var handed []handoffSeg
 	for start := 0; start < len(events); {
 		n, st := 1, one
@@ -267,12 +266,12 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 		}
 		affected, _ := res.RowsAffected()
 		inserted += int(affected)
-		// Rollups count only rows actually inserted, so a redelivered batch adds nothing.
+		// Counters count only rows actually inserted, so a redelivered batch adds nothing.
 		// Usually every row was new; otherwise ask which ones this write stored.
 		switch {
 		case int(affected) == n:
 			for i := start; i < start+n; i++ {
-				counts[rollupKey{minute: unixMinute(events[i].Timestamp.UnixNano()), eventType: events[i].EventType}]++
+				byType[events[i].EventType]++
 			}
 			// Every row was new, so their seqs are the n ending at the last insert id.
 			if last, err := res.LastInsertId(); err == nil {
@@ -284,7 +283,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 				handed = append(handed, sg)
 			}
 		case affected > 0:
-			if err = s.countInserted(ctx, tx, events[start:start+n], pa, counts); err != nil {
+			if err = countInserted(ctx, tx, events[start:start+n], pa, byType); err != nil {
 				return 0, 0, err
 			}
 		}
@@ -293,14 +292,6 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 	if inserted > 0 {
 		if _, err = tx.StmtContext(ctx, s.count).ExecContext(ctx, inserted); err != nil {
 			return 0, 0, fmt.Errorf("sqlitestore: count: %w", err)
-		}
-		add := tx.StmtContext(ctx, s.rollupAdd)
-		byType := map[string]int64{}
-		for k, c := range counts {
-			if _, err = add.ExecContext(ctx, k.minute, k.eventType, c); err != nil {
-				return 0, 0, fmt.Errorf("sqlitestore: rollup: %w", err)
-			}
-			byType[k.eventType] += c
 		}
 		typeAdd := tx.StmtContext(ctx, s.typeAdd)
 		for t, c := range byType {
@@ -433,19 +424,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close implements store.EventStore. It brings the rollups up to date first.
+// Close implements store.EventStore. It seals the analytics head and persists it first, so
+// that the next start need not feed the engine again.
 func (s *Store) Close() error {
 	var ferr error
-	if s.mem.stop != nil {
-		close(s.mem.stop)
-		<-s.mem.done
-		s.mem.stop = nil
+	if s.an.stop != nil {
+		close(s.an.stop)
+		<-s.an.done
+		s.an.stop = nil
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ferr = s.BuildRollups(ctx)
-		cancel()
-		if ferr == nil {
-			ferr = s.saveDigest() // the next start need not read the events into it again
+		if ferr = s.feed(ctx); ferr == nil {
+			ferr = s.seal(ctx, true)
 		}
+		cancel()
 	}
 	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
 }
@@ -454,29 +445,27 @@ func (s *Store) Close() error {
 // install a failing trigger).
 func (s *Store) DB() *sql.DB { return s.wdb }
 
-// countInserted adds to counts the rows of chunk that this transaction stored: those whose
+// countInserted adds to byType the rows of chunk that this transaction stored: those whose
 // processed_at is this write's (a duplicate keeps the processed_at of its first write). It
 // relies on two writes never sharing a processedAt; the worker passes time.Now() to each.
-func (s *Store) countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, counts map[rollupKey]int64) error {
+func countInserted(ctx context.Context, tx *sql.Tx, chunk []event.Event, processedAt int64, byType map[string]int64) error {
 	args := make([]any, 0, len(chunk)+1)
 	args = append(args, processedAt)
 	for i := range chunk {
 		args = append(args, chunk[i].EventID)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT event_type, ts FROM events WHERE processed_at = ? AND event_id IN (?`+
+	rows, err := tx.QueryContext(ctx, `SELECT event_type FROM events WHERE processed_at = ? AND event_id IN (?`+
 		strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 	if err != nil {
-		return fmt.Errorf("sqlitestore: rollup: %w", err)
+		return fmt.Errorf("sqlitestore: count inserted: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k rollupKey
-		var ts int64
-		if err := rows.Scan(&k.eventType, &ts); err != nil {
-			return fmt.Errorf("sqlitestore: rollup: %w", err)
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return fmt.Errorf("sqlitestore: count inserted: %w", err)
 		}
-		k.minute = unixMinute(ts)
-		counts[k]++
+		byType[t]++
 	}
 	return rows.Err()
 }
