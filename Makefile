@@ -101,7 +101,7 @@ bench-micro:
 
 ## bench-analytics: analytics latency (p50, p95) over 10 million stored events for every
 ## range and filter, the events spread over 7 days (ANALYTICS_SPAN_HOURS=24: over a day);
-## about 5 minutes (BENCHMARKS.md, "Analytics on 10 million events")
+## about 3 minutes (BENCHMARKS.md, "The embedded store on the blocks engine")
 ANALYTICS_SPAN_HOURS ?= 168
 bench-analytics:
 	EVP_BENCH_EVENTS=10000000 EVP_BENCH_SPAN_HOURS=$(ANALYTICS_SPAN_HOURS) $(GO) test -v -timeout 60m -run '^$$' \
