@@ -67,6 +67,7 @@ type analyticsState struct {
 	owner       string                  // this process's lease token
 	// gen is the blocks_gen of the persisted state this engine extends (read at start,
 	// or written last); -1 when it extends none. Another writer meanwhile changes it.
+	// unpersisted then no longer says what to write: the whole state is.
 	gen int64
 
 	stop, done chan struct{}
@@ -414,8 +415,8 @@ func largestFirst(hs []blocks.HeadHour) []blocks.HeadHour {
 
 // persist writes the sealed blocks not yet written, the names numbered since the last
 // write and the watermark, in one transaction, if this process holds (or can take) the
-// lease. A process that takes the lease from another writes everything again: the other
-// numbered names in its own order. Called with sealMu held.
+// lease. A process that takes the lease from another that wrote meanwhile writes
+// everything again: the other numbered names in its own order. Called with sealMu held.
 func (s *Store) persist(ctx context.Context) (err error) {
 	a := &s.an
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -434,10 +435,8 @@ func (s *Store) persist(ctx context.Context) (err error) {
 		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// Another process persists; this one answers from memory, and writes its state
-		// whole if it takes the lease later.
-		clear(a.unpersisted)
-		a.gen = -1
+		// Another process persists; this one answers from memory and keeps its sealed
+		// blocks for when it takes the lease (whole, if the other wrote meanwhile).
 		return tx.Rollback()
 	}
 	var gen sql.NullInt64

@@ -262,3 +262,70 @@ func TestEpochEvents(t *testing.T) {
 	}
 	check(openStore(t, dir), "after a restart")
 }
+
+// A process started after a crash waits for the dead one's lease to run out, keeping what
+// it seals meanwhile, then writes it; a clean Close hands the lease over at once.
+func TestLeaseOfACrashedProcess(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	evs := storetest.Corpus(3000, 16)
+	insert(t, s, evs[:1000], 1000, 0)
+	if err := s.feed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.seal(ctx, true); err != nil { // s holds the lease
+		t.Fatal(err)
+	}
+	s.crash()
+
+	again := openStore(t, dir)
+	again.stopAnalytics()
+	insert(t, again, evs[1000:], 2000, 0)
+	if err := again.feed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.seal(ctx, true); err != nil { // the dead process's lease: nothing written
+		t.Fatal(err)
+	}
+	watermark := func() int64 {
+		var w int64
+		if err := again.rdb.QueryRow(`SELECT value FROM counters WHERE name = 'blocks_seq'`).Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if w := watermark(); w != 1000 {
+		t.Fatalf("watermark %d while another process holds the lease, want 1000", w)
+	}
+	if _, err := again.wdb.Exec(`UPDATE analytics_lease SET until = 0`); err != nil { // it runs out
+		t.Fatal(err)
+	}
+	if err := again.seal(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if w := watermark(); w != 3000 {
+		t.Fatalf("watermark %d once the lease is taken, want 3000", w)
+	}
+	again.crash()
+	third := openStore(t, dir)
+	checkCorpus(t, third, evs, "after the blocks sealed while waiting were written")
+	if _, err := third.wdb.Exec(`UPDATE analytics_lease SET until = 0`); err != nil { // again's runs out
+		t.Fatal(err)
+	}
+	if err := third.seal(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlitedb.Open(dir+"/events.db", sqlitedb.SyncNormal, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var until int64
+	if err := db.QueryRow(`SELECT until FROM analytics_lease`).Scan(&until); err != nil || until != 0 {
+		t.Fatalf("lease held until %d after Close (%v)", until, err)
+	}
+}

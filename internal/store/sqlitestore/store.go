@@ -436,6 +436,9 @@ func (s *Store) Close() error {
 		if ferr = s.feed(ctx); ferr == nil {
 			ferr = s.seal(ctx, true)
 		}
+		// The next start (or another process) may write at once.
+		_, err := s.wdb.ExecContext(ctx, `UPDATE analytics_lease SET until = 0 WHERE owner = ?`, s.an.owner)
+		ferr = errors.Join(ferr, err)
 		cancel()
 	}
 	return errors.Join(ferr, s.rdb.Close(), s.wdb.Close())
