@@ -53,6 +53,7 @@ func loadgen(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.DupRatio, "dup-ratio", cfg.DupRatio, "share of events that repeat an earlier eventId, 0 to 1")
 	fs.BoolVar(&cfg.Gzip, "gzip", false, "send gzip-compressed bodies (Content-Encoding: gzip)")
 	fs.BoolVar(&cfg.Segment, "segment", false, "send Segment track messages to /v1/batch (/v1/track with --batch 1), as Segment's libraries do")
+	fs.DurationVar(&cfg.Spread, "spread", 0, "stamp each event at a random time over this much before now, as a backfill does (0: now)")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.WaitProcessed, "wait-processed", cfg.WaitProcessed, "after sending, wait until the store holds every accepted event")
 	fs.DurationVar(&cfg.WaitTimeout, "wait-timeout", cfg.WaitTimeout, "longest wait for the store")

@@ -35,7 +35,8 @@ type Config struct {
 	PayloadBytes int
 	DupRatio     float64
 	Gzip         bool
-	Segment      bool // send Segment's format to /v1/batch (/v1/track for --batch 1)
+	Segment      bool          // send Segment's format to /v1/batch (/v1/track for --batch 1)
+	Spread       time.Duration // stamp events at random times over this much before now (a backfill)
 
 	WaitProcessed bool          // after sending, wait until the store holds every accepted event
 	WaitTimeout   time.Duration // longest such wait
@@ -99,6 +100,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid --wait-timeout=%s: must be positive", c.WaitTimeout)
 	case c.PID < 0:
 		return fmt.Errorf("invalid --pid=%d", c.PID)
+	case c.Spread < 0:
+		return fmt.Errorf("invalid --spread=%s: must be 0 or more", c.Spread)
 	}
 	return nil
 }

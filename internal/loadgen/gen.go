@@ -39,6 +39,9 @@ type GenConfig struct {
 	// data: messageId, event, userId, context.sessionId, metadata in context, payload as
 	// properties.
 	Segment bool
+	// Spread stamps each event at a random time in the Spread before the request (a
+	// backfill, or clients flushing a day of queued events); 0 stamps them all now.
+	Spread time.Duration
 }
 
 // Generator makes realistic event bodies cheaply: the static parts of every event
@@ -145,6 +148,7 @@ type Stream struct {
 	g   *Generator
 	rng *rand.Rand
 	ts  []byte
+	now time.Time // the request's time
 }
 
 // NewStream returns a Stream with its own random source.
@@ -157,7 +161,8 @@ func (g *Generator) NewStream() *Stream {
 // single is true (POST /api/v1/events), otherwise {"events":[...]} ({"batch":[...]} in
 // Segment's format). It returns the body and how many of its events reuse an earlier id.
 func (s *Stream) AppendBody(dst []byte, n int, single bool, now time.Time) ([]byte, int) {
-	s.ts = now.UTC().AppendFormat(s.ts[:0], "2006-01-02T15:04:05.000Z07:00")
+	s.now = now.UTC()
+	s.ts = s.now.AppendFormat(s.ts[:0], tsLayout)
 	dups := 0
 	if single {
 		var dup bool
@@ -213,7 +218,7 @@ func (s *Stream) appendEvent(dst []byte) ([]byte, bool) {
 	dst = append(dst, `","sessionId":"sess_`...)
 	dst = strconv.AppendInt(dst, int64(s.rng.IntN(g.cfg.Sessions)), 10)
 	dst = append(dst, `","timestamp":"`...)
-	dst = append(dst, s.ts...)
+	dst = s.appendTime(dst)
 	dst = append(dst, `","metadata":`...)
 	dst = append(dst, g.metas[s.rng.IntN(len(g.metas))]...)
 	if p := g.payloads[t]; p[0] != nil {
@@ -221,6 +226,17 @@ func (s *Stream) appendEvent(dst []byte) ([]byte, bool) {
 		dst = append(dst, p[s.rng.IntN(len(p))]...)
 	}
 	return append(dst, '}'), dup
+}
+
+// tsLayout is how events' times are written (JavaScript's toISOString).
+const tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendTime appends an event's time: the request's, or with Spread a random one before it.
+func (s *Stream) appendTime(dst []byte) []byte {
+	if s.g.cfg.Spread <= 0 {
+		return append(dst, s.ts...)
+	}
+	return s.now.Add(-time.Duration(s.rng.Int64N(int64(s.g.cfg.Spread)))).AppendFormat(dst, tsLayout)
 }
 
 // appendMessage appends a Segment track message with what appendEvent puts in an event.
@@ -235,7 +251,7 @@ func (s *Stream) appendMessage(dst []byte) ([]byte, bool) {
 	dst = append(dst, `","userId":"user_`...)
 	dst = strconv.AppendInt(dst, int64(s.rng.IntN(g.cfg.Users)), 10)
 	dst = append(dst, `","timestamp":"`...)
-	dst = append(dst, s.ts...)
+	dst = s.appendTime(dst)
 	dst = append(dst, `","context":{"sessionId":"sess_`...)
 	dst = strconv.AppendInt(dst, int64(s.rng.IntN(g.cfg.Sessions)), 10)
 	dst = append(dst, `","app":`...)

@@ -209,3 +209,35 @@ func TestSegmentBodies(t *testing.T) {
 		t.Errorf("%d events, %d ids; want 100 of each", len(req.Events), len(ids))
 	}
 }
+
+// With Spread, events are stamped at times over the spread before the request, in both
+// formats, as evp's decoders read them.
+func TestSpreadTimes(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, seg := range []bool{false, true} {
+		g := NewGenerator(GenConfig{RunID: "s", Users: 10, Sessions: 20, Seed: 3, Segment: seg, Spread: 24 * time.Hour})
+		body, _ := g.NewStream().AppendBody(nil, 200, false, now)
+		var evs []event.Event
+		var err error
+		if seg {
+			var req segment.Request
+			req, err = segment.Decode(body, "batch", now)
+			evs = req.Events
+		} else {
+			evs, err = event.DecodeBatch(body, now)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		hours := map[int64]bool{}
+		for _, ev := range evs {
+			if ev.Timestamp.After(now) || ev.Timestamp.Before(now.Add(-24*time.Hour)) {
+				t.Fatalf("segment %v: time %v outside the day before %v", seg, ev.Timestamp, now)
+			}
+			hours[ev.Timestamp.Unix()/3600] = true
+		}
+		if len(hours) < 20 {
+			t.Errorf("segment %v: 200 events in %d hours of the day, want them spread", seg, len(hours))
+		}
+	}
+}

@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		single:   cfg.Batch == 1,
 		endpoint: cfg.endpoint(),
 		gen: NewGenerator(GenConfig{RunID: cfg.RunID, Users: cfg.Users, Sessions: cfg.Sessions,
-			PayloadBytes: cfg.PayloadBytes, Segment: cfg.Segment, DupRatio: cfg.DupRatio, Seed: cfg.Seed}),
+			PayloadBytes: cfg.PayloadBytes, Segment: cfg.Segment, DupRatio: cfg.DupRatio, Seed: cfg.Seed, Spread: cfg.Spread}),
 		client:        &http.Client{Transport: newTransport(conns), Timeout: cfg.RequestTimeout},
 		metricsClient: &http.Client{Transport: newTransport(2), Timeout: 10 * time.Second},
 		total:         NewHistogram(),
