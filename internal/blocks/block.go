@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/axiomhq/hyperloglog"
@@ -145,14 +144,8 @@ var errTooManyTypes = errors.New("blocks: more event types in one hour than a bl
 // Seal returns the block of the events added, as version version. The builder may go on
 // gathering (for a later version).
 func (b *Builder) Seal(version uint64) (*Block, error) {
-	rows := slices.Clone(b.rows)
-	slices.SortFunc(rows, func(x, y row) int {
-		if x.user != y.user {
-			return cmpU32(x.user, y.user)
-		}
-		return cmpI64(x.inHour, y.inHour)
-	})
-	blk := &Block{Hour: b.hour, Version: version, Events: len(rows), Seq: b.seq, sessions: hyperloglog.New14()}
+	rows := sortRows(b.rows)
+	blk := &Block{Hour: b.hour, Version: version, Events: len(rows), Seq: b.seq, sessions: hyperloglog.NewNoSparse()}
 
 	localType := map[uint32]uint32{}
 	for _, r := range rows {
@@ -169,20 +162,18 @@ func (b *Builder) Seal(version uint64) (*Block, error) {
 		localType[typ] = uint32(i)
 	}
 
-	localSession := map[uint64]uint32{}
-	for _, r := range rows {
-		localSession[r.session] = 0
+	// Sessions: the distinct hashes, ascending; each row's index found by binary search.
+	hashes := make([]uint64, len(rows))
+	for i, r := range rows {
+		hashes[i] = r.session
 	}
-	for h := range localSession {
-		blk.sessionHashes = append(blk.sessionHashes, h)
-	}
-	slices.Sort(blk.sessionHashes)
-	for i, h := range blk.sessionHashes {
-		localSession[h] = uint32(i)
+	slices.Sort(hashes)
+	blk.sessionHashes = slices.Compact(hashes)
+	for _, h := range blk.sessionHashes {
 		blk.sessions.InsertHash(h)
 	}
 
-	counts := map[[2]uint32]uint32{} // (minute, local type)
+	counts := make([]uint32, 60*len(blk.types)) // by minute, then type
 	blk.entries = make([]uint64, len(rows))
 	blk.session = make([]uint32, len(rows))
 	for i, r := range rows {
@@ -192,17 +183,42 @@ func (b *Builder) Seal(version uint64) (*Block, error) {
 		blk.users[len(blk.users)-1].n++
 		typ := localType[r.typ]
 		blk.entries[i] = makeEntry(r.inHour, typ)
-		blk.session[i] = localSession[r.session]
-		counts[[2]uint32{uint32(r.inHour / minuteNanos), typ}]++
+		si, _ := slices.BinarySearch(blk.sessionHashes, r.session)
+		blk.session[i] = uint32(si)
+		counts[int(r.inHour/minuteNanos)*len(blk.types)+int(typ)]++
 	}
 	for k, n := range counts {
-		blk.cells = append(blk.cells, cell{minute: uint8(k[0]), typ: k[1], n: n})
+		if n > 0 {
+			blk.cells = append(blk.cells, cell{minute: uint8(k / len(blk.types)), typ: uint32(k % len(blk.types)), n: n})
+		}
 	}
-	sort.Slice(blk.cells, func(i, j int) bool {
-		a, c := blk.cells[i], blk.cells[j]
-		return a.minute < c.minute || a.minute == c.minute && a.typ < c.typ
-	})
 	return blk, nil
+}
+
+// sortRows returns a copy of rows by user, then time: the order of a block's entries.
+// It sorts integer keys (user and position) rather than the rows, then each user's rows
+// by time, which costs a third of sorting the rows with a comparison.
+func sortRows(rows []row) []row {
+	keys := make([]uint64, len(rows))
+	for i, r := range rows {
+		keys[i] = uint64(r.user)<<32 | uint64(i)
+	}
+	slices.Sort(keys)
+	out := make([]row, len(rows))
+	for i, k := range keys {
+		out[i] = rows[uint32(k)]
+	}
+	for start := 0; start < len(out); {
+		end := start + 1
+		for end < len(out) && out[end].user == out[start].user {
+			end++
+		}
+		if end-start > 1 {
+			slices.SortFunc(out[start:end], func(x, y row) int { return cmpI64(x.inHour, y.inHour) })
+		}
+		start = end
+	}
+	return out
 }
 
 // userRow returns the block's row of the user with global id id.
