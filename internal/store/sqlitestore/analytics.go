@@ -44,6 +44,14 @@ const noTime = math.MinInt64
 
 const hourNs = int64(time.Hour)
 
+// hourExpr is the expression events_hour indexes: SQLite's integer division, which, like
+// Go's, truncates toward zero (so it is not the Unix hour before 1970, only monotonic in
+// the time). A query that bounds it with hourOf of its time bounds uses the index.
+const hourExpr = `ts / 3600000000000`
+
+// hourOf is hourExpr of the Unix-nanosecond time ns.
+func hourOf(ns int64) int64 { return ns / hourNs }
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
@@ -276,8 +284,9 @@ func (s *Store) feed(ctx context.Context) error {
 func (s *Store) applyCutoff(ctx context.Context, cut int64) error {
 	a := &s.an
 	hour := floorDiv(cut, hourNs)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events WHERE ts >= ? AND ts < ? AND seq <= ? ORDER BY seq`,
-		cut, (hour+1)*hourNs, a.eng.LastSeq())
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events
+		WHERE `+hourExpr+` BETWEEN ? AND ? AND ts >= ? AND ts < ? AND seq <= ? ORDER BY seq`,
+		hourOf(cut), hourOf((hour+1)*hourNs-1), cut, (hour+1)*hourNs, a.eng.LastSeq())
 	if err != nil {
 		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
 	}

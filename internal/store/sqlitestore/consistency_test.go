@@ -218,11 +218,10 @@ func TestFilteredLastEventIsCounted(t *testing.T) {
 	}
 }
 
-// The feed reads the events after the engine's by seq, not by a scan or through the time
-// index.
-func TestFeedReadsBySeq(t *testing.T) {
-	s := openStore(t, t.TempDir())
-	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+readRowsSQL, 0, 1)
+// queryPlan returns SQLite's plan of query with args, one step a line joined by "; ".
+func queryPlan(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.rdb.Query(`EXPLAIN QUERY PLAN `+query, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +238,17 @@ func TestFeedReadsBySeq(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if p := strings.Join(plan, "; "); !strings.Contains(p, "SEARCH events USING INTEGER PRIMARY KEY") {
-		t.Fatalf("plan %q does not read events by seq", p)
+	return strings.Join(plan, "; ")
+}
+
+// The feed reads the events after the engine's by seq, not by a scan or through the time
+// index; retention finds the events before its cut-off through events_hour.
+func TestQueriesUseTheirIndexes(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	if p := queryPlan(t, s, readRowsSQL, 0, 1); !strings.Contains(p, "SEARCH events USING INTEGER PRIMARY KEY") {
+		t.Errorf("plan %q does not read events by seq", p)
+	}
+	if p := queryPlan(t, s, pruneSQL, 5, 5*hourNs, 10); !strings.Contains(p, "USING INDEX events_hour") {
+		t.Errorf("retention's plan %q does not use events_hour", p)
 	}
 }
