@@ -88,7 +88,7 @@ func main() {
 		{name: "embedded-batch100", server: "evp", loadgen: []string{"--batch", "100", "--concurrency", "32"}},
 		{name: "embedded-segment-batch100", server: "evp", loadgen: []string{"--segment", "--batch", "100", "--concurrency", "32"}},
 		// A backfill: 1000-event batches of events stamped over the last 24 hours, as fast as
-		// the API takes them (issue: analytics store v2).
+		// the API takes them: the store's backfill bar (BENCHMARKS.md).
 		{name: "embedded-backfill-24h", server: "evp", duration: 120 * time.Second,
 			loadgen: []string{"--batch", "1000", "--concurrency", "8", "--spread", "24h", "--dup-ratio", "0", "--wait-timeout", "600s"}},
 		{name: "embedded-single", server: "evp", loadgen: []string{"--batch", "1", "--concurrency", "128"}},
