@@ -31,6 +31,7 @@ func (r *runner) startProgress(ctx context.Context, started time.Time, baseline 
 					if r.sending.Load() {
 						if n, err := r.storeCount(pollCtx); err == nil {
 							r.stored.Store(n)
+							r.samples.add(time.Now(), n)
 						}
 					}
 				}

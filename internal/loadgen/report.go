@@ -66,6 +66,10 @@ type Report struct {
 		StoredEvents int64   `json:"storedEvents"` // growth of the store count during the run
 		EventsPerSec float64 `json:"eventsPerSec"` // accepted / (first send to all stored)
 		LagSeconds   float64 `json:"lagSeconds"`   // end of sending to all stored
+		// The store's events/s in the first minute of the run and in the last minute before
+		// it held them all; set when storing took two minutes or more.
+		FirstMinuteEventsPerSec float64 `json:"firstMinuteEventsPerSec,omitempty"`
+		LastMinuteEventsPerSec  float64 `json:"lastMinuteEventsPerSec,omitempty"`
 		// Shortfall is set when the server's buffer emptied with fewer events stored than it
 		// accepted: EventsPerSec and LagSeconds then count what was stored.
 		Shortfall int64 `json:"shortfall,omitempty"`
@@ -198,6 +202,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	case e.Reached:
 		row("end to end", "%s events/s (first send to all %s accepted events stored), processing lag %.2f s",
 			num(e.EventsPerSec), inum(rep.Events.Accepted), e.LagSeconds)
+		if e.FirstMinuteEventsPerSec > 0 {
+			row("", "stored %s events/s in the first minute, %s in the last", num(e.FirstMinuteEventsPerSec), num(e.LastMinuteEventsPerSec))
+		}
 	case e.Shortfall > 0:
 		row("end to end", "INCOMPLETE: %s", e.Error)
 		row("", "%s events/s (first send to the last of %s events stored), processing lag %.2f s",

@@ -49,6 +49,7 @@ type runner struct {
 	raw           *rawClient  // nil: net/http
 	metricsClient *http.Client
 	stored        atomic.Int64 // latest store count read during the run, -1 unknown
+	samples       storeSamples // store counts read during the run, for the storing rate's edges
 	waiting       atomic.Int64 // store count being waited for; 0 while sending
 	sampler       *procSampler
 }
@@ -178,6 +179,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				e.EventsPerSec = float64(e.StoredEvents) / d
 			}
 			e.LagSeconds = max(0, res.storedAt.Sub(sendEnd).Seconds())
+		}
+		if first, last, ok := r.samples.edgeRates(time.Minute); ok && (res.reached || res.drained) {
+			e.FirstMinuteEventsPerSec, e.LastMinuteEventsPerSec = first, last
 		}
 		switch {
 		case err != nil:
@@ -743,6 +747,7 @@ func (r *runner) waitStored(ctx context.Context, target int64, timeout time.Dura
 			}
 			res.last, res.read, lastErr = m, true, nil
 			r.stored.Store(m.Stored)
+			r.samples.add(at, m.Stored)
 			if m.Stored >= target {
 				res.reached = true
 				return res, nil

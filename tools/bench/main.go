@@ -68,6 +68,8 @@ type report struct {
 		Reached      bool    `json:"reached"`
 		EventsPerSec float64 `json:"eventsPerSec"`
 		LagSeconds   float64 `json:"lagSeconds"`
+		FirstMinute  float64 `json:"firstMinuteEventsPerSec"`
+		LastMinute   float64 `json:"lastMinuteEventsPerSec"`
 	} `json:"endToEnd"`
 	Server struct {
 		SendAvgCores float64 `json:"sendAvgCores"`
@@ -125,6 +127,10 @@ func main() {
 			}
 			fmt.Printf("%s run %d: %.0f events/s accepted, %.0f end to end, p99 %.1f ms\n", sc.name, i+1,
 				r.Throughput.AcceptedEventsPerSec, r.EndToEnd.EventsPerSec, r.LatencyMs.P99)
+			if r.EndToEnd.FirstMinute > 0 {
+				fmt.Printf("%s run %d: stored %.0f events/s in the first minute, %.0f in the last\n", sc.name, i+1,
+					r.EndToEnd.FirstMinute, r.EndToEnd.LastMinute)
+			}
 			if sc.hostile {
 				fmt.Printf("%s run %d: answers by status %v, server peak RSS (VmHWM) %.1f MB", sc.name, i+1, r.RequestsByStatus, r.Server.PeakRssMB)
 				if sc.watch != "" {
