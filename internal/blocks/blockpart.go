@@ -21,7 +21,7 @@ func (blk *Block) addTo(a *adder, lo, hi int) error {
 			perType[c.typ] += int64(c.n)
 		}
 		for _, u := range blk.users {
-			a.perUser[u.id] += int64(u.n)
+			a.perUser.add(u.id, int64(u.n))
 		}
 		if err := a.sessions.Merge(blk.sessions); err != nil {
 			return fmt.Errorf("blocks: the sessions of hour %d: %w", blk.Hour, err)
@@ -51,7 +51,7 @@ func (blk *Block) addTo(a *adder, lo, hi int) error {
 			s := blk.session[i]
 			seen[s/64] |= 1 << (s % 64)
 		}
-		a.perUser[u.id] += n
+		a.perUser.add(u.id, n)
 	}
 	a.addSessions(blk.sessionHashes)
 	a.addTypes(blk.types)

@@ -144,7 +144,7 @@ func (v *headView) addTo(a *adder, lo, hi int) error {
 		}
 		a.perMinute[m]++
 		perType[entryType(e)]++
-		a.perUser[v.users[i]]++
+		a.perUser.add(v.users[i], 1)
 		s := v.sessions[i]
 		seen[s/64] |= 1 << (s % 64)
 	}

@@ -58,13 +58,13 @@ func query(parts []part, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResult
 	}
 	a := &adder{
 		t: t, f: f, typeNames: d.Types.Names(),
-		perUser:  make([]int64, len(d.Users.Names())),
+		perUser:  newUserCounts(len(d.Users.Names())),
 		sessions: hyperloglog.NewNoSparse(), // dense: an insert costs the same at any size
 	}
 	var in []part // the parts of the range
 	for _, p := range parts {
 		if lo, hi := a.window(p.hourOf()); lo < hi {
-			if !p.within(len(a.perUser), len(a.typeNames)) {
+			if !p.within(a.perUser.n, len(a.typeNames)) {
 				return store.AnalyticsResult{}, fmt.Errorf("blocks: the events of hour %d number users or types the dictionaries do not hold", p.hourOf())
 			}
 			in = append(in, p)
@@ -75,11 +75,7 @@ func query(parts []part, d Dicts, q store.AnalyticsQuery) (store.AnalyticsResult
 			return store.AnalyticsResult{}, err
 		}
 	}
-	for _, n := range a.perUser {
-		if n > 0 {
-			res.UniqueUsers++
-		}
-	}
+	a.perUser.each(func(uint32, int64) { res.UniqueUsers++ })
 	res.UniqueSessions = int64(a.sessions.Estimate())
 	res.TopUsers = a.top(in, d.Users.Names())
 	t.Finish(&res)
@@ -127,7 +123,7 @@ type adder struct {
 	t         *store.Tally
 	f         filter
 	typeNames []string
-	perUser   []int64 // events per global user id
+	perUser   userCounts // events per global user id
 	sessions  *hyperloglog.Sketch
 
 	// per block, reused
@@ -201,15 +197,12 @@ func (a *adder) addSessions(hashes []uint64) {
 // parts (the parts of the range).
 func (a *adder) top(parts []part, names []string) []store.TopUser {
 	var ids []uint32
-	for id, n := range a.perUser {
-		if n == 0 {
-			continue
-		}
-		ids = append(ids, uint32(id))
+	a.perUser.each(func(id uint32, _ int64) {
+		ids = append(ids, id)
 		if len(ids) > 4*topUsers { // keep the candidate list short
 			ids = a.best(ids, names)
 		}
-	}
+	})
 	ids = a.best(ids, names)
 	tops := make(map[uint32]*detail, len(ids))
 	for _, id := range ids {
@@ -222,7 +215,7 @@ func (a *adder) top(parts []part, names []string) []store.TopUser {
 	out := make([]store.TopUser, len(ids))
 	for k, id := range ids {
 		d := tops[id]
-		out[k] = store.TopUser{UserID: names[id], EventCount: a.perUser[id], LastEventAt: time.Unix(0, d.last).UTC(), EventTypes: []string{}}
+		out[k] = store.TopUser{UserID: names[id], EventCount: a.perUser.get(id), LastEventAt: time.Unix(0, d.last).UTC(), EventTypes: []string{}}
 		for typ := range d.types {
 			out[k].EventTypes = append(out[k].EventTypes, a.typeNames[typ])
 		}
@@ -234,7 +227,7 @@ func (a *adder) top(parts []part, names []string) []store.TopUser {
 // best sorts ids best first and keeps the first topUsers.
 func (a *adder) best(ids []uint32, names []string) []uint32 {
 	slices.SortFunc(ids, func(x, y uint32) int {
-		if nx, ny := a.perUser[x], a.perUser[y]; nx != ny {
+		if nx, ny := a.perUser.get(x), a.perUser.get(y); nx != ny {
 			return cmpI64(ny, nx)
 		}
 		return strings.Compare(names[x], names[y])

@@ -150,3 +150,22 @@ func TestEntryRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Past denseUsersUpTo a query counts users in a map: the same answers.
+func TestQuerySparseUserCounts(t *testing.T) {
+	defer func(v int) { denseUsersUpTo = v }(denseUsersUpTo)
+	denseUsersUpTo = 0
+	evs := storetest.Corpus(3000, 4)
+	d := NewDicts()
+	blks := seal(t, d, evs)
+	for i, q := range queries(evs, rand.New(rand.NewPCG(6, 6))) {
+		got, err := Query(blks, d, q)
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		want := storetest.Expect(evs, q)
+		if err := storetest.Compare(got, want, false); err != nil || got.UniqueUsers != want.UniqueUsers {
+			t.Errorf("query %d %+v: %v (unique users %d, want %d)", i, q, err, got.UniqueUsers, want.UniqueUsers)
+		}
+	}
+}
