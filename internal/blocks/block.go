@@ -10,6 +10,7 @@
 package blocks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -101,7 +102,10 @@ type row struct {
 func NewBuilder(d Dicts, hour int64) *Builder { return &Builder{hour: hour, d: d} }
 
 // Hour is the Unix hour of the events t falls in.
-func Hour(t time.Time) int64 { return floorDiv(t.UnixNano(), hourNanos) }
+func Hour(t time.Time) int64 { return HourOf(t.UnixNano()) }
+
+// HourOf is the Unix hour of the Unix-nanosecond time ns.
+func HourOf(ns int64) int64 { return floorDiv(ns, hourNanos) }
 
 // Add adds an event of the builder's hour.
 func (b *Builder) Add(e Event) error {
@@ -134,9 +138,6 @@ func (b *Builder) AddBlock(blk *Block) error {
 	}
 	return nil
 }
-
-// Len is the number of events added.
-func (b *Builder) Len() int { return len(b.rows) }
 
 // errTooManyTypes is Seal's error for an hour of more event types than a block numbers.
 var errTooManyTypes = errors.New("blocks: more event types in one hour than a block can hold")
@@ -214,7 +215,7 @@ func sortRows(rows []row) []row {
 			end++
 		}
 		if end-start > 1 {
-			slices.SortFunc(out[start:end], func(x, y row) int { return cmpI64(x.inHour, y.inHour) })
+			slices.SortFunc(out[start:end], func(x, y row) int { return cmp.Compare(x.inHour, y.inHour) })
 		}
 		start = end
 	}
@@ -223,7 +224,7 @@ func sortRows(rows []row) []row {
 
 // userRow returns the block's row of the user with global id id.
 func (blk *Block) userRow(id uint32) (user, bool) {
-	i, ok := slices.BinarySearchFunc(blk.users, id, func(u user, id uint32) int { return cmpU32(u.id, id) })
+	i, ok := slices.BinarySearchFunc(blk.users, id, func(u user, id uint32) int { return cmp.Compare(u.id, id) })
 	if !ok {
 		return user{}, false
 	}
@@ -234,26 +235,6 @@ func (blk *Block) userRow(id uint32) (user, bool) {
 func (blk *Block) localType(typ uint32) (uint32, bool) {
 	i, ok := slices.BinarySearch(blk.types, typ)
 	return uint32(i), ok
-}
-
-func cmpU32(a, b uint32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpI64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func floorDiv(a, b int64) int64 {

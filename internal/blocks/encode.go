@@ -165,23 +165,30 @@ func (r *reader) fail() {
 	r.b = nil
 }
 
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
+// skip moves past a varint of n bytes (binary.Uvarint's or Varint's count: 0 or less for
+// none), reporting whether there was one.
+func (r *reader) skip(n int) bool {
 	if n <= 0 {
 		r.fail()
-		return 0
+		return false
 	}
 	r.b = r.b[n:]
+	return true
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if !r.skip(n) {
+		return 0
+	}
 	return v
 }
 
 func (r *reader) varint() int64 {
 	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail()
+	if !r.skip(n) {
 		return 0
 	}
-	r.b = r.b[n:]
 	return v
 }
 

@@ -1,6 +1,7 @@
 package blocks
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -228,7 +229,7 @@ func (a *adder) top(parts []part, names []string) []store.TopUser {
 func (a *adder) best(ids []uint32, names []string) []uint32 {
 	slices.SortFunc(ids, func(x, y uint32) int {
 		if nx, ny := a.perUser.get(x), a.perUser.get(y); nx != ny {
-			return cmpI64(ny, nx)
+			return cmp.Compare(ny, nx)
 		}
 		return strings.Compare(names[x], names[y])
 	})

@@ -81,13 +81,6 @@ func Find(obj []byte, key string) []byte {
 	return v
 }
 
-// Without returns a copy of the object of members (Members(obj)) without those drop names,
-// each kept member as written: it never shares obj's bytes, so that obj's buffer may be
-// reused.
-func Without(obj []byte, members []Member, drop func(key []byte) bool) []byte {
-	return NewBuffer(len(obj)).Without(obj, members, "", drop)
-}
-
 // Buffer holds copies of values read from objects, many to an allocation: a decoder keeps
 // the payloads and metadata of a whole batch in one buffer sized to the request's body
 // rather than in two allocations an event. What it returns never shares the read objects'

@@ -35,7 +35,7 @@ func TestWithout(t *testing.T) {
 	obj := []byte(`{"a":1, "b":{"c":2}, "d":"x", "e":[3]}`)
 	ms := Members(obj)
 	for _, drop := range [][]string{{}, {"a"}, {"e"}, {"b", "e"}, {"a", "b", "d", "e"}, {"a", "d"}} {
-		got := Without(obj, ms, func(k []byte) bool {
+		got := NewBuffer(len(obj)).Without(obj, ms, "", func(k []byte) bool {
 			for _, d := range drop {
 				if string(k) == d {
 					return true

@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,19 +48,11 @@ const hourNs = int64(time.Hour)
 
 // hourExpr is the expression events_hour indexes: SQLite's integer division, which, like
 // Go's, truncates toward zero (so it is not the Unix hour before 1970, only monotonic in
-// the time). A query that bounds it with hourOf of its time bounds uses the index.
+// the time). A query that bounds it with indexHour of its time bounds uses the index.
 const hourExpr = `ts / 3600000000000`
 
-// hourOf is hourExpr of the Unix-nanosecond time ns.
-func hourOf(ns int64) int64 { return ns / hourNs }
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
+// indexHour is hourExpr of the Unix-nanosecond time ns.
+func indexHour(ns int64) int64 { return ns / hourNs }
 
 // analyticsState is the engine and what keeps it in step with the events table.
 type analyticsState struct {
@@ -194,8 +188,8 @@ var logReplayAbove int64 = 1_000_000
 // replay feeds the engine the stored events after seq w that no installed block holds.
 func (s *Store) replay(ctx context.Context, w int64, log *slog.Logger) error {
 	a := &s.an
-	var backlog int64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE seq > ?`, w).Scan(&backlog); err != nil {
+	var backlog int64 // seqs after w: the events to read, less any deleted
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) - ? FROM events`, w).Scan(&backlog); err != nil {
 		return fmt.Errorf("sqlitestore: analytics backlog: %w", err)
 	}
 	logging := log != nil && backlog >= logReplayAbove
@@ -216,7 +210,7 @@ func (s *Store) replay(ctx context.Context, w int64, log *slog.Logger) error {
 		}
 		evs := make([]blocks.Event, 0, len(rows))
 		for _, r := range rows {
-			if blk := blks.Block(floorDiv(r.ts, hourNs)); blk != nil && r.seq <= blk.Seq || r.ts < a.cutoff.Load() {
+			if blk := blks.Block(blocks.HourOf(r.ts)); blk != nil && r.seq <= blk.Seq || r.ts < a.cutoff.Load() {
 				continue
 			}
 			evs = append(evs, toEngineEvent(r))
@@ -283,10 +277,10 @@ func (s *Store) feed(ctx context.Context) error {
 // again from the events table and sealing it at once. Called with feedMu held.
 func (s *Store) applyCutoff(ctx context.Context, cut int64) error {
 	a := &s.an
-	hour := floorDiv(cut, hourNs)
+	hour := blocks.HourOf(cut)
 	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events
 		WHERE `+hourExpr+` BETWEEN ? AND ? AND ts >= ? AND ts < ? AND seq <= ? ORDER BY seq`,
-		hourOf(cut), hourOf((hour+1)*hourNs-1), cut, (hour+1)*hourNs, a.eng.LastSeq())
+		indexHour(cut), indexHour((hour+1)*hourNs-1), cut, (hour+1)*hourNs, a.eng.LastSeq())
 	if err != nil {
 		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
 	}
@@ -366,7 +360,7 @@ func (s *Store) seal(ctx context.Context, all bool) error {
 	a := &s.an
 	a.sealMu.Lock()
 	defer a.sealMu.Unlock()
-	now := floorDiv(time.Now().UnixNano(), hourNs)
+	now := blocks.Hour(time.Now())
 	heads := a.eng.HeadHours()
 	total := 0
 	for _, h := range heads {
@@ -413,12 +407,8 @@ func (s *Store) seal(ctx context.Context, all bool) error {
 }
 
 func largestFirst(hs []blocks.HeadHour) []blocks.HeadHour {
-	out := append([]blocks.HeadHour(nil), hs...)
-	for i := 1; i < len(out); i++ { // few hours: insertion sort
-		for j := i; j > 0 && out[j].Events > out[j-1].Events; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	out := slices.Clone(hs)
+	slices.SortFunc(out, func(x, y blocks.HeadHour) int { return cmp.Compare(y.Events, x.Events) })
 	return out
 }
 
@@ -485,7 +475,7 @@ func (s *Store) persist(ctx context.Context) (err error) {
 	}
 	cutoff := a.cutoff.Load()
 	if cutoff != noTime {
-		if _, err = tx.ExecContext(ctx, `DELETE FROM analytics_block WHERE hour < ?`, floorDiv(cutoff, hourNs)); err != nil {
+		if _, err = tx.ExecContext(ctx, `DELETE FROM analytics_block WHERE hour < ?`, blocks.HourOf(cutoff)); err != nil {
 			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 		}
 	}

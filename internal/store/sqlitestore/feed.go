@@ -51,7 +51,7 @@ func scanFeedRows(rows *sql.Rows) ([]feedRow, error) {
 // this process) they are dropped and the feeder reads the events table.
 const maxHandoffRows = 200_000
 
-// kickHandoffRows is how many waiting rows start a build before the next tick, so that a
+// kickHandoffRows is how many waiting rows start a feed before the next tick, so that a
 // process storing more than maxHandoffRows a second does not overflow the handoff (and then
 // read every row back from the events table).
 const kickHandoffRows = maxHandoffRows / 2

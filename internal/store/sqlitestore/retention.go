@@ -42,8 +42,8 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	return total, nil
 }
 
-// pruneSQL deletes up to a number of events before a time (its hourOf bounds them first, through
-// events_hour).
+// pruneSQL deletes up to a number of events before a time (its indexHour bounds them first,
+// through events_hour).
 const pruneSQL = `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + hourExpr + ` <= ? AND ts < ? LIMIT ?) RETURNING event_type`
 
 func (s *Store) pruneChunk(ctx context.Context, cut int64) (n int64, err error) {
@@ -56,7 +56,7 @@ func (s *Store) pruneChunk(ctx context.Context, cut int64) (n int64, err error) 
 			tx.Rollback()
 		}
 	}()
-	rows, err := tx.QueryContext(ctx, pruneSQL, hourOf(cut), cut, pruneChunk)
+	rows, err := tx.QueryContext(ctx, pruneSQL, indexHour(cut), cut, pruneChunk)
 	if err != nil {
 		return 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evp-dev/evp/internal/blocks"
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/store"
 	"github.com/evp-dev/evp/internal/store/storetest"
@@ -51,8 +52,8 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("%d events older than the cutoff remain", rawLeft)
 	}
 	// Analytics over the whole span agree with what is left.
-	startMin := floorDiv(cutoff.Unix(), 60) + 1 // first whole minute after the cutoff
-	q := store.AnalyticsQuery{Start: time.Unix(startMin*60, 0), End: time.Unix(floorDiv(base.Add(12000*time.Second).Unix(), 60)*60, 0), Bucket: time.Minute}
+	startMin := cutoff.Unix()/60 + 1 // first whole minute after the cutoff
+	q := store.AnalyticsQuery{Start: time.Unix(startMin*60, 0), End: time.Unix(base.Add(12000*time.Second).Unix()/60*60, 0), Bucket: time.Minute}
 	res, err := s.Analytics(ctx, q)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,7 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("the analytics engine holds %d events after prune, want %d", n, len(kept))
 	}
 	var oldBlocks int64
-	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM analytics_block WHERE hour < ?`, floorDiv(cutoff.Unix(), 3600)).Scan(&oldBlocks); err != nil {
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM analytics_block WHERE hour < ?`, blocks.HourOf(cutoff.UnixNano())).Scan(&oldBlocks); err != nil {
 		t.Fatal(err)
 	}
 	if oldBlocks != 0 {

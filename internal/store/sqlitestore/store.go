@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -34,9 +33,6 @@ type Store struct {
 	// The rows this process inserted, handed to the analytics feed so that it need not
 	// read them back (feed.go).
 	handoff handoff
-	// writeMu orders commits and their hand-over, so that the feed takes this process's
-	// rows in seq order without reading them back.
-	writeMu sync.Mutex
 }
 
 var migrations = []sqlitedb.Migration{
@@ -170,7 +166,7 @@ INSERT INTO analytics_lease(id, owner, until) VALUES (1, '', 0);`},
 	// Events by hour of event time instead of by time: events stamped at random over a
 	// day (a backfill) went into random pages of the time index, and each 1000-event commit
 	// wrote a thousand pages of it; by hour they join the end of their hour's run of the
-	// index (rows of one key are in seq order). Queries bound the hour (hourOf) and then
+	// index (rows of one key are in seq order). Queries bound the hour (indexHour) and then
 	// the time.
 	{Version: 8, Name: "events_by_hour", SQL: `
 DROP INDEX events_ts;
@@ -236,13 +232,11 @@ const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
 var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
 
 // InsertBatch implements store.EventStore. The rows it stored go to the analytics engine
-// through the handoff, in commit order (writeMu).
+// through the handoff.
 func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processedAt time.Time) (inserted, duplicates int, err error) {
 	if len(events) == 0 {
 		return 0, 0, nil
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sqlitestore: begin: %w", err)
