@@ -5,7 +5,8 @@ import "sync"
 // Dict numbers strings densely from 0 in the order it first sees them: user ids and event
 // types, shared by every block, so that a block holds small integers and a query adds
 // counts into arrays. An id never changes and a name is never removed (a store persists
-// the names in order and reads them back with Load). Safe for concurrent use.
+// the names in order and reads them back with Load); Engine.Compact replaces dictionaries
+// whose names are mostly unused by smaller ones. Safe for concurrent use.
 type Dict struct {
 	mu    sync.RWMutex
 	ids   map[string]uint32

@@ -60,6 +60,9 @@ func (s *Snapshot) Query(q store.AnalyticsQuery) (store.AnalyticsResult, error) 
 	return query(parts, s.d, q)
 }
 
+// Dicts returns the dictionaries the snapshot's blocks and head are numbered with.
+func (s *Snapshot) Dicts() Dicts { return s.d }
+
 // Block returns the snapshot's sealed block of hour, or nil.
 func (s *Snapshot) Block(hour int64) *Block { return s.blocks[hour] }
 
@@ -196,11 +199,11 @@ func (e *Engine) Seal(hour int64) (*Block, error) {
 		e.mu.Unlock()
 		return nil, nil
 	}
-	v := hh.view()
+	v, d := hh.view(), e.d
 	old := e.Snapshot().blocks[hour]
 	e.mu.Unlock()
 
-	b := NewBuilder(e.d, hour)
+	b := NewBuilder(d, hour)
 	version := uint64(1)
 	if old != nil {
 		if err := b.AddBlock(old); err != nil {
@@ -217,7 +220,7 @@ func (e *Engine) Seal(hour int64) (*Block, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.heads[hour] != hh || e.Snapshot().blocks[hour] != old {
-		return nil, nil // dropped, installed or sealed meanwhile: this block is stale
+		return nil, nil // dropped, installed, sealed or renumbered meanwhile: this block is stale
 	}
 	// Keep what came after the view.
 	rest := newHeadHour(e.d, hour)
@@ -233,8 +236,9 @@ func (e *Engine) Seal(hour int64) (*Block, error) {
 	return blk, nil
 }
 
-// Install puts blocks a store persisted back (at start), replacing any older version of
-// their hours.
+// Install puts blocks a store persisted back (at start, before any Compact: they are
+// numbered with the dictionaries the engine was made with), replacing any older version
+// of their hours.
 func (e *Engine) Install(blks ...*Block) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -274,6 +278,12 @@ func (e *Engine) publish(add map[int64]*Block, drop func(hour int64) bool) {
 			maps.DeleteFunc(blocks, func(h int64, _ *Block) bool { return drop(h) })
 		}
 	}
+	e.publishBlocks(blocks)
+}
+
+// publishBlocks stores a new snapshot of blocks and a view of every head hour. Called
+// with mu held.
+func (e *Engine) publishBlocks(blocks map[int64]*Block) {
 	heads := make([]*headView, 0, len(e.heads))
 	for _, h := range slices.Sorted(maps.Keys(e.heads)) {
 		heads = append(heads, e.heads[h].view())

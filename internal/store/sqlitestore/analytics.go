@@ -26,7 +26,8 @@ import (
 // start installs them and feeds the events after the watermark that no block holds, so
 // that exact figures are back in seconds after a crash. Only one process persists at a
 // time (the holder of analytics_lease); every process that opens the store keeps its own
-// engine and answers from it.
+// engine and answers from it. Retention drops hours from the engine, which then drops the
+// names only those hours held from its dictionaries, and the next write is of everything.
 
 const (
 	feedEvery = time.Second     // how often the engine takes new events without a query asking
@@ -56,7 +57,6 @@ func indexHour(ns int64) int64 { return ns / hourNs }
 
 // analyticsState is the engine and what keeps it in step with the events table.
 type analyticsState struct {
-	d   blocks.Dicts
 	eng *blocks.Engine
 
 	feedMu sync.Mutex   // one feed at a time: events go to the engine in seq order
@@ -89,8 +89,7 @@ func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 		if log != nil {
 			log.Warn("analytics blocks unreadable: rebuilding them from the stored events", "err", err)
 		}
-		a.d = blocks.NewDicts()
-		a.eng, w, blocksCutoff, a.gen = blocks.NewEngine(a.d), 0, noTime, -1
+		a.eng, w, blocksCutoff, a.gen = blocks.NewEngine(blocks.NewDicts()), 0, noTime, -1
 	}
 	var cut sql.NullInt64
 	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -103,15 +102,24 @@ func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 	if cut.Valid && cut.Int64 > a.cutoff.Load() {
 		return s.applyCutoff(ctx, cut.Int64)
 	}
+	s.compact()
 	return nil
+}
+
+// compact drops the names no block or head refers to any more from the dictionaries
+// (see blocks.Engine.Compact); the next write is then of the whole state.
+func (s *Store) compact() {
+	if s.an.eng.Compact() {
+		s.an.gen = -1
+	}
 }
 
 // loadBlocks reads the persisted dictionaries and blocks into a new engine, and returns
 // the watermark and retention cut-off written with them.
 func (s *Store) loadBlocks(ctx context.Context) (w, cutoff int64, err error) {
 	a := &s.an
-	a.d = blocks.NewDicts()
-	a.eng = blocks.NewEngine(a.d)
+	d := blocks.NewDicts()
+	a.eng = blocks.NewEngine(d)
 	tx, err := s.rdb.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, 0, err
@@ -139,7 +147,7 @@ func (s *Store) loadBlocks(ctx context.Context) (w, cutoff int64, err error) {
 	if err := rows.Err(); err != nil {
 		return 0, 0, err
 	}
-	if !a.d.Users.Load(names[0]) || !a.d.Types.Load(names[1]) {
+	if !d.Users.Load(names[0]) || !d.Types.Load(names[1]) {
 		return 0, 0, errors.New("a name is numbered twice")
 	}
 	a.names = [2]int{len(names[0]), len(names[1])}
@@ -306,6 +314,7 @@ func (s *Store) applyCutoff(ctx context.Context, cut int64) error {
 	}
 	a.unpersisted[hour] = blk
 	a.cutoff.Store(cut)
+	s.compact()
 	return nil
 }
 
@@ -415,7 +424,8 @@ func largestFirst(hs []blocks.HeadHour) []blocks.HeadHour {
 // persist writes the sealed blocks not yet written, the names numbered since the last
 // write and the watermark, in one transaction, if this process holds (or can take) the
 // lease. A process that takes the lease from another that wrote meanwhile writes
-// everything again: the other numbered names in its own order. Called with sealMu held.
+// everything again (the other numbered names in its own order), and so does one whose
+// dictionaries were compacted. Called with sealMu held.
 func (s *Store) persist(ctx context.Context) (err error) {
 	a := &s.an
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -442,17 +452,18 @@ func (s *Store) persist(ctx context.Context) (err error) {
 	if err = tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'blocks_gen'`).Scan(&gen); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 	}
+	snap := a.eng.Snapshot()
 	write := a.unpersisted
-	if gen.Int64 != a.gen { // another process wrote: write this process's state whole
+	if gen.Int64 != a.gen { // another process wrote, or compact renumbered: write the state whole
 		for _, q := range []string{`DELETE FROM analytics_name`, `DELETE FROM analytics_block`} {
 			if _, err = tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 			}
 		}
 		a.names = [2]int{}
-		write = a.eng.Snapshot().Blocks()
+		write = snap.Blocks()
 	}
-	names := [2][]string{a.d.Users.Names(), a.d.Types.Names()}
+	names := [2][]string{snap.Dicts().Users.Names(), snap.Dicts().Types.Names()}
 	for kind, all := range names {
 		if err = insertNames(ctx, tx, kind, a.names[kind], all[a.names[kind]:]); err != nil {
 			return fmt.Errorf("sqlitestore: persist analytics: %w", err)

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"testing"
@@ -131,4 +132,73 @@ func TestRetentionRecountsCutHour(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(openStore(t, dir), "after a restart")
+}
+
+// Retention takes the names only deleted events held out of the dictionaries, in memory
+// and on disk, and the analytics stay exact, also after a restart.
+func TestRetentionForgetsNames(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(5, 5))
+	all := randomEvents(rng, 0, 6000, 300, 50, t0, 3*time.Hour)
+	for i := range all { // every hour its own users
+		all[i].UserID = fmt.Sprintf("%s@%d", all[i].UserID, all[i].Timestamp.Sub(t0)/time.Hour)
+	}
+	names := func(s *Store) (mem, disk int) {
+		t.Helper()
+		if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM analytics_name WHERE kind = 0`).Scan(&disk); err != nil {
+			t.Fatal(err)
+		}
+		return len(s.an.eng.Snapshot().Dicts().Users.Names()), disk
+	}
+	insert(t, s, all, len(all), 0)
+	if err := s.feed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.seal(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if mem, disk := names(s); mem < 800 || disk != mem {
+		t.Fatalf("before retention %d user names in memory and %d on disk, want about 900", mem, disk)
+	}
+	cutoff := t0.Add(2*time.Hour + 10*time.Minute)
+	if _, err := s.Prune(ctx, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	var kept []event.Event
+	users := map[string]bool{}
+	for _, e := range all {
+		if !e.Timestamp.Before(cutoff) {
+			kept = append(kept, e)
+			users[e.UserID] = true
+		}
+	}
+	if mem, disk := names(s); mem != len(users) || disk != len(users) {
+		t.Fatalf("after retention %d user names in memory and %d on disk, want %d", mem, disk, len(users))
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		q := store.AnalyticsQuery{Start: t0, End: t0.Add(3 * time.Hour), Bucket: 10 * time.Minute}
+		for _, q.UserID = range []string{"", "user_1", "user_7@2"} {
+			got, err := s.Analytics(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := storetest.Expect(kept, q)
+			if err := storetest.Compare(got, want, false); err != nil || got.UniqueUsers != want.UniqueUsers {
+				t.Fatalf("%s, user filter %q: %v (unique users %d, want %d)", when, q.UserID, err, got.UniqueUsers, want.UniqueUsers)
+			}
+		}
+	}
+	check(s, "after retention")
+	dir := s.dir
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	check(s, "after a restart")
+	if mem, disk := names(s); mem != len(users) || disk != len(users) {
+		t.Fatalf("after a restart %d user names in memory and %d on disk, want %d", mem, disk, len(users))
+	}
 }

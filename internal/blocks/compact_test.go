@@ -1,0 +1,98 @@
+package blocks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/store/storetest"
+)
+
+// After retention drops hours, Compact keeps only the names the rest refers to, and the
+// engine answers as brute force does, before and after more events and seals; a snapshot
+// taken before it answers as before.
+func TestCompactAfterRetention(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 9))
+	sorted := storetest.Corpus(4000, 3)
+	first := Hour(sorted[0].Timestamp)
+	for i := range sorted { // users and the first hour's types belong to one hour
+		ev := &sorted[i]
+		h := Hour(ev.Timestamp) - first
+		ev.UserID = fmt.Sprintf("%s@%d", ev.UserID, h)
+		if h == 0 {
+			ev.EventType += "_early"
+		}
+	}
+	e := NewEngine(NewDicts())
+	if err := e.Add(toEvents(sorted)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range e.HeadHours()[1:] { // the first hour stays in the head
+		if _, err := e.Seal(h.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.Compact() {
+		t.Fatal("Compact renumbered dictionaries whose names are all in use")
+	}
+
+	cut := first + 2
+	var kept, late []event.Event
+	for _, ev := range sorted {
+		if Hour(ev.Timestamp) >= cut {
+			kept = append(kept, ev)
+		}
+	}
+	before := e.Snapshot()
+	e.Drop(cut)
+	oldUsers := len(e.Snapshot().Dicts().Users.Names())
+	if !e.Compact() {
+		t.Fatal("Compact kept dictionaries whose names are mostly unused")
+	}
+	users, types := map[string]bool{}, map[string]bool{}
+	for _, ev := range kept {
+		users[ev.UserID], types[ev.EventType] = true, true
+	}
+	d := e.Snapshot().Dicts()
+	if len(d.Users.Names()) != len(users) || len(d.Types.Names()) != len(types) {
+		t.Fatalf("after Compact %d users and %d types (of %d users), want %d and %d", len(d.Users.Names()), len(d.Types.Names()), oldUsers, len(users), len(types))
+	}
+	if err := e.Snapshot().Check(); err != nil {
+		t.Fatal(err)
+	}
+	compare := func(stage string, s *Snapshot, evs []event.Event) {
+		t.Helper()
+		for i, q := range queries(sorted, r) {
+			got, err := s.Query(q)
+			if err != nil {
+				t.Fatalf("%s, query %d: %v", stage, i, err)
+			}
+			want := storetest.Expect(evs, q)
+			if err := storetest.Compare(got, want, false); err != nil || got.UniqueUsers != want.UniqueUsers {
+				t.Fatalf("%s, query %d %+v: %v (unique users %d, want %d)", stage, i, q, err, got.UniqueUsers, want.UniqueUsers)
+			}
+		}
+	}
+	compare("compacted", e.Snapshot(), kept)
+	compare("a snapshot from before", before, sorted)
+
+	// Late events for a sealed hour, by old and new users, then every hour sealed.
+	for i, ev := range kept[:300] {
+		ev.EventID += "-late"
+		if i%2 == 0 {
+			ev.UserID += "-new"
+		}
+		late = append(late, ev)
+	}
+	if err := e.Add(toEvents(late)); err != nil {
+		t.Fatal(err)
+	}
+	compare("late events", e.Snapshot(), append(kept, late...))
+	for _, h := range e.HeadHours() {
+		if _, err := e.Seal(h.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compare("sealed", e.Snapshot(), append(kept, late...))
+}
