@@ -43,7 +43,7 @@ func (e *Engine) Compact() bool {
 	}
 
 	// The new ids: each live name's rank among the live names.
-	d := NewDicts()
+	d := Dicts{Users: e.d.Users.empty(), Types: e.d.Types.empty()}
 	var renum [2][]uint32
 	for kind, dict := range []*Dict{d.Users, d.Types} {
 		renum[kind] = make([]uint32, len(names[kind]))

@@ -1,6 +1,9 @@
 package blocks
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Dict numbers strings densely from 0 in the order it first sees them: user ids and event
 // types, shared by every block, so that a block holds small integers and a query adds
@@ -11,12 +14,35 @@ type Dict struct {
 	mu    sync.RWMutex
 	ids   map[string]uint32
 	names []string
+	limit int    // the most names ID numbers; 0: no limit
+	other string // the name ID gives a new name the id of past the limit
+	// refused counts the names ID gave other's id to.
+	refused atomic.Int64
 }
 
-// NewDict returns an empty dictionary.
+// NewDict returns an empty dictionary with no limit.
 func NewDict() *Dict { return &Dict{ids: map[string]uint32{}} }
 
-// ID returns name's id, numbering it when it is new.
+// Limit bounds the names ID numbers to n: past them, ID gives every new name the id of
+// other (numbering other, if it is new, past n). Memory then stays bounded whatever names
+// arrive, and the events of the names refused are counted under other.
+func (d *Dict) Limit(n int, other string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.limit, d.other = n, other
+}
+
+// empty returns an empty dictionary with d's limit.
+func (d *Dict) empty() *Dict {
+	e := NewDict()
+	e.limit, e.other = d.limit, d.other
+	return e
+}
+
+// Refused is how many times ID gave a new name other's id (see Limit).
+func (d *Dict) Refused() int64 { return d.refused.Load() }
+
+// ID returns name's id, numbering it when it is new (see Limit for when it is not).
 func (d *Dict) ID(name string) uint32 {
 	d.mu.RLock()
 	id, ok := d.ids[name]
@@ -28,6 +54,13 @@ func (d *Dict) ID(name string) uint32 {
 	defer d.mu.Unlock()
 	if id, ok := d.ids[name]; ok {
 		return id
+	}
+	if d.limit > 0 && len(d.names) >= d.limit && name != d.other {
+		d.refused.Add(1)
+		if id, ok := d.ids[d.other]; ok {
+			return id
+		}
+		name = d.other
 	}
 	id = uint32(len(d.names))
 	d.ids[name] = id
@@ -76,5 +109,22 @@ type Dicts struct {
 	Users, Types *Dict
 }
 
-// NewDicts returns empty dictionaries.
-func NewDicts() Dicts { return Dicts{Users: NewDict(), Types: NewDict()} }
+// The dictionaries' bounds: the distinct user ids and event types of the stored events
+// that analytics tell apart (about 100 bytes of memory a user id). Past them, the events
+// of new user ids count as those of one user, OtherUsers, which no answer lists among its
+// top users and no filter matches; those of new types count as type OtherTypes. Neither
+// name is a valid user id or event type.
+const (
+	MaxUsers   = 5_000_000
+	MaxTypes   = 100_000
+	OtherUsers = ""
+	OtherTypes = "(other)"
+)
+
+// NewDicts returns empty dictionaries bounded by MaxUsers and MaxTypes.
+func NewDicts() Dicts {
+	d := Dicts{Users: NewDict(), Types: NewDict()}
+	d.Users.Limit(MaxUsers, OtherUsers)
+	d.Types.Limit(MaxTypes, OtherTypes)
+	return d
+}

@@ -5,6 +5,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/store"
+	"github.com/evp-dev/evp/internal/store/storetest"
 )
 
 func TestDict(t *testing.T) {
@@ -56,5 +60,83 @@ func TestDictConcurrent(t *testing.T) {
 		if id, _ := d.Lookup(name); int(id) != i {
 			t.Fatalf("name %q at %d has id %d", name, i, id)
 		}
+	}
+}
+
+// Past its limit a dictionary numbers no new name: they all get other's id.
+func TestDictLimit(t *testing.T) {
+	d := NewDict()
+	d.Limit(2, "(other)")
+	a, b, c, e := d.ID("a"), d.ID("b"), d.ID("c"), d.ID("e")
+	if a != 0 || b != 1 || c != 2 || e != 2 || d.ID("a") != 0 {
+		t.Fatalf("ids a=%d b=%d c=%d e=%d", a, b, c, e)
+	}
+	if !slices.Equal(d.Names(), []string{"a", "b", "(other)"}) || d.Refused() != 2 {
+		t.Fatalf("names %q, %d refused; want a, b, (other) and 2", d.Names(), d.Refused())
+	}
+	if _, ok := d.Lookup("c"); ok {
+		t.Error("a refused name has an id of its own")
+	}
+}
+
+// An engine whose user dictionary is full counts the events of new users exactly, under
+// one user that no answer lists and no filter matches; Compact keeps the limit.
+func TestEngineUserLimit(t *testing.T) {
+	evs := storetest.Corpus(3000, 6)
+	d := NewDicts()
+	d.Users.Limit(50, OtherUsers)
+	e := NewEngine(d)
+	if err := e.Add(toEvents(evs)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range e.HeadHours()[1:] {
+		if _, err := e.Seal(h.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := map[string]bool{}
+	for _, name := range e.Snapshot().Dicts().Users.Names() {
+		known[name] = true
+	}
+	if len(known) != 51 || !known[OtherUsers] {
+		t.Fatalf("%d user names, want 50 and OtherUsers", len(known))
+	}
+	first := evs[0].Timestamp.Truncate(time.Hour)
+	q := store.AnalyticsQuery{Start: first, End: first.Add(5 * time.Hour), Bucket: time.Hour}
+	check := func(stage string) {
+		t.Helper()
+		got, err := e.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := storetest.Expect(evs, q)
+		sameTypes := slices.EqualFunc(got.EventsByType, want.EventsByType, func(x, y store.TypeCount) bool { return x.EventType == y.EventType && x.Count == y.Count })
+		if got.TotalEvents != want.TotalEvents || !sameTypes || got.UniqueUsers != 51 {
+			t.Fatalf("%s: %d events by type %v, %d users; want %d, %v, 51", stage, got.TotalEvents, got.EventsByType, got.UniqueUsers, want.TotalEvents, want.EventsByType)
+		}
+		for _, u := range got.TopUsers {
+			if !known[u.UserID] || u.UserID == OtherUsers {
+				t.Fatalf("%s: top user %q", stage, u.UserID)
+			}
+		}
+		for _, ev := range evs {
+			if !known[ev.UserID] {
+				q := q
+				q.UserID = ev.UserID
+				if res, err := e.Query(q); err != nil || res.TotalEvents != 0 {
+					t.Fatalf("%s: the events of %s, a user past the limit: %d, %v", stage, ev.UserID, res.TotalEvents, err)
+				}
+				return
+			}
+		}
+		t.Fatal("no user past the limit")
+	}
+	check("full")
+	e.Drop(Hour(evs[len(evs)-1].Timestamp)) // all but the last hour
+	if !e.Compact() {
+		t.Fatal("nothing compacted")
+	}
+	if lim := e.Snapshot().Dicts().Users.limit; lim != 50 {
+		t.Fatalf("after Compact the limit is %d", lim)
 	}
 }

@@ -199,6 +199,9 @@ func (a *adder) addSessions(hashes []uint64) {
 func (a *adder) top(parts []part, names []string) []store.TopUser {
 	var ids []uint32
 	a.perUser.each(func(id uint32, _ int64) {
+		if names[id] == OtherUsers {
+			return
+		}
 		ids = append(ids, id)
 		if len(ids) > 4*topUsers { // keep the candidate list short
 			ids = a.best(ids, names)

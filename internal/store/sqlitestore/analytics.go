@@ -72,6 +72,10 @@ type analyticsState struct {
 	// unpersisted then no longer says what to write: the whole state is.
 	gen int64
 
+	log     *slog.Logger // nil: no log
+	warned  time.Time    // when a full dictionary was last reported
+	refused [2]int64     // the names refused then (users, types)
+
 	stop, done chan struct{}
 }
 
@@ -79,6 +83,7 @@ type analyticsState struct {
 // watermark, logging progress on log when that is long.
 func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 	a := &s.an
+	a.log = log
 	a.cutoff.Store(noTime)
 	a.unpersisted, a.lastSizes = map[int64]*blocks.Block{}, map[int64]int{}
 	token := make([]byte, 8)
@@ -356,8 +361,23 @@ func (s *Store) runAnalytics() {
 		case <-seal.C:
 			run(s.feed)
 			run(func(ctx context.Context) error { return s.seal(ctx, false) })
+			s.warnFull()
 		}
 	}
+}
+
+// warnFull logs, at most hourly, that a dictionary is full and has refused names since
+// the last report (see blocks.MaxUsers).
+func (s *Store) warnFull() {
+	a := &s.an
+	d := a.eng.Snapshot().Dicts()
+	refused := [2]int64{d.Users.Refused(), d.Types.Refused()}
+	if a.log == nil || refused == a.refused || time.Since(a.warned) < time.Hour {
+		return
+	}
+	a.warned, a.refused = time.Now(), refused
+	a.log.Warn("analytics tell apart only so many user ids and event types: the events of those past the bound count as one user or type (other)",
+		"maxUsers", blocks.MaxUsers, "usersRefused", refused[0], "maxTypes", blocks.MaxTypes, "typesRefused", refused[1])
 }
 
 // seal seals the head hours that are due (all of them when all is set) and persists what
