@@ -298,7 +298,7 @@ func TestWindowSweepsExpired(t *testing.T) {
 		t.Errorf("Len = %d, want 110", n)
 	}
 	w.mu.Lock()
-	held, pending := len(w.byHash)+len(w.byID), len(w.expired)
+	held, pending := len(w.byKey), len(w.expired)
 	w.mu.Unlock()
 	if held != 110 || pending != 0 {
 		t.Errorf("map holds %d ids (want 110), %d expired lists left (want 0)", held, pending)
@@ -317,22 +317,10 @@ func TestWindowSweepsExpired(t *testing.T) {
 // holds must be the newest ids, at most MaxIDs of them, with every id younger than the span
 // among the newest MaxIDs, and none older than maxKeep.
 func TestWindowNewestSuffix(t *testing.T) {
-	for _, weak := range []bool{false, true} {
-		t.Run(fmt.Sprint("weakHash=", weak), func(t *testing.T) { testNewestSuffix(t, weak) })
-	}
-}
-
-// weakHash gives many ids the same hash, so that the window must tell them apart by text.
-func weakHash(id string) uint64 { return uint64(id[len(id)-1]) % 3 }
-
-func testNewestSuffix(t *testing.T, weak bool) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, maxIDs := range []int{0, 1, 7, 50, 300} {
 		w, c := newTestWindow(span)
 		w.MaxIDs = maxIDs
-		if weak {
-			w.weak = weakHash
-		}
 		var ids []string
 		var at []time.Time
 		for i := range 2000 {
@@ -374,50 +362,5 @@ func testNewestSuffix(t *testing.T, weak bool) {
 				}
 			}
 		}
-	}
-}
-
-// Ids with the same hash are different ids: neither is taken for the other, and each is
-// forgotten on its own.
-func TestWindowHashCollisions(t *testing.T) {
-	w, c := newTestWindow(span)
-	w.weak = func(string) uint64 { return 42 }
-	w.MaxIDs = 3
-	w.Add("a")
-	if got := seen(w, "a", "b"); !slices.Equal(got, []bool{true, false}) {
-		t.Fatalf("Seen(a, b) = %v, want [true false]", got)
-	}
-	w.Add("b", "c")
-	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{true, true, true, false}) {
-		t.Fatalf("Seen(a, b, c, d) = %v", got)
-	}
-	w.Add("d") // the bound forgets a, whose hash b, c and d share
-	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{false, true, true, true}) {
-		t.Fatalf("after the bound: Seen(a, b, c, d) = %v, want a forgotten only", got)
-	}
-	w.Add("a") // a again, now that no id holds the hash in the first map: b, the oldest, goes
-	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{true, false, true, true}) {
-		t.Fatalf("Seen(a, b, c, d) = %v, want b forgotten", got)
-	}
-	c.advance(5 * time.Second)
-	w.Add("c") // c moves to a newer generation
-	if n := w.Len(); n != 3 {
-		t.Fatalf("Len = %d, want 3", n)
-	}
-	c.advance(span - 4*time.Second) // the first generation expires, c's stays
-	if got := seen(w, "a", "b", "c", "d"); !slices.Equal(got, []bool{false, false, true, false}) {
-		t.Fatalf("after expiry: Seen(a, b, c, d) = %v, want c only", got)
-	}
-	for _, id := range []string{"e", "f"} {
-		w.Add(id)
-	}
-	if got := seen(w, "a", "b", "c", "d", "e", "f"); !slices.Equal(got, []bool{false, false, true, false, true, true}) {
-		t.Fatalf("Seen(a, b, c, d, e, f) = %v", got)
-	}
-	w.mu.Lock()
-	held := len(w.byHash) + len(w.byID)
-	w.mu.Unlock()
-	if held != 3 {
-		t.Errorf("the maps hold %d ids, want 3 (the expired ones swept)", held)
 	}
 }
