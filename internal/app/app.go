@@ -213,7 +213,6 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	if err := cfg.PrepareDataDir(); err != nil {
 		return err
 	}
-	setMemoryLimit(cfg.MemoryLimitMB, log)
 	setProcs(cfg.RedisURL == "" || cfg.MongoURI == "", log)
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelOpen()
@@ -253,6 +252,10 @@ func Run(ctx context.Context, role Role, cfg *config.Config, opts Options) error
 	}
 	if cfg.PprofAddr != "" {
 		loops = append(loops, pprofServer{addr: cfg.PprofAddr, log: log})
+	}
+	if m := newMemoryLimit(cfg.MemoryLimitMB, b.store, log); m != nil {
+		m.apply() // before the first request
+		loops = append(loops, m)
 	}
 	err = serve(ctx, cfg.ShutdownTimeout, log, api, workers, loops)
 	b.close(log)
@@ -346,14 +349,54 @@ func setProcs(embedded bool, log *slog.Logger) {
 	log.Debug("go processors", "n", n)
 }
 
-// setMemoryLimit makes the garbage collector keep the Go heap under limitMB (a soft limit:
-// it collects more often near it rather than letting the heap double), so that the caches'
-// working set plus GOGC's headroom stays bounded under sustained load. GOMEMLIMIT, when
-// set, is the runtime's own and wins.
-func setMemoryLimit(limitMB int, log *slog.Logger) {
+// memoryLimit makes the garbage collector keep the Go heap under limitMB (a soft limit: it
+// collects more often near it rather than letting the heap double), so that the caches'
+// working set plus GOGC's headroom stays bounded under sustained load; plus what the event
+// store keeps resident (store.Resident), which grows with the events stored and which no
+// collection frees: under a limit below its live data the collector would run without end.
+// GOMEMLIMIT, when set, is the runtime's own and wins.
+type memoryLimit struct {
+	limitMB int
+	store   store.Resident    // nil: none
+	set     func(bytes int64) // debug.SetMemoryLimit
+	every   time.Duration     // how often the store's share is read again
+	log     *slog.Logger
+}
+
+// newMemoryLimit returns the limit of cfg for st, or nil when there is none to keep.
+func newMemoryLimit(limitMB int, st store.EventStore, log *slog.Logger) *memoryLimit {
 	if limitMB <= 0 || os.Getenv("GOMEMLIMIT") != "" {
-		return
+		return nil
 	}
-	debug.SetMemoryLimit(int64(limitMB) << 20)
-	log.Debug("memory limit", "MiB", limitMB)
+	m := &memoryLimit{limitMB: limitMB, set: func(n int64) { debug.SetMemoryLimit(n) }, every: 5 * time.Second, log: log}
+	m.store, _ = st.(store.Resident)
+	return m
+}
+
+// apply sets the limit now.
+func (m *memoryLimit) apply() {
+	n := int64(m.limitMB) << 20
+	if m.store != nil {
+		n += m.store.ResidentBytes()
+	}
+	m.set(n)
+}
+
+// Run implements service: it follows the store's share until ctx ends.
+func (m *memoryLimit) Run(ctx context.Context) error {
+	m.apply()
+	m.log.Debug("memory limit", "MiB", m.limitMB, "followsStore", m.store != nil)
+	if m.store == nil {
+		return nil
+	}
+	t := time.NewTicker(m.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.apply()
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }

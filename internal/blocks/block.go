@@ -222,6 +222,12 @@ func sortRows(rows []row) []row {
 	return out
 }
 
+// bytes is about how much memory blk's arrays take.
+func (blk *Block) bytes() int64 {
+	return int64(len(blk.types)*4 + len(blk.cells)*12 + len(blk.users)*12 + len(blk.entries)*8 +
+		len(blk.session)*4 + len(blk.sessionHashes)*8 + 1<<14) // the sketch: 2^14 registers
+}
+
 // userRow returns the block's row of the user with global id id.
 func (blk *Block) userRow(id uint32) (user, bool) {
 	i, ok := slices.BinarySearchFunc(blk.users, id, func(u user, id uint32) int { return cmp.Compare(u.id, id) })

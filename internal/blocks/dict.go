@@ -121,6 +121,10 @@ const (
 	OtherTypes = "(other)"
 )
 
+// dictNameBytes is about how much memory a dictionary's name takes (measured with 17-byte
+// names: 97).
+const dictNameBytes = 100
+
 // NewDicts returns empty dictionaries bounded by MaxUsers and MaxTypes.
 func NewDicts() Dicts {
 	d := Dicts{Users: NewDict(), Types: NewDict()}

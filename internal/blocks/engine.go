@@ -81,6 +81,19 @@ func (s *Snapshot) Check() error {
 	return nil
 }
 
+// Bytes is about how much memory the snapshot's blocks, head and dictionaries take: data
+// the garbage collector cannot free while the engine lives.
+func (s *Snapshot) Bytes() int64 {
+	n := int64(len(s.d.Users.Names())+len(s.d.Types.Names())) * dictNameBytes
+	for _, blk := range s.blocks {
+		n += blk.bytes()
+	}
+	for _, v := range s.heads {
+		n += v.bytes()
+	}
+	return n
+}
+
 // Events is how many events the snapshot holds.
 func (s *Snapshot) Events() int {
 	n := 0

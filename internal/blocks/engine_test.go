@@ -233,3 +233,31 @@ func TestEngineRestartFromWatermark(t *testing.T) {
 		}
 	}
 }
+
+// Bytes follows what the engine holds: at least an entry's 12 bytes an event in blocks,
+// more in the head, nothing once retention dropped every hour and the names went.
+func TestSnapshotBytes(t *testing.T) {
+	evs := storetest.Corpus(2000, 11)
+	e := NewEngine(NewDicts())
+	if err := e.Add(toEvents(evs)); err != nil {
+		t.Fatal(err)
+	}
+	head := e.Snapshot().Bytes()
+	if head < 24*int64(len(evs)) {
+		t.Fatalf("a head of %d events takes %d bytes", len(evs), head)
+	}
+	for _, h := range e.HeadHours() {
+		if _, err := e.Seal(h.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed := e.Snapshot().Bytes()
+	if sealed < 12*int64(len(evs)) || sealed >= head+int64(len(e.HeadHours())+5)<<14 {
+		t.Fatalf("%d events in blocks take %d bytes (%d in the head)", len(evs), sealed, head)
+	}
+	e.Drop(Hour(evs[len(evs)-1].Timestamp) + 1)
+	e.Compact()
+	if n := e.Snapshot().Bytes(); n != 0 {
+		t.Fatalf("an empty engine takes %d bytes", n)
+	}
+}

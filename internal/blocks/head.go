@@ -89,6 +89,13 @@ type headView struct {
 	maxSeq   int64
 }
 
+// bytes is about how much memory the view's hour takes: its arrays (entries, users,
+// sessions, seqs: 24 bytes an event) and session hashes with their index (spare capacity
+// not counted).
+func (v *headView) bytes() int64 {
+	return int64(len(v.entries)*24 + len(v.hashes)*(8+16))
+}
+
 // addToBuilder adds the view's events to a builder (sealing).
 func (v *headView) addToBuilder(b *Builder) {
 	for i, e := range v.entries {

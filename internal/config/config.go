@@ -236,7 +236,7 @@ var settings = []setting{
 		apply: millis(0, 10000, func(c *Config) *time.Duration { return &c.WorkerBatchLinger })},
 	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "4", usage: "worker goroutines in this process",
 		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
-	{env: []string{"EVP_MEMORY_LIMIT_MB"}, flag: "memory-limit-mb", def: "240", usage: "soft limit of the Go heap in MiB: garbage collection works harder near it (0: off; GOMEMLIMIT, when set, wins)",
+	{env: []string{"EVP_MEMORY_LIMIT_MB"}, flag: "memory-limit-mb", def: "240", usage: "soft limit of the Go heap in MiB, on top of what the embedded analytics engine holds: garbage collection works harder near it (0: off; GOMEMLIMIT, when set, wins)",
 		apply: intIn(0, 1<<20, func(c *Config) *int { return &c.MemoryLimitMB })},
 	{env: []string{"EVP_MAX_BODY_BYTES"}, flag: "max-body-bytes", def: "5242880", usage: "largest request body, after decompression",
 		apply: func(c *Config, v string) error {
@@ -262,7 +262,7 @@ var settings = []setting{
 		}},
 	{env: []string{"EVP_DEDUP_WINDOW"}, flag: "dedup-window", def: "10m", usage: "how long a repeated eventId is answered as a duplicate",
 		apply: duration(time.Second, func(c *Config) *time.Duration { return &c.DedupWindow })},
-	{env: []string{"EVP_DEDUP_MAX_IDS"}, flag: "dedup-max-ids", def: "1000000", usage: "most ids the embedded dedup window keeps in memory (about 100 bytes each); the oldest go first",
+	{env: []string{"EVP_DEDUP_MAX_IDS"}, flag: "dedup-max-ids", def: "1000000", usage: "most ids the embedded dedup window keeps in memory (about 80 bytes each); the oldest go first",
 		apply: intIn(1000, 1<<30, func(c *Config) *int { return &c.DedupMaxIDs })},
 	{env: []string{"EVP_CLAIM_IDLE"}, flag: "claim-idle", def: "60s", usage: "in-flight entries idle this long are delivered again",
 		apply: duration(100*time.Millisecond, func(c *Config) *time.Duration { return &c.ClaimIdle })},

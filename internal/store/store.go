@@ -22,6 +22,14 @@ type DeadLetter struct {
 	FailedAt time.Time
 }
 
+// Resident is a store that keeps data in memory for as long as it is open, growing with
+// the events it stores (the embedded store's analytics engine): the process's memory limit
+// leaves room for it.
+type Resident interface {
+	// ResidentBytes is about how much memory that data takes now.
+	ResidentBytes() int64
+}
+
 // EventStore keeps events exactly once.
 //
 // InsertBatch writes the batch in one operation that is idempotent on EventID: events whose

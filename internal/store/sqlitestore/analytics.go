@@ -336,6 +336,12 @@ func (s *Store) Analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 	return res, nil
 }
 
+var _ store.Resident = (*Store)(nil)
+
+// ResidentBytes implements store.Resident: the analytics engine's blocks, head and
+// dictionaries.
+func (s *Store) ResidentBytes() int64 { return s.an.eng.Snapshot().Bytes() }
+
 // runAnalytics feeds the engine every feedEvery (or when the handoff fills) and seals every
 // sealEvery, until stop.
 func (s *Store) runAnalytics() {
