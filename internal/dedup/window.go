@@ -54,7 +54,6 @@ type ref uint64
 
 func makeRef(gen uint64, pos uint32) ref { return ref(uint64(pos)<<32 | gen&0xffffffff) }
 func (r ref) gen() uint32                { return uint32(r) }
-func (r ref) pos() uint32                { return uint32(r >> 32) }
 
 // genList is one generation's keys in the order added. An entry whose id has since moved
 // to a newer generation (or was forgotten) is stale: the map no longer refers to it.
