@@ -10,8 +10,8 @@ import (
 // the single write connection) wait at most one short transaction.
 const pruneChunk = 5000
 
-// Prune deletes events whose event time is before cutoff and lowers the stored-event
-// counters to match (EVP_RETENTION_DAYS); the analytics engine then forgets them (every
+// Prune deletes events whose event time is before cutoff (but the newest row: see
+// pruneSQL) and lowers the stored-event counters to match (EVP_RETENTION_DAYS); the analytics engine then forgets them (every
 // process's, at its next feed: the cut-off is in the counters) and persists the hour the
 // cut-off falls in again. It works in short transactions and returns how many events it
 // deleted.
@@ -43,8 +43,13 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 }
 
 // pruneSQL deletes up to a number of events before a time (its indexHour bounds them first,
-// through events_hour).
-const pruneSQL = `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + hourExpr + ` <= ? AND ts < ? LIMIT ?) RETURNING event_type`
+// through events_hour), never the row of the highest seq: SQLite numbers a new row one past
+// the highest left, and a later event that took a deleted seq would be skipped by every
+// feed that reads by seq. That row goes at a later prune, once a newer one is stored; the
+// analytics never count it (it is before the cut-off). The unary + keeps the planner on
+// events_hour rather than the seq range.
+const pruneSQL = `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + hourExpr + ` <= ? AND ts < ?
+	AND +seq < (SELECT MAX(seq) FROM events) LIMIT ?) RETURNING event_type`
 
 func (s *Store) pruneChunk(ctx context.Context, cut int64) (n int64, err error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)

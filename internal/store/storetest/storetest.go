@@ -35,6 +35,20 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("Analytics", func(t *testing.T) { testAnalytics(t, open(t)) })
 	t.Run("AnalyticsEmpty", func(t *testing.T) { testAnalyticsEmpty(t, open(t)) })
 	t.Run("TimestampRangeEnds", func(t *testing.T) { testTimestampRangeEnds(t, open(t)) })
+	t.Run("AnalyticsAnyArrival", func(t *testing.T) { testAnyArrival(t, open(t)) })
+}
+
+// Settler is a store that folds recent writes into its analytics' long-lived form on demand
+// (the embedded store seals its head hours into blocks); the suite settles at random points
+// so that late events meet both forms.
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
+// Pruner is a store that deletes the events before a cut-off on demand (the embedded store;
+// MongoDB's retention is a TTL index the suite cannot time).
+type Pruner interface {
+	Prune(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 var base = time.Date(2026, 2, 3, 4, 5, 6, 789_123_456, time.UTC)
@@ -415,6 +429,102 @@ func testAnalytics(t *testing.T, s Store) {
 	if w := Expect(evs, queries[0].q); w.TotalEvents != 1200 || len(w.EventsByType) != 5 || len(w.TopUsers) != 10 {
 		t.Fatalf("corpus is not what the test expects: %+v", w)
 	}
+}
+
+// testAnyArrival checks analytics against brute force while events arrive in random
+// order (late events for hours already settled), with duplicates inside batches,
+// redelivered batches, settling at random points and a retention cut-off (when the store
+// has one) followed by more late events.
+func testAnyArrival(t *testing.T, s Store) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(17, 3))
+	sorted := Corpus(1200, 17) // MongoDB through FerretDB takes about a second a batch here
+	evs := slices.Clone(sorted)
+	r.Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	start := minute(base)
+	qs := []store.AnalyticsQuery{
+		{Start: start.Add(-time.Hour), End: start.Add(4 * time.Hour), Bucket: 5 * time.Minute},
+		{Start: start.Add(37 * time.Minute), End: start.Add(143 * time.Minute), Bucket: 2 * time.Minute},
+		{Start: start, End: start.Add(4 * time.Hour), Bucket: time.Hour, EventType: "purchase"},
+		{Start: start.Add(20 * time.Minute), End: start.Add(3 * time.Hour), Bucket: 20 * time.Minute, UserID: "user_01"},
+	}
+	check := func(stage string, stored []event.Event) {
+		t.Helper()
+		for i, q := range qs {
+			if err := Compare(analytics(t, s, q), Expect(stored, q), false); err != nil {
+				t.Fatalf("%s, query %d: %v", stage, i, err)
+			}
+		}
+	}
+	settle := func() {
+		t.Helper()
+		if st, ok := s.(Settler); ok {
+			if err := st.Settle(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var stored []event.Event
+	var last []event.Event // the batch before, for redelivery
+	for i := 0; i < len(evs); {
+		n := min(1+r.IntN(150), len(evs)-i)
+		batch := slices.Clone(evs[i : i+n])
+		dups := 0
+		if len(stored) > 0 && r.IntN(3) == 0 { // some events stored already ride along
+			for range 1 + r.IntN(5) {
+				batch = append(batch, stored[r.IntN(len(stored))])
+				dups++
+			}
+		}
+		insert(t, s, batch, n, dups)
+		stored = append(stored, evs[i:i+n]...)
+		if last != nil && r.IntN(4) == 0 { // a redelivered batch
+			insert(t, s, last, 0, len(last))
+		}
+		last = batch
+		i += n
+		if r.IntN(4) == 0 {
+			settle()
+		}
+		if r.IntN(5) == 0 {
+			check(fmt.Sprintf("after %d events", len(stored)), stored)
+		}
+	}
+	check("all stored", stored)
+
+	p, ok := s.(Pruner)
+	if !ok {
+		return
+	}
+	// The newest event is recent, as in service: retention deletes every event before the
+	// cut-off, in whatever order they came.
+	fresh := Corpus(1, 19)
+	fresh[0].EventID, fresh[0].Timestamp = "fresh", base.Add(3*time.Hour)
+	insert(t, s, fresh, 1, 0)
+	stored = append(stored, fresh...)
+	cut := base.Add(97*time.Minute + 13*time.Second)
+	var kept []event.Event
+	for _, e := range stored {
+		if !e.Timestamp.Before(cut) {
+			kept = append(kept, e)
+		}
+	}
+	if n, err := p.Prune(ctx, cut); err != nil || n != int64(len(stored)-len(kept)) {
+		t.Fatalf("Prune = %d, %v; want %d", n, err, len(stored)-len(kept))
+	}
+	check("after retention", kept)
+	// Late events after the cut-off's hour was trimmed.
+	late := Corpus(200, 18)
+	var lateKept []event.Event
+	for _, e := range late {
+		if !e.Timestamp.Before(cut) {
+			e.EventID += "-late"
+			lateKept = append(lateKept, e)
+		}
+	}
+	insert(t, s, lateKept, len(lateKept), 0)
+	settle()
+	check("late events after retention", append(kept, lateKept...))
 }
 
 func testAnalyticsEmpty(t *testing.T, s Store) {
