@@ -74,6 +74,7 @@ func (h *headHour) view() *headView {
 		hour: h.hour, types: h.types[:len(h.types):len(h.types)],
 		entries: h.entries[:n:n], users: h.users[:n:n], sessions: h.sessions[:n:n],
 		hashes: h.hashes[:len(h.hashes):len(h.hashes)], maxUser: h.maxUser, maxSeq: h.maxSeq,
+		held: int64((cap(h.entries)+cap(h.seqs))*8 + (cap(h.users)+cap(h.sessions))*4 + cap(h.hashes)*8 + len(h.sessIdx)*24),
 	}
 }
 
@@ -87,14 +88,13 @@ type headView struct {
 	hashes   []uint64
 	maxUser  uint32
 	maxSeq   int64
+	held     int64 // bytes the hour's arrays (with their spare capacity) and index took then
 }
 
 // bytes is about how much memory the view's hour takes: its arrays (entries, users,
-// sessions, seqs: 24 bytes an event) and session hashes with their index (spare capacity
-// not counted).
-func (v *headView) bytes() int64 {
-	return int64(len(v.entries)*24 + len(v.hashes)*(8+16))
-}
+// sessions, seqs: 24 bytes an event) with the room they have grown for, and the session
+// index.
+func (v *headView) bytes() int64 { return v.held }
 
 // addToBuilder adds the view's events to a builder (sealing).
 func (v *headView) addToBuilder(b *Builder) {
