@@ -382,9 +382,9 @@ func (m *memoryLimit) apply() {
 	m.set(n)
 }
 
-// Run implements service: it follows the store's share until ctx ends.
+// Run implements service: it follows the store's share until ctx ends (the caller applies
+// the limit once before).
 func (m *memoryLimit) Run(ctx context.Context) error {
-	m.apply()
 	m.log.Debug("memory limit", "MiB", m.limitMB, "followsStore", m.store != nil)
 	if m.store == nil {
 		return nil

@@ -34,19 +34,7 @@ func TestEngineMatchesBruteForce(t *testing.T) {
 	var persisted []*Block
 	check := func(stage string, e *Engine, d Dicts, evs []event.Event) {
 		t.Helper()
-		for i, q := range queries(sorted, r) {
-			got, err := e.Query(q)
-			if err != nil {
-				t.Fatalf("%s, query %d: %v", stage, i, err)
-			}
-			want := storetest.Expect(evs, q)
-			if err := storetest.Compare(got, want, false); err != nil {
-				t.Fatalf("%s, query %d %+v: %v", stage, i, q, err)
-			}
-			if got.UniqueUsers != want.UniqueUsers {
-				t.Fatalf("%s, query %d: unique users %d, want exactly %d", stage, i, got.UniqueUsers, want.UniqueUsers)
-			}
-		}
+		storetest.MatchExpect(t, stage, e.Query, queries(sorted, r), evs)
 	}
 	for i := 0; i < len(evs); {
 		n := min(1+r.IntN(400), len(evs)-i)

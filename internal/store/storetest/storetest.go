@@ -337,6 +337,26 @@ func Expect(evs []event.Event, q store.AnalyticsQuery) store.AnalyticsResult {
 	return res
 }
 
+// MatchExpect asks each query of qs through answer and fails t unless the answer is
+// Expect's over evs, unique users exactly (an engine that counts them so), unique sessions
+// within Compare's tolerance. stage names the check in the failure.
+func MatchExpect(t testing.TB, stage string, answer func(store.AnalyticsQuery) (store.AnalyticsResult, error), qs []store.AnalyticsQuery, evs []event.Event) {
+	t.Helper()
+	for i, q := range qs {
+		got, err := answer(q)
+		if err != nil {
+			t.Fatalf("%s, query %d %+v: %v", stage, i, q, err)
+		}
+		want := Expect(evs, q)
+		if err := Compare(got, want, false); err != nil {
+			t.Fatalf("%s, query %d %+v: %v", stage, i, q, err)
+		}
+		if got.UniqueUsers != want.UniqueUsers {
+			t.Fatalf("%s, query %d %+v: unique users %d, want exactly %d", stage, i, q, got.UniqueUsers, want.UniqueUsers)
+		}
+	}
+}
+
 // Compare reports how got differs from the brute-force want: counts, types, buckets and
 // top users exactly; percentages within rounding (they sum to 100); unique counts exactly
 // when exact is set, else within 3 % (HyperLogLog).
