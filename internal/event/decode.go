@@ -344,7 +344,7 @@ func (w *wireEvent) validate(prefix string, now time.Time, ev *Event, fields *[]
 	if ev.EventID == "" {
 		ev.EventID = NewID()
 	}
-	ev.ReceivedAt = now
+	ev.ReceivedAt, ev.Source = now, SourceAPI
 	return true
 }
 

@@ -239,6 +239,7 @@ func TestDecodeOneFull(t *testing.T) {
 		Payload:    json.RawMessage(`{"amount": 12.5, "nested": {"ok": true}}`),
 		Priority:   7,
 		ReceivedAt: testNow,
+		Source:     event.SourceAPI,
 	}
 	if !reflect.DeepEqual(ev, want) {
 		t.Errorf("DecodeOne =\n%+v\nwant\n%+v", ev, want)
@@ -720,10 +721,10 @@ func TestDecodeBatchFieldValues(t *testing.T) {
 	want := []event.Event{
 		{EventID: "a", EventType: "page_view", UserID: "user-1", SessionID: "sess-1",
 			Timestamp: time.Date(2024, 1, 15, 9, 30, 0, 0, time.UTC), Payload: json.RawMessage(`{"x":1}`),
-			Priority: 0, ReceivedAt: testNow},
+			Priority: 0, ReceivedAt: testNow, Source: event.SourceAPI},
 		{EventID: evs[1].EventID, EventType: "b.c", UserID: "user-1", SessionID: "sess-1",
 			Timestamp: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC), Metadata: json.RawMessage(`{"m":true}`),
-			Priority: 1, ReceivedAt: testNow},
+			Priority: 1, ReceivedAt: testNow, Source: event.SourceAPI},
 	}
 	if !reflect.DeepEqual(evs, want) {
 		t.Errorf("DecodeBatch =\n%+v\nwant\n%+v", evs, want)

@@ -41,16 +41,21 @@ func appendJSON(dst []byte, e *Event) ([]byte, bool) {
 	dst = strconv.AppendInt(dst, int64(e.Priority), 10)
 	dst = append(dst, `,"receivedAt":"`...)
 	dst = e.ReceivedAt.AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, `"}`...), true
+	dst = append(dst, '"')
+	if e.Source != "" {
+		dst = append(dst, `,"source":`...)
+		dst = appendString(dst, e.Source)
+	}
+	return append(dst, '}'), true
 }
 
 // encodedLen is a close upper estimate of e's encoding, for sizing its buffer: exact unless
 // strings need escaping or the raw objects hold spaces to drop.
 func encodedLen(e *Event) int {
-	const fixed = len(`{"eventId":"","eventType":"","userId":"","sessionId":"","timestamp":"","metadata":,"payload":,"priority":,"receivedAt":""}`)
+	const fixed = len(`{"eventId":"","eventType":"","userId":"","sessionId":"","timestamp":"","metadata":,"payload":,"priority":,"receivedAt":"","source":""}`)
 	const timeLen = len("2006-01-02T15:04:05.999999999+07:00")
 	return fixed + len(e.EventID) + len(e.EventType) + len(e.UserID) + len(e.SessionID) +
-		len(e.Metadata) + len(e.Payload) + 2*timeLen + 20
+		len(e.Metadata) + len(e.Payload) + len(e.Source) + 2*timeLen + 20
 }
 
 // encodableTime reports whether encoding/json can encode t (its year is within 0-9999).

@@ -39,7 +39,7 @@ func TestMarshalAsLibrary(t *testing.T) {
 		`{"esc":"\\\" <tag>"}`, "{\"k\":\"\xe2\x80\xa8\",\"\xe2\x80\xa9\":1}",
 	}
 	for _, s := range strs {
-		for _, field := range []*string{nil, &base.EventID, &base.EventType, &base.UserID, &base.SessionID} {
+		for _, field := range []*string{nil, &base.EventID, &base.EventType, &base.UserID, &base.SessionID, &base.Source} {
 			e := base
 			switch field {
 			case &base.EventID:
@@ -50,6 +50,8 @@ func TestMarshalAsLibrary(t *testing.T) {
 				e.UserID = s
 			case &base.SessionID:
 				e.SessionID = s
+			case &base.Source:
+				e.Source = s
 			}
 			sameEncoding(t, e)
 		}

@@ -21,7 +21,18 @@ type Event struct {
 	Payload    json.RawMessage `json:"payload,omitempty"`
 	Priority   int             `json:"priority"`
 	ReceivedAt time.Time       `json:"receivedAt"`
+	// Source is the route or SDK protocol the event came by (one of the Source constants;
+	// empty for events stored before evp recorded it).
+	Source string `json:"source,omitempty"`
 }
+
+// The routes and protocols an event can come by.
+const (
+	SourceAPI     = "api"     // POST /api/v1/events and /api/v1/events/batch
+	SourceSegment = "segment" // the Segment HTTP tracking API
+	SourcePostHog = "posthog" // PostHog's capture API
+	SourceImport  = "import"  // evp import
+)
 
 // IDPrefix starts every eventId that evp generates.
 const IDPrefix = "evt_"

@@ -166,7 +166,7 @@ func oracle(t testing.TB, body []byte) expectation {
 	} else {
 		fail("eventId")
 	}
-	x.ev.ReceivedAt = testNow
+	x.ev.ReceivedAt, x.ev.Source = testNow, event.SourceAPI
 	sort.Strings(x.failing)
 	return x
 }

@@ -61,7 +61,18 @@ func unmarshalFast(data []byte, e *Event) bool {
 		return false
 	}
 	received, i, ok := bufferTime(data, end, `,"receivedAt":`)
-	if !ok || i != len(data)-1 || data[i] != '}' {
+	if !ok {
+		return false
+	}
+	source := ""
+	if hasLiteral(data, i, `,"source":`) {
+		s, end, ok := plainString(data, i+len(`,"source":`))
+		if !ok {
+			return false
+		}
+		source, i = knownSource(data[s:end]), end+1
+	}
+	if i != len(data)-1 || data[i] != '}' {
 		return false
 	}
 
@@ -79,7 +90,7 @@ func unmarshalFast(data []byte, e *Event) bool {
 	}
 	e.EventID = string(data[str[0].start:str[0].end])
 	e.EventType, e.UserID, e.SessionID = field(1), field(2), field(3)
-	e.Timestamp, e.Priority, e.ReceivedAt = ts, priority, received
+	e.Timestamp, e.Priority, e.ReceivedAt, e.Source = ts, priority, received, source
 	if meta.start >= 0 || pay.start >= 0 {
 		raw := make([]byte, 0, max(meta.end-meta.start, 0)+max(pay.end-pay.start, 0))
 		for _, r := range [...]struct {
@@ -129,4 +140,14 @@ func bufferObject(data []byte, i int, key string) (span, int, bool) {
 		return span{}, 0, false
 	}
 	return span{i, end}, end, true
+}
+
+// knownSource returns s as a string, without allocating for the Source constants.
+func knownSource(s []byte) string {
+	for _, k := range [...]string{SourceAPI, SourceSegment, SourcePostHog, SourceImport} {
+		if string(s) == k {
+			return k
+		}
+	}
+	return string(s)
 }

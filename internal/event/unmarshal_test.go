@@ -59,7 +59,9 @@ func TestUnmarshalAsLibrary(t *testing.T) {
 	onlyPayload.Metadata = nil
 	negative := base
 	negative.Priority = -12
-	common := []string{marshal(base), marshal(withoutRaw), marshal(onlyPayload), marshal(negative)}
+	sourced, unknownSource := base, base
+	sourced.Source, unknownSource.Source = SourceSegment, "sdk-x"
+	common := []string{marshal(base), marshal(withoutRaw), marshal(onlyPayload), marshal(negative), marshal(sourced), marshal(unknownSource)}
 	for _, data := range common {
 		if !checkUnmarshalAsStd(t, []byte(data)) {
 			t.Errorf("the hand-written path gave up on Marshal's output %s", data)
@@ -73,6 +75,9 @@ func TestUnmarshalAsLibrary(t *testing.T) {
 		marshal(Event{EventID: "x", Timestamp: at.In(time.FixedZone("", 3600)), ReceivedAt: at}),
 		// Another shape, or not Marshal's output at all.
 		strings.Replace(full, `"priority":3`, `"priority":3.0`, 1),
+		strings.Replace(full, `"}`, `","source":1}`, 1),
+		strings.Replace(full, `"}`, `","source":"a\"b"}`, 1),
+		strings.Replace(full, `"}`, `","source":"api","x":1}`, 1),
 		strings.Replace(full, `"priority":3`, `"priority":1e3`, 1),
 		strings.Replace(full, `"priority":3`, `"priority":99999999999999999999`, 1),
 		strings.Replace(full, `"priority":3`, `"priority":03`, 1),

@@ -122,7 +122,7 @@ func toEvent(raw []byte, ms []jsonobj.Member, prefix string, requestSentAt []byt
 	bad := func(field, reason string) {
 		*fields = append(*fields, event.FieldError{Path: prefix + field, Reason: reason})
 	}
-	ev := event.Event{Priority: event.DefaultPriority, ReceivedAt: received}
+	ev := event.Event{Priority: event.DefaultPriority, ReceivedAt: received, Source: event.SourcePostHog}
 	props := jsonobj.Get(ms, "properties")
 	if !jsonobj.IsNull(props) && props[0] != '{' {
 		bad("properties", "must be a JSON object")

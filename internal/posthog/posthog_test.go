@@ -49,7 +49,7 @@ func TestBatchMapping(t *testing.T) {
 	}
 	ev := req.Events[0]
 	if ev.EventID != "0190-a" || ev.EventType != "$pageview" || ev.UserID != "u1" || ev.SessionID != "s-1" ||
-		!ev.Timestamp.Equal(received.Add(-10*time.Second)) || !ev.ReceivedAt.Equal(received) {
+		!ev.Timestamp.Equal(received.Add(-10*time.Second)) || !ev.ReceivedAt.Equal(received) || ev.Source != event.SourcePostHog {
 		t.Errorf("event = %+v", ev)
 	}
 	if string(ev.Payload) != `{"$session_id":"s-1","$current_url":"https://x.test/"}` {

@@ -145,7 +145,7 @@ func toEvent(msg message, call string, index int, batchSentAt []byte, received t
 	case call != "":
 		typ = call
 	}
-	ev := event.Event{EventType: typ, Priority: event.DefaultPriority, ReceivedAt: received}
+	ev := event.Event{EventType: typ, Priority: event.DefaultPriority, ReceivedAt: received, Source: event.SourceSegment}
 	if typ == "track" {
 		name, ok := jsonobj.Text(msg.get("event"))
 		switch {

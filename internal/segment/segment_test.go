@@ -47,7 +47,7 @@ func TestTrackMapping(t *testing.T) {
 	ev := req.Events[0]
 	// The client's clock ran 30 s behind its send: the event happened 30 s before received.
 	if ev.EventID != "m-1" || ev.EventType != "Order Completed" || ev.UserID != "u1" || ev.SessionID != "a1/2026-12-07" ||
-		!ev.Timestamp.Equal(received.Add(-30*time.Second)) || ev.Priority != event.DefaultPriority || !ev.ReceivedAt.Equal(received) {
+		!ev.Timestamp.Equal(received.Add(-30*time.Second)) || ev.Priority != event.DefaultPriority || !ev.ReceivedAt.Equal(received) || ev.Source != event.SourceSegment {
 		t.Errorf("event = %+v", ev)
 	}
 	if string(ev.Payload) != `{"revenue":42.5,"items":[1,2]}` {

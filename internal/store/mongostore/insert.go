@@ -32,6 +32,7 @@ type eventDoc struct {
 	ReceivedAt  time.Time `bson:"receivedAt"`
 	ProcessedAt time.Time `bson:"processedAt"`
 	BT          string    `bson:"bt"`
+	Source      string    `bson:"source,omitempty"`
 }
 
 // jsonValue turns a client's JSON object into a BSON document (relaxed Extended JSON, so
@@ -129,7 +130,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			ID: e.EventID, EventID: e.EventID, EventType: e.EventType, UserID: e.UserID, SessionID: e.SessionID,
 			Timestamp: e.Timestamp, TsNs: e.Timestamp.UnixNano(),
 			Metadata: jsonValue(e.Metadata), Payload: jsonValue(e.Payload), Priority: int32(e.Priority),
-			ReceivedAt: e.ReceivedAt, ProcessedAt: processedAt, BT: tok,
+			ReceivedAt: e.ReceivedAt, ProcessedAt: processedAt, BT: tok, Source: e.Source,
 		}
 	}
 	dup := make([]bool, len(events))

@@ -171,6 +171,9 @@ INSERT INTO analytics_lease(id, owner, until) VALUES (1, '', 0);`},
 	{Version: 8, Name: "events_by_hour", SQL: `
 DROP INDEX events_ts;
 CREATE INDEX events_hour ON events(ts / 3600000000000);`},
+	// The route or SDK protocol each event came by (NULL for events stored before).
+	{Version: 9, Name: "event_source", SQL: `
+ALTER TABLE events ADD COLUMN source TEXT;`},
 }
 
 // Open opens (creating if needed) dir/events.db.
@@ -225,8 +228,8 @@ func OpenLogged(ctx context.Context, dir string, sync sqlitedb.Sync, log *slog.L
 // insertChunk rows go in one INSERT statement: fewer statement executions per batch.
 const insertChunk = 50
 
-const insertCols = `INSERT INTO events(event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at) VALUES `
-const insertRow = `(?,?,?,?,?,?,?,?,?,?)`
+const insertCols = `INSERT INTO events(event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at, source) VALUES `
+const insertRow = `(?,?,?,?,?,?,?,?,?,?,?)`
 const insertTail = ` ON CONFLICT(event_id) DO NOTHING`
 
 var insertChunkSQL = insertCols + insertRow + strings.Repeat(","+insertRow, insertChunk-1) + insertTail
@@ -246,7 +249,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 			tx.Rollback()
 		}
 	}()
-	args := make([]any, 0, 10*insertChunk)
+	args := make([]any, 0, 11*insertChunk)
 	pa := processedAt.UnixNano()
 	many, one := tx.StmtContext(ctx, s.insertMany), tx.StmtContext(ctx, s.insertOne)
 	byType := map[string]int64{}
@@ -260,7 +263,7 @@ func (s *Store) InsertBatch(ctx context.Context, events []event.Event, processed
 		for i := start; i < start+n; i++ {
 			e := &events[i]
 			args = append(args, e.EventID, e.EventType, e.UserID, e.SessionID, e.Timestamp.UnixNano(),
-				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa)
+				nullableJSON(e.Metadata), nullableJSON(e.Payload), e.Priority, e.ReceivedAt.UnixNano(), pa, nullableString(e.Source))
 		}
 		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
@@ -314,6 +317,13 @@ func nullableJSON(raw []byte) any {
 		return nil
 	}
 	return string(raw)
+}
+
+func nullableString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // DeadLetter implements store.EventStore.

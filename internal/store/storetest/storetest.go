@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("AnalyticsEmpty", func(t *testing.T) { testAnalyticsEmpty(t, open(t)) })
 	t.Run("TimestampRangeEnds", func(t *testing.T) { testTimestampRangeEnds(t, open(t)) })
 	t.Run("AnalyticsAnyArrival", func(t *testing.T) { testAnyArrival(t, open(t)) })
+	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
 }
 
 // Settler is a store that folds recent writes into its analytics' long-lived form on demand

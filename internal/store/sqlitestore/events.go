@@ -1,0 +1,194 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// Reading stored events (store.EventReader): an hour of event time at a time through
+// events_hour (store.ScanHours), each hour's rows sorted by SQLite. Events before the
+// retention cut-off are never shown, even the newest row Prune keeps.
+
+const eventCols = `seq, event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at, source`
+
+// ScanEvents implements store.EventReader.
+func (s *Store) ScanEvents(ctx context.Context, q store.EventQuery, fn func(*store.StoredEvent) bool) (*store.Position, error) {
+	cut, err := s.retentionCutoff(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cut != noTime && (q.From.IsZero() || q.From.UnixNano() < cut) {
+		q.From = time.Unix(0, cut)
+	}
+	return store.ScanHours(ctx, (*eventRange)(s), q, fn)
+}
+
+// GetEvent implements store.EventReader.
+func (s *Store) GetEvent(ctx context.Context, eventID string) (store.StoredEvent, error) {
+	cut, err := s.retentionCutoff(ctx)
+	if err != nil {
+		return store.StoredEvent{}, err
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE event_id = ? AND ts >= ?`, eventID, cut)
+	if err != nil {
+		return store.StoredEvent{}, fmt.Errorf("sqlitestore: get event: %w", err)
+	}
+	defer rows.Close()
+	var e store.StoredEvent
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return e, fmt.Errorf("sqlitestore: get event: %w", err)
+		}
+		return e, store.ErrNotFound
+	}
+	if err := scanEvent(rows, &e); err != nil {
+		return e, fmt.Errorf("sqlitestore: get event: %w", err)
+	}
+	return e, nil
+}
+
+// retentionCutoff is the event time before which events are gone (noTime: none).
+func (s *Store) retentionCutoff(ctx context.Context) (int64, error) {
+	var cut sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("sqlitestore: retention cut-off: %w", err)
+	}
+	if !cut.Valid {
+		return noTime, nil
+	}
+	return cut.Int64, nil
+}
+
+// eventRange is the store as a store.EventRange: its buckets are events_hour's keys.
+type eventRange Store
+
+// bucketSpan is the event time span [lo, hi) of hourExpr's key h, which truncates toward
+// zero: key 0 spans both sides of 1970, and a negative key's span ends at its hour.
+func bucketSpan(h int64) (lo, hi int64) {
+	switch {
+	case h > 0:
+		return h * hourNs, (h + 1) * hourNs
+	case h == 0:
+		return -hourNs + 1, hourNs
+	default:
+		return (h-1)*hourNs + 1, h*hourNs + 1
+	}
+}
+
+// PrevBucket implements store.EventRange with one step of events_hour.
+func (r *eventRange) PrevBucket(ctx context.Context, from, before int64) (lo, hi int64, ok bool, err error) {
+	var h sql.NullInt64
+	if err := r.rdb.QueryRowContext(ctx, `SELECT MAX(`+hourExpr+`) FROM events WHERE `+hourExpr+` BETWEEN ? AND ?`,
+		indexHour(from), indexHour(before-1)).Scan(&h); err != nil {
+		return 0, 0, false, fmt.Errorf("sqlitestore: events: %w", err)
+	}
+	if !h.Valid {
+		return 0, 0, false, nil
+	}
+	lo, hi = bucketSpan(h.Int64)
+	return lo, hi, true, nil
+}
+
+// ScanRange implements store.EventRange: one query, sorted by SQLite (bounded by limit).
+func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.EventQuery, limit int, fn func(*store.StoredEvent) bool) error {
+	var sb strings.Builder
+	sb.WriteString(`SELECT ` + eventCols + ` FROM events WHERE ` + hourExpr + ` BETWEEN ? AND ? AND ts >= ? AND ts < ?`)
+	args := []any{indexHour(lo), indexHour(hi - 1), lo, hi}
+	for _, c := range []struct{ col, v string }{{"event_type", q.EventType}, {"user_id", q.UserID}, {"session_id", q.SessionID}} {
+		if c.v != "" {
+			sb.WriteString(` AND ` + c.col + ` = ?`)
+			args = append(args, c.v)
+		}
+	}
+	for _, p := range q.Props {
+		args = appendPropCond(&sb, args, p)
+	}
+	if a := q.After; a != nil {
+		seq, err := strconv.ParseInt(a.Key, 10, 64)
+		if a.Key == "" || err != nil {
+			sb.WriteString(` AND ts < ?`)
+			args = append(args, a.TS)
+		} else {
+			sb.WriteString(` AND (ts < ? OR (ts = ? AND seq < ?))`)
+			args = append(args, a.TS, a.TS, seq)
+		}
+	}
+	sb.WriteString(` ORDER BY ts DESC, seq DESC`)
+	if limit > 0 {
+		sb.WriteString(` LIMIT ?`)
+		args = append(args, limit)
+	}
+	rows, err := r.rdb.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.StoredEvent
+		if err := scanEvent(rows, &e); err != nil {
+			return fmt.Errorf("sqlitestore: events: %w", err)
+		}
+		if !fn(&e) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: events: %w", err)
+	}
+	return nil
+}
+
+// appendPropCond writes p as SQL: the value at its path a string equal to p.Value, or a
+// number equal to it, or the boolean it names.
+func appendPropCond(sb *strings.Builder, args []any, p store.PropCond) []any {
+	col := "metadata"
+	if p.Field == "payload" {
+		col = "payload"
+	}
+	var path strings.Builder
+	path.WriteString("$")
+	for _, k := range p.Path {
+		path.WriteString(`."` + k + `"`) // keys hold no '"': the API refuses them
+	}
+	jp := path.String()
+	sb.WriteString(` AND (json_type(` + col + `, ?) = 'text' AND json_extract(` + col + `, ?) = ?`)
+	args = append(args, jp, jp, p.Value)
+	if f, err := strconv.ParseFloat(p.Value, 64); err == nil {
+		sb.WriteString(` OR json_type(` + col + `, ?) IN ('integer', 'real') AND json_extract(` + col + `, ?) = ?`)
+		args = append(args, jp, jp, f)
+	}
+	if p.Value == "true" || p.Value == "false" {
+		sb.WriteString(` OR json_type(` + col + `, ?) = ?`)
+		args = append(args, jp, p.Value)
+	}
+	sb.WriteString(`)`)
+	return args
+}
+
+// scanEvent reads one row of eventCols.
+func scanEvent(rows *sql.Rows, e *store.StoredEvent) error {
+	var seq, ts, received, processed int64
+	var meta, pay, source sql.NullString
+	if err := rows.Scan(&seq, &e.EventID, &e.EventType, &e.UserID, &e.SessionID, &ts, &meta, &pay,
+		&e.Priority, &received, &processed, &source); err != nil {
+		return err
+	}
+	e.Timestamp, e.ReceivedAt, e.ProcessedAt = time.Unix(0, ts).UTC(), time.Unix(0, received).UTC(), time.Unix(0, processed).UTC()
+	if meta.Valid {
+		e.Metadata = []byte(meta.String)
+	}
+	if pay.Valid {
+		e.Payload = []byte(pay.String)
+	}
+	e.Source = source.String
+	e.Pos = store.Position{TS: ts, Key: strconv.FormatInt(seq, 10)}
+	return nil
+}
