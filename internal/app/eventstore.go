@@ -18,6 +18,7 @@ type eventStore interface {
 	store.EventStore
 	store.DeadLetters
 	store.Analyzer
+	store.EventReader
 }
 
 // openEventStore opens the store configuration selects: MongoDB when MONGO_URI is set,

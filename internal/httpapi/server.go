@@ -127,6 +127,9 @@ type ReadingDeps struct {
 	// AnalyticsCache keeps analytics answers (Redis, shared by replicas); nil keeps them in
 	// this process.
 	AnalyticsCache AnalyticsCache
+	// Events serves GET /api/v1/events, /api/v1/events/{eventId} and /api/v1/events/export;
+	// nil leaves them out.
+	Events store.EventReader
 	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into the
 	// buffer, delete); nil leaves them out.
 	DeadLetters store.DeadLetters
@@ -172,6 +175,7 @@ type Server struct {
 	clients *clientip.Resolver
 	handler http.Handler
 	routes  []string
+	exports chan struct{} // a slot per export running
 }
 
 // New builds the server. It starts not ready; call SetReady(true) once serving.
@@ -186,7 +190,7 @@ func New(d Deps) *Server {
 		d.Ingestion.InflightMaxBytes = 128 << 20
 	}
 	s := &Server{Deps: d, log: d.Serving.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.Reading.AnalyticsCache,
-		budget: newByteBudget(d.Ingestion.InflightMaxBytes)}
+		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce)}
 	s.clients = clientip.New(d.Auth.TrustProxy, d.Auth.TrustedProxies)
 	if d.Reading.StoreCheck != nil { // before the routes: needsStore reads it as they are made
 		s.gate = &storeGate{check: *d.Reading.StoreCheck}
@@ -220,6 +224,11 @@ func New(d Deps) *Server {
 	}
 	if d.Reading.Analytics != nil {
 		handle("GET /api/v1/analytics/metrics", s.guard(accounts.PermReadAnalytics, s.needsStore(s.getAnalytics)))
+	}
+	if d.Reading.Events != nil {
+		handle("GET /api/v1/events", s.guard(accounts.PermReadEvents, s.needsStore(s.listEvents)))
+		handle("GET /api/v1/events/export", s.guard(accounts.PermReadEvents, s.needsStore(s.exportEvents)))
+		handle("GET /api/v1/events/{eventId}", s.guard(accounts.PermReadEvents, s.needsStore(s.getEvent)))
 	}
 	if d.Auth.Accounts != nil {
 		limited := s.authLimiter()

@@ -56,7 +56,10 @@ var wantOperations = []string{
 	"GET /api/v1/analytics/metrics",
 	"GET /api/v1/dead-letters",
 	"GET /api/v1/dead-letters/{id}",
+	"GET /api/v1/events",
+	"GET /api/v1/events/export",
 	"GET /api/v1/events/stats",
+	"GET /api/v1/events/{eventId}",
 	"GET /array/{token}/config",
 	"GET /docs",
 	"GET /metrics",
@@ -98,6 +101,9 @@ var security = map[string]string{
 	"GET /api/metrics/ingestion":    "key or session",
 	"GET /api/metrics/stream":       "key or session",
 	"GET /api/v1/analytics/metrics": "key or session",
+	"GET /api/v1/events":            "key or session",
+	"GET /api/v1/events/{eventId}":  "key or session",
+	"GET /api/v1/events/export":     "key or session",
 	// Dead-letter management.
 	"GET /api/v1/dead-letters":              "session",
 	"GET /api/v1/dead-letters/{id}":         "session",
@@ -171,6 +177,9 @@ func TestOperations(t *testing.T) {
 		"GET /api/metrics/ingestion":    {"200", "401", "403", "500", "503"},
 		"GET /api/metrics/stream":       {"200", "401", "403", "500", "503"},
 		"GET /api/v1/analytics/metrics": {"200", "400", "401", "403", "500", "503"},
+		"GET /api/v1/events":            {"200", "400", "401", "403", "500", "503"},
+		"GET /api/v1/events/{eventId}":  {"200", "400", "401", "403", "404", "500", "503"},
+		"GET /api/v1/events/export":     {"200", "400", "401", "403", "429", "500", "503"},
 		"GET /api/health":               {"200", "500", "503"},
 		"GET /api/ready":                {"200", "500", "503"},
 		"GET /api/live":                 {"200", "500"},
@@ -231,7 +240,7 @@ func TestOperations(t *testing.T) {
 				if wantRetry := status == "429" || status == "503" && !health; retry != wantRetry {
 					t.Errorf("%s %s: Retry-After documented = %v, want %v", name, status, retry, wantRetry)
 				}
-				if len(resp.Content) != 1 {
+				if len(resp.Content) != 1 && name+" "+status != "GET /api/v1/events/export 200" { // NDJSON or CSV
 					t.Errorf("%s %s: %d content types, want 1", name, status, len(resp.Content))
 				}
 			}

@@ -11,7 +11,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Search stored events, newest first
+         * @description The stored events that match every filter given, newest event time first, a page at a time: pass a page's `nextCursor` as `cursor`, with the same filters, for the next. A page reads for at most about half a second: a search that matches few events over a long range (a property condition over a week) answers with what it found so far, possibly nothing, and a `nextCursor` to continue, rather than scanning without bound. Events before the retention cut-off are never shown.
+         *
+         *     Needs an API key that is not ingest-only, or the session of a VIEWER, OPERATOR or ADMIN (an API_CLIENT's session is answered 403). Not opened by `EVP_ANALYTICS_PUBLIC`: events hold what clients sent about people.
+         */
+        get: operations["listEvents"];
         put?: never;
         /**
          * Ingest one event
@@ -66,6 +72,50 @@ export interface paths {
          *     Meant for API keys (`x-api-key`) that are not ingest-only (an ingest-only key is answered 403). The session of a user whose role may ingest (ADMIN, OPERATOR, API_CLIENT) works too; a VIEWER's session is answered 403.
          */
         get: operations["getIngestionStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export stored events as NDJSON or CSV
+         * @description Every stored event that matches the filters, newest first, streamed as the store reads them (in constant memory, however many there are) as a download. NDJSON holds one event per line, exactly as `GET /api/v1/events` shows it, and `evp import` reads it back. CSV has a header row and the columns eventId, eventType, userId, sessionId, timestamp, priority, source, receivedAt, processedAt, metadata and payload (JSON text); a text cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so that a spreadsheet does not run it as a formula. If reading fails midway the transfer is cut off (no final chunk), so a client never takes a short export for a whole one. At most two exports run at once; a client that reads nothing for a minute is cut off.
+         *
+         *     Needs an API key that is not ingest-only, or the session of a VIEWER, OPERATOR or ADMIN (an API_CLIENT's session is answered 403). Not opened by `EVP_ANALYTICS_PUBLIC`: events hold what clients sent about people.
+         */
+        get: operations["exportEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/{eventId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show one stored event
+         * @description The stored event with this `eventId`.
+         *
+         *     Needs an API key that is not ingest-only, or the session of a VIEWER, OPERATOR or ADMIN (an API_CLIENT's session is answered 403). Not opened by `EVP_ANALYTICS_PUBLIC`: events hold what clients sent about people.
+         */
+        get: operations["getEvent"];
         put?: never;
         post?: never;
         delete?: never;
@@ -968,7 +1018,7 @@ export interface components {
          * @description Stable error code; see each response for the codes it can carry.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
+        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "TOO_MANY_EXPORTS" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
         FieldError: {
             /** @description The failing field in the request's own names, such as `timestamp`, `events[3].timestamp`, `email` or the query parameter `limit`; `events` for the batch array itself; `body` when the request body is not a JSON object. */
             path: string;
@@ -1128,6 +1178,7 @@ export interface components {
             priority: number;
             /** Format: date-time */
             receivedAt: string;
+            source?: components["schemas"]["EventSource"];
         };
         /** @description An entry the workers could not store or decode. Exactly one of `event` (the entry decodes) and `raw` (it does not) is present. */
         DeadLetter: {
@@ -1447,6 +1498,57 @@ export interface components {
         PostHogAccepted: {
             /** @constant */
             status: 1;
+        };
+        /**
+         * @description The route or SDK protocol the event came by: `api` (`POST /api/v1/events` and `/batch`), `segment` (the Segment tracking API), `posthog` (PostHog's capture API) or `import` (`evp import`). Absent for events stored before evp recorded it.
+         * @enum {string}
+         */
+        EventSource: "api" | "segment" | "posthog" | "import";
+        /** @description An event as stored: the event as validated at ingestion (with the `eventId` evp assigned or the client sent), when the API received it, the route or SDK it came by, and when a worker stored it. */
+        StoredEvent: {
+            eventId: string;
+            eventType: string;
+            userId: string;
+            sessionId: string;
+            /**
+             * Format: date-time
+             * @description When the event happened (UTC, to the nanosecond; the MongoDB store keeps the nanoseconds too).
+             */
+            timestamp: string;
+            metadata?: {
+                [key: string]: unknown;
+            };
+            payload?: {
+                [key: string]: unknown;
+            };
+            priority: number;
+            /**
+             * Format: date-time
+             * @description When the API received it (milliseconds in the MongoDB store).
+             */
+            receivedAt: string;
+            source?: components["schemas"]["EventSource"];
+            /**
+             * Format: date-time
+             * @description When a worker stored it.
+             */
+            processedAt: string;
+        };
+        StoredEventResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["StoredEvent"];
+        };
+        EventPage: {
+            /** @description Newest event time first; among events of the same time, the newest stored first. */
+            events: components["schemas"]["StoredEvent"][];
+            /** @description Pass as `cursor` (with the same filters) for the next page. Absent on the last page. Present also when the page holds fewer events than `limit`, even none: the search stopped after about half a second of reading, or at 8 MiB of events, and continues from here. */
+            nextCursor?: string;
+        };
+        EventPageResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["EventPage"];
         };
     };
     responses: {
@@ -1917,6 +2019,31 @@ export interface components {
                 };
             };
         };
+        /** @description `TOO_MANY_EXPORTS`: two exports are already running (each holds a store connection while its client reads). Retry after `Retry-After` seconds. */
+        TooManyExports: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "TOO_MANY_EXPORTS",
+                 *         "message": "2 exports are running; retry when one ends"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "TOO_MANY_EXPORTS";
+                    };
+                };
+            };
+        };
     };
     parameters: {
         /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
@@ -1925,6 +2052,20 @@ export interface components {
         ContentEncoding: "identity" | "gzip" | "x-gzip";
         /** @description The dead letter's `id`, as listed. */
         DeadLetterId: string;
+        /** @description Only events of the last 15 minutes, hour, day or week (by event time). Not allowed with `from`/`to`. Without any of them: every stored event. */
+        EventsTimeRange: "15m" | "1h" | "24h" | "7d";
+        /** @description Only events at or after this time (RFC 3339, to the nanosecond). From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z. */
+        EventsFrom: string;
+        /** @description Only events before this time (RFC 3339); after `from` when both are given. */
+        EventsTo: string;
+        /** @description Only events of this type (exact match). At most 1024 bytes. */
+        EventsEventType: string;
+        /** @description Only events of this user (exact match). At most 1024 bytes. */
+        EventsUserId: string;
+        /** @description Only events of this session (exact match). At most 1024 bytes. */
+        EventsSessionId: string;
+        /** @description A condition on one property, `FIELD.PATH:VALUE`: FIELD is `metadata`, `payload` or `properties` (the payload, where the Segment and PostHog routes keep an event's properties), PATH one to 8 object keys separated by dots (none empty or holding `"`, `\`, `$` or NUL), VALUE the rest after the first colon. It holds when the value there is a string equal to VALUE, a number equal to VALUE read as a number (`12.5` matches `12.50`), or the boolean VALUE names (`true`, `false`). Repeat for up to 5 conditions, which must all hold. Example: `metadata.page:/home`. */
+        EventsProp: string[];
     };
     requestBodies: never;
     headers: {
@@ -1937,6 +2078,78 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of the last 15 minutes, hour, day or week (by event time). Not allowed with `from`/`to`. Without any of them: every stored event. */
+                timeRange?: components["parameters"]["EventsTimeRange"];
+                /** @description Only events at or after this time (RFC 3339, to the nanosecond). From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z. */
+                from?: components["parameters"]["EventsFrom"];
+                /** @description Only events before this time (RFC 3339); after `from` when both are given. */
+                to?: components["parameters"]["EventsTo"];
+                /** @description Only events of this type (exact match). At most 1024 bytes. */
+                eventType?: components["parameters"]["EventsEventType"];
+                /** @description Only events of this user (exact match). At most 1024 bytes. */
+                userId?: components["parameters"]["EventsUserId"];
+                /** @description Only events of this session (exact match). At most 1024 bytes. */
+                sessionId?: components["parameters"]["EventsSessionId"];
+                /** @description A condition on one property, `FIELD.PATH:VALUE`: FIELD is `metadata`, `payload` or `properties` (the payload, where the Segment and PostHog routes keep an event's properties), PATH one to 8 object keys separated by dots (none empty or holding `"`, `\`, `$` or NUL), VALUE the rest after the first colon. It holds when the value there is a string equal to VALUE, a number equal to VALUE read as a number (`12.5` matches `12.50`), or the boolean VALUE names (`true`, `false`). Repeat for up to 5 conditions, which must all hold. Example: `metadata.page:/home`. */
+                prop?: components["parameters"]["EventsProp"];
+                /** @description Events per page, 1 to 1000. */
+                limit?: number;
+                /** @description The `nextCursor` of the previous page, with the same filters (not necessarily the same time range or limit). Opaque: anything else is answered 400. */
+                cursor?: string;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "events": [
+                     *           {
+                     *             "eventId": "evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E",
+                     *             "eventType": "page_view",
+                     *             "userId": "user_123",
+                     *             "sessionId": "sess_456",
+                     *             "timestamp": "2026-11-25T11:58:00Z",
+                     *             "metadata": {
+                     *               "page": "/home"
+                     *             },
+                     *             "priority": 1,
+                     *             "receivedAt": "2026-11-25T11:58:00.25Z",
+                     *             "source": "api",
+                     *             "processedAt": "2026-11-25T11:58:00.31Z"
+                     *           }
+                     *         ],
+                     *         "nextCursor": "ABeZ3xqfQAAx2vW0Q8mYrmV2dF8wMUhNQVEzQjJaOEsxWTdUNVc2WDlDNEQwRQ"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["EventPageResponse"];
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
     ingestEvent: {
         parameters: {
             query?: never;
@@ -2115,6 +2328,113 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["StatsError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    exportEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of the last 15 minutes, hour, day or week (by event time). Not allowed with `from`/`to`. Without any of them: every stored event. */
+                timeRange?: components["parameters"]["EventsTimeRange"];
+                /** @description Only events at or after this time (RFC 3339, to the nanosecond). From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z. */
+                from?: components["parameters"]["EventsFrom"];
+                /** @description Only events before this time (RFC 3339); after `from` when both are given. */
+                to?: components["parameters"]["EventsTo"];
+                /** @description Only events of this type (exact match). At most 1024 bytes. */
+                eventType?: components["parameters"]["EventsEventType"];
+                /** @description Only events of this user (exact match). At most 1024 bytes. */
+                userId?: components["parameters"]["EventsUserId"];
+                /** @description Only events of this session (exact match). At most 1024 bytes. */
+                sessionId?: components["parameters"]["EventsSessionId"];
+                /** @description A condition on one property, `FIELD.PATH:VALUE`: FIELD is `metadata`, `payload` or `properties` (the payload, where the Segment and PostHog routes keep an event's properties), PATH one to 8 object keys separated by dots (none empty or holding `"`, `\`, `$` or NUL), VALUE the rest after the first colon. It holds when the value there is a string equal to VALUE, a number equal to VALUE read as a number (`12.5` matches `12.50`), or the boolean VALUE names (`true`, `false`). Repeat for up to 5 conditions, which must all hold. Example: `metadata.page:/home`. */
+                prop?: components["parameters"]["EventsProp"];
+                /** @description `ndjson` (default) or `csv`. */
+                format?: "ndjson" | "csv";
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events, as an attachment named `evp-events-<time>.<format>`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    /** @description `attachment; filename="evp-events-20261125T120000Z.ndjson"` */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {"eventId":"evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E","eventType":"page_view","userId":"user_123","sessionId":"sess_456","timestamp":"2026-11-25T11:58:00Z","metadata":{"page":"/home"},"priority":1,"receivedAt":"2026-11-25T11:58:00.25Z","source":"api","processedAt":"2026-11-25T11:58:00.31Z"} */
+                    "application/x-ndjson": string;
+                    /**
+                     * @example eventId,eventType,userId,sessionId,timestamp,priority,source,receivedAt,processedAt,metadata,payload
+                     *     evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E,page_view,user_123,sess_456,2026-11-25T11:58:00Z,1,api,2026-11-25T11:58:00.25Z,2026-11-25T11:58:00.31Z,"{""page"":""/home""}",
+                     */
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyExports"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getEvent: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The event's id. (`stats` and `export` name other routes.) */
+                eventId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "eventId": "evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E",
+                     *         "eventType": "page_view",
+                     *         "userId": "user_123",
+                     *         "sessionId": "sess_456",
+                     *         "timestamp": "2026-11-25T11:58:00Z",
+                     *         "metadata": {
+                     *           "page": "/home"
+                     *         },
+                     *         "priority": 1,
+                     *         "receivedAt": "2026-11-25T11:58:00.25Z",
+                     *         "source": "api",
+                     *         "processedAt": "2026-11-25T11:58:00.31Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["StoredEventResponse"];
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };
