@@ -60,9 +60,9 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 	api := &instance{t: t, url: apiURL, dir: dir, key: createKey(t, dir)}
 	wrk := &instance{t: t, url: workerURL, dir: dir, key: api.key}
 
-	// The worker serves probes and metrics, not ingestion.
-	if r := wrk.do("POST", "/api/v1/events", mustJSON(t, ev("w-1", "click")), nil); r.status != 404 {
-		t.Errorf("worker ingestion: %d, want 404", r.status)
+	// The worker serves probes, metrics and reading routes, not ingestion.
+	if r := wrk.do("POST", "/api/v1/events", mustJSON(t, ev("w-1", "click")), nil); r.status != 405 || r.header.Get("Allow") != "GET" {
+		t.Errorf("worker ingestion: %d (Allow %q), want 405 allowing GET only", r.status, r.header.Get("Allow"))
 	}
 	if r := wrk.do("GET", "/api/health", nil, nil); r.status != 200 || r.body["services"].(map[string]any)["redis"] == nil {
 		t.Errorf("worker health: %d %s", r.status, r.raw)
