@@ -11,6 +11,7 @@ const (
 	PermIngestStats       Permission = "ingest:stats"       // read ingestion counts (GET /api/v1/events/stats)
 	PermReadAnalytics     Permission = "analytics:read"     // analytics, metrics, stats
 	PermReadEvents        Permission = "events:read"        // the stored events themselves: search, export
+	PermImport            Permission = "events:import"      // load events exported from evp
 	PermManageKeys        Permission = "keys:manage"        // create, list, revoke API keys
 	PermManageDeadLetters Permission = "deadletters:manage" // inspect, replay, delete dead letters
 	PermManageUsers       Permission = "users:manage"       // invite, change role, suspend
@@ -18,16 +19,16 @@ const (
 
 // rolePermissions is the whole access policy for signed-in users: each role's rights.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:     {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermManageKeys, PermManageDeadLetters, PermManageUsers},
-	RoleOperator:  {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermManageKeys, PermManageDeadLetters},
+	RoleAdmin:     {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermImport, PermManageKeys, PermManageDeadLetters, PermManageUsers},
+	RoleOperator:  {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermImport, PermManageKeys, PermManageDeadLetters},
 	RoleViewer:    {PermReadAnalytics, PermReadEvents},
 	RoleAPIClient: {PermIngest, PermIngestStats},
 }
 
-// keyPermissions are the rights of an API key: ingestion, and the read-only analytics,
-// metrics and events routes. A key never manages anything, whoever owns it. An ingest-only
-// key, made to be shipped in a web page or an app, may only send events.
-var keyPermissions = []Permission{PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents}
+// keyPermissions are the rights of an API key: ingestion and import, and the read-only
+// analytics, metrics and events routes. A key never manages anything, whoever owns it. An
+// ingest-only key, made to be shipped in a web page or an app, may only send events.
+var keyPermissions = []Permission{PermIngest, PermIngestStats, PermImport, PermReadAnalytics, PermReadEvents}
 
 // Allows reports whether a user with role r may do p.
 func (r Role) Allows(p Permission) bool { return contains(rolePermissions[r], p) }

@@ -65,6 +65,9 @@ type wireEvent struct {
 	Payload   json.RawMessage `json:"payload"`
 	Priority  json.RawMessage `json:"priority"`
 	EventID   *string         `json:"eventId"`
+	// anyType takes any event type an SDK route stores (an import), not only the
+	// contract's pattern.
+	anyType bool
 }
 
 // rawEvent is the slow-path view used when a field has the wrong JSON type: every field is
@@ -286,9 +289,13 @@ func (w *wireEvent) validate(prefix string, now time.Time, ev *Event, fields *[]
 	bad := func(field, reason string) {
 		*fields = append(*fields, FieldError{Path: prefix + field, Reason: reason})
 	}
+	checkType := checkEventType
+	if w.anyType {
+		checkType = checkAnyType
+	}
 	if w.EventType == nil {
 		bad("eventType", "is required")
-	} else if reason := checkEventType(*w.EventType); reason != "" {
+	} else if reason := checkType(*w.EventType); reason != "" {
 		bad("eventType", reason)
 	} else {
 		ev.EventType = *w.EventType

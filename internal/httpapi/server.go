@@ -206,6 +206,7 @@ func New(d Deps) *Server {
 	if !d.Ingestion.Off {
 		handle("POST /api/v1/events", s.guard(accounts.PermIngest, s.postEvent))
 		handle("POST /api/v1/events/batch", s.guard(accounts.PermIngest, s.postBatch))
+		handle("POST /api/v1/events/import", s.guard(accounts.PermImport, s.postImport))
 		handle("GET /api/v1/events/stats", s.guard(accounts.PermIngestStats, s.getStats))
 		handle("POST /v1/{call}", s.guardless(s.postSegment))
 		handle("GET /v1/projects/{writeKey}/settings", s.guardless(s.getSegmentSettings))

@@ -677,6 +677,7 @@ func TestRolePolicy(t *testing.T) {
 		{"POST   /api/v1/events                   401   2xx  2xx     2xx    2xx       403     2xx         401", goodEvent},
 		{"POST   /api/v1/events/batch             401   2xx  2xx     2xx    2xx       403     2xx         401", batch},
 		{"GET    /api/v1/events/stats             401   2xx  403     2xx    2xx       403     2xx         401", ""},
+		{"POST   /api/v1/events/import            401   2xx  403     2xx    2xx       403     403         401", importLine},
 		{"GET    /api/metrics                     401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/metrics/ingestion           401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
 		{"GET    /api/metrics/history             401   2xx  403     2xx    2xx       2xx     403         2xx", ""},
@@ -750,6 +751,9 @@ func TestRolePolicy(t *testing.T) {
 				req := httptest.NewRequest(method, url, strings.NewReader(p.body))
 				if p.body != "" {
 					req.Header.Set("Content-Type", "application/json")
+				}
+				if strings.HasSuffix(target, "/import") {
+					req.Header.Set("Content-Type", "application/x-ndjson")
 				}
 				switch caller {
 				case "none", "public":

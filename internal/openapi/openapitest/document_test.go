@@ -74,6 +74,7 @@ var wantOperations = []string{
 	"POST /api/v1/dead-letters/{id}/replay",
 	"POST /api/v1/events",
 	"POST /api/v1/events/batch",
+	"POST /api/v1/events/import",
 	"POST /batch/",
 	"POST /capture/",
 	"POST /decide/",
@@ -95,6 +96,7 @@ func TestPaths(t *testing.T) {
 var security = map[string]string{
 	"POST /api/v1/events":           "key or session",
 	"POST /api/v1/events/batch":     "key or session",
+	"POST /api/v1/events/import":    "key or session",
 	"GET /api/v1/events/stats":      "key or session",
 	"GET /api/metrics":              "key or session",
 	"GET /api/metrics/history":      "key or session",
@@ -171,6 +173,7 @@ func TestOperations(t *testing.T) {
 	wantStatuses := map[string][]string{
 		"POST /api/v1/events":           {"200", "202", "400", "401", "403", "413", "415", "500", "503"},
 		"POST /api/v1/events/batch":     {"202", "400", "401", "403", "413", "415", "500", "503"},
+		"POST /api/v1/events/import":    {"200", "400", "401", "403", "413", "415", "500", "503"},
 		"GET /api/v1/events/stats":      {"200", "401", "403", "500", "503"},
 		"GET /api/metrics":              {"200", "401", "403", "500", "503"},
 		"GET /api/metrics/history":      {"200", "401", "403", "500", "503"},
@@ -245,10 +248,14 @@ func TestOperations(t *testing.T) {
 				}
 			}
 			// A replay takes no body, PostHog's flags and decide a body evp does not read;
-			// every other POST or PATCH takes one.
+			// every other POST or PATCH takes one, JSON but for an import's lines.
 			if (method == http.MethodPost || method == http.MethodPatch) && !strings.HasSuffix(path, "/replay") && path != "/flags/" && path != "/decide/" {
-				if op.RequestBody == nil || !op.RequestBody.Value.Required || op.RequestBody.Value.Content.Get("application/json") == nil {
-					t.Errorf("%s: no required application/json request body", name)
+				ct := "application/json"
+				if path == "/api/v1/events/import" {
+					ct = "application/x-ndjson"
+				}
+				if op.RequestBody == nil || !op.RequestBody.Value.Required || op.RequestBody.Value.Content.Get(ct) == nil {
+					t.Errorf("%s: no required %s request body", name, ct)
 				}
 			}
 		}

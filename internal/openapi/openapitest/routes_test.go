@@ -413,7 +413,7 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 				t.Fatal(err)
 			}
 			if strings.HasPrefix(path, "/api/v1/dead-letters") || strings.HasPrefix(path, "/api/auth/") || strings.HasPrefix(path, "/api/users") ||
-				method == "get" && strings.HasPrefix(path, "/api/v1/events") && path != "/api/v1/events/stats" {
+				method == "get" && strings.HasPrefix(path, "/api/v1/events") && path != "/api/v1/events/stats" || path == "/api/v1/events/import" {
 				continue // TestDeadLetterResponsesMatchDocument, TestAccountResponsesMatchDocument and TestEventsResponsesMatchDocument provoke these
 			}
 			for status := range op.Responses {

@@ -58,6 +58,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import events as evp export writes them
+         * @description Up to 1000 events, one JSON object per line, in the format `GET /api/v1/events/export?format=ndjson` writes (its `receivedAt`, `source` and `processedAt` are ignored: the events are received now, by `import`). Each line is validated as `POST /api/v1/events/batch` validates an event, except that the `eventId` is required (so that importing a file again stores nothing twice) and the event type may be any text of 1 to 100 characters, as the Segment and PostHog routes store them. The events go through the same durable buffer and exactly-once path as a batch. Lines that are not events are answered with their number and reasons and the others imported; with `strict=true` any such line refuses the whole request (400, `details` naming `line N.field`). `evp import` sends a file this way.
+         *
+         *     The body may be sent with `Content-Encoding: gzip`; the size limit applies after decompression.
+         *
+         *     Needs an API key that is not ingest-only, or the session of an OPERATOR or ADMIN.
+         */
+        post: operations["importEvents"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events/stats": {
         parameters: {
             query?: never;
@@ -1550,6 +1574,23 @@ export interface components {
             success: true;
             data: components["schemas"]["EventPage"];
         };
+        ImportResult: {
+            /** @description Events buffered durably, to be stored. */
+            accepted: number;
+            /** @description Events whose eventId was already accepted (an import run again, or events already sent): buffered once, never stored twice. */
+            duplicates: number;
+            /** @description Lines that are not events, with why; the other lines were imported. */
+            rejected: {
+                /** @description The line's number in the body, from 1 (empty lines count). */
+                line: number;
+                errors: components["schemas"]["FieldError"][];
+            }[];
+        };
+        ImportResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["ImportResult"];
+        };
     };
     responses: {
         /** @description `INVALID_JSON`: the body (or its gzip encoding) is malformed. `VALIDATION_ERROR`: the body is well-formed but breaks the rules; `details` lists every failing field. */
@@ -2290,6 +2331,67 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["IngestionError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    importEvents: {
+        parameters: {
+            query?: {
+                /** @description `true`: refuse the whole request when a line is not an event. */
+                strict?: boolean;
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+                /** @description `gzip` (or `x-gzip`) for a compressed body; `identity` or absent for a plain one. Anything else is answered 415. */
+                "Content-Encoding"?: components["parameters"]["ContentEncoding"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /** @example {"eventId":"evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E","eventType":"Order Completed","userId":"user_123","sessionId":"sess_456","timestamp":"2026-11-25T11:58:00Z","payload":{"total":12.5},"priority":1} */
+                "application/x-ndjson": string;
+            };
+        };
+        responses: {
+            /** @description The events of the lines that are events are durably buffered. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "accepted": 998,
+                     *         "duplicates": 1,
+                     *         "rejected": [
+                     *           {
+                     *             "line": 17,
+                     *             "errors": [
+                     *               {
+                     *                 "path": "timestamp",
+                     *                 "reason": "must be an RFC 3339 date-time such as 2024-01-15T10:30:00Z"
+                     *               }
+                     *             ]
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ImportResponse"];
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
     };

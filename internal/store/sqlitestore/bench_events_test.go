@@ -1,0 +1,102 @@
+package sqlitestore
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/sqlitedb"
+	"github.com/evp-dev/evp/internal/store"
+)
+
+// BenchmarkEvents measures the events explorer's reads (store.EventReader) on a store
+// holding EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users, 50,000 sessions
+// and 10 types spread evenly over EVP_BENCH_SPAN_HOURS hours (default 168), each with a
+// page property of 50 values and a small payload: the first page of 50 for each filter,
+// as GET /api/v1/events asks it (a 0.5 s budget), and an export of one hour.
+func BenchmarkEvents(b *testing.B) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	span := 168 * time.Hour
+	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_SPAN_HOURS")); err == nil && v > 0 {
+		span = time.Duration(v) * time.Hour
+	}
+	ctx := context.Background()
+	dir := b.TempDir()
+	st, err := Open(ctx, dir, sqlitedb.SyncNormal)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { st.Close() }()
+	end := time.Now().Truncate(time.Minute)
+	start := end.Add(-span)
+	step := span / time.Duration(n)
+	types := []string{"page_view", "click", "purchase", "signup", "login", "logout", "add_to_cart", "search", "share", "video_play"}
+	pay := json.RawMessage(`{"orderId":"ord_000042","amount":129.99,"currency":"EUR","items":3}`)
+	batch := make([]event.Event, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, event.Event{EventID: event.NewID(), EventType: types[i%len(types)],
+			UserID: "user_" + strconv.Itoa((i*7919)%10000), SessionID: "sess_" + strconv.Itoa(i%50000),
+			Timestamp: start.Add(time.Duration(i) * step), Priority: 1, ReceivedAt: end,
+			Metadata: json.RawMessage(`{"page":"/p` + strconv.Itoa(i%50) + `","source":"web"}`), Payload: pay, Source: event.SourceAPI})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, _, err := st.InsertBatch(ctx, batch, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if st, err = Open(ctx, dir, sqlitedb.SyncNormal); err != nil {
+		b.Fatal(err)
+	}
+	prop := func(v string) []store.PropCond {
+		return []store.PropCond{{Field: "metadata", Path: []string{"page"}, Value: v}}
+	}
+	for _, c := range []struct {
+		name string
+		q    store.EventQuery
+	}{
+		{"all", store.EventQuery{}},
+		{"1h", store.EventQuery{From: end.Add(-time.Hour)}},
+		{"24h-ago-1h", store.EventQuery{From: end.Add(-25 * time.Hour), To: end.Add(-24 * time.Hour)}},
+		{"eventType", store.EventQuery{EventType: "click"}},
+		{"userId", store.EventQuery{UserID: "user_1234"}},
+		{"sessionId", store.EventQuery{SessionID: "sess_4321"}},
+		{"prop-24h", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/p7")}},
+		{"prop-24h-none", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/nowhere")}},
+	} {
+		c.q.Limit, c.q.Budget = 50, 500*time.Millisecond
+		b.Run("page/"+c.name, func(b *testing.B) {
+			var lat latencies
+			got := 0
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if _, err := st.ScanEvents(ctx, c.q, func(*store.StoredEvent) bool { got++; return true }); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			lat.report(b)
+			b.ReportMetric(float64(got)/float64(b.N), "events/page")
+		})
+	}
+	b.Run("export-1h", func(b *testing.B) {
+		got := 0
+		for i := 0; i < b.N; i++ {
+			q := store.EventQuery{From: end.Add(-2 * time.Hour), To: end.Add(-time.Hour)}
+			if _, err := st.ScanEvents(ctx, q, func(*store.StoredEvent) bool { got++; return true }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "events/s")
+	})
+}
