@@ -173,7 +173,7 @@ try {
     step(`signed in as ${email} with the code from evp's log, back on /live`)
     // The first user is ADMIN: every page is in the navigation.
     const nav = page.getByRole('navigation', { name: 'Main' })
-    for (const name of ['Analytics', 'Live', 'API keys', 'Dead letters', 'Users']) {
+    for (const name of ['Analytics', 'Events', 'Live', 'API keys', 'Dead letters', 'Users']) {
       await nav.getByRole('link', { name }).waitFor()
     }
     step('navigation shows every page to an ADMIN')
@@ -276,6 +276,8 @@ try {
     userId: `user_${i % 6}`,
     sessionId: `sess_${i % 4}`,
     timestamp: new Date(now - i * 1000).toISOString(),
+    metadata: { page: i % 2 ? '/home' : '/pricing' },
+    payload: { n: i },
   }))
   const batch = await postJSON('/api/v1/events/batch', { events }, apiKey)
   check(batch.accepted === 30, `30 events accepted, got ${JSON.stringify(batch)}`)
@@ -347,7 +349,7 @@ try {
   check(/^\D*3\D*$/.test(await page.getByTestId('stat-Unique users').textContent()), `3 unique users in the range: ${await page.getByTestId('stat-Unique users').textContent()}`)
   const typesText = await byType.innerText()
   check(/signup\s*3 · 75\.0%/.test(typesText) && /login\s*1 · 25\.0%/.test(typesText) && !/page_view/.test(typesText), `types in the range: ${typesText}`)
-  const rangeUsers = await page.getByTestId('top-users').locator('tbody tr td:first-child').allInnerTexts()
+  const rangeUsers = await page.getByTestId('top-users').locator('tbody tr td:first-child a').allInnerTexts()
   check(rangeUsers[0] === 'cr_a' && [...rangeUsers].sort().join(',') === 'cr_a,cr_b,cr_c', `top users in the range, cr_a (2 events) first: ${rangeUsers.join(', ')}`)
   check(/Events over time: 4 events in 60 buckets/.test(await page.locator('figure figcaption').first().textContent()), 'the chart covers the range in 60 one-minute buckets')
   await shot('02b-analytics-custom-range')
@@ -402,6 +404,96 @@ try {
   await page.reload()
   await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
   step('the session survives a reload')
+
+  // Events: the Analytics page links a type to its events in the same range (after the reload,
+  // the first page's 1 hour, which holds the 30 recent events and none of January's).
+  await page.getByTestId('events-by-type').getByRole('link', { name: 'purchase', exact: true }).click()
+  await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor()
+  const eventsURL = new URL(page.url())
+  check(eventsURL.pathname === '/events' && eventsURL.searchParams.get('timeRange') === '1h' && eventsURL.searchParams.get('eventType') === 'purchase', `the purchase link leads to its events in the same range: ${eventsURL.pathname}${eventsURL.search}`)
+  const eventRows = page.getByTestId('events').locator('tbody tr')
+  const cellsOf = (i) => eventRows.locator(`td:nth-child(${i})`).allInnerTexts()
+  await until('the 5 purchase events to be listed', async () => (await eventRows.count()) === 5)
+  check((await cellsOf(2)).every((t) => t === 'purchase'), `only purchase events: ${await cellsOf(2)}`)
+  check((await page.getByLabel('Event type', { exact: true }).inputValue()) === 'purchase', 'the type filter shows purchase')
+  await page.getByText('That is every event that matches.').waitFor()
+  // Newest first: the list's times go down.
+  const listed = await page.evaluate(() => [...document.querySelectorAll('[data-testid="events"] tbody tr')].map((r) => r.querySelector('button').textContent))
+  check(listed.length === 5 && listed.every((t) => t.length > 0), `the list shows each event's time: ${listed}`)
+  await shot('02e-events-purchase')
+  await audit(page, 'events')
+  step('a type on the Analytics page links to the Events page, which lists its 5 events, in the same range')
+
+  // Clear the filter: the 30 events; then filter by type and by a property, typed in the bar.
+  await page.getByRole('button', { name: 'Clear', exact: true }).click()
+  await until('the 30 events to be listed', async () => (await eventRows.count()) === 30)
+  check(!new URL(page.url()).searchParams.has('eventType'), `Clear removes the type from the address: ${page.url()}`)
+  await page.getByLabel('Event type', { exact: true }).fill('click')
+  await page.getByLabel('Event type', { exact: true }).press('Enter')
+  await until('the 10 click events to be listed', async () => (await eventRows.count()) === 10 && (await cellsOf(2)).every((t) => t === 'click'))
+  await page.getByLabel('Property', { exact: true }).fill('metadata.page:/home')
+  await page.getByRole('button', { name: 'Apply', exact: true }).click()
+  // Events 15, 17, 19, 21 and 23 are clicks on /home.
+  await until('the 5 click events on /home to be listed', async () => (await eventRows.count()) === 5)
+  const propURL = new URL(page.url())
+  check(propURL.searchParams.get('eventType') === 'click' && propURL.searchParams.get('prop') === 'metadata.page:/home', `the filters are in the address: ${propURL.search}`)
+  const homeUsers = [...(await cellsOf(3))].sort().join(',')
+  check(homeUsers === 'user_1,user_3,user_3,user_5,user_5', `the users of clicks 15-23 on /home: ${homeUsers}`)
+  // A malformed condition is refused in the page; one evp refuses says why.
+  await page.getByLabel('Property', { exact: true }).fill('page=/home')
+  await page.getByLabel('Property', { exact: true }).press('Enter')
+  await page.getByRole('alert').getByText('FIELD.PATH:VALUE').waitFor()
+  expectFailures = true
+  await page.getByLabel('Property', { exact: true }).fill('metadata.a..b:1')
+  await page.getByLabel('Property', { exact: true }).press('Enter')
+  const refusedProp = page.getByTestId('error-state')
+  await refusedProp.waitFor()
+  check(/prop/.test(await refusedProp.innerText()), `evp's refusal names the prop: ${await refusedProp.innerText()}`)
+  expectFailures = false
+  problems.length = 0 // the expected 400
+  step('the Events page filters by type and by a property (in the address), and says why a condition is refused')
+
+  // A link with the filters opens the same list; a row opens the event's panel with its JSON.
+  await page.goto(base + '/events?timeRange=1h&eventType=click&prop=metadata.page%3A%2Fhome')
+  await until('the linked list of 5 events', async () => (await eventRows.count()) === 5)
+  const firstOpen = eventRows.first().getByRole('button')
+  await firstOpen.focus()
+  await page.keyboard.press('Enter')
+  const drawer = page.getByRole('dialog', { name: 'Event' })
+  await drawer.waitFor()
+  const eventJSON = JSON.parse(await drawer.getByTestId('event-json').innerText())
+  check(eventJSON.eventType === 'click' && eventJSON.metadata?.page === '/home' && eventJSON.source === 'api' && typeof eventJSON.payload?.n === 'number', `the panel shows the whole event: ${JSON.stringify(eventJSON)}`)
+  check(/^evt_/.test(eventJSON.eventId) && new URL(page.url()).searchParams.get('event') === eventJSON.eventId, `the open event is in the address: ${page.url()}`)
+  await drawer.getByRole('button', { name: 'Copy JSON' }).waitFor()
+  const box = await drawer.boundingBox()
+  check(box && Math.abs(box.x + box.width - viewport.width) < 2 && box.height >= viewport.height - 1, `the panel is at the right, full height: ${JSON.stringify(box)}`)
+  await shot('02f-events-panel')
+  await audit(page, 'events, an event open')
+  await page.keyboard.press('Escape')
+  await drawer.waitFor({ state: 'hidden' })
+  check(await firstOpen.evaluate((b) => b === document.activeElement), 'closing the panel gives the focus back to the row')
+  check(!new URL(page.url()).searchParams.has('event'), `closed, the event leaves the address: ${page.url()}`)
+  // The same event, by its link: evp is asked for it.
+  await page.goto(`${base}/events?event=${encodeURIComponent(eventJSON.eventId)}&eventType=nothing_matches`)
+  await drawer.getByText(`"eventId": "${eventJSON.eventId}"`).waitFor()
+  await drawer.getByRole('button', { name: 'Close' }).click()
+  await page.getByTestId('empty-state').getByText('No events match the filters').waitFor()
+  noProblems('events page')
+  step('a row opens the event in a side panel (whole JSON, keyboard, Escape), and a link opens one event')
+
+  // Export: the events that match, as CSV, with the session's credentials.
+  await page.goto(base + '/events?timeRange=1h&eventType=purchase')
+  await until('the 5 purchase events', async () => (await eventRows.count()) === 5)
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('group', { name: 'Export' }).getByRole('button', { name: 'CSV' }).click()])
+  const csvText = await readFile(await csv.path(), 'utf8')
+  const csvLines = csvText.trim().split(/\r?\n/)
+  check(/^evp-events-.*\.csv$/.test(csv.suggestedFilename()), `the file is named as evp says: ${csv.suggestedFilename()}`)
+  check(csvLines[0].startsWith('eventId,eventType') && csvLines.length === 6 && csvLines.slice(1).every((l) => l.includes(',purchase,')), `the CSV holds a header and the 5 purchase events: ${csvText.slice(0, 400)}`)
+  const [nd] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'NDJSON' }).click()])
+  const ndLines = (await readFile(await nd.path(), 'utf8')).trim().split('\n').map((l) => JSON.parse(l))
+  check(ndLines.length === 5 && ndLines.every((e) => e.eventType === 'purchase'), `the NDJSON holds the 5 purchase events: ${ndLines.length}`)
+  noProblems('events export')
+  step('Export downloads the matching events as CSV and NDJSON')
 
   // 5. Live. evp keeps the last 10 minutes of rates, one point every 10 s from its start:
   // once it has two, a newly opened Live page draws them with its first answers.
@@ -566,7 +658,7 @@ try {
     await m.page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
     const mnav = m.page.getByRole('navigation', { name: 'Main' })
     const mlinks = await mnav.getByRole('link').allTextContents()
-    check(mlinks.join(',') === 'Analytics,Live,API keys,Dead letters', `an OPERATOR's navigation: ${mlinks.join(', ')}`)
+    check(mlinks.join(',') === 'Analytics,Events,Live,API keys,Dead letters', `an OPERATOR's navigation: ${mlinks.join(', ')}`)
     const memberToken = await sessionToken(m.page)
     // ... and asks for a code on another device, not used yet.
     const other = await newPage()
@@ -683,6 +775,21 @@ try {
     check(box && box.x >= 0 && box.x + box.width <= 390, `Revoke is whole on a phone: ${JSON.stringify(box)}`)
     await audit(page, 'API keys on a phone')
   }
+  if (phonePages.includes('Events')) {
+    // An event's panel takes the whole screen on a phone.
+    if (!(await nav.isVisible())) await menu.click()
+    await nav.getByRole('link', { name: 'Events' }).click()
+    await page.getByTestId('events').locator('tbody tr').first().getByRole('button').click()
+    const panel = page.getByRole('dialog', { name: 'Event' })
+    await panel.getByTestId('event-json').waitFor()
+    const box = await panel.boundingBox()
+    check(box && box.x === 0 && Math.abs(box.width - 390) < 1 && Math.abs(box.height - 844) < 1, `the event's panel fills a phone's screen: ${JSON.stringify(box)}`)
+    await noPageScroll(page, 'an event open on a phone')
+    await page.screenshot({ path: `${shots}/08-phone-event.png` })
+    await audit(page, 'an event open on a phone')
+    await panel.getByRole('button', { name: 'Close' }).click()
+    await panel.waitFor({ state: 'hidden' })
+  }
   if (phonePages.includes('Users')) {
     if (!(await nav.isVisible())) await menu.click()
     await nav.getByRole('link', { name: 'Users' }).click()
@@ -734,7 +841,7 @@ try {
   step('signed out; the session is gone after a reload')
 
   if (withAuth && invitedViewer) {
-    // 12. A VIEWER sees only Analytics and Live; the server refuses the rest anyway.
+    // 12. A VIEWER sees only Analytics, Events and Live; the server refuses the rest anyway.
     const viewer = 'viewer@example.com'
     await page.getByLabel('Email', { exact: true }).fill(viewer)
     await page.getByRole('button', { name: 'Send sign-in code' }).click()
@@ -742,15 +849,18 @@ try {
     await page.getByRole('button', { name: 'Sign in' }).click()
     await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
     const links = await nav.getByRole('link').allTextContents()
-    check(links.join(',') === 'Analytics,Live', `a VIEWER's navigation: ${links.join(', ')}`)
+    check(links.join(',') === 'Analytics,Events,Live', `a VIEWER's navigation: ${links.join(', ')}`)
     await page.goto(base + '/users')
     await page.getByRole('heading', { name: 'Analytics', level: 1 }).waitFor()
     const token = await page.evaluate(() => JSON.parse(localStorage.getItem('evp.session')).token)
     const refused = await fetch(base + '/api/users', { headers: { Authorization: `Bearer ${token}` } })
     check(refused.status === 403, `GET /api/users as a VIEWER: ${refused.status}, want 403`)
+    // A VIEWER may read events.
+    await nav.getByRole('link', { name: 'Events' }).click()
+    await until('the events to be listed for a VIEWER', async () => (await page.getByTestId('events').locator('tbody tr').count()) > 0)
     await shot('10-viewer')
     noProblems('viewer session')
-    step('a VIEWER sees Analytics and Live only; /users sends them to Analytics; evp answers 403')
+    step('a VIEWER sees Analytics, Events and Live only, and reads events; /users sends them to Analytics; evp answers 403')
   }
 
   await context.close()

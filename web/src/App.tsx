@@ -10,6 +10,7 @@ import { Loading } from './components/ui'
 
 // Pages load on first visit: the sign-in page does not carry the charts.
 const Analytics = lazy(() => import('./pages/Analytics').then((m) => ({ default: m.Analytics })))
+const Events = lazy(() => import('./pages/Events').then((m) => ({ default: m.Events })))
 const Live = lazy(() => import('./pages/Live').then((m) => ({ default: m.Live })))
 const ApiKeys = lazy(() => import('./pages/ApiKeys').then((m) => ({ default: m.ApiKeys })))
 const DeadLetters = lazy(() => import('./pages/DeadLetters').then((m) => ({ default: m.DeadLetters })))
@@ -29,6 +30,7 @@ export function App() {
       <Route path="/sign-in" element={<SignIn />} />
       <Route element={<Layout />}>
         <Route index element={<Guard need="VIEWER"><Analytics /></Guard>} />
+        <Route path="events" element={<Guard need="VIEWER"><Events /></Guard>} />
         <Route path="live" element={<Guard need="VIEWER"><Live /></Guard>} />
         <Route path="api-keys" element={<Guard need="OPERATOR"><ApiKeys /></Guard>} />
         <Route path="dead-letters" element={<Guard need="OPERATOR"><DeadLetters /></Guard>} />

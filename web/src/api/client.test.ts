@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { api, ApiError, explain, getHealth } from './client'
+import { api, ApiError, buildURL, download, explain, fileName, getHealth } from './client'
 import { loadSession, saveSession } from '../lib/session'
 
 function reply(status: number, body: unknown, headers: Record<string, string> = {}) {
@@ -41,6 +41,50 @@ describe('api', () => {
     expect(explain(down).title).toBe('evp is not reachable')
     vi.stubGlobal('fetch', reply(502, '<html>Bad gateway</html>'))
     await expect(api('/api/health')).rejects.toMatchObject({ status: 502, code: 'HTTP_502' })
+  })
+})
+
+describe('buildURL', () => {
+  it('repeats a parameter given as a list and leaves empty values out', () => {
+    expect(buildURL('/api/v1/events', { prop: ['metadata.page:/home', '', 'payload.n:1'], a: '', b: 2 })).toBe('/api/v1/events?prop=metadata.page%3A%2Fhome&prop=payload.n%3A1&b=2')
+  })
+})
+
+describe('download', () => {
+  it('sends the session token and reports an error envelope as an ApiError', async () => {
+    const f = reply(503, { success: false, error: { code: 'SERVICE_UNAVAILABLE', message: 'store down' } })
+    vi.stubGlobal('fetch', f)
+    saveSession({ kind: 'jwt', token: 'a.b.c', user: { id: '1', email: 'a@b.c', role: 'VIEWER' } })
+    await expect(download('/api/v1/events/export', { format: 'csv' }, 'events.csv')).rejects.toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE' })
+    const [url, init] = f.mock.calls[0] as unknown as [string, RequestInit]
+    expect(url).toBe('/api/v1/events/export?format=csv')
+    expect((init.headers as Record<string, string>).Authorization).toBe('Bearer a.b.c')
+  })
+  it('says so when evp cuts the file off midway, and saves nothing', async () => {
+    const body = new ReadableStream({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"eventId":"evt_1"}\n'))
+        c.error(new TypeError('network error'))
+      },
+    })
+    vi.stubGlobal('fetch', vi.fn(async () => new Response(body, { status: 200 })))
+    const created = vi.fn()
+    vi.stubGlobal('URL', Object.assign(class extends URL {}, { createObjectURL: created }))
+    const err = await download('/api/v1/events/export', {}, 'events.ndjson').catch((e) => e)
+    expect(err).toMatchObject({ code: 'DOWNLOAD_CUT_OFF' })
+    expect(explain(err).title).toBe('The download stopped before its end')
+    expect(created).not.toHaveBeenCalled()
+  })
+})
+
+describe('fileName', () => {
+  it("reads Content-Disposition's file name, filename* first, and never a path", () => {
+    expect(fileName('attachment; filename="events.csv"')).toBe('events.csv')
+    expect(fileName('attachment; filename=events.ndjson')).toBe('events.ndjson')
+    expect(fileName(`attachment; filename="x.csv"; filename*=UTF-8''%C3%A9v%C3%A9nements.csv`)).toBe('événements.csv')
+    expect(fileName('attachment; filename="../../etc/passwd"')).toBe('.._.._etc_passwd')
+    expect(fileName('attachment')).toBeNull()
+    expect(fileName(null)).toBeNull()
   })
 })
 

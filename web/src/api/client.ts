@@ -24,7 +24,8 @@ export class ApiError extends Error {
   }
 }
 
-export type Query = Record<string, string | number | undefined | null>
+/** Query parameters; an array is a repeated parameter (prop=a&prop=b). Empty values are left out. */
+export type Query = Record<string, string | number | undefined | null | readonly string[]>
 
 export interface RequestOptions {
   method?: 'GET' | 'POST' | 'PATCH' | 'DELETE'
@@ -38,24 +39,37 @@ export interface RequestOptions {
 export function buildURL(path: string, query?: Query): string {
   const params = new URLSearchParams()
   for (const [k, v] of Object.entries(query ?? {})) {
-    if (v !== undefined && v !== null && v !== '') params.set(k, String(v))
+    for (const one of Array.isArray(v) ? v : [v]) {
+      if (one !== undefined && one !== null && one !== '') params.append(k, String(one))
+    }
   }
   const qs = params.toString()
   return apiBase + path + (qs ? `?${qs}` : '')
 }
 
+/** credentials adds the session's credentials to headers; returns whether there were any. */
+function credentials(headers: Record<string, string>, anonymous?: boolean): boolean {
+  const session = anonymous ? null : loadSession()
+  if (session?.kind === 'jwt') headers.Authorization = `Bearer ${session.token}`
+  if (session?.kind === 'apiKey') headers['x-api-key'] = session.key
+  return session !== null
+}
+
 /** api calls evp and returns the envelope's data, or throws ApiError. */
 export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
-  const session = opts.anonymous ? null : loadSession()
-  if (session?.kind === 'jwt') headers.Authorization = `Bearer ${session.token}`
-  if (session?.kind === 'apiKey') headers['x-api-key'] = session.key
+  const signedIn = credentials(headers, opts.anonymous)
   let body: string | undefined
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(opts.body)
   }
   const res = await send(buildURL(path, opts.query), { method: opts.method ?? 'GET', headers, body, signal: opts.signal })
+  return unwrap<T>(res, signedIn && !opts.anonymous)
+}
+
+/** unwrap reads evp's envelope from res: its data, or an ApiError (a 401 ends the session). */
+async function unwrap<T>(res: Response, signedIn: boolean): Promise<T> {
   const text = await res.text()
   let parsed: unknown = undefined
   try {
@@ -70,11 +84,66 @@ export async function api<T>(path: string, opts: RequestOptions = {}): Promise<T
   const err = e?.code
     ? new ApiError(res.status, e.code, e.message ?? res.statusText, e.details, retry)
     : new ApiError(res.status, res.ok ? 'BAD_RESPONSE' : `HTTP_${res.status}`, `evp answered ${res.status} ${res.statusText || ''} without the usual JSON envelope`.trim(), undefined, retry)
-  if (res.status === 401 && session && !opts.anonymous) {
+  if (res.status === 401 && signedIn) {
     // The session is no longer accepted: sign in again.
     clearSession('expired')
   }
   throw err
+}
+
+/**
+ * download fetches a file from evp with the session's credentials (a plain link could not send
+ * them) and saves it under the name its Content-Disposition gives, or fallbackName. It holds the
+ * whole file in memory until the browser has it. Errors are ApiErrors, as from api.
+ */
+export async function download(path: string, query: Query, fallbackName: string, signal?: AbortSignal): Promise<string> {
+  const headers: Record<string, string> = {}
+  const signedIn = credentials(headers)
+  const res = await send(buildURL(path, query), { headers, signal })
+  if (!res.ok) return unwrap<never>(res, signedIn)
+  const name = fileName(res.headers.get('Content-Disposition')) ?? fallbackName
+  let blob: Blob
+  try {
+    blob = await res.blob()
+  } catch (err) {
+    if (err instanceof DOMException && err.name === 'AbortError') throw err
+    // evp cuts a download off when it fails midway, so that a part is never taken for the whole.
+    throw new ApiError(res.status, 'DOWNLOAD_CUT_OFF', 'evp failed while reading, or the connection dropped, so nothing was saved. Try again.')
+  }
+  const url = URL.createObjectURL(blob)
+  try {
+    const a = document.createElement('a')
+    a.href = url
+    a.download = name
+    a.style.display = 'none'
+    document.body.append(a)
+    a.click()
+    a.remove()
+  } finally {
+    // The click hands the file to the browser; some browsers read the URL a little later.
+    setTimeout(() => URL.revokeObjectURL(url), 10_000)
+  }
+  return name
+}
+
+/** fileName reads the file name of a Content-Disposition header (filename* first), or null. */
+export function fileName(disposition: string | null): string | null {
+  if (!disposition) return null
+  let name: string | undefined
+  const star = disposition.match(/filename\*\s*=\s*UTF-8''([^;]+)/i)
+  if (star) {
+    try {
+      name = decodeURIComponent(star[1].trim())
+    } catch {
+      // malformed: the plain name below
+    }
+  }
+  if (!name) {
+    const plain = disposition.match(/filename\s*=\s*(?:"([^"]*)"|([^;]+))/i)
+    name = (plain?.[1] ?? plain?.[2])?.trim()
+  }
+  // A name, not a path.
+  return name ? name.replace(/[/\\]/g, '_') : null
 }
 
 /** send is fetch with a failure to reach evp turned into an ApiError with status 0. */
@@ -107,6 +176,8 @@ export function explain(err: unknown): { title: string; hint: string } {
     return { title: 'Something went wrong', hint: err instanceof Error ? err.message : String(err) }
   }
   switch (true) {
+    case err.code === 'DOWNLOAD_CUT_OFF':
+      return { title: 'The download stopped before its end', hint: err.message }
     case err.status === 0:
       return { title: 'evp is not reachable', hint: 'Check that evp is running (make run) and that this page points at it.' }
     case err.status === 401:

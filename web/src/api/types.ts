@@ -26,3 +26,9 @@ export type CodeSent = S['CodeSent']
 export type DeadLetter = S['DeadLetter']
 export type DeadLetterPage = S['DeadLetterPage']
 export type DeadLetterReplayAll = S['DeadLetterReplayAll']
+
+export type EventSource = S['EventSource']
+/** A stored event as the events routes return it. */
+export type StoredEvent = S['StoredEvent']
+/** A page of events, newest first; nextCursor is absent on the last page, and present on a page that may hold fewer events than asked for, even none. */
+export type EventPage = S['EventPage']

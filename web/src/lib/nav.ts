@@ -10,6 +10,7 @@ export interface NavItem {
 
 export const navItems: NavItem[] = [
   { to: '/', label: 'Analytics', need: 'VIEWER' },
+  { to: '/events', label: 'Events', need: 'VIEWER' },
   { to: '/live', label: 'Live', need: 'VIEWER' },
   { to: '/api-keys', label: 'API keys', need: 'OPERATOR', user: true },
   { to: '/dead-letters', label: 'Dead letters', need: 'OPERATOR', user: true },

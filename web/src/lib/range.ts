@@ -17,11 +17,11 @@ export function toLocalInput(d: Date): string {
 }
 
 /**
- * rangeQuery returns the analytics query parameters of a range, or an error message when a
- * custom range is incomplete or inverted. Custom times are local (what the inputs show) and
- * sent as RFC 3339 UTC.
+ * rangeQuery returns the query parameters of a range, or an error message when a custom range
+ * is incomplete, inverted or longer than maxDays (analytics allow 31). Custom times are local
+ * (what the inputs show) or RFC 3339, and sent as RFC 3339 UTC.
  */
-export function rangeQuery(r: Range): { query: Record<string, string> } | { error: string } {
+export function rangeQuery(r: Range, maxDays = 31): { query: Record<string, string> } | { error: string } {
   if (r.kind === 'preset') return { query: { timeRange: r.preset } }
   const from = new Date(r.from)
   const to = new Date(r.to)
@@ -29,7 +29,7 @@ export function rangeQuery(r: Range): { query: Record<string, string> } | { erro
     return { error: 'Pick both a start and an end time.' }
   }
   if (from >= to) return { error: 'The start must be before the end.' }
-  if (to.getTime() - from.getTime() > 31 * 24 * 3600 * 1000) return { error: 'A custom range can span at most 31 days.' }
+  if (to.getTime() - from.getTime() > maxDays * 24 * 3600 * 1000) return { error: `A custom range can span at most ${maxDays} days.` }
   const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z')
   return { query: { from: iso(from), to: iso(to) } }
 }

@@ -63,10 +63,19 @@ describe('Analytics', () => {
     expect(types).toHaveTextContent('234 · 19.0%')
     expect(within(screen.getByTestId('top-users')).getByText('user_42')).toBeInTheDocument()
     expect(urls[0]).toBe('/api/v1/analytics/metrics?timeRange=1h')
+    // A type and a top user link to their events in the same range.
+    expect(within(types).getByRole('link', { name: 'purchase' })).toHaveAttribute('href', '/events?timeRange=1h&eventType=purchase')
+    expect(within(screen.getByTestId('top-users')).getByRole('link', { name: 'user_42' })).toHaveAttribute('href', '/events?timeRange=1h&userId=user_42')
 
     await user.click(screen.getByRole('button', { name: '7 days' }))
     await user.selectOptions(screen.getByLabelText('Event type'), 'purchase')
     await vi.waitFor(() => expect(urls.at(-1)).toBe('/api/v1/analytics/metrics?timeRange=7d&eventType=purchase'))
+    expect(within(screen.getByTestId('top-users')).getByRole('link', { name: 'user_42' })).toHaveAttribute('href', '/events?timeRange=7d&eventType=purchase&userId=user_42')
+
+    // The filter button beside a user narrows the page to them, and again back to everyone.
+    await user.click(screen.getByRole('button', { name: 'Filter analytics by user_42' }))
+    await vi.waitFor(() => expect(urls.at(-1)).toBe('/api/v1/analytics/metrics?timeRange=7d&eventType=purchase&userId=user_42'))
+    expect(screen.getByRole('button', { name: 'Filter analytics by user_42' })).toHaveAttribute('aria-pressed', 'true')
   })
 
   it('says an answer that came in since the clock last ticked is just in, not in the future', async () => {

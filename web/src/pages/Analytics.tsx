@@ -9,6 +9,7 @@ import { useAuth } from '../lib/auth'
 import { formatAgo, formatCount, formatDateTime, formatDecimal, formatPercent } from '../lib/format'
 import { presets, rangeQuery, toLocalInput, type Preset, type Range } from '../lib/range'
 import { allows } from '../lib/roles'
+import { eventsHref } from '../lib/events'
 
 const REFRESH_MS = 10_000
 
@@ -37,6 +38,22 @@ function withTypes(known: string[], data: AnalyticsData | undefined): string[] {
   const all = new Set(known)
   data.eventsByType.forEach((t) => all.add(t.eventType))
   return all.size === known.length ? known : [...all].sort()
+}
+
+/** FilterButton narrows the page to one type or user (again: back to all); its name says which. */
+function FilterButton({ pressed, label, onClick }: { pressed: boolean; label: string; onClick: () => void }) {
+  return (
+    <button
+      type="button"
+      aria-label={label}
+      aria-pressed={pressed}
+      title={label}
+      onClick={onClick}
+      className={`shrink-0 rounded px-1 font-sans text-xs ${pressed ? 'bg-accent text-accent-ink' : 'text-muted hover:text-ink'}`}
+    >
+      filter
+    </button>
+  )
 }
 
 export function Analytics() {
@@ -207,11 +224,14 @@ export function Analytics() {
                     {data.eventsByType.map((t) => (
                       <li key={t.eventType}>
                         <div className="flex justify-between gap-2 text-sm">
-                          <button type="button" className="truncate text-left hover:underline" title={`Filter by ${t.eventType}`} onClick={() => setEventType(eventType === t.eventType ? '' : t.eventType)}>
+                          <Link to={eventsHref(range, { eventType: t.eventType })} className="truncate text-accent underline-offset-2 hover:underline" title={`Events of type ${t.eventType} in this range`}>
                             {t.eventType}
-                          </button>
-                          <span className="shrink-0 tabular-nums text-muted">
-                            {formatCount(t.count)} · <span className="text-ink">{formatPercent(t.percentage)}</span>
+                          </Link>
+                          <span className="flex shrink-0 items-center gap-1">
+                            <span className="tabular-nums text-muted">
+                              {formatCount(t.count)} · <span className="text-ink">{formatPercent(t.percentage)}</span>
+                            </span>
+                            <FilterButton pressed={eventType === t.eventType} label={`Filter analytics by ${t.eventType}`} onClick={() => setEventType(eventType === t.eventType ? '' : t.eventType)} />
                           </span>
                         </div>
                         <div className="mt-1 h-2 rounded-full bg-raised" aria-hidden="true">
@@ -236,10 +256,13 @@ export function Analytics() {
                     <tbody>
                       {data.topUsers.map((u) => (
                         <tr key={u.userId} className="border-t border-line">
-                          <td className="max-w-48 truncate py-2 pr-4 font-mono">
-                            <button type="button" className="hover:underline" title={`Show only ${u.userId}`} onClick={() => setUserInput(u.userId)}>
-                              {u.userId}
-                            </button>
+                          <td className="max-w-56 py-2 pr-4 font-mono">
+                            <span className="flex items-center gap-1">
+                              <Link to={eventsHref(range, { userId: u.userId, eventType })} className="truncate text-accent underline-offset-2 hover:underline" title={`Events of ${u.userId} in this range`}>
+                                {u.userId}
+                              </Link>
+                              <FilterButton pressed={userId === u.userId} label={`Filter analytics by ${u.userId}`} onClick={() => setUserInput(userId === u.userId ? '' : u.userId)} />
+                            </span>
                           </td>
                           <td className="py-2 pr-4 text-right tabular-nums">{formatCount(u.eventCount)}</td>
                           <td className="hidden py-2 pr-4 sm:table-cell">
