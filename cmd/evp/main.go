@@ -35,6 +35,7 @@ Commands:
   mongo init         MongoDB (MONGO_URI): create indexes, shard events on hashed userId (mongos only; exit 3 otherwise)
   healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)
   loadgen            drive load at a running evp and report throughput and latency
+  export             download stored events from a running evp as NDJSON or CSV (--url, --key, filters, -o FILE)
   version            print the version
 
 Run "evp <command> --help" for the settings a command reads.
@@ -76,6 +77,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return healthcheck(args, getenv, stdout, stderr)
 	case "loadgen":
 		return loadgen(args, stdout, stderr)
+	case "export":
+		return export(args, getenv, stdout, stderr)
 	case "noop-server":
 		return noopServer(args, stdout, stderr)
 	}
