@@ -32,6 +32,7 @@ import (
 	"github.com/evp-dev/evp/internal/ratelimit"
 	"github.com/evp-dev/evp/internal/sqlitedb"
 	"github.com/evp-dev/evp/internal/store"
+	"github.com/evp-dev/evp/internal/tail"
 	"github.com/evp-dev/evp/internal/worker"
 )
 
@@ -273,12 +274,21 @@ func serverDeps(role Role, cfg *config.Config, opts Options, b *backends, keys *
 			MaxBodyBytes: cfg.MaxBodyBytes, InflightMaxBytes: cfg.InflightMaxBytes, Off: role == RoleWorker},
 		Auth: httpapi.AuthDeps{Keys: keys, Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, RateLimit: cfg.AuthRateLimit,
 			LimitCounter: b.limits, TrustProxy: cfg.TrustProxy, TrustedProxies: cfg.TrustedProxies},
-		Reading: httpapi.ReadingDeps{Processing: newProcessing(pool, st).Stats, StoredCount: st.Count, Stream: b.stream,
+		Reading: httpapi.ReadingDeps{Tails: liveTails(role, cfg), Processing: newProcessing(pool, st).Stats, StoredCount: st.Count, Stream: b.stream,
 			Analytics: st.Analytics, AnalyticsCache: b.acache, DeadLetters: st, Events: st, StoreCheck: b.gate},
 		Serving: httpapi.ServingDeps{Health: b.health, Docs: openapi.Handler(), Dashboard: dashboardFor(role),
 			Metrics: newMetrics(pool, b.queue), MetricsToken: cfg.MetricsToken, CORSOrigins: cfg.CORSOrigins,
 			Log: opts.Log, Version: opts.Version},
 	}
+}
+
+// liveTails is the hub of this process's live tails: none where it does not ingest (a
+// worker) or where they are turned off.
+func liveTails(role Role, cfg *config.Config) *tail.Hub {
+	if role == RoleWorker || cfg.LiveTailsMax == 0 {
+		return nil
+	}
+	return tail.New(cfg.LiveTailsMax)
 }
 
 // announce logs that evp accepts requests on addr, with what a first run needs to know

@@ -1,10 +1,14 @@
 package app
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +72,8 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 		t.Errorf("worker health: %d %s", r.status, r.raw)
 	}
 
+	// A live tail on the API sees what it buffers in the Redis stream, once each.
+	tailed := liveTail(t, api, "?eventType=purchase")
 	var events []any
 	for i := 0; i < 250; i++ {
 		events = append(events, ev(fmt.Sprintf("r-%d", i), "purchase"))
@@ -75,6 +81,9 @@ func TestSplitRolesOverRedisStreams(t *testing.T) {
 	r := api.do("POST", "/api/v1/events/batch", mustJSON(t, map[string]any{"events": events}), nil)
 	if r.status != 202 || r.data()["accepted"] != 250.0 {
 		t.Fatalf("batch: %d %s", r.status, r.raw)
+	}
+	if ids := tailed(250); len(ids) != 250 || ids["r-0"] != 1 || ids["r-249"] != 1 {
+		t.Errorf("the live tail saw %d distinct events of 250", len(ids))
 	}
 	r = api.do("POST", "/api/v1/events", mustJSON(t, ev("r-7", "purchase")), nil)
 	if r.status != 200 || r.data()["duplicate"] != true {
@@ -124,5 +133,45 @@ func TestRedisDownAnswers503(t *testing.T) {
 	}
 	if s, _ := r.body["services"].(map[string]any)["eventStore"].(map[string]any); s["status"] != "up" {
 		t.Errorf("event store reported %v, want up", s)
+	}
+}
+
+// liveTail opens GET /api/v1/events/live on in and waits until it is open; the function it
+// returns reads n events from it (within 5 s) and counts them by id.
+func liveTail(t *testing.T, in *instance, query string) func(n int) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", in.url+"/api/v1/events/live"+query, nil)
+	req.Header.Set("x-api-key", in.key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("live tail: %v %v", res, err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	rd := bufio.NewReader(res.Body)
+	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("live tail opened with %q, %v", line, err)
+	}
+	return func(n int) map[string]int {
+		ids := map[string]int{}
+		deadline := time.AfterFunc(5*time.Second, cancel)
+		defer deadline.Stop()
+		for got := 0; got < n; {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Errorf("live tail ended after %d events: %v", got, err)
+				return ids
+			}
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				var e struct{ EventID string }
+				if err := json.Unmarshal([]byte(data), &e); err != nil {
+					t.Fatalf("live tail data %q: %v", data, err)
+				}
+				ids[e.EventID]++
+				got++
+			}
+		}
+		return ids
 	}
 }

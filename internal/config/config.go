@@ -46,6 +46,8 @@ type Config struct {
 	WorkerBatchLinger  time.Duration
 	Workers            int
 	MemoryLimitMB      int
+	// LiveTailsMax bounds the live tails (GET /api/v1/events/live) open on one process.
+	LiveTailsMax int
 
 	MaxBodyBytes int64
 	// InflightMaxBytes bounds the request bodies being read and decoded plus the decoded
@@ -236,6 +238,8 @@ var settings = []setting{
 		apply: millis(0, 10000, func(c *Config) *time.Duration { return &c.WorkerBatchLinger })},
 	{env: []string{"EVP_WORKERS"}, flag: "workers", def: "4", usage: "worker goroutines in this process",
 		apply: intIn(1, 256, func(c *Config) *int { return &c.Workers })},
+	{env: []string{"EVP_LIVE_TAILS_MAX"}, flag: "live-tails-max", def: "10", usage: "most live tails of new events (GET /api/v1/events/live, the Events page's Live) open at once on this process (0: none)",
+		apply: intIn(0, 1000, func(c *Config) *int { return &c.LiveTailsMax })},
 	{env: []string{"EVP_MEMORY_LIMIT_MB"}, flag: "memory-limit-mb", def: "240", usage: "soft limit of the Go heap in MiB, on top of what the embedded analytics engine holds: garbage collection works harder near it (0: off; GOMEMLIMIT, when set, wins)",
 		apply: intIn(0, 1<<20, func(c *Config) *int { return &c.MemoryLimitMB })},
 	{env: []string{"EVP_MAX_BODY_BYTES"}, flag: "max-body-bytes", def: "5242880", usage: "largest request body, after decompression",

@@ -183,6 +183,7 @@ func (s *Server) enqueueNew(r *http.Request, events []event.Event) ([]bool, *Err
 	if err := s.Ingestion.Queue.Enqueue(r.Context(), entries); err != nil {
 		return nil, s.appendFailed(r, n, err)
 	}
+	s.Reading.Tails.Publish(entries)
 	buffered := ids
 	if n < len(ids) {
 		buffered = make([]string, 0, n)
@@ -219,11 +220,20 @@ func (s *Server) enqueueUnique(r *http.Request, events []event.Event) ([]bool, *
 		if err != nil {
 			return nil, encodeFailed(i, len(events))
 		}
-		entries[i] = queue.Entry{EventID: events[i].EventID, Data: data}
+		entries[i] = queue.Entry{EventID: events[i].EventID, Data: data, Event: &events[i]}
 	}
 	added, err := s.Ingestion.UniqueQueue.EnqueueUnique(r.Context(), entries)
 	if err != nil {
 		return nil, s.appendFailed(r, len(entries), err)
+	}
+	if s.Reading.Tails.Open() > 0 {
+		fresh := entries[:0:0]
+		for i, ok := range added {
+			if ok {
+				fresh = append(fresh, entries[i])
+			}
+		}
+		s.Reading.Tails.Publish(fresh)
 	}
 	return added, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/evp-dev/evp/internal/metrics"
 	"github.com/evp-dev/evp/internal/queue"
 	"github.com/evp-dev/evp/internal/store"
+	"github.com/evp-dev/evp/internal/tail"
 )
 
 // KeyAuthenticator checks API keys (see accounts.KeyAuth): MarkUsed records the use of a
@@ -127,6 +129,9 @@ type ReadingDeps struct {
 	// AnalyticsCache keeps analytics answers (Redis, shared by replicas); nil keeps them in
 	// this process.
 	AnalyticsCache AnalyticsCache
+	// Tails, when set, serves GET /api/v1/events/live with the events this process
+	// buffers.
+	Tails *tail.Hub
 	// Events serves GET /api/v1/events, /api/v1/events/{eventId} and /api/v1/events/export;
 	// nil leaves them out.
 	Events store.EventReader
@@ -176,6 +181,10 @@ type Server struct {
 	handler http.Handler
 	routes  []string
 	exports chan struct{} // a slot per export running
+	// stopping is closed when the server stops being ready, ending the live tails (which
+	// an HTTP server's shutdown would otherwise wait for).
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New builds the server. It starts not ready; call SetReady(true) once serving.
@@ -190,7 +199,8 @@ func New(d Deps) *Server {
 		d.Ingestion.InflightMaxBytes = 128 << 20
 	}
 	s := &Server{Deps: d, log: d.Serving.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.Reading.AnalyticsCache,
-		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce)}
+		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce),
+		stopping: make(chan struct{})}
 	s.clients = clientip.New(d.Auth.TrustProxy, d.Auth.TrustedProxies)
 	if d.Reading.StoreCheck != nil { // before the routes: needsStore reads it as they are made
 		s.gate = &storeGate{check: *d.Reading.StoreCheck}
@@ -230,6 +240,9 @@ func New(d Deps) *Server {
 		handle("GET /api/v1/events", s.guard(accounts.PermReadEvents, s.needsStore(s.listEvents)))
 		handle("GET /api/v1/events/export", s.guard(accounts.PermReadEvents, s.needsStore(s.exportEvents)))
 		handle("GET /api/v1/events/{eventId}", s.guard(accounts.PermReadEvents, s.needsStore(s.getEvent)))
+	}
+	if d.Reading.Tails != nil {
+		handle("GET /api/v1/events/live", s.guard(accounts.PermReadEvents, s.liveEvents))
 	}
 	if d.Auth.Accounts != nil {
 		limited := s.authLimiter()
@@ -298,7 +311,12 @@ func (s *Server) Routes() []string {
 }
 
 // SetReady switches /api/ready; false also makes ingestion answer 503 (shutting down).
-func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+func (s *Server) SetReady(ready bool) {
+	s.ready.Store(ready)
+	if !ready {
+		s.stopOnce.Do(func() { close(s.stopping) })
+	}
+}
 
 // countAccepted counts n accepted events in this process and, when configured, across
 // replicas.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
+	"github.com/evp-dev/evp/internal/jsonobj"
 )
 
 // StoredEvent is an event as the store keeps it: the event, when it was stored, and its
@@ -142,4 +144,50 @@ func ScanHours(ctx context.Context, r EventRange, q EventQuery, fn func(*StoredE
 		}
 	}
 	return nil, nil
+}
+
+// Matches reports whether e meets q's conditions (not its limit, position or budget) as
+// the stores read them: for the live tail, which sees events before any store holds them.
+func Matches(e *event.Event, q *EventQuery) bool {
+	if !q.From.IsZero() && e.Timestamp.Before(q.From) || !q.To.IsZero() && !e.Timestamp.Before(q.To) {
+		return false
+	}
+	if q.EventType != "" && e.EventType != q.EventType || q.UserID != "" && e.UserID != q.UserID ||
+		q.SessionID != "" && e.SessionID != q.SessionID {
+		return false
+	}
+	for _, p := range q.Props {
+		v := []byte(e.Metadata)
+		if p.Field == "payload" {
+			v = e.Payload
+		}
+		for _, k := range p.Path {
+			if v = jsonobj.Find(v, k); v == nil {
+				return false
+			}
+		}
+		if !propEquals(v, p.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// propEquals reports whether the JSON value v is the string want, the number want reads
+// as, or the boolean it names.
+func propEquals(v []byte, want string) bool {
+	switch {
+	case len(v) == 0:
+		return false
+	case v[0] == '"':
+		s, ok := jsonobj.String(v)
+		return ok && s == want
+	case string(v) == "true" || string(v) == "false":
+		return string(v) == want
+	case v[0] == '-' || v[0] >= '0' && v[0] <= '9':
+		a, err1 := strconv.ParseFloat(string(v), 64)
+		b, err2 := strconv.ParseFloat(want, 64)
+		return err1 == nil && err2 == nil && a == b
+	}
+	return false
 }

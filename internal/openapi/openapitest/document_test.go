@@ -58,6 +58,7 @@ var wantOperations = []string{
 	"GET /api/v1/dead-letters/{id}",
 	"GET /api/v1/events",
 	"GET /api/v1/events/export",
+	"GET /api/v1/events/live",
 	"GET /api/v1/events/stats",
 	"GET /api/v1/events/{eventId}",
 	"GET /array/{token}/config",
@@ -106,6 +107,7 @@ var security = map[string]string{
 	"GET /api/v1/events":            "key or session",
 	"GET /api/v1/events/{eventId}":  "key or session",
 	"GET /api/v1/events/export":     "key or session",
+	"GET /api/v1/events/live":       "key or session",
 	// Dead-letter management.
 	"GET /api/v1/dead-letters":              "session",
 	"GET /api/v1/dead-letters/{id}":         "session",
@@ -183,6 +185,7 @@ func TestOperations(t *testing.T) {
 		"GET /api/v1/events":            {"200", "400", "401", "403", "500", "503"},
 		"GET /api/v1/events/{eventId}":  {"200", "400", "401", "403", "404", "500", "503"},
 		"GET /api/v1/events/export":     {"200", "400", "401", "403", "429", "500", "503"},
+		"GET /api/v1/events/live":       {"200", "400", "401", "403", "429", "500"},
 		"GET /api/health":               {"200", "500", "503"},
 		"GET /api/ready":                {"200", "500", "503"},
 		"GET /api/live":                 {"200", "500"},

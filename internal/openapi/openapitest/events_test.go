@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		one    = "/api/v1/events/{eventId}"
 		export = "/api/v1/events/export"
 		imp    = "/api/v1/events/import"
+		live   = "/api/v1/events/live"
 	)
 	key := []string{"x-api-key", "evp_good"}
 	ingestKey := []string{"x-api-key", "evp_ingest"}
@@ -249,6 +251,17 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		{name: "import as json", method: "POST", path: imp, target: imp, header: key, body: importLine, ctype: "application/json", wantStatus: 415, wantCode: "UNSUPPORTED_MEDIA_TYPE"},
 		{name: "import no credentials", method: "POST", path: imp, target: imp, body: importLine, wantStatus: 401, wantCode: "UNAUTHORIZED"},
 		{name: "import ingest key", method: "POST", path: imp, target: imp, header: ingestKey, body: importLine, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "live bad range", path: live, target: live + "?timeRange=2h", header: key, wantStatus: 400, wantCode: "VALIDATION_ERROR", wantField: "timeRange"},
+		{name: "live no credentials", path: live, target: live, wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "live ingest key", path: live, target: live, header: ingestKey, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "live third tail", path: live, target: live, header: key, wantStatus: 429, wantCode: "TOO_MANY_TAILS",
+			setup: func(f *fixture) {
+				for range 2 {
+					if _, err := f.tails.Subscribe(func(*event.Event) bool { return true }, 1); err != nil {
+						panic(err)
+					}
+				}
+			}},
 		{name: "import buffer down", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: imp, target: imp, header: key, body: importLine, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 	}...)
 	covered := map[string]bool{}
@@ -334,7 +347,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, op := range []string{"GET " + list, "GET " + one, "GET " + export, "POST " + imp} {
+	for _, op := range []string{"GET " + list, "GET " + one, "GET " + export, "POST " + imp, "GET " + live} {
 		method, path, _ := strings.Cut(op, " ")
 		var o struct {
 			Responses map[string]any `json:"responses"`
@@ -344,14 +357,16 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		}
 		for status := range o.Responses {
 			n++
-			// An import's 500 needs an event the buffer cannot encode, which validation rules out.
-			if name := op + " " + status; !covered[name] && name != "POST "+imp+" 500" {
+			// An import's 500 needs an event the buffer cannot encode, which validation rules
+			// out; a live tail's, a panic in code that has no store to fail; its 200 is
+			// TestLiveTail's.
+			if name := op + " " + status; !covered[name] && name != "POST "+imp+" 500" && name != "GET "+live+" 500" && name != "GET "+live+" 200" {
 				t.Errorf("%s is documented but no step provoked it", name)
 			}
 		}
 	}
-	if n != 28 {
-		t.Errorf("%d documented events responses, want 28", n)
+	if n != 34 {
+		t.Errorf("%d documented events responses, want 34", n)
 	}
 }
 
@@ -369,4 +384,102 @@ func get(t *testing.T, f *fixture, target string, header []string) map[string]an
 		t.Fatalf("GET %s: %d %s", target, rec.Code, rec.Body.Bytes())
 	}
 	return env.Data
+}
+
+// A live tail gets the events buffered after it opened that match its filters, within
+// moments, as server-sent events; the hub's bound refuses a third; evp stopping ends it.
+func TestLiveTail(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.srv.Handler())
+	defer srv.Close()
+	open := func(query string) (*http.Response, *bufio.Reader) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // a read that waits longer fails
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/events/live"+query, nil)
+		req.Header.Set("x-api-key", "evp_good")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res, bufio.NewReader(res.Body)
+	}
+	res, clicks := open("?eventType=click&prop=metadata.page:/home")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if err := openapitest.ValidateResponse("GET", "/api/v1/events/live", 200, res.Header.Get("Content-Type"), []byte("retry: 2000\n\n")); err != nil {
+		t.Error(err)
+	}
+	_, everything := open("")
+	// Wait for both tails to be open before sending: a tail gets only what comes after it.
+	for deadline := time.Now().Add(5 * time.Second); f.tails.Open() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tails did not open")
+		}
+	}
+	if rec := post(f, `{"events":[`+
+		`{"eventId":"evt_l1","eventType":"click","userId":"u1","sessionId":"s1","timestamp":"2026-11-25T11:58:00Z","metadata":{"page":"/home"}},`+
+		`{"eventId":"evt_l2","eventType":"view","userId":"u1","sessionId":"s1","timestamp":"2026-11-25T11:58:01Z","metadata":{"page":"/home"}},`+
+		`{"eventId":"evt_l3","eventType":"click","userId":"u2","sessionId":"s1","timestamp":"2026-11-25T11:58:02Z","metadata":{"page":"/cart"}}]}`); rec.Code != 202 {
+		t.Fatalf("batch: %d %s", rec.Code, rec.Body.Bytes())
+	}
+	sent := time.Now()
+	next := func(r *bufio.Reader) string {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended: %v", err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				var ev event.Event
+				if err := json.Unmarshal([]byte(line[6:]), &ev); err != nil {
+					t.Fatalf("data %q: %v", line, err)
+				}
+				return ev.EventID
+			}
+		}
+	}
+	if got := next(clicks); got != "evt_l1" {
+		t.Fatalf("the click tail got %s first", got)
+	}
+	for _, want := range []string{"evt_l1", "evt_l2", "evt_l3"} {
+		if got := next(everything); got != want {
+			t.Fatalf("the tail of everything got %s, want %s", got, want)
+		}
+	}
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Errorf("events reached the tails %v after the 202", took)
+	}
+	// A duplicate is not buffered again, so no tail sees it twice; the click tail's next is
+	// the next matching event.
+	post(f, `{"events":[{"eventId":"evt_l1","eventType":"click","userId":"u1","sessionId":"s1","timestamp":"2026-11-25T11:58:00Z","metadata":{"page":"/home"}}]}`)
+	post(f, `{"events":[{"eventId":"evt_l4","eventType":"click","userId":"u3","sessionId":"s1","timestamp":"2026-11-25T11:58:03Z","metadata":{"page":"/home"}}]}`)
+	if got := next(clicks); got != "evt_l4" {
+		t.Fatalf("the click tail got %s after a duplicate, want evt_l4", got)
+	}
+	// evp stopping ends the streams rather than keeping its shutdown waiting.
+	f.srv.SetReady(false)
+	done := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, everything)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a live tail stayed open after evp stopped being ready")
+	}
+}
+
+// post sends a batch with the fixture's key and returns the recorded answer.
+func post(f *fixture, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest("POST", "/api/v1/events/batch", strings.NewReader(body))
+	req.Header.Set("x-api-key", "evp_good")
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, req)
+	return rec
 }

@@ -126,6 +126,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow new events as they arrive (server-sent events)
+         * @description A stream of the events this evp process accepts from now on that match the filters (the same as `GET /api/v1/events`; a time range keeps only events stamped within it), as [server-sent events](https://html.spec.whatwg.org/multipage/server-sent-events.html): each is `event: event` with the event as one line of JSON in `data` (as buffered: no `processedAt` yet), sent as soon as it is buffered, before a worker stores it. Comments (`: ping`) keep an idle stream open every 15 seconds. A client that falls 4096 events behind is sent `event: dropped` and disconnected, so that ingestion never waits for it; evp shutting down ends the stream. At most `EVP_LIVE_TAILS_MAX` (10) tails are open on one process at once. With several `evp api` processes behind a load balancer, a tail sees the events of the process it is connected to.
+         *
+         *     Needs an API key that is not ingest-only, or the session of a VIEWER, OPERATOR or ADMIN.
+         */
+        get: operations["liveEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events/{eventId}": {
         parameters: {
             query?: never;
@@ -1042,7 +1064,7 @@ export interface components {
          * @description Stable error code; see each response for the codes it can carry.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "TOO_MANY_EXPORTS" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
+        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "TOO_MANY_EXPORTS" | "TOO_MANY_TAILS" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
         FieldError: {
             /** @description The failing field in the request's own names, such as `timestamp`, `events[3].timestamp`, `email` or the query parameter `limit`; `events` for the batch array itself; `body` when the request body is not a JSON object. */
             path: string;
@@ -2085,6 +2107,31 @@ export interface components {
                 };
             };
         };
+        /** @description `TOO_MANY_TAILS`: as many live tails are open on this evp process as `EVP_LIVE_TAILS_MAX` allows (10 by default). Retry after `Retry-After` seconds. */
+        TooManyTails: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "TOO_MANY_TAILS",
+                 *         "message": "10 live tails are open, the most this evp serves (EVP_LIVE_TAILS_MAX); retry when one closes"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "TOO_MANY_TAILS";
+                    };
+                };
+            };
+        };
     };
     parameters: {
         /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
@@ -2486,6 +2533,59 @@ export interface operations {
             429: components["responses"]["TooManyExports"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    liveEvents: {
+        parameters: {
+            query?: {
+                /** @description Only events of the last 15 minutes, hour, day or week (by event time). Not allowed with `from`/`to`. Without any of them: every stored event. */
+                timeRange?: components["parameters"]["EventsTimeRange"];
+                /** @description Only events at or after this time (RFC 3339, to the nanosecond). From 1678-01-01T00:00:00Z to 2261-12-31T23:59:59.999999999Z. */
+                from?: components["parameters"]["EventsFrom"];
+                /** @description Only events before this time (RFC 3339); after `from` when both are given. */
+                to?: components["parameters"]["EventsTo"];
+                /** @description Only events of this type (exact match). At most 1024 bytes. */
+                eventType?: components["parameters"]["EventsEventType"];
+                /** @description Only events of this user (exact match). At most 1024 bytes. */
+                userId?: components["parameters"]["EventsUserId"];
+                /** @description Only events of this session (exact match). At most 1024 bytes. */
+                sessionId?: components["parameters"]["EventsSessionId"];
+                /** @description A condition on one property, `FIELD.PATH:VALUE`: FIELD is `metadata`, `payload` or `properties` (the payload, where the Segment and PostHog routes keep an event's properties), PATH one to 8 object keys separated by dots (none empty or holding `"`, `\`, `$` or NUL), VALUE the rest after the first colon. It holds when the value there is a string equal to VALUE, a number equal to VALUE read as a number (`12.5` matches `12.50`), or the boolean VALUE names (`true`, `false`). Repeat for up to 5 conditions, which must all hold. Example: `metadata.page:/home`. */
+                prop?: components["parameters"]["EventsProp"];
+            };
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream, open until the client leaves, falls behind or evp stops. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example retry: 2000
+                     *     : live
+                     *
+                     *     event: event
+                     *     data: {"eventId":"evt_01HMAQ3B2Z8K1Y7T5W6X9C4D0E","eventType":"page_view","userId":"user_123","sessionId":"sess_456","timestamp":"2026-11-25T11:58:00Z","metadata":{"page":"/home"},"priority":1,"receivedAt":"2026-11-25T11:58:00.25Z","source":"api"}
+                     *
+                     *     : ping
+                     */
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyTails"];
+            500: components["responses"]["InternalError"];
         };
     };
     getEvent: {
