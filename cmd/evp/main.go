@@ -36,6 +36,7 @@ Commands:
   healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)
   loadgen            drive load at a running evp and report throughput and latency
   export             download stored events from a running evp as NDJSON or CSV (--url, --key, filters, -o FILE)
+  import FILE        load NDJSON as evp export writes it into a running evp (--url, --key, --strict; - reads stdin)
   version            print the version
 
 Run "evp <command> --help" for the settings a command reads.
@@ -79,6 +80,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return loadgen(args, stdout, stderr)
 	case "export":
 		return export(args, getenv, stdout, stderr)
+	case "import":
+		return importCmd(args, getenv, stdout, stderr)
 	case "noop-server":
 		return noopServer(args, stdout, stderr)
 	}
