@@ -40,6 +40,10 @@ const (
 	// exportsAtOnce bounds the exports running together: each holds a store connection
 	// for as long as its client reads.
 	exportsAtOnce = 2
+	// searchesAtOnce bounds the pages and events read together (the embedded store reads
+	// with four connections); a request waits searchWait for a place, then is answered 503.
+	searchesAtOnce = 8
+	searchWait     = time.Second
 	// exportStall is how long an export waits on a client that reads nothing.
 	exportStall = time.Minute
 )
@@ -191,6 +195,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) *Error {
 		}
 	}
 	q.Budget = eventPageBudget
+	release, e := s.searchSlot(r)
+	if e != nil {
+		return e
+	}
+	defer release()
 	page := eventPage{Events: make([]store.StoredEvent, 0, min(q.Limit, 64))}
 	size := 0
 	next, err := s.Reading.Events.ScanEvents(r.Context(), q, func(ev *store.StoredEvent) bool {
@@ -214,6 +223,11 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) *Error {
 	if len(id) > maxParamLen {
 		return validation("eventId", fmt.Sprintf("must be at most %d bytes", maxParamLen))
 	}
+	release, e := s.searchSlot(r)
+	if e != nil {
+		return e
+	}
+	defer release()
 	ev, err := s.Reading.Events.GetEvent(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "NOT_FOUND", "no stored event has the id %q", id)
@@ -223,6 +237,21 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	writeData(w, http.StatusOK, ev)
 	return nil
+}
+
+// searchSlot waits for one of the places of the searches running at once, at most
+// searchWait; release frees it.
+func (s *Server) searchSlot(r *http.Request) (release func(), e *Error) {
+	t := time.NewTimer(searchWait)
+	defer t.Stop()
+	select {
+	case s.searches <- struct{}{}:
+		return func() { <-s.searches }, nil
+	case <-t.C:
+		return nil, errUnavailable("%d searches of the stored events are running, the most evp runs at once; retry shortly", searchesAtOnce)
+	case <-r.Context().Done():
+		return nil, errUnavailable("the client went away")
+	}
 }
 
 // eventsFailed answers a store that could not be read (unless the client went away).

@@ -167,20 +167,21 @@ type ServingDeps struct {
 // Server is the HTTP API. Create with New; serve Handler().
 type Server struct {
 	Deps
-	log     *slog.Logger
-	ids     *requestIDs
-	started time.Time
-	ready   atomic.Bool
-	acache  AnalyticsCache
-	ingest  *RateCounter
-	history rateHistory
-	flight  *inflight
-	budget  *byteBudget
-	gate    *storeGate
-	clients *clientip.Resolver
-	handler http.Handler
-	routes  []string
-	exports chan struct{} // a slot per export running
+	log      *slog.Logger
+	ids      *requestIDs
+	started  time.Time
+	ready    atomic.Bool
+	acache   AnalyticsCache
+	ingest   *RateCounter
+	history  rateHistory
+	flight   *inflight
+	budget   *byteBudget
+	gate     *storeGate
+	clients  *clientip.Resolver
+	handler  http.Handler
+	routes   []string
+	exports  chan struct{} // a place per export running
+	searches chan struct{} // a place per page or event being read
 	// stopping is closed when the server stops being ready, ending the live tails (which
 	// an HTTP server's shutdown would otherwise wait for).
 	stopping chan struct{}
@@ -199,7 +200,7 @@ func New(d Deps) *Server {
 		d.Ingestion.InflightMaxBytes = 128 << 20
 	}
 	s := &Server{Deps: d, log: d.Serving.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.Reading.AnalyticsCache,
-		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce),
+		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce), searches: make(chan struct{}, searchesAtOnce),
 		stopping: make(chan struct{})}
 	s.clients = clientip.New(d.Auth.TrustProxy, d.Auth.TrustedProxies)
 	if d.Reading.StoreCheck != nil { // before the routes: needsStore reads it as they are made

@@ -156,6 +156,8 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		{name: "list ingest key", path: list, target: list, header: ingestKey, wantStatus: 403, wantCode: "FORBIDDEN"},
 		{name: "list panics", setup: panics, path: list, target: list, header: key, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
 		{name: "list store error", setup: broken, path: list, target: list, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "list ninth search at once", path: list, target: list, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE",
+			setup: func(f *fixture) { f.cleanup = holdReads(f, list, 8) }},
 
 		{name: "show", path: one, target: list + "/evt_e2", as: viewer, wantStatus: 200, check: func(t *testing.T, _ *fixture, d map[string]any, _ []byte) {
 			if d["eventId"] != "evt_e2" || d["userId"] != `=HYPERLINK("x")` || d["receivedAt"] != "2026-11-25T12:00:02Z" {
@@ -202,20 +204,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		{name: "export store error", setup: broken, path: export, target: export, header: key, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
 		{name: "export third at once", path: export, target: export, header: key, wantStatus: 429, wantCode: "TOO_MANY_EXPORTS",
 			setup: func(f *fixture) {
-				b := brokenReader{entered: make(chan struct{}), release: make(chan struct{})}
-				f.ev.EventReader = b
-				var wg sync.WaitGroup
-				for range 2 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						req := httptest.NewRequest("GET", export, nil)
-						req.Header.Set("x-api-key", "evp_good")
-						f.srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
-					}()
-					<-b.entered
-				}
-				f.cleanup = func() { close(b.release); wg.Wait() }
+				f.cleanup = holdReads(f, export, 2)
 			}},
 	}...)
 	bad := strings.Replace(importLine, `"2026-11-25T11:58:00Z"`, `"noon"`, 1)
@@ -368,6 +357,25 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 	if n != 34 {
 		t.Errorf("%d documented events responses, want 34", n)
 	}
+}
+
+// holdReads sends n requests for target whose reads wait (a reader that blocks) until the
+// returned function lets them end.
+func holdReads(f *fixture, target string, n int) func() {
+	b := brokenReader{entered: make(chan struct{}), release: make(chan struct{})}
+	f.ev.EventReader = b
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := httptest.NewRequest("GET", target, nil)
+			req.Header.Set("x-api-key", "evp_good")
+			f.srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+		}()
+		<-b.entered
+	}
+	return func() { close(b.release); wg.Wait() }
 }
 
 // get answers a GET that must succeed with its data.

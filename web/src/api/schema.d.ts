@@ -1702,7 +1702,7 @@ export interface components {
                 };
             };
         };
-        /** @description evp cannot take the request right now: the ingestion buffer is full (`EVP_BUFFER_MAX_BYTES`, `EVP_STREAM_MAX_LEN`, or Redis at 90 % of its `maxmemory`) or cannot be reached, ingestion requests already hold `EVP_INFLIGHT_MAX_BYTES`, the event store or the buffer cannot be read (metrics and stats routes), the account store cannot check the credentials (or, on the account routes, answer at all), the shared rate-limit store (Redis) of the `/api/auth/` routes cannot count the request, or evp is not ready or is shutting down. The message names which. Nothing was done; retry after `Retry-After` seconds. */
+        /** @description evp cannot take the request right now: the ingestion buffer is full (`EVP_BUFFER_MAX_BYTES`, `EVP_STREAM_MAX_LEN`, or Redis at 90 % of its `maxmemory`) or cannot be reached, ingestion requests already hold `EVP_INFLIGHT_MAX_BYTES`, the event store or the buffer cannot be read (metrics, stats and events routes), eight searches of the stored events are already running (`GET /api/v1/events` and `/{eventId}` wait a second for a place), the account store cannot check the credentials (or, on the account routes, answer at all), the shared rate-limit store (Redis) of the `/api/auth/` routes cannot count the request, or evp is not ready or is shutting down. The message names which. Nothing was done; retry after `Retry-After` seconds. */
         ServiceUnavailable: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
