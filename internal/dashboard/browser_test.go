@@ -49,7 +49,8 @@ func freePort(t *testing.T) int {
 // web/e2e/dashboard.e2e.mjs (playwright-core): sign-in (the code read from evp's log), API keys
 // created in the UI and revoked (a revoked new key's plain text hidden), events sent with one
 // and seen in Analytics (a preset, a custom range, the chart's tooltip and its height) and on the
-// Events page (filtered, an event's panel, the exports), Live (the rate history drawn at first
+// Events page (filtered, an event's panel, the exports, Live: events sent shown at the top as
+// they arrive, counted while paused), Live (the rate history drawn at first
 // paint, an unreachable evp), dead letters inspected, replayed and deleted, a page whose code fails to load, users invited, changed, suspended
 // (and refused in a second browser) and reactivated, an error state, the keyboard, every page
 // at phone width (no sideways scroll), an axe-core accessibility audit of every page in the

@@ -549,6 +549,57 @@ try {
   problems.length = 0 // the aborted health checks
   step('when evp does not answer, the health panel says "unreachable" and recovers')
 
+  // Events, Live: new events that match the filters stream into the top of the list as evp
+  // accepts them (GET /api/v1/events/live, read with fetch and the session's credentials).
+  const liveEvent = (userId) => ({ eventType: 'live_check', userId, sessionId: 'sess_live', timestamp: new Date().toISOString(), metadata: { page: '/live' } })
+  const storedBeforeLive = (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents
+  await page.goto(base + '/events?timeRange=1h&eventType=live_check')
+  await page.getByTestId('empty-state').waitFor()
+  const liveToggle = page.getByRole('button', { name: 'Live', exact: true })
+  await liveToggle.click()
+  check((await liveToggle.getAttribute('aria-pressed')) === 'true', 'the Live toggle is pressed')
+  const liveStatus = page.getByTestId('live-status')
+  await until('Live to be connected', async () => (await liveStatus.innerText()).trim() === 'Live', 10_000)
+  const firstUser = () => eventRows.first().locator('td:nth-child(3)').innerText()
+  const sent = Date.now()
+  await postJSON('/api/v1/events/batch', { events: [liveEvent('live_user_1')] }, apiKey)
+  await until('the sent event at the top of the list', async () => (await eventRows.count()) === 1 && (await firstUser()) === 'live_user_1', 5_000)
+  const shownIn = Date.now() - sent
+  const mark = await eventRows.first().getByTestId('live-mark').innerText()
+  check(/^Received live at \d\d:\d\d:\d\d/.test(mark), `the live row says when it arrived: ${mark}`)
+  check(/Last event received at/.test(await page.getByTestId('live-bar').innerText()), 'the live bar says when the last event arrived')
+  // On a phone: the live bar and a live card fit the screen.
+  await page.setViewportSize({ width: 390, height: 844 })
+  await noPageScroll(page, 'events with Live on, on a phone')
+  await page.screenshot({ path: `${shots}/08-phone-events-live.png`, fullPage: true })
+  await page.setViewportSize(viewport)
+  await shot('02g-events-live')
+  await audit(page, 'events, Live on')
+  // Paused: a new event is counted, not shown; resuming (from the keyboard) shows it on top.
+  await page.getByRole('button', { name: 'Pause', exact: true }).click()
+  await until('Live to be paused', async () => (await liveStatus.innerText()).trim() === 'Paused', 5_000)
+  await postJSON('/api/v1/events/batch', { events: [liveEvent('live_user_2')] }, apiKey)
+  const waiting = page.getByTestId('live-waiting')
+  await until('"1 new event" counted while paused', async () => (await waiting.innerText()).trim() === '1 new event', 5_000)
+  check((await eventRows.count()) === 1 && (await firstUser()) === 'live_user_1', 'paused, the list stays as it was')
+  await audit(page, 'events, Live paused')
+  const resume = page.getByRole('button', { name: 'Resume', exact: true })
+  await resume.focus()
+  await page.keyboard.press('Enter')
+  await until('the second event at the top once resumed', async () => (await eventRows.count()) === 2 && (await firstUser()) === 'live_user_2', 5_000)
+  check((await liveStatus.innerText()).trim() === 'Live', 'resumed, Live goes on')
+  const announced = await page.getByTestId('live-announcer').innerText()
+  check(/Resumed: 1 new event shown/.test(announced), `the polite live region says what resuming did: ${announced}`)
+  noProblems('events, Live')
+  // Off: the list reloads from the store, which holds both events by then.
+  await until('the workers to store the 2 live events', async () => (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents >= storedBeforeLive + 2)
+  await liveToggle.click()
+  check((await liveToggle.getAttribute('aria-pressed')) === 'false', 'the Live toggle is off')
+  await until('the stored list of the 2 events, no longer live', async () => (await eventRows.count()) === 2 && (await page.getByTestId('live-mark').count()) === 0)
+  check((await page.getByTestId('live-bar').count()) === 0, 'Live off, no live bar')
+  noProblems('events, Live off')
+  step(`Live on the Events page: an event sent shows at the top in ${shownIn} ms; paused, the next is counted ("1 new event") and shown on resume; off, the list reloads`)
+
   if (withAuth) {
     const admin = await sessionToken(page)
 

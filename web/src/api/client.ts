@@ -126,6 +126,21 @@ export async function download(path: string, query: Query, fallbackName: string,
   return name
 }
 
+/**
+ * openStream asks evp for a stream (server-sent events) with the session's credentials, which
+ * an EventSource could not send, and returns the response once evp has answered 200, its body
+ * to be read until signal aborts. Any other answer is an ApiError, as from api (a 401 ends
+ * the session).
+ */
+export async function openStream(path: string, query: Query, signal: AbortSignal): Promise<Response & { body: ReadableStream<Uint8Array> }> {
+  const headers: Record<string, string> = { Accept: 'text/event-stream' }
+  const signedIn = credentials(headers)
+  const res = await send(buildURL(path, query), { headers, signal, cache: 'no-store' })
+  if (!res.ok) return unwrap<never>(res, signedIn)
+  if (!res.body) throw new ApiError(res.status, 'BAD_RESPONSE', 'evp answered without a stream')
+  return res as Response & { body: ReadableStream<Uint8Array> }
+}
+
 /** fileName reads the file name of a Content-Disposition header (filename* first), or null. */
 export function fileName(disposition: string | null): string | null {
   if (!disposition) return null
@@ -186,6 +201,8 @@ export function explain(err: unknown): { title: string; hint: string } {
       return { title: 'Not allowed', hint: 'Your role does not allow this. Ask an admin for a higher role.' }
     case err.status === 404 && err.code === 'NOT_FOUND':
       return { title: 'This evp does not offer this yet', hint: `${err.message}. Update evp to a version that has this route.` }
+    case err.code === 'TOO_MANY_TAILS':
+      return { title: 'Too many live views are open', hint: `${err.message}.` }
     case err.status === 429:
       return { title: 'Too many requests', hint: `Wait${err.retryAfter ? ` ${err.retryAfter} s` : ' a moment'} and try again.` }
     case err.status === 503:

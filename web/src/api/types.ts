@@ -32,3 +32,8 @@ export type EventSource = S['EventSource']
 export type StoredEvent = S['StoredEvent']
 /** A page of events, newest first; nextCursor is absent on the last page, and present on a page that may hold fewer events than asked for, even none. */
 export type EventPage = S['EventPage']
+/**
+ * An event as GET /api/v1/events/live sends it: as buffered, accepted but not stored yet, so
+ * without processedAt. A stored event is one too.
+ */
+export type LiveEvent = Omit<StoredEvent, 'processedAt'> & { processedAt?: string }

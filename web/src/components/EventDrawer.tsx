@@ -2,7 +2,7 @@ import { useEffect, useRef, type ReactNode } from 'react'
 import { Link } from 'react-router'
 import { useQuery } from '@tanstack/react-query'
 import { api, ApiError } from '../api/client'
-import type { StoredEvent } from '../api/types'
+import type { LiveEvent, StoredEvent } from '../api/types'
 import { formatDateTime } from '../lib/format'
 import { CopyButton } from './CopyButton'
 import { Badge, Button, EmptyState, ErrorState, Loading } from './ui'
@@ -11,12 +11,13 @@ import { Badge, Button, EmptyState, ErrorState, Loading } from './ui'
  * EventDrawer shows one event, whole, in a modal <dialog> at the right of the screen (all of it
  * on a phone): its fields, links to the events of its user, session and type, and its JSON with
  * a copy button. It uses event when given (a row of the list), else asks evp for eventId.
+ * An event from Live is not stored yet: it has no processedAt.
  * Escape, the Close button and a click beside it call onClose; closing gives the focus back to
  * where it was (the row's button).
  */
 export function EventDrawer({ eventId, event, onClose, hrefFor }: {
   eventId: string | null
-  event?: StoredEvent
+  event?: LiveEvent
   onClose: () => void
   /** The Events page's address with one filter changed (the range and other filters kept). */
   hrefFor: (filter: 'userId' | 'sessionId' | 'eventType', value: string) => string
@@ -48,7 +49,7 @@ export function EventDrawer({ eventId, event, onClose, hrefFor }: {
 
 function Content({ eventId, event, onClose, hrefFor }: {
   eventId: string
-  event?: StoredEvent
+  event?: LiveEvent
   onClose: () => void
   hrefFor: (filter: 'userId' | 'sessionId' | 'eventType', value: string) => string
 }) {
@@ -57,7 +58,7 @@ function Content({ eventId, event, onClose, hrefFor }: {
     queryFn: ({ signal }) => api<StoredEvent>(`/api/v1/events/${encodeURIComponent(eventId)}`, { signal }),
     enabled: !event,
   })
-  const e = event ?? item.data
+  const e: LiveEvent | undefined = event ?? item.data
   const missing = item.error instanceof ApiError && item.error.status === 404
   const json = e ? JSON.stringify(e, null, 2) : ''
   return (
@@ -100,7 +101,7 @@ function Content({ eventId, event, onClose, hrefFor }: {
               </Row>
               <Row label="Time">{formatDateTime(e.timestamp, true)}</Row>
               <Row label="Received">{formatDateTime(e.receivedAt, true)}</Row>
-              <Row label="Stored">{formatDateTime(e.processedAt, true)}</Row>
+              <Row label="Stored">{e.processedAt ? formatDateTime(e.processedAt, true) : <span className="text-muted">Not yet: just received, on its way to the store</span>}</Row>
               <Row label="Source">{e.source ? <Badge>{e.source}</Badge> : '—'}</Row>
               <Row label="Priority">{e.priority}</Row>
             </dl>

@@ -122,3 +122,10 @@ export function clockLabels(ticks: number[], step: number): string[] {
     step < 60 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' }
   return ticks.map((s) => new Date(s * 1000).toLocaleTimeString(undefined, opts))
 }
+
+/** formatClock shows the time of day of t with seconds, in the viewer's locale ("14:05:03"). */
+export function formatClock(t: string | number | Date): string {
+  const d = new Date(t)
+  if (Number.isNaN(d.getTime())) return '—'
+  return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+}

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { render, screen, within } from '@testing-library/react'
+import { act, render, screen, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { MemoryRouter, Route, Routes, useLocation } from 'react-router'
@@ -72,6 +72,41 @@ function renderPage(at = '/events') {
       </MemoryRouter>
     </QueryClientProvider>,
   )
+}
+
+/**
+ * fakeTails answers GET /api/v1/events/live: each request opens a stream the test writes to
+ * (or gets the next of answers, when given), and ends when the page aborts it.
+ */
+function fakeTails(answers: Response[] = []) {
+  const enc = new TextEncoder()
+  const tails: { url: string; headers: Record<string, string>; signal: AbortSignal; send: (s: string) => void; event: (e: object) => void; close: () => void }[] = []
+  const handle = (url: string, init?: RequestInit): Response | undefined => {
+    if (!url.startsWith('/api/v1/events/live')) return undefined
+    const answer = answers.shift()
+    let ctl!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) })
+    const close = () => {
+      try {
+        ctl.close()
+      } catch {
+        // closed already
+      }
+    }
+    const signal = init!.signal!
+    signal.addEventListener('abort', close)
+    const send = (s: string) => ctl.enqueue(enc.encode(s))
+    tails.push({ url, headers: init?.headers as Record<string, string>, signal, send, event: (e) => send(`event: event\ndata: ${JSON.stringify(e)}\n\n`), close })
+    return answer ?? new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } })
+  }
+  return { tails, handle, last: () => tails[tails.length - 1] }
+}
+
+/** A live event: as buffered, no processedAt. */
+function liveEv(n: number, over: Partial<StoredEvent> = {}) {
+  const e: Partial<StoredEvent> = ev(n, over)
+  delete e.processedAt
+  return e
 }
 
 const address = () => new URL(screen.getByTestId('address').textContent!, 'http://x')
@@ -268,5 +303,202 @@ describe('Events', () => {
     await screen.findByText('user_1')
     await user.click(screen.getByRole('button', { name: 'NDJSON' }))
     expect(await screen.findByTestId('error-state')).toHaveTextContent('Not allowed')
+  })
+})
+
+describe('Events, Live', () => {
+  const liveButton = () => screen.getByRole('button', { name: 'Live' })
+  const status = () => screen.getByTestId('live-status')
+  const userCells = () => rows().map((r) => within(r).getAllByRole('cell')[2].textContent)
+
+  it('turns on with the filters, puts new events at the top marked as just received, and never twice', async () => {
+    const live = fakeTails()
+    fakeEvp([{ events: [ev(1), ev(2)] }], live.handle)
+    const user = userEvent.setup()
+    renderPage('/events?timeRange=24h&eventType=click&prop=metadata.page:/home')
+    await screen.findByText('user_1')
+    expect(liveButton()).toHaveAttribute('aria-pressed', 'false')
+    await user.click(liveButton())
+    expect(liveButton()).toHaveAttribute('aria-pressed', 'true')
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    const tail = live.last()
+    const asked = new URL(tail.url, 'http://x')
+    expect(asked.pathname).toBe('/api/v1/events/live')
+    expect(Object.fromEntries(asked.searchParams)).toEqual({ timeRange: '24h', eventType: 'click', prop: 'metadata.page:/home' })
+    expect(tail.headers['x-api-key']).toBe('evp_test')
+    expect(tail.headers.Accept).toBe('text/event-stream')
+    expect(screen.getByTestId('live-bar')).toHaveTextContent('Waiting for new events')
+
+    tail.send('retry: 2000\n: live\n\n')
+    tail.event(liveEv(50, { userId: 'user_new' }))
+    await vi.waitFor(() => expect(userCells()).toEqual(['user_new', 'user_1', 'user_2']))
+    expect(rows()[0]).toHaveAttribute('data-live', 'true')
+    expect(within(rows()[0]).getByTestId('live-mark')).toHaveTextContent(/^Received live at \d\d:\d\d:\d\d/)
+    expect(screen.getByTestId('live-bar')).toHaveTextContent(/Last event received at \d\d:\d\d:\d\d/)
+    expect(within(rows()[1]).queryByTestId('live-mark')).not.toBeInTheDocument()
+
+    // Two in one chunk, the newest last in the stream: the newest on top. One already listed,
+    // and one already streamed, are not added again; a ping changes nothing.
+    tail.send(
+      `event: event\ndata: ${JSON.stringify(liveEv(51, { userId: 'user_a' }))}\n\nevent: event\ndata: ${JSON.stringify(liveEv(52, { userId: 'user_b' }))}\n\n` +
+        `event: event\ndata: ${JSON.stringify(liveEv(1))}\n\nevent: event\ndata: ${JSON.stringify(liveEv(50, { userId: 'user_new' }))}\n\n: ping\n\n`,
+    )
+    await vi.waitFor(() => expect(userCells()).toEqual(['user_b', 'user_a', 'user_new', 'user_1', 'user_2']))
+    expect(screen.getByRole('heading', { name: '5 events' })).toBeInTheDocument()
+
+    // A live event opens in the panel, said not to be stored yet.
+    await user.click(within(rows()[0]).getByRole('button'))
+    const panel = await screen.findByRole('dialog', { name: 'Event' })
+    expect(panel).toHaveTextContent('Not yet: just received')
+    expect(address().searchParams.get('event')).toBe('evt_52')
+    await user.click(within(panel).getByRole('button', { name: 'Close' }))
+    expect(liveButton()).toHaveAttribute('aria-pressed', 'true')
+    expect(tail.signal.aborted).toBe(false)
+  })
+
+  it('pauses: new events are counted, not shown, and resuming shows them at the top', async () => {
+    const live = fakeTails()
+    fakeEvp([{ events: [ev(1)] }], live.handle)
+    const user = userEvent.setup()
+    renderPage()
+    await screen.findByText('user_1')
+    await user.click(liveButton())
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    await user.click(screen.getByRole('button', { name: 'Pause' }))
+    expect(status()).toHaveTextContent('Paused')
+    expect(screen.getByTestId('live-waiting')).toHaveTextContent('0 new events')
+    live.last().event(liveEv(60, { userId: 'user_x' }))
+    await vi.waitFor(() => expect(screen.getByTestId('live-waiting')).toHaveTextContent('1 new event'))
+    live.last().event(liveEv(61, { userId: 'user_y' }))
+    await vi.waitFor(() => expect(screen.getByTestId('live-waiting')).toHaveTextContent('2 new events'))
+    expect(userCells()).toEqual(['user_1'])
+    await user.click(screen.getByRole('button', { name: 'Resume' }))
+    expect(userCells()).toEqual(['user_y', 'user_x', 'user_1'])
+    expect(screen.queryByTestId('live-waiting')).not.toBeInTheDocument()
+    expect(status()).toHaveTextContent(/^Live$/)
+    expect(screen.getByTestId('live-announcer')).toHaveTextContent('Resumed: 2 new events shown at the top')
+  })
+
+  it('announces new events politely, at most every few seconds', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
+    try {
+      const live = fakeTails()
+      fakeEvp([{ events: [] }], live.handle)
+      const user = userEvent.setup()
+      renderPage()
+      await screen.findByTestId('empty-state')
+      await user.click(liveButton())
+      const announcer = screen.getByTestId('live-announcer')
+      expect(announcer).toHaveAttribute('aria-live', 'polite')
+      await vi.waitFor(() => expect(announcer).toHaveTextContent('Live: new events appear at the top of the list'))
+      for (let i = 0; i < 3; i++) live.last().event(liveEv(70 + i))
+      await vi.waitFor(() => expect(rows()).toHaveLength(3))
+      // Not at each event: at the next tick, all at once.
+      expect(announcer).toHaveTextContent('Live: new events appear at the top of the list')
+      act(() => vi.advanceTimersByTime(5000))
+      expect(announcer).toHaveTextContent('3 new events at the top of the list, 3 since Live was turned on')
+      act(() => vi.advanceTimersByTime(5000))
+      expect(announcer).toHaveTextContent('3 new events at the top of the list') // nothing new: unchanged
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('shows a notice when evp drops the stream, and reconnects on demand', async () => {
+    const live = fakeTails()
+    fakeEvp([{ events: [ev(1)] }], live.handle)
+    const user = userEvent.setup()
+    renderPage()
+    await screen.findByText('user_1')
+    await user.click(liveButton())
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    live.last().send('event: dropped\ndata: {"reason":"this client read too slowly; reconnect to go on from now"}\n\n')
+    live.last().close()
+    const notice = await screen.findByTestId('live-dropped')
+    expect(notice).toHaveAttribute('role', 'alert')
+    expect(notice).toHaveTextContent('evp dropped this page')
+    expect(notice).toHaveTextContent('This client read too slowly')
+    expect(status()).toHaveTextContent('Live stopped')
+    expect(live.tails).toHaveLength(1) // not again on its own
+    await user.click(within(notice).getByRole('button', { name: 'Reconnect' }))
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    expect(live.tails).toHaveLength(2)
+    expect(screen.queryByTestId('live-dropped')).not.toBeInTheDocument()
+  })
+
+  it('reconnects with backoff when the stream ends, saying so', async () => {
+    const live = fakeTails([new Response('', { status: 503 })])
+    fakeEvp([{ events: [] }], live.handle)
+    const user = userEvent.setup()
+    renderPage()
+    await screen.findByTestId('empty-state')
+    await user.click(liveButton())
+    // evp answers 503 first: tried again after a second.
+    await vi.waitFor(() => expect(status()).toHaveTextContent('Reconnecting (attempt 1)…'))
+    expect(screen.getByTestId('live-bar')).toHaveTextContent('next try in 1 s')
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/), { timeout: 3000 })
+    expect(live.tails).toHaveLength(2)
+    // The stream asks for 20 ms between tries, then ends (evp stopped).
+    live.last().send('retry: 20\n\n')
+    live.last().close()
+    await vi.waitFor(() => expect(live.tails).toHaveLength(3))
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    expect(screen.getByTestId('live-announcer')).toHaveTextContent('Live again: reconnected')
+    live.last().event(liveEv(80, { userId: 'user_back' }))
+    await vi.waitFor(() => expect(userCells()).toEqual(['user_back']))
+  })
+
+  it("shows evp's refusal of too many tails, with a retry", async () => {
+    const refused = json(429, { success: false, error: { code: 'TOO_MANY_TAILS', message: '10 live tails are open, the most this evp serves (EVP_LIVE_TAILS_MAX); retry when one closes' } })
+    const live = fakeTails([refused])
+    fakeEvp([{ events: [ev(1)] }], live.handle)
+    const user = userEvent.setup()
+    renderPage()
+    await screen.findByText('user_1')
+    await user.click(liveButton())
+    const err = await screen.findByTestId('error-state')
+    expect(err).toHaveTextContent('Too many live views are open')
+    expect(err).toHaveTextContent('10 live tails are open, the most this evp serves')
+    expect(live.tails).toHaveLength(1)
+    await user.click(within(err).getByRole('button', { name: 'Try again' }))
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    expect(screen.queryByTestId('error-state')).not.toBeInTheDocument()
+  })
+
+  it('turns off when the filters change, when toggled and when the page is left; the list reloads', async () => {
+    const live = fakeTails()
+    const { lists } = fakeEvp([{ events: [ev(1)] }], live.handle)
+    const user = userEvent.setup()
+    const { unmount } = renderPage('/events?timeRange=1h')
+    await screen.findByText('user_1')
+    await user.click(liveButton())
+    await vi.waitFor(() => expect(status()).toHaveTextContent(/^Live$/))
+    live.last().event(liveEv(90, { userId: 'user_live' }))
+    await screen.findByText('user_live')
+
+    await user.click(screen.getByRole('button', { name: '24 hours' }))
+    expect(liveButton()).toHaveAttribute('aria-pressed', 'false')
+    expect(screen.queryByTestId('live-bar')).not.toBeInTheDocument()
+    expect(live.tails[0].signal.aborted).toBe(true)
+    await vi.waitFor(() => expect(lists().at(-1)).toBe('/api/v1/events?timeRange=24h&limit=50'))
+    expect(screen.queryByText('user_live')).not.toBeInTheDocument()
+    // Back to the first filters: Live stays off.
+    await user.click(screen.getByRole('button', { name: '1 hour' }))
+    await vi.waitFor(() => expect(lists().at(-1)).toBe('/api/v1/events?timeRange=1h&limit=50'))
+    expect(liveButton()).toHaveAttribute('aria-pressed', 'false')
+    expect(live.tails).toHaveLength(1)
+
+    // Off by the toggle: the list is asked again.
+    await user.click(liveButton())
+    await vi.waitFor(() => expect(live.tails).toHaveLength(2))
+    const before = lists().length
+    await user.click(liveButton())
+    expect(live.tails[1].signal.aborted).toBe(true)
+    await vi.waitFor(() => expect(lists()).toHaveLength(before + 1))
+
+    await user.click(liveButton())
+    await vi.waitFor(() => expect(live.tails).toHaveLength(3))
+    unmount()
+    expect(live.tails[2].signal.aborted).toBe(true)
   })
 })

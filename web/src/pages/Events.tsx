@@ -2,11 +2,13 @@ import { useState, type FormEvent } from 'react'
 import { useLocation, useNavigate, useSearchParams } from 'react-router'
 import { useInfiniteQuery, useMutation } from '@tanstack/react-query'
 import { api, download } from '../api/client'
-import type { EventPage, StoredEvent } from '../api/types'
+import type { EventPage, LiveEvent } from '../api/types'
 import { EventDrawer } from '../components/EventDrawer'
+import { LiveBar } from '../components/LiveBar'
 import { Badge, Button, EmptyState, ErrorState, Field, inputClass, Loading, PageHeader, Panel } from '../components/ui'
 import { eventsQuery, filtersFrom, preview, textFilters, type TextFilter } from '../lib/events'
-import { formatCount, formatDateTime } from '../lib/format'
+import { formatClock, formatCount, formatDateTime } from '../lib/format'
+import { useLiveEvents } from '../lib/liveEvents'
 import { presets, toLocalInput, type Preset } from '../lib/range'
 
 const PAGE = 50
@@ -83,7 +85,22 @@ export function Events() {
     getNextPageParam: (last) => last.nextCursor || undefined,
     enabled: query !== null,
   })
-  const events = list.data?.pages.flatMap((p) => p.events) ?? []
+  // Live: new events that match the filters, at the top (the newest first), over those loaded;
+  // one already in the list is not shown twice. Other filters turn it off.
+  const live = useLiveEvents(query)
+  const stored = list.data?.pages.flatMap((p) => p.events) ?? []
+  const storedIds = new Set(stored.map((e) => e.eventId))
+  const rows: { event: LiveEvent; arrivedAt?: number }[] = [...live.rows.filter((r) => !storedIds.has(r.event.eventId)), ...stored.map((event) => ({ event }))]
+  const events = rows.map((r) => r.event)
+  const toggleLive = () => {
+    if (!live.on) {
+      live.start()
+      return
+    }
+    // Off: the list as stored, the events streamed meanwhile included.
+    live.stop()
+    void list.refetch()
+  }
   const types = [...new Set(events.map((e) => e.eventType))].sort()
 
   const exportFile = useMutation({
@@ -94,7 +111,7 @@ export function Events() {
   const selected = selectedId !== null ? events.find((e) => e.eventId === selectedId) : undefined
   // Opening an event is a step in the history (Back closes it on a phone); closing it goes back
   // that step, or, when the address came with the event (a link), drops it from the address.
-  const open = (e: StoredEvent) => setSp(change({ event: e.eventId }), { state: { drawer: true } })
+  const open = (e: LiveEvent) => setSp(change({ event: e.eventId }), { state: { drawer: true } })
   const close = () => {
     if ((loc.state as { drawer?: boolean } | null)?.drawer) navigate(-1)
     else setSp(change({ event: null }), { replace: true })
@@ -108,6 +125,17 @@ export function Events() {
         description="Stored events, newest first. Filter by time, type, user, session or a property; open one to see all of it."
         actions={
           <>
+            <Button
+              variant={live.on ? 'primary' : 'default'}
+              aria-pressed={live.on}
+              onClick={toggleLive}
+              disabled={query === null}
+              title="Show new events that match the filters at the top of the list as they arrive"
+              data-testid="live-toggle"
+            >
+              <span aria-hidden="true" className={`inline-block h-2 w-2 rounded-full ${live.on ? 'bg-accent-ink' : 'bg-muted'}`} />
+              Live
+            </Button>
             <Button onClick={() => list.refetch()} disabled={list.isFetching || query === null}>
               Refresh
             </Button>
@@ -197,6 +225,7 @@ export function Events() {
       </Panel>
 
       <Panel title={events.length > 0 ? `${formatCount(events.length)}${list.hasNextPage ? '+' : ''} event${events.length === 1 ? '' : 's'}` : 'Events'}>
+        {live.on && <LiveBar live={live} />}
         {list.isPending && query !== null && !list.isError && <Loading label="Loading events…" />}
         {list.isError && !list.isFetchNextPageError && (
           <div className="mb-3">
@@ -226,11 +255,11 @@ export function Events() {
                 </tr>
               </thead>
               <tbody>
-                {events.map((e) => {
+                {rows.map(({ event: e, arrivedAt }) => {
                   const props = preview(e)
                   const current = e.eventId === selectedId
                   return (
-                    <tr key={e.eventId} onClick={() => open(e)} className={`cursor-pointer border-t border-line hover:bg-raised ${current ? 'bg-raised' : ''}`}>
+                    <tr key={e.eventId} onClick={() => open(e)} data-live={arrivedAt !== undefined || undefined} className={`cursor-pointer border-t border-line hover:bg-raised ${current ? 'bg-raised' : ''}`}>
                       <td className="py-2 pr-4 whitespace-nowrap">
                         <button
                           type="button"
@@ -244,6 +273,11 @@ export function Events() {
                         >
                           {formatDateTime(e.timestamp, true)}
                         </button>
+                        {arrivedAt !== undefined && (
+                          <span className="block text-xs text-accent" data-testid="live-mark">
+                            Received live at {formatClock(arrivedAt)}
+                          </span>
+                        )}
                       </td>
                       <td className="max-w-48 truncate py-2 pr-4 font-mono">{e.eventType}</td>
                       <td className="max-w-48 truncate py-2 pr-4 font-mono" title={e.userId}>{e.userId}</td>
@@ -266,6 +300,10 @@ export function Events() {
         ))}
       </Panel>
 
+      {/* What Live tells a screen reader: its state at once, the count of new events every few seconds. */}
+      <div role="status" aria-live="polite" className="sr-only" data-testid="live-announcer">
+        {live.on ? live.announcement : ''}
+      </div>
       <EventDrawer eventId={selectedId} event={selected} onClose={close} hrefFor={hrefFor} />
     </div>
   )
