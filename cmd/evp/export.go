@@ -314,8 +314,8 @@ func (j *exportJob) run(ctx context.Context, stdout, stderr io.Writer, tty bool)
 		}
 	}
 	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		_ = tmp.Close()
+		_ = os.Remove(tmp.Name())
 		var se *serverError
 		if !errors.As(err, &se) {
 			err = fmt.Errorf("%w; %s not written", err, j.output)

@@ -328,27 +328,27 @@ func TestExportFailures(t *testing.T) {
 		{"cut off midway", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			for range 100 {
-				io.WriteString(w, line)
+				_, _ = io.WriteString(w, line)
 			}
-			http.NewResponseController(w).Flush()
+			_ = http.NewResponseController(w).Flush()
 			panic(http.ErrAbortHandler) // no final chunk
 		}, "the export is incomplete: the transfer broke off after 100 events"},
 		{"ends inside a line", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/x-ndjson")
-			io.WriteString(w, line+`{"eventId":"b"`)
+			_, _ = io.WriteString(w, line+`{"eventId":"b"`)
 		}, "ends inside a line after 1 events"},
 		{"too many exports", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "10")
 			w.WriteHeader(http.StatusTooManyRequests)
-			io.WriteString(w, `{"success":false,"error":{"code":"TOO_MANY_EXPORTS","message":"2 exports are running; retry when one ends"}}`)
+			_, _ = io.WriteString(w, `{"success":false,"error":{"code":"TOO_MANY_EXPORTS","message":"2 exports are running; retry when one ends"}}`)
 		}, "429 TOO_MANY_EXPORTS: 2 exports are running; retry when one ends (retry after 10 s)"},
 		{"not evp", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
-			io.WriteString(w, "<html></html>\n")
+			_, _ = io.WriteString(w, "<html></html>\n")
 		}, "not an export"},
 		{"proxy error", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusBadGateway)
-			io.WriteString(w, "bad gateway\n")
+			_, _ = io.WriteString(w, "bad gateway\n")
 		}, "502: bad gateway"},
 	}
 	for _, c := range cases {
@@ -392,7 +392,7 @@ func TestExportWriteErrorExits1(t *testing.T) {
 			t.Errorf("request %s %v", r.URL, r.Header)
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		io.WriteString(w, "eventId\na\n")
+		_, _ = io.WriteString(w, "eventId\na\n")
 	}))
 	defer srv.Close()
 	var stderr bytes.Buffer
@@ -407,8 +407,8 @@ func TestExportInterrupted(t *testing.T) {
 	streaming := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"eventId":"a"}`+"\n")
-		http.NewResponseController(w).Flush()
+		_, _ = io.WriteString(w, `{"eventId":"a"}`+"\n")
+		_ = http.NewResponseController(w).Flush()
 		close(streaming)
 		<-r.Context().Done() // until the client goes away
 	}))
@@ -453,7 +453,7 @@ func TestExportProgressLine(t *testing.T) {
 	var stderr lockedBuffer
 	c := &exportCounter{w: io.Discard, csv: true}
 	data := "eventId,payload\na,\"{\"\"x\"\":\"\"1\n2\"\"}\"\nb,\n" // a newline inside a quoted cell
-	io.WriteString(c, data)
+	_, _ = io.WriteString(c, data)
 	stop := showProgress(&stderr, true, c, time.Now())
 	want := fmt.Sprintf("\rexporting: 2 events, %d B, ", len(data))
 	deadline := time.Now().Add(5 * time.Second)

@@ -316,14 +316,14 @@ func (j *importJob) open() (io.Reader, func(), error) {
 		return nil, nil, err
 	}
 	if !strings.HasSuffix(j.file, ".gz") {
-		return f, func() { f.Close() }, nil
+		return f, func() { _ = f.Close() }, nil
 	}
 	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 64<<10))
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, fmt.Errorf("read %s: not gzip: %w", j.file, err)
 	}
-	return zr, func() { zr.Close(); f.Close() }, nil
+	return zr, func() { _ = zr.Close(); _ = f.Close() }, nil
 }
 
 // howFar says which lines are in, for a message after the import stopped.
@@ -490,7 +490,7 @@ func (imp *importer) send(ctx context.Context, c importChunk) error {
 		}
 		imp.answered.Store(true)
 		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if err != nil {
 			return fmt.Errorf("read the answer to lines %d to %d: %w", c.first, c.last(), err)
 		}

@@ -209,7 +209,7 @@ func TestImportAgainstEvp(t *testing.T) {
 	t.Run("gzip file", func(t *testing.T) {
 		var zb bytes.Buffer
 		zw := gzip.NewWriter(&zb)
-		zw.Write(exported)
+		_, _ = zw.Write(exported)
 		zw.Close()
 		gz := writeFile(t, "events.ndjson.gz", zb.String())
 		code, _, stderr := runCmd(t, nil, "import", "--url", url, "--key", key, gz)
@@ -305,7 +305,7 @@ func TestImportRetriesOn503(t *testing.T) {
 		if first {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"the buffer is full"}}`)
+			_, _ = io.WriteString(w, `{"success":false,"error":{"code":"SERVICE_UNAVAILABLE","message":"the buffer is full"}}`)
 			return
 		}
 		fakeImport(w, body)
@@ -335,7 +335,7 @@ func TestImportSplitsOn413(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		if len(body) > limit {
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			io.WriteString(w, `{"success":false,"error":{"code":"PAYLOAD_TOO_LARGE","message":"too large"}}`)
+			_, _ = io.WriteString(w, `{"success":false,"error":{"code":"PAYLOAD_TOO_LARGE","message":"too large"}}`)
 			return
 		}
 		fakeImport(w, body)

@@ -472,7 +472,7 @@ func TestLiveTail(t *testing.T) {
 	f.srv.SetReady(false)
 	done := make(chan struct{})
 	go func() {
-		io.Copy(io.Discard, everything)
+		_, _ = io.Copy(io.Discard, everything)
 		close(done)
 	}()
 	select {
