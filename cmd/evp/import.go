@@ -31,9 +31,10 @@ const importUsage = `Usage: evp import --url URL --key KEY [--strict] [--concurr
 Loads events, one JSON object per line as evp export writes them (NDJSON), into a running
 evp (POST /api/v1/events/import). FILE is read as a stream, "-" is standard input, and a
 FILE whose name ends in .gz is read as gzip. Lines are sent in requests of up to 1000
-lines or about 4 MiB, several at once (--concurrency). Each line needs its eventId: an
-event already stored is counted as a duplicate and not stored twice, so running the same
-import again is safe.
+lines or about 4 MiB, several at once (--concurrency). Each line needs its eventId, and
+the store keeps each eventId once, so running the same import again is safe. evp counts as
+duplicates the ids it accepted within its dedup window (EVP_DEDUP_WINDOW, 10 minutes); an
+event imported before that is counted as accepted again, and still stored once.
 
 A line that is not an event is reported on stderr with its line number in FILE and the
 reasons (the first 20, then a count). Without --strict it is skipped and the others are
@@ -270,7 +271,7 @@ func (j *importJob) run(ctx context.Context, stderr io.Writer, tty bool) int {
 	if failed == nil && readErr != nil && !errors.Is(readErr, errStopped) {
 		failed = fmt.Errorf("read %s: %w", j.name(), readErr)
 	}
-	again := "running the same command again is safe: events already imported are counted as duplicates, not stored twice"
+	again := "running the same command again is safe: the store keeps each eventId once"
 	code := 0
 	switch {
 	case imp.strictAt != nil:

@@ -36,7 +36,6 @@ const (
 	maxPropConds    = 5
 	maxPropDepth    = 8
 	maxParamLen     = 1024
-	maxCursorLen    = 512
 	// exportsAtOnce bounds the exports running together: each holds a store connection
 	// for as long as its client reads.
 	exportsAtOnce = 2
@@ -140,6 +139,10 @@ func parseProp(p string) (store.PropCond, string) {
 	}
 	return c, ""
 }
+
+// maxCursorLen is the longest cursor: a position whose key is the longest eventId (a
+// MongoDB store's key), 4 bytes a character.
+var maxCursorLen = base64.RawURLEncoding.EncodedLen(16 + 4*event.MaxIDLen)
 
 // filterHash ties a cursor to the filters it was made for (not the time range: a preset
 // range moves with the clock between pages).
@@ -287,8 +290,10 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) *Error {
 		e.RetryAfter = 10
 		return e
 	}
+	if r.Method == http.MethodHead { // the headers only: not a whole export for nothing
+		return nil
+	}
 	ctl := http.NewResponseController(w)
-	_ = ctl.SetWriteDeadline(time.Now().Add(exportStall))
 	name := "evp-events-" + time.Now().UTC().Format("20060102T150405Z") + "." + format
 	h := w.Header()
 	if format == "csv" {
@@ -300,7 +305,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) *Error {
 	h.Set("Cache-Control", "no-store")
 	// The status goes with the first bytes written: until then a failure is answered as
 	// an error.
-	out := &countingWriter{w: w}
+	out := &countingWriter{w: w, ctl: ctl}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	write := ndjsonWriter(bw)
 	if format == "csv" {
@@ -312,9 +317,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) *Error {
 		if werr = write(ev); werr != nil {
 			return false
 		}
-		if n++; n%4096 == 0 { // a client that keeps reading keeps the export going
-			_ = ctl.SetWriteDeadline(time.Now().Add(exportStall))
-		}
+		n++
 		return true
 	})
 	if err != nil && out.n == 0 {
@@ -333,13 +336,17 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) *Error {
 	return nil
 }
 
-// countingWriter counts the bytes written through it.
+// countingWriter counts the bytes written through it, and gives each write to the client
+// exportStall to go through: a client that keeps reading keeps the export going, however
+// long the store takes between writes.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w   io.Writer
+	ctl *http.ResponseController
+	n   int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	_ = c.ctl.SetWriteDeadline(time.Now().Add(exportStall))
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

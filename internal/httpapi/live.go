@@ -11,8 +11,10 @@ import (
 )
 
 const (
-	// liveQueue is how many events a tail may fall behind before it is dropped.
-	liveQueue = 4096
+	// liveQueue and liveQueueBytes are how far a tail may fall behind (events, and bytes
+	// of them: an event may be megabytes) before it is dropped.
+	liveQueue      = 4096
+	liveQueueBytes = 8 << 20
 	// liveStall is how long a tail's client may take to read what was written to it.
 	liveStall = 10 * time.Second
 	// livePing is how often an idle tail says it is alive (proxies close quiet streams).
@@ -25,10 +27,10 @@ const (
 // disconnected: ingestion never waits for a tail.
 func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) *Error {
 	q, e := eventQuery(r.URL.Query(), time.Now())
-	if e != nil {
+	if e != nil || r.Method == http.MethodHead {
 		return e
 	}
-	sub, err := s.Reading.Tails.Subscribe(func(ev *event.Event) bool { return store.Matches(ev, &q) }, liveQueue)
+	sub, err := s.Reading.Tails.Subscribe(func(ev *event.Event) bool { return store.Matches(ev, &q) }, liveQueue, liveQueueBytes)
 	if errors.Is(err, tail.ErrTooMany) {
 		e := errorf(http.StatusTooManyRequests, "TOO_MANY_TAILS", "%d live tails are open, the most this evp serves (EVP_LIVE_TAILS_MAX); retry when one closes", s.Reading.Tails.Max())
 		e.RetryAfter = 10
@@ -53,16 +55,16 @@ func (s *Server) liveEvents(w http.ResponseWriter, r *http.Request) *Error {
 	buf := make([]byte, 0, 4096)
 	for {
 		select {
-		case data := <-sub.Events():
+		case data := <-sub.Ready():
+			sub.Taken(data)
 			// What else is queued goes in the same write.
 			buf = appendEvent(buf[:0], data)
-			for more := true; more && len(buf) < 64<<10; {
-				select {
-				case d := <-sub.Events():
-					buf = appendEvent(buf, d)
-				default:
-					more = false
+			for len(buf) < 64<<10 {
+				d, ok := sub.Next()
+				if !ok {
+					break
 				}
+				buf = appendEvent(buf, d)
 			}
 			if !write(buf) || ctl.Flush() != nil {
 				return nil

@@ -2,9 +2,10 @@
 // (GET /api/v1/events/live) without ever making ingestion wait for them.
 //
 // Publish runs on the ingestion path: with no tail open it costs one atomic load; with
-// tails open it offers each matching event to each tail's bounded queue and drops a tail
-// whose queue is full (its reader is too slow) instead of waiting. Events travel as the
-// buffer's encoding (queue.Entry.Data), so a tail writes them without encoding again.
+// tails open it offers each matching event to each tail's bounded queue (a number of
+// events and of bytes) and drops a tail whose queue is full (its reader is too slow)
+// instead of waiting. Events travel as the buffer's encoding (queue.Entry.Data), so a tail
+// writes them without encoding again.
 package tail
 
 import (
@@ -34,26 +35,42 @@ func New(max int) *Hub {
 
 // Sub is one open tail: the encoded events that matched it, in the order published.
 type Sub struct {
-	match   func(*event.Event) bool
-	ch      chan []byte
-	dropped chan struct{} // closed when the hub dropped the tail for falling behind
+	match    func(*event.Event) bool
+	ch       chan []byte
+	maxBytes int64
+	queued   atomic.Int64  // bytes in ch
+	dropped  chan struct{} // closed when the hub dropped the tail for falling behind
 }
 
-// Events are the tail's events, each as the buffer encodes it.
-func (s *Sub) Events() <-chan []byte { return s.ch }
+// Next takes the tail's next event, as the buffer encodes it; ok is false when none waits.
+func (s *Sub) Next() (data []byte, ok bool) {
+	select {
+	case data = <-s.ch:
+		s.queued.Add(-int64(len(data)))
+		return data, true
+	default:
+		return nil, false
+	}
+}
 
-// Dropped is closed when the tail fell queue events behind and was dropped.
+// Ready is readable when an event waits (take it with Next).
+func (s *Sub) Ready() <-chan []byte { return s.ch }
+
+// Taken tells the tail that the reader took data from Ready itself.
+func (s *Sub) Taken(data []byte) { s.queued.Add(-int64(len(data))) }
+
+// Dropped is closed when the tail fell too far behind and was dropped.
 func (s *Sub) Dropped() <-chan struct{} { return s.dropped }
 
-// Subscribe opens a tail of the events match accepts, queueing at most queue of them for
-// its reader; Unsubscribe closes it.
-func (h *Hub) Subscribe(match func(*event.Event) bool, queue int) (*Sub, error) {
+// Subscribe opens a tail of the events match accepts, queueing at most events of them and
+// maxBytes of their encodings for its reader; Unsubscribe closes it.
+func (h *Hub) Subscribe(match func(*event.Event) bool, events int, maxBytes int64) (*Sub, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.subs) >= h.max {
 		return nil, ErrTooMany
 	}
-	s := &Sub{match: match, ch: make(chan []byte, queue), dropped: make(chan struct{})}
+	s := &Sub{match: match, ch: make(chan []byte, events), maxBytes: maxBytes, dropped: make(chan struct{})}
 	h.subs[s] = struct{}{}
 	h.open.Store(int32(len(h.subs)))
 	return s, nil
@@ -79,29 +96,55 @@ func (h *Hub) Open() int {
 }
 
 // Publish offers the buffered entries to every open tail; entries without their decoded
-// event are skipped. It never blocks.
+// event are skipped. It never blocks, and it matches outside the hub's lock, so that
+// tails with costly filters do not hold up one another's publishers.
 func (h *Hub) Publish(entries []queue.Entry) {
 	if h.Open() == 0 {
 		return
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	subs := make([]*Sub, 0, len(h.subs))
 	for s := range h.subs {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
 		for i := range entries {
 			e := &entries[i]
 			if e.Event == nil || !s.match(e.Event) {
 				continue
 			}
-			select {
-			case s.ch <- e.Data:
-			default:
-				close(s.dropped)
-				delete(h.subs, s)
-				h.open.Store(int32(len(h.subs)))
-			}
-			if _, ok := h.subs[s]; !ok {
+			if !s.offer(e.Data) {
+				h.drop(s)
 				break
 			}
 		}
 	}
+}
+
+// offer queues data for s, or reports that s is too far behind (or dropped already).
+func (s *Sub) offer(data []byte) bool {
+	if s.queued.Add(int64(len(data))) > s.maxBytes {
+		return false
+	}
+	select {
+	case <-s.dropped:
+		return false
+	case s.ch <- data:
+		return true
+	default:
+		return false
+	}
+}
+
+// drop closes s's Dropped, once, and forgets it.
+func (h *Hub) drop(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; !ok {
+		return // unsubscribed meanwhile, or dropped by another publisher
+	}
+	close(s.dropped)
+	delete(h.subs, s)
+	h.open.Store(int32(len(h.subs)))
 }

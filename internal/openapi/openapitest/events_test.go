@@ -246,7 +246,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		{name: "live third tail", path: live, target: live, header: key, wantStatus: 429, wantCode: "TOO_MANY_TAILS",
 			setup: func(f *fixture) {
 				for range 2 {
-					if _, err := f.tails.Subscribe(func(*event.Event) bool { return true }, 1); err != nil {
+					if _, err := f.tails.Subscribe(func(*event.Event) bool { return true }, 1, 1); err != nil {
 						panic(err)
 					}
 				}

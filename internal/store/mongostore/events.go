@@ -56,8 +56,10 @@ func (r *eventRange) PrevBucket(ctx context.Context, from, before int64) (lo, hi
 	var d struct {
 		TsNs int64 `bson:"tsNs"`
 	}
+	// By the indexed date alone: any event of the newest millisecond is in the newest hour
+	// (hours are whole milliseconds), and a sort the index cannot serve would read them all.
 	err = r.events.FindOne(ctx, timeBounds(from, before), options.FindOne().
-		SetSort(bson.D{{Key: "timestamp", Value: -1}, {Key: "tsNs", Value: -1}}).SetProjection(bson.D{{Key: "tsNs", Value: 1}})).Decode(&d)
+		SetSort(bson.D{{Key: "timestamp", Value: -1}}).SetProjection(bson.D{{Key: "tsNs", Value: 1}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, 0, false, nil
 	}
@@ -76,8 +78,14 @@ func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.Event
 			filter = append(filter, bson.E{Key: c.field, Value: c.v})
 		}
 	}
+	// Property conditions narrow the documents on the server, but MongoDB also matches
+	// inside arrays, which the other stores do not: store.Matches has the last word, so
+	// the server may not stop at the limit.
 	for _, p := range q.Props {
 		filter = append(filter, bson.E{Key: p.Field + "." + strings.Join(p.Path, "."), Value: bson.D{{Key: "$in", Value: propValues(p.Value)}}})
+	}
+	if len(q.Props) > 0 {
+		limit = 0
 	}
 	if a := q.After; a != nil {
 		or := bson.A{bson.D{{Key: "tsNs", Value: bson.D{{Key: "$lt", Value: a.TS}}}}}
@@ -101,6 +109,9 @@ func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.Event
 			return fmt.Errorf("mongostore: events: %w", err)
 		}
 		e := d.stored()
+		if len(q.Props) > 0 && !store.Matches(&e.Event, q) {
+			continue
+		}
 		if !fn(&e) {
 			return nil
 		}

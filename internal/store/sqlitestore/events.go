@@ -97,17 +97,64 @@ func (r *eventRange) PrevBucket(ctx context.Context, from, before int64) (lo, hi
 	return lo, hi, true, nil
 }
 
-// ScanRange implements store.EventRange: one query, sorted by SQLite.
+// ScanRange implements store.EventRange. SQLite sorts only (ts, seq) of the hour's
+// matching rows, then the whole rows are read by seq: sorting whole rows took most of a
+// page's time. With a limit (a page, collected before any reply), one query; without (an
+// export, whose fn writes to a client that may be slow), the sorted seqs first and then the
+// rows a few at a time, so that no read stays open while fn waits: an open read would keep
+// the write-ahead log from being checkpointed for as long as the client dawdles.
 func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.EventQuery, limit int, fn func(*store.StoredEvent) bool) error {
-	// With a limit, SQLite sorts only (ts, seq) of the matching rows and reads the whole
-	// rows of the few it keeps: sorting whole rows took most of a page's time.
-	var sb strings.Builder
+	match, args := matchingSeqs(lo, hi, q)
 	if limit > 0 {
-		sb.WriteString(`SELECT ` + eventCols + ` FROM events WHERE seq IN (SELECT seq FROM events WHERE `)
-	} else {
-		sb.WriteString(`SELECT ` + eventCols + ` FROM events WHERE `)
+		return r.scan(ctx, fn, `SELECT `+eventCols+` FROM events WHERE seq IN (`+match+` LIMIT ?) ORDER BY ts DESC, seq DESC`, append(args, limit)...)
 	}
-	sb.WriteString(hourExpr + ` BETWEEN ? AND ? AND ts >= ? AND ts < ?`)
+	var seqs []int64 // 8 bytes an event of one hour
+	rows, err := r.rdb.QueryContext(ctx, match, args...)
+	if err != nil {
+		return fmt.Errorf("sqlitestore: events: %w", err)
+	}
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlitestore: events: %w", err)
+		}
+		seqs = append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlitestore: events: %w", err)
+	}
+	for len(seqs) > 0 {
+		n := min(len(seqs), exportFetch)
+		chunk := make([]store.StoredEvent, 0, n)
+		in := make([]any, n)
+		for i, sq := range seqs[:n] {
+			in[i] = sq
+		}
+		err := r.scan(ctx, func(e *store.StoredEvent) bool { chunk = append(chunk, *e); return true },
+			`SELECT `+eventCols+` FROM events WHERE seq IN (?`+strings.Repeat(",?", n-1)+`) ORDER BY ts DESC, seq DESC`, in...)
+		if err != nil {
+			return err
+		}
+		for i := range chunk { // rows deleted meanwhile (retention) are simply not there
+			if !fn(&chunk[i]) {
+				return nil
+			}
+		}
+		seqs = seqs[n:]
+	}
+	return nil
+}
+
+// exportFetch is how many rows an export reads at a time (events are at most a few MiB).
+const exportFetch = 32
+
+// matchingSeqs is the query of the seqs of the events in [lo, hi) that match q and come
+// after q.After, in the read order, and its arguments.
+func matchingSeqs(lo, hi int64, q *store.EventQuery) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`SELECT seq FROM events WHERE ` + hourExpr + ` BETWEEN ? AND ? AND ts >= ? AND ts < ?`)
 	args := []any{indexHour(lo), indexHour(hi - 1), lo, hi}
 	for _, c := range []struct{ col, v string }{{"event_type", q.EventType}, {"user_id", q.UserID}, {"session_id", q.SessionID}} {
 		if c.v != "" {
@@ -129,12 +176,12 @@ func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.Event
 		}
 	}
 	sb.WriteString(` ORDER BY ts DESC, seq DESC`)
-	if limit > 0 {
-		sb.WriteString(` LIMIT ?`)
-		args = append(args, limit)
-		sb.WriteString(`) ORDER BY ts DESC, seq DESC`)
-	}
-	rows, err := r.rdb.QueryContext(ctx, sb.String(), args...)
+	return sb.String(), args
+}
+
+// scan runs query and calls fn with each event it reads, until fn returns false.
+func (r *eventRange) scan(ctx context.Context, fn func(*store.StoredEvent) bool, query string, args ...any) error {
+	rows, err := r.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: events: %w", err)
 	}

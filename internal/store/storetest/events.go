@@ -212,6 +212,9 @@ func testEvents(t *testing.T, s Store) {
 		{Props: []store.PropCond{{Field: "payload", Path: []string{"amount"}, Value: "2.50"}}, UserID: "user_1"},
 		{Props: []store.PropCond{{Field: "metadata", Path: []string{"n"}, Value: "1"}}},
 		{Props: []store.PropCond{{Field: "payload", Path: []string{"missing"}, Value: "x"}}},
+		// Arrays hold no property: not their elements (MongoDB would match them), not an index.
+		{Props: []store.PropCond{{Field: "payload", Path: []string{"items"}, Value: "1"}}},
+		{Props: []store.PropCond{{Field: "payload", Path: []string{"items", "0"}, Value: "1"}}},
 		{UserID: "nobody"},
 	}
 	for i, q := range qs {

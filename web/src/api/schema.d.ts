@@ -135,7 +135,7 @@ export interface paths {
         };
         /**
          * Follow new events as they arrive (server-sent events)
-         * @description A stream of the events this evp process accepts from now on that match the filters (the same as `GET /api/v1/events`; a time range keeps only events stamped within it), as [server-sent events](https://html.spec.whatwg.org/multipage/server-sent-events.html): each is `event: event` with the event as one line of JSON in `data` (as buffered: no `processedAt` yet), sent as soon as it is buffered, before a worker stores it. Comments (`: ping`) keep an idle stream open every 15 seconds. A client that falls 4096 events behind is sent `event: dropped` and disconnected, so that ingestion never waits for it; evp shutting down ends the stream. At most `EVP_LIVE_TAILS_MAX` (10) tails are open on one process at once. With several `evp api` processes behind a load balancer, a tail sees the events of the process it is connected to.
+         * @description A stream of the events this evp process accepts from now on that match the filters (the same as `GET /api/v1/events`; a time range keeps only events stamped within it), as [server-sent events](https://html.spec.whatwg.org/multipage/server-sent-events.html): each is `event: event` with the event as one line of JSON in `data` (as buffered: no `processedAt` yet), sent as soon as it is buffered, before a worker stores it. Comments (`: ping`) keep an idle stream open every 15 seconds. A client that falls 4096 events or 8 MiB behind is sent `event: dropped` and disconnected, so that ingestion never waits for it; evp shutting down ends the stream. At most `EVP_LIVE_TAILS_MAX` (10) tails are open on one process at once. With several `evp api` processes behind a load balancer, a tail sees the events of the process it is connected to.
          *
          *     Needs an API key that is not ingest-only, or the session of a VIEWER, OPERATOR or ADMIN.
          */
@@ -1599,7 +1599,7 @@ export interface components {
         ImportResult: {
             /** @description Events buffered durably, to be stored. */
             accepted: number;
-            /** @description Events whose eventId was already accepted (an import run again, or events already sent): buffered once, never stored twice. */
+            /** @description Events whose eventId evp accepted within its dedup window (`EVP_DEDUP_WINDOW`, 10 minutes by default): an import run again at once, or events already sent. Buffered once; the store keeps each eventId once in any case, so an event imported again later is counted as accepted and still stored once. */
             duplicates: number;
             /** @description Lines that are not events, with why; the other lines were imported. */
             rejected: {
