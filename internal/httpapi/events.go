@@ -43,9 +43,10 @@ const (
 	// with four connections); a request waits searchWait for a place, then is answered 503.
 	searchesAtOnce = 8
 	searchWait     = time.Second
-	// exportStall is how long an export waits on a client that reads nothing.
-	exportStall = time.Minute
 )
+
+// exportStall is how long an export waits on a client that reads nothing.
+var exportStall = time.Minute
 
 // eventPage is one page of GET /api/v1/events.
 type eventPage struct {
