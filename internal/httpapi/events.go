@@ -314,12 +314,21 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) *Error {
 	}
 	var werr error
 	n := 0
+	flushed := time.Now()
 	_, err := s.Reading.Events.ScanEvents(r.Context(), q, func(ev *store.StoredEvent) bool {
 		if werr = write(ev); werr != nil {
 			return false
 		}
+		// A sparse filter may find an event a minute: what it found goes out within a
+		// second of the next, not when 64 KiB are buffered.
 		n++
-		return true
+		if time.Since(flushed) > time.Second {
+			if werr = bw.Flush(); werr == nil {
+				werr = ctl.Flush()
+			}
+			flushed = time.Now()
+		}
+		return werr == nil
 	})
 	if err != nil && out.n == 0 {
 		h.Del("Content-Disposition")

@@ -3,6 +3,9 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -62,5 +65,46 @@ func TestExportOutlastsASlowScan(t *testing.T) {
 	}
 	if err := sc.Err(); err != nil || strings.Join(ids, "") != "abc" {
 		t.Fatalf("exported %v, then %v; want a, b and c", ids, err)
+	}
+}
+
+// failingScan gives n events, then fails.
+type failingScan struct{ n int }
+
+func (f failingScan) ScanEvents(ctx context.Context, _ store.EventQuery, fn func(*store.StoredEvent) bool) (*store.Position, error) {
+	pad := json.RawMessage(`{"pad":"` + strings.Repeat("x", 200) + `"}`)
+	for i := range f.n {
+		if !fn(&store.StoredEvent{Event: event.Event{EventID: fmt.Sprint(i), EventType: "t", Payload: pad, Timestamp: time.Unix(int64(f.n-i), 0)}}) {
+			return nil, nil
+		}
+	}
+	return nil, errors.New("disk I/O error")
+}
+
+func (failingScan) GetEvent(context.Context, string) (store.StoredEvent, error) {
+	return store.StoredEvent{}, store.ErrNotFound
+}
+
+// A store failing after the first bytes went out cuts the transfer: the client's read
+// fails, rather than ending cleanly on a short file.
+func TestExportCutOffOnFailure(t *testing.T) {
+	s := New(Deps{Auth: AuthDeps{Keys: staticKeys{}}, Reading: ReadingDeps{Events: failingScan{n: 2000}},
+		Serving: ServingDeps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}})
+	s.SetReady(true)
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	req, _ := http.NewRequest("GET", hs.URL+"/api/v1/events/export", nil)
+	req.Header.Set("x-api-key", "evp_bench")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || err == nil {
+		t.Fatalf("status %d, %d bytes read, then %v; want a broken transfer", res.StatusCode, len(body), err)
+	}
+	if len(body) < 64<<10 {
+		t.Fatalf("only %d bytes arrived before the cut", len(body))
 	}
 }
