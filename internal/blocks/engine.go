@@ -60,6 +60,30 @@ func (s *Snapshot) Query(q store.AnalyticsQuery) (store.AnalyticsResult, error) 
 	return query(parts, s.d, q)
 }
 
+// UserHourBefore returns the newest hour before before (Unix hours) that may hold events of
+// the user: a sealed hour with the user in it, or a head hour (not searched). ok is false
+// when there is none. decided is false when the snapshot cannot tell: the user is not in
+// the dictionary, but the dictionary refused names (their events count as another's).
+func (s *Snapshot) UserHourBefore(user string, before int64) (hour int64, ok, decided bool) {
+	id, known := s.d.Users.Lookup(user)
+	if !known {
+		return 0, false, s.d.Users.Refused() == 0
+	}
+	for h, blk := range s.blocks {
+		if h < before && (!ok || h > hour) {
+			if _, in := blk.userRow(id); in {
+				hour, ok = h, true
+			}
+		}
+	}
+	for _, v := range s.heads {
+		if v.hour < before && (!ok || v.hour > hour) {
+			hour, ok = v.hour, true
+		}
+	}
+	return hour, ok, true
+}
+
 // Dicts returns the dictionaries the snapshot's blocks and head are numbered with.
 func (s *Snapshot) Dicts() Dicts { return s.d }
 

@@ -16,7 +16,8 @@ import (
 // BenchmarkEvents measures the events explorer's reads (store.EventReader) on a store
 // holding EVP_BENCH_EVENTS events (default 1,000,000) from 10,000 users, 50,000 sessions
 // and 10 types spread evenly over EVP_BENCH_SPAN_HOURS hours (default 168), each with a
-// page property of 50 values and a small payload: the first page of 50 for each filter,
+// page property of 50 values and a small payload (and one user seen only three days ago):
+// the first page of 50 for each filter,
 // as GET /api/v1/events asks it (a 0.5 s budget), and an export of one hour.
 func BenchmarkEvents(b *testing.B) {
 	n := 1_000_000
@@ -52,6 +53,15 @@ func BenchmarkEvents(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
+	// A user seen only three days ago: 50 events in one hour.
+	rare := make([]event.Event, 50)
+	for i := range rare {
+		rare[i] = event.Event{EventID: event.NewID(), EventType: "login", UserID: "user_rare", SessionID: "sess_rare",
+			Timestamp: end.Add(-72*time.Hour + time.Duration(i)*time.Minute), Priority: 1, ReceivedAt: end}
+	}
+	if _, _, err := st.InsertBatch(ctx, rare, time.Now()); err != nil {
+		b.Fatal(err)
+	}
 	if err := st.Close(); err != nil {
 		b.Fatal(err)
 	}
@@ -70,6 +80,7 @@ func BenchmarkEvents(b *testing.B) {
 		{"24h-ago-1h", store.EventQuery{From: end.Add(-25 * time.Hour), To: end.Add(-24 * time.Hour)}},
 		{"eventType", store.EventQuery{EventType: "click"}},
 		{"userId", store.EventQuery{UserID: "user_1234"}},
+		{"userId-rare", store.EventQuery{UserID: "user_rare"}},
 		{"sessionId", store.EventQuery{SessionID: "sess_4321"}},
 		{"prop-24h", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/p7")}},
 		{"prop-24h-none", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/nowhere")}},

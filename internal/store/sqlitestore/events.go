@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/evp-dev/evp/internal/blocks"
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -27,7 +29,35 @@ func (s *Store) ScanEvents(ctx context.Context, q store.EventQuery, fn func(*sto
 	if cut != noTime && (q.From.IsZero() || q.From.UnixNano() < cut) {
 		q.From = time.Unix(0, cut)
 	}
+	if q.UserID != "" {
+		// One user's events: the analytics engine, fed first, knows which hours hold them.
+		if err := s.feed(ctx); err != nil {
+			return nil, err
+		}
+		snap := s.an.eng.Snapshot()
+		if _, _, decided := snap.UserHourBefore(q.UserID, math.MaxInt64); decided {
+			return store.ScanHours(ctx, &userRange{eventRange: (*eventRange)(s), snap: snap, user: q.UserID}, q, fn)
+		}
+	}
 	return store.ScanHours(ctx, (*eventRange)(s), q, fn)
+}
+
+// userRange is the store as a store.EventRange for one user's events: its buckets are the
+// hours the analytics engine has the user in, so that a scan skips the hours without them
+// (the engine holds every event stored before the scan began: it was fed then).
+type userRange struct {
+	*eventRange
+	snap *blocks.Snapshot
+	user string
+}
+
+// PrevBucket implements store.EventRange.
+func (u *userRange) PrevBucket(_ context.Context, from, before int64) (lo, hi int64, ok bool, err error) {
+	h, ok, _ := u.snap.UserHourBefore(u.user, blocks.HourOf(before-1)+1)
+	if !ok || (h+1)*hourNs <= from {
+		return 0, 0, false, nil
+	}
+	return h * hourNs, (h + 1) * hourNs, true, nil
 }
 
 // GetEvent implements store.EventReader.

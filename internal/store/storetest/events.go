@@ -198,7 +198,17 @@ func testEvents(t *testing.T, s Store) {
 	rand.New(rand.NewPCG(5, 5)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	for i := 0; i < len(shuffled); i += 50 {
 		insert(t, s, shuffled[i:min(i+50, len(shuffled))], min(50, len(shuffled)-i), 0)
+		if st, ok := s.(Settler); ok && i == 100 { // later events go to hours already settled
+			if err := st.Settle(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	// A user first seen after their hour was settled.
+	late := event.Event{EventID: "evt_late", EventType: "click", UserID: "user_late", SessionID: "sess_late",
+		Timestamp: base.Add(20 * time.Minute), ReceivedAt: base, Source: event.SourceAPI}
+	insert(t, s, []event.Event{late}, 1, 0)
+	evs = append(evs, late)
 
 	qs := []store.EventQuery{
 		{},
@@ -216,6 +226,7 @@ func testEvents(t *testing.T, s Store) {
 		{Props: []store.PropCond{{Field: "payload", Path: []string{"items"}, Value: "1"}}},
 		{Props: []store.PropCond{{Field: "payload", Path: []string{"items", "0"}, Value: "1"}}},
 		{UserID: "nobody"},
+		{UserID: "user_late"},
 	}
 	for i, q := range qs {
 		for _, e := range evs { // the live tail's matching, which no store does, agrees too
@@ -230,6 +241,18 @@ func testEvents(t *testing.T, s Store) {
 			q.Limit = limit
 			paged, _ := readAll(t, r, q)
 			checkRead(t, fmt.Sprintf("query %d, pages of %d", i, limit), paged, evs, q)
+		}
+	}
+
+	// Once every hour is settled (no head hours left), a user's events come from the hours
+	// the settled form has the user in.
+	if st, ok := s.(Settler); ok {
+		if err := st.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []store.EventQuery{{UserID: "user_2", From: base.Add(time.Hour)}, {UserID: "user_old"}, {UserID: "user_1", Limit: 2}} {
+			all, _ := readAll(t, r, q)
+			checkRead(t, "settled, user "+q.UserID, all, evs, q)
 		}
 	}
 
