@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/evp-dev/evp/internal/store"
 )
 
@@ -60,21 +62,34 @@ func (s *Snapshot) Query(q store.AnalyticsQuery) (store.AnalyticsResult, error) 
 	return query(parts, s.d, q)
 }
 
-// UserHourBefore returns the newest hour before before (Unix hours) that may hold events of
-// the user: a sealed hour with the user in it, or a head hour (not searched). ok is false
-// when there is none. decided is false when the snapshot cannot tell: the user is not in
-// the dictionary, but the dictionary refused names (their events count as another's).
-func (s *Snapshot) UserHourBefore(user string, before int64) (hour int64, ok, decided bool) {
-	id, known := s.d.Users.Lookup(user)
-	if !known {
-		return 0, false, s.d.Users.Refused() == 0
+// HourBefore returns the newest hour before before (Unix hours) that may hold events of the
+// user and of the session (each when not empty): a sealed hour holding both (the session by
+// its hash: a collision only adds an hour), or a head hour (not searched). ok is false when
+// there is none. decided is false when the snapshot cannot tell: the user is not in the
+// dictionary, but the dictionary refused names (their events count as another's).
+func (s *Snapshot) HourBefore(user, session string, before int64) (hour int64, ok, decided bool) {
+	var id uint32
+	if user != "" {
+		var known bool
+		if id, known = s.d.Users.Lookup(user); !known {
+			return 0, false, s.d.Users.Refused() == 0
+		}
+	}
+	var hash uint64
+	if session != "" {
+		hash = xxhash.Sum64String(session)
 	}
 	for h, blk := range s.blocks {
-		if h < before && (!ok || h > hour) {
-			if _, in := blk.userRow(id); in {
-				hour, ok = h, true
-			}
+		if h >= before || ok && h <= hour {
+			continue
 		}
+		if _, in := blk.userRow(id); user != "" && !in {
+			continue
+		}
+		if _, in := slices.BinarySearch(blk.sessionHashes, hash); session != "" && !in {
+			continue
+		}
+		hour, ok = h, true
 	}
 	for _, v := range s.heads {
 		if v.hour < before && (!ok || v.hour > hour) {

@@ -29,31 +29,32 @@ func (s *Store) ScanEvents(ctx context.Context, q store.EventQuery, fn func(*sto
 	if cut != noTime && (q.From.IsZero() || q.From.UnixNano() < cut) {
 		q.From = time.Unix(0, cut)
 	}
-	if q.UserID != "" {
-		// One user's events: the analytics engine, fed first, knows which hours hold them.
+	if q.UserID != "" || q.SessionID != "" {
+		// One user's or session's events: the analytics engine, fed first, knows which
+		// hours hold them.
 		if err := s.feed(ctx); err != nil {
 			return nil, err
 		}
 		snap := s.an.eng.Snapshot()
-		if _, _, decided := snap.UserHourBefore(q.UserID, math.MaxInt64); decided {
-			return store.ScanHours(ctx, &userRange{eventRange: (*eventRange)(s), snap: snap, user: q.UserID}, q, fn)
+		if _, _, decided := snap.HourBefore(q.UserID, q.SessionID, math.MaxInt64); decided {
+			return store.ScanHours(ctx, &engineHours{eventRange: (*eventRange)(s), snap: snap, user: q.UserID, session: q.SessionID}, q, fn)
 		}
 	}
 	return store.ScanHours(ctx, (*eventRange)(s), q, fn)
 }
 
-// userRange is the store as a store.EventRange for one user's events: its buckets are the
-// hours the analytics engine has the user in, so that a scan skips the hours without them
-// (the engine holds every event stored before the scan began: it was fed then).
-type userRange struct {
+// engineHours is the store as a store.EventRange for one user's or session's events: its
+// buckets are the hours the analytics engine has them in, so that a scan skips the hours
+// without them (the engine holds every event stored before the scan began: it was fed then).
+type engineHours struct {
 	*eventRange
-	snap *blocks.Snapshot
-	user string
+	snap          *blocks.Snapshot
+	user, session string
 }
 
 // PrevBucket implements store.EventRange.
-func (u *userRange) PrevBucket(_ context.Context, from, before int64) (lo, hi int64, ok bool, err error) {
-	h, ok, _ := u.snap.UserHourBefore(u.user, blocks.HourOf(before-1)+1)
+func (e *engineHours) PrevBucket(_ context.Context, from, before int64) (lo, hi int64, ok bool, err error) {
+	h, ok, _ := e.snap.HourBefore(e.user, e.session, blocks.HourOf(before-1)+1)
 	if !ok || (h+1)*hourNs <= from {
 		return 0, 0, false, nil
 	}

@@ -227,6 +227,7 @@ func testEvents(t *testing.T, s Store) {
 		{Props: []store.PropCond{{Field: "payload", Path: []string{"items", "0"}, Value: "1"}}},
 		{UserID: "nobody"},
 		{UserID: "user_late"},
+		{SessionID: "sess_late"},
 	}
 	for i, q := range qs {
 		for _, e := range evs { // the live tail's matching, which no store does, agrees too
@@ -250,9 +251,10 @@ func testEvents(t *testing.T, s Store) {
 		if err := st.Settle(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for _, q := range []store.EventQuery{{UserID: "user_2", From: base.Add(time.Hour)}, {UserID: "user_old"}, {UserID: "user_1", Limit: 2}} {
+		for _, q := range []store.EventQuery{{UserID: "user_2", From: base.Add(time.Hour)}, {UserID: "user_old"}, {UserID: "user_1", Limit: 2},
+			{SessionID: "sess_old"}, {SessionID: "sess_2", Limit: 3}, {SessionID: "sess_1", UserID: "user_3"}, {SessionID: "sess_none"}} {
 			all, _ := readAll(t, r, q)
-			checkRead(t, "settled, user "+q.UserID, all, evs, q)
+			checkRead(t, fmt.Sprintf("settled, %+v", q), all, evs, q)
 		}
 	}
 
