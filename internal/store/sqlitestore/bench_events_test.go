@@ -53,7 +53,7 @@ func BenchmarkEvents(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	// A user seen only three days ago: 50 events in one hour.
+	// A user seen only three days ago: 50 events in one hour, in one session.
 	rare := make([]event.Event, 50)
 	for i := range rare {
 		rare[i] = event.Event{EventID: event.NewID(), EventType: "login", UserID: "user_rare", SessionID: "sess_rare",
@@ -82,6 +82,7 @@ func BenchmarkEvents(b *testing.B) {
 		{"userId", store.EventQuery{UserID: "user_1234"}},
 		{"userId-rare", store.EventQuery{UserID: "user_rare"}},
 		{"sessionId", store.EventQuery{SessionID: "sess_4321"}},
+		{"sessionId-rare", store.EventQuery{SessionID: "sess_rare"}},
 		{"prop-24h", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/p7")}},
 		{"prop-24h-none", store.EventQuery{From: end.Add(-24 * time.Hour), Props: prop("/nowhere")}},
 	} {
