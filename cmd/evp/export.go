@@ -449,8 +449,25 @@ var exportProgressEvery = 250 * time.Millisecond
 // showProgress updates a progress line on stderr a few times a second when tty is set,
 // until the returned function is called; that clears the line.
 func showProgress(stderr io.Writer, tty bool, c *exportCounter, start time.Time) (stop func()) {
+	return progressLine(stderr, nil, tty, func() string {
+		st := c.stats(time.Since(start))
+		return fmt.Sprintf("exporting: %d events, %s, %.0f events/s", st.events, fmtBytes(st.bytes), st.rate())
+	})
+}
+
+// progressLine writes line() over itself on stderr every exportProgressEvery when tty is
+// set, until the returned function is called; that clears it. mu, when set, is held for
+// each write (other messages go to the same stderr).
+func progressLine(stderr io.Writer, mu *sync.Mutex, tty bool, line func() string) (stop func()) {
 	if !tty {
 		return func() {}
+	}
+	write := func(text string) {
+		if mu != nil {
+			mu.Lock()
+			defer mu.Unlock()
+		}
+		fmt.Fprint(stderr, text)
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -462,11 +479,10 @@ func showProgress(stderr io.Writer, tty bool, c *exportCounter, start time.Time)
 		for {
 			select {
 			case <-done:
-				fmt.Fprint(stderr, "\r\033[K")
+				write("\r\033[K")
 				return
 			case <-tick.C:
-				st := c.stats(time.Since(start))
-				fmt.Fprintf(stderr, "\rexporting: %d events, %s, %.0f events/s\033[K", st.events, fmtBytes(st.bytes), st.rate())
+				write("\r" + line() + "\033[K")
 			}
 		}
 	}()

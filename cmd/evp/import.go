@@ -727,35 +727,10 @@ func (imp *importer) say(format string, a ...any) {
 // showProgress updates a progress line on stderr a few times a second when on a
 // terminal, until the returned function is called; that clears the line.
 func (imp *importer) showProgress() (stop func()) {
-	if !imp.tty {
-		return func() {}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(exportProgressEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				imp.mu.Lock()
-				fmt.Fprint(imp.stderr, "\r\033[K")
-				imp.mu.Unlock()
-				return
-			case <-tick.C:
-				acc, dup := imp.accepted.Load(), imp.duplicates.Load()
-				rate := float64(acc+dup) / max(time.Since(imp.start).Seconds(), 1e-9)
-				imp.mu.Lock()
-				fmt.Fprintf(imp.stderr, "\rimporting: %d lines read, %d events accepted, %d duplicates, %d rejected, %.0f events/s\033[K",
-					imp.read.Load(), acc, dup, imp.rejected.Load(), rate)
-				imp.mu.Unlock()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-	}
+	return progressLine(imp.stderr, &imp.mu, imp.tty, func() string {
+		acc, dup := imp.accepted.Load(), imp.duplicates.Load()
+		rate := float64(acc+dup) / max(time.Since(imp.start).Seconds(), 1e-9)
+		return fmt.Sprintf("importing: %d lines read, %d events accepted, %d duplicates, %d rejected, %.0f events/s",
+			imp.read.Load(), acc, dup, imp.rejected.Load(), rate)
+	})
 }

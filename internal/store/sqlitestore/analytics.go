@@ -96,16 +96,16 @@ func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 		}
 		a.eng, w, blocksCutoff, a.gen = blocks.NewEngine(blocks.NewDicts()), 0, noTime, -1
 	}
-	var cut sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	cut, err := s.retentionCutoff(ctx)
+	if err != nil {
 		return err
 	}
 	a.cutoff.Store(blocksCutoff)
 	if err := s.replay(ctx, w, log); err != nil {
 		return err
 	}
-	if cut.Valid && cut.Int64 > a.cutoff.Load() {
-		return s.applyCutoff(ctx, cut.Int64)
+	if cut > a.cutoff.Load() {
+		return s.applyCutoff(ctx, cut)
 	}
 	s.compact()
 	return nil
@@ -253,12 +253,12 @@ func (s *Store) feed(ctx context.Context) error {
 	a := &s.an
 	a.feedMu.Lock()
 	defer a.feedMu.Unlock()
-	var cut sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = 'retention_cutoff'`).Scan(&cut); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlitestore: analytics feed: %w", err)
+	cut, err := s.retentionCutoff(ctx)
+	if err != nil {
+		return err
 	}
-	if cut.Valid && cut.Int64 > a.cutoff.Load() {
-		if err := s.applyCutoff(ctx, cut.Int64); err != nil {
+	if cut > a.cutoff.Load() {
+		if err := s.applyCutoff(ctx, cut); err != nil {
 			return err
 		}
 	}

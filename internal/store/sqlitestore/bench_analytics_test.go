@@ -20,14 +20,7 @@ import (
 // `evp loadgen` traffic: a start on the stored events (reopen), and for each range and
 // filter the first query after a start (first) and the following ones.
 func BenchmarkAnalytics(b *testing.B) {
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
-	span := 24 * time.Hour
-	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_SPAN_HOURS")); err == nil && v > 0 {
-		span = time.Duration(v) * time.Hour
-	}
+	n, span := benchSize(24 * time.Hour)
 	ctx := context.Background()
 	dir := b.TempDir()
 	st, err := Open(ctx, dir, sqlitedb.SyncNormal)
@@ -113,6 +106,19 @@ func BenchmarkAnalytics(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchSize is how many events a store benchmark stores (EVP_BENCH_EVENTS, default
+// 1,000,000) and over how long (EVP_BENCH_SPAN_HOURS, default span).
+func benchSize(span time.Duration) (int, time.Duration) {
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
+		n = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_SPAN_HOURS")); err == nil && v > 0 {
+		span = time.Duration(v) * time.Hour
+	}
+	return n, span
 }
 
 // latencies are the durations of a benchmark's operations, reported as their median and

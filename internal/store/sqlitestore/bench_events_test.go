@@ -3,7 +3,6 @@ package sqlitestore
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -20,14 +19,7 @@ import (
 // the first page of 50 for each filter,
 // as GET /api/v1/events asks it (a 0.5 s budget), and an export of one hour.
 func BenchmarkEvents(b *testing.B) {
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
-	span := 168 * time.Hour
-	if v, err := strconv.Atoi(os.Getenv("EVP_BENCH_SPAN_HOURS")); err == nil && v > 0 {
-		span = time.Duration(v) * time.Hour
-	}
+	n, span := benchSize(168 * time.Hour)
 	ctx := context.Background()
 	dir := b.TempDir()
 	st, err := Open(ctx, dir, sqlitedb.SyncNormal)
