@@ -5,11 +5,12 @@ import "math/bits"
 // Compact renumbers the dictionaries to hold only the users and types that the sealed
 // blocks and the head still refer to, when at most half of their names are: retention
 // drops hours, and the names only those hours held would otherwise stay in memory for
-// good. The renumbering keeps the order of ids, so that a block only has its user and type
+// good. With all set it renumbers whenever a name is no longer referred to (a user's events
+// were deleted: the name itself is theirs to have erased). The renumbering keeps the order of ids, so that a block only has its user and type
 // ids rewritten (its users and types stay sorted, its entries untouched). Queries on older
 // snapshots go on with the old dictionaries. It returns whether it renumbered: a store
 // then persists the whole state again, every block and name having changed.
-func (e *Engine) Compact() bool {
+func (e *Engine) Compact(all bool) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := e.Snapshot()
@@ -38,7 +39,9 @@ func (e *Engine) Compact() bool {
 		}
 		return n
 	}
-	if count(live[0])*2 > len(names[0]) && count(live[1])*2 > len(names[1]) {
+	users, types := count(live[0]), count(live[1])
+	if all && users == len(names[0]) && types == len(names[1]) ||
+		!all && users*2 > len(names[0]) && types*2 > len(names[1]) {
 		return false
 	}
 

@@ -33,7 +33,7 @@ func TestCompactAfterRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if e.Compact() {
+	if e.Compact(false) {
 		t.Fatal("Compact renumbered dictionaries whose names are all in use")
 	}
 
@@ -47,7 +47,7 @@ func TestCompactAfterRetention(t *testing.T) {
 	before := e.Snapshot()
 	e.Drop(cut)
 	oldUsers := len(e.Snapshot().Dicts().Users.Names())
-	if !e.Compact() {
+	if !e.Compact(false) {
 		t.Fatal("Compact kept dictionaries whose names are mostly unused")
 	}
 	users, types := map[string]bool{}, map[string]bool{}
@@ -86,4 +86,60 @@ func TestCompactAfterRetention(t *testing.T) {
 		}
 	}
 	compare("sealed", e.Snapshot(), append(kept, late...))
+}
+
+// Once one user's events are replaced away, Compact(all) drops that user's name (a
+// deletion on request must not leave it in the dictionary) where Compact(false) keeps it,
+// and the answers stay those of the events left.
+func TestCompactAllDropsAForgottenName(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 2))
+	evs := storetest.Corpus(2000, 4)
+	e := NewEngine(NewDicts())
+	if err := e.Add(toEvents(evs)); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range e.HeadHours()[1:] { // one hour stays in the head
+		if _, err := e.Seal(h.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := evs[0].UserID
+	touched := map[int64]bool{} // the hours with the user's events, rebuilt without them
+	for _, ev := range evs {
+		if ev.UserID == gone {
+			touched[Hour(ev.Timestamp)] = true
+		}
+	}
+	var kept []event.Event
+	byHour := map[int64][]Event{}
+	for _, ev := range evs {
+		if ev.UserID == gone {
+			continue
+		}
+		kept = append(kept, ev)
+		if h := Hour(ev.Timestamp); touched[h] {
+			byHour[h] = append(byHour[h], toEvents([]event.Event{ev})...)
+		}
+	}
+	for h := range touched {
+		if err := e.Replace(h, byHour[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, known := e.Snapshot().Dicts().Users.Lookup(gone); !known {
+		t.Fatal("the name went before any Compact")
+	}
+	if e.Compact(false) {
+		t.Fatal("Compact(false) renumbered dictionaries with one name unused")
+	}
+	if !e.Compact(true) {
+		t.Fatal("Compact(true) kept a name nothing refers to")
+	}
+	if _, known := e.Snapshot().Dicts().Users.Lookup(gone); known {
+		t.Fatalf("user %q still named after Compact(true)", gone)
+	}
+	if e.Compact(true) {
+		t.Fatal("Compact(true) renumbered dictionaries whose names are all in use")
+	}
+	storetest.MatchExpect(t, "forgotten", e.Snapshot().Query, queries(evs, r), kept)
 }

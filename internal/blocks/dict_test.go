@@ -133,7 +133,7 @@ func TestEngineUserLimit(t *testing.T) {
 	}
 	check("full")
 	e.Drop(Hour(evs[len(evs)-1].Timestamp)) // all but the last hour
-	if !e.Compact() {
+	if !e.Compact(false) {
 		t.Fatal("nothing compacted")
 	}
 	if lim := e.Snapshot().Dicts().Users.limit; lim != 50 {

@@ -244,7 +244,7 @@ func TestSnapshotBytes(t *testing.T) {
 		t.Fatalf("%d events in blocks take %d bytes (%d in the head)", len(evs), sealed, head)
 	}
 	e.Drop(Hour(evs[len(evs)-1].Timestamp) + 1)
-	e.Compact()
+	e.Compact(false)
 	if n := e.Snapshot().Bytes(); n != 0 {
 		t.Fatalf("an empty engine takes %d bytes", n)
 	}

@@ -191,3 +191,11 @@ func propEquals(v []byte, want string) bool {
 	}
 	return false
 }
+
+// Forgetter erases one user's events on request (privacy law's right to erasure).
+type Forgetter interface {
+	// ForgetUser deletes every event of userID (exact) stored before the call from the
+	// events and from the analytics, which no longer count them once it returns, and
+	// returns how many it deleted.
+	ForgetUser(ctx context.Context, userID string) (int64, error)
+}

@@ -61,6 +61,8 @@ type analyticsState struct {
 
 	feedMu sync.Mutex   // one feed at a time: events go to the engine in seq order
 	cutoff atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
+	// forgotten is the last analytics_forget entry the engine has applied (forget.go).
+	forgotten atomic.Int64
 
 	sealMu      sync.Mutex              // one sealing pass at a time
 	unpersisted map[int64]*blocks.Block // sealed, not yet written; nil: delete the hour's
@@ -95,6 +97,12 @@ func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 			log.Warn("analytics blocks unreadable: rebuilding them from the stored events", "err", err)
 		}
 		a.eng, w, blocksCutoff, a.gen = blocks.NewEngine(blocks.NewDicts()), 0, noTime, -1
+		// Rows deleted before now are not read: the entries so far need no applying.
+		var forgotten int64
+		if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM analytics_forget`).Scan(&forgotten); err != nil {
+			return err
+		}
+		a.forgotten.Store(forgotten)
 	}
 	cut, err := s.retentionCutoff(ctx)
 	if err != nil {
@@ -105,16 +113,23 @@ func (s *Store) openAnalytics(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	if cut > a.cutoff.Load() {
-		return s.applyCutoff(ctx, cut)
+		if err := s.applyCutoff(ctx, cut); err != nil {
+			return err
+		}
 	}
-	s.compact()
+	if err := s.applyForgets(ctx); err != nil {
+		return err
+	}
+	s.compact(false)
 	return nil
 }
 
 // compact drops the names no block or head refers to any more from the dictionaries
 // (see blocks.Engine.Compact); the next write is then of the whole state.
-func (s *Store) compact() {
-	if s.an.eng.Compact() {
+func (s *Store) compact(all bool) {
+	s.an.sealMu.Lock()
+	defer s.an.sealMu.Unlock()
+	if s.an.eng.Compact(all) {
 		s.an.gen = -1
 	}
 }
@@ -182,12 +197,13 @@ func (s *Store) loadBlocks(ctx context.Context) (w, cutoff int64, err error) {
 	if err := a.eng.Snapshot().Check(); err != nil {
 		return 0, 0, err
 	}
-	var ws, cs, gs sql.NullInt64
+	var ws, cs, gs, fs sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT (SELECT value FROM counters WHERE name = 'blocks_seq'), (SELECT value FROM counters WHERE name = 'blocks_cutoff'),
-		(SELECT value FROM counters WHERE name = 'blocks_gen')`).Scan(&ws, &cs, &gs); err != nil {
+		(SELECT value FROM counters WHERE name = 'blocks_gen'), (SELECT value FROM counters WHERE name = 'blocks_forget')`).Scan(&ws, &cs, &gs, &fs); err != nil {
 		return 0, 0, err
 	}
 	a.gen = gs.Int64
+	a.forgotten.Store(fs.Int64)
 	cutoff = noTime
 	if cs.Valid {
 		cutoff = cs.Int64
@@ -223,7 +239,7 @@ func (s *Store) replay(ctx context.Context, w int64, log *slog.Logger) error {
 		}
 		evs := make([]blocks.Event, 0, len(rows))
 		for _, r := range rows {
-			if blk := blks.Block(blocks.HourOf(r.ts)); blk != nil && r.seq <= blk.Seq || r.ts < a.cutoff.Load() {
+			if blk := blks.Block(blocks.HourOf(r.ts)); blk != nil && r.seq <= blk.Seq || r.ts < a.cutoff.Load() || r.ts == placeholderTS {
 				continue
 			}
 			evs = append(evs, toEngineEvent(r))
@@ -248,7 +264,7 @@ func toEngineEvent(r feedRow) blocks.Event {
 }
 
 // feed gives the engine the events stored since its last feed, and applies a retention
-// cut-off another process (or Prune) set meanwhile.
+// cut-off and the deletions another process (or this one) made meanwhile.
 func (s *Store) feed(ctx context.Context) error {
 	a := &s.an
 	a.feedMu.Lock()
@@ -272,11 +288,11 @@ func (s *Store) feed(ctx context.Context) error {
 			}
 		}
 		if len(rows) == 0 {
-			return nil
+			return s.applyForgets(ctx)
 		}
 		evs := make([]blocks.Event, 0, len(rows))
 		for _, r := range rows {
-			if r.ts >= a.cutoff.Load() { // older ones are retention's to delete
+			if r.ts >= a.cutoff.Load() && r.ts != placeholderTS { // older ones are retention's to delete
 				evs = append(evs, toEngineEvent(r))
 			}
 		}
@@ -291,35 +307,14 @@ func (s *Store) feed(ctx context.Context) error {
 func (s *Store) applyCutoff(ctx context.Context, cut int64) error {
 	a := &s.an
 	hour := blocks.HourOf(cut)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, user_id, session_id, event_type, ts FROM events
-		WHERE `+hourExpr+` BETWEEN ? AND ? AND ts >= ? AND ts < ? AND seq <= ? ORDER BY seq`,
-		indexHour(cut), indexHour((hour+1)*hourNs-1), cut, (hour+1)*hourNs, a.eng.LastSeq())
-	if err != nil {
-		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
-	}
-	kept, err := scanFeedRows(rows)
-	if err != nil {
-		return fmt.Errorf("sqlitestore: analytics retention: %w", err)
-	}
-	evs := make([]blocks.Event, len(kept))
-	for i, r := range kept {
-		evs[i] = toEngineEvent(r)
-	}
 	a.eng.Drop(hour)
-	if err := a.eng.Replace(hour, evs); err != nil {
-		return err
-	}
 	// The hour's persisted block still holds what retention deletes: the next write
-	// replaces it (or deletes it: nil), with the new cut-off.
-	a.sealMu.Lock()
-	defer a.sealMu.Unlock()
-	blk, err := a.eng.Seal(hour)
-	if err != nil {
+	// replaces it (or deletes it), with the new cut-off.
+	if err := s.rebuildHour(ctx, hour, cut); err != nil {
 		return err
 	}
-	a.unpersisted[hour] = blk
 	a.cutoff.Store(cut)
-	s.compact()
+	s.compact(false)
 	return nil
 }
 
@@ -516,7 +511,7 @@ func (s *Store) persist(ctx context.Context) (err error) {
 			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 		}
 	}
-	for name, v := range map[string]int64{"blocks_seq": a.eng.Watermark(), "blocks_cutoff": cutoff, "blocks_gen": gen.Int64 + 1} {
+	for name, v := range map[string]int64{"blocks_seq": a.eng.Watermark(), "blocks_cutoff": cutoff, "blocks_gen": gen.Int64 + 1, "blocks_forget": a.forgotten.Load()} {
 		if _, err = tx.ExecContext(ctx, `INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, v); err != nil {
 			return fmt.Errorf("sqlitestore: persist analytics: %w", err)
 		}

@@ -248,7 +248,7 @@ func TestQueriesUseTheirIndexes(t *testing.T) {
 	if p := queryPlan(t, s, readRowsSQL, 0, 1); !strings.Contains(p, "SEARCH events USING INTEGER PRIMARY KEY") {
 		t.Errorf("plan %q does not read events by seq", p)
 	}
-	if p := queryPlan(t, s, pruneSQL, 5, 5*hourNs, 10); !strings.Contains(p, "USING INDEX events_hour") {
+	if p := queryPlan(t, s, `SELECT seq FROM events WHERE `+pruneWhere, 5, 5*hourNs, int64(placeholderTS), 10); !strings.Contains(p, "USING INDEX events_hour") {
 		t.Errorf("retention's plan %q does not use events_hour", p)
 	}
 }

@@ -11,22 +11,24 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/blocks"
+	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/store"
 )
 
 // Reading stored events (store.EventReader): an hour of event time at a time through
 // events_hour (store.ScanHours), each hour's rows sorted by SQLite. Events before the
-// retention cut-off are never shown, even the newest row Prune keeps.
+// retention cut-off are never shown, nor the placeholder row a deletion may leave
+// (forget.go).
 
 const eventCols = `seq, event_id, event_type, user_id, session_id, ts, metadata, payload, priority, received_at, processed_at, source`
 
 // ScanEvents implements store.EventReader.
 func (s *Store) ScanEvents(ctx context.Context, q store.EventQuery, fn func(*store.StoredEvent) bool) (*store.Position, error) {
-	cut, err := s.retentionCutoff(ctx)
+	cut, err := s.visibleFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if cut != noTime && (q.From.IsZero() || q.From.UnixNano() < cut) {
+	if q.From.IsZero() || q.From.UnixNano() < cut {
 		q.From = time.Unix(0, cut)
 	}
 	if q.UserID != "" || q.SessionID != "" {
@@ -63,7 +65,7 @@ func (e *engineHours) PrevBucket(_ context.Context, from, before int64) (lo, hi 
 
 // GetEvent implements store.EventReader.
 func (s *Store) GetEvent(ctx context.Context, eventID string) (store.StoredEvent, error) {
-	cut, err := s.retentionCutoff(ctx)
+	cut, err := s.visibleFrom(ctx)
 	if err != nil {
 		return store.StoredEvent{}, err
 	}
@@ -96,6 +98,13 @@ func (s *Store) retentionCutoff(ctx context.Context) (int64, error) {
 		return noTime, nil
 	}
 	return cut.Int64, nil
+}
+
+// visibleFrom is the earliest event time readers show: the retention cut-off, and never
+// the placeholder's (which is before every event time).
+func (s *Store) visibleFrom(ctx context.Context) (int64, error) {
+	cut, err := s.retentionCutoff(ctx)
+	return max(cut, event.MinTime.UnixNano()), err
 }
 
 // eventRange is the store as a store.EventRange: its buckets are events_hour's keys.

@@ -10,8 +10,8 @@ import (
 // the single write connection) wait at most one short transaction.
 const pruneChunk = 5000
 
-// Prune deletes events whose event time is before cutoff (but the newest row: see
-// pruneSQL) and lowers the stored-event counters to match (EVP_RETENTION_DAYS); the analytics engine then forgets them (every
+// Prune deletes events whose event time is before cutoff and lowers the stored-event
+// counters to match (EVP_RETENTION_DAYS); the analytics engine then forgets them (every
 // process's, at its next feed: the cut-off is in the counters) and persists the hour the
 // cut-off falls in again. It works in short transactions and returns how many events it
 // deleted.
@@ -42,15 +42,11 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	return total, nil
 }
 
-// pruneSQL deletes up to a number of events before a time (its indexHour bounds them first,
-// through events_hour), never the row of the highest seq: SQLite numbers a new row one past
-// the highest left, and a later event that took a deleted seq would be skipped by every
-// feed that reads by seq. That row goes at a later prune, once a newer one is stored; the
-// analytics never count it (it is before the cut-off). The unary + keeps the planner on
-// events_hour rather than the seq range.
-const pruneSQL = `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ` + hourExpr + ` <= ? AND ts < ?
-	AND +seq < (SELECT MAX(seq) FROM events) LIMIT ?) RETURNING event_type`
+// pruneWhere picks up to a number of events before a time (its indexHour bounds them first,
+// through events_hour), not the placeholder.
+const pruneWhere = `seq IN (SELECT seq FROM events WHERE ` + hourExpr + ` <= ? AND ts < ? AND ts <> ? LIMIT ?)`
 
+// pruneChunk deletes up to pruneChunk events before cut in one transaction.
 func (s *Store) pruneChunk(ctx context.Context, cut int64) (n int64, err error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -61,34 +57,8 @@ func (s *Store) pruneChunk(ctx context.Context, cut int64) (n int64, err error) 
 			tx.Rollback()
 		}
 	}()
-	rows, err := tx.QueryContext(ctx, pruneSQL, indexHour(cut), cut, pruneChunk)
-	if err != nil {
+	if n, _, err = deleteEvents(ctx, tx, pruneWhere, indexHour(cut), cut, int64(placeholderTS), pruneChunk); err != nil {
 		return 0, err
-	}
-	byType := map[string]int64{}
-	for rows.Next() {
-		var t string
-		if err = rows.Scan(&t); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		byType[t]++
-		n++
-	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
-		return 0, err
-	}
-	if n == 0 {
-		return 0, tx.Commit()
-	}
-	if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = value - ? WHERE name = 'events'`, n); err != nil {
-		return 0, err
-	}
-	for t, c := range byType {
-		if _, err = tx.ExecContext(ctx, `UPDATE counters SET value = value - ? WHERE name = 'type:' || ?`, c, t); err != nil {
-			return 0, err
-		}
 	}
 	return n, tx.Commit()
 }

@@ -174,6 +174,14 @@ CREATE INDEX events_hour ON events(ts / 3600000000000);`},
 	// The route or SDK protocol each event came by (NULL for events stored before).
 	{Version: 9, Name: "event_source", SQL: `
 ALTER TABLE events ADD COLUMN source TEXT;`},
+	// The hours of event time each deletion of a user's events touched (forget.go), for
+	// every process's analytics engine to rebuild.
+	{Version: 10, Name: "analytics_forget", SQL: `
+CREATE TABLE analytics_forget (
+	id INTEGER PRIMARY KEY,
+	hours TEXT NOT NULL,            -- JSON array of Unix hours
+	at INTEGER NOT NULL             -- Unix ns
+);`},
 }
 
 // Open opens (creating if needed) dir/events.db.

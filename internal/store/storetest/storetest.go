@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Run("TimestampRangeEnds", func(t *testing.T) { testTimestampRangeEnds(t, open(t)) })
 	t.Run("AnalyticsAnyArrival", func(t *testing.T) { testAnyArrival(t, open(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, open(t)) })
+	t.Run("Forget", func(t *testing.T) { testForget(t, open(t)) })
 }
 
 // Settler is a store that folds recent writes into its analytics' long-lived form on demand
