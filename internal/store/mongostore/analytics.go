@@ -116,7 +116,9 @@ func (s *Store) analytics(ctx context.Context, q store.AnalyticsQuery) (store.An
 		return res, err
 	}
 	for _, r := range rows {
-		t.Add(r.M, r.T, r.C)
+		if r.C != 0 { // a minute whose events of the type were all deleted (forget.go)
+			t.Add(r.M, r.T, r.C)
+		}
 	}
 	if q.EventType == "" {
 		if res.UniqueUsers, res.UniqueSessions, err = s.sketchEstimate(ctx, t.StartMin, t.EndMin); err != nil {

@@ -68,6 +68,12 @@
 // documents (one per minute and per hour per writer id, a random id per Open), keeps them in
 // memory and writes each one whole, with a version guard so that an old write can never
 // overwrite a newer one; queries merge the documents of every writer.
+//
+// # Forgetting a user
+//
+// ForgetUser deletes a user's events and lowers the rollups by them, then rebuilds the
+// sketches of the minutes and hours they were in, after telling every writer to drop its
+// cached sketches (forget.go).
 package mongostore
 
 import (
@@ -135,6 +141,11 @@ type Store struct {
 	active       sync.Map // tokens of InsertBatch calls running in this process
 	recoverAfter time.Duration
 	sketches     sketchCache
+	forgets      struct { // when the deletions counter was last read, and its value (forget.go)
+		mu      sync.Mutex
+		checked time.Time
+		seen    int64
+	}
 
 	stopSweep context.CancelFunc
 	sweepDone chan struct{}

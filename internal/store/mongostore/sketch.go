@@ -96,6 +96,9 @@ func (s *Store) sketchID(kind string, bucket int64) string {
 // addSketches adds the user and session ids of every event to this writer's minute and hour
 // sketches and returns once they are written.
 func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
+	if err := s.checkForgets(ctx); err != nil {
+		return err
+	}
 	minutes := map[int64]*store.SketchPair{}
 	for i := range events {
 		e := &events[i]
