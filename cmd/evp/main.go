@@ -31,6 +31,7 @@ Commands:
   apikey revoke ID   revoke an API key
   user add           invite someone by email with a role (--email, --role); the first ADMIN before going public
   user list          list users, roles and status
+  user forget ID     delete every event of one user (an erasure request), analytics included
   migrate            apply database migrations and exit
   mongo init         MongoDB (MONGO_URI): create indexes, shard events on hashed userId (mongos only; exit 3 otherwise)
   healthcheck        exit 0 when the evp on PORT answers /api/live (for container health checks)

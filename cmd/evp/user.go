@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -14,15 +17,23 @@ import (
 
 	"github.com/evp-dev/evp/internal/accounts"
 	"github.com/evp-dev/evp/internal/app"
+	"github.com/evp-dev/evp/internal/config"
 )
 
 const userUsage = `Usage:
   evp user add --email EMAIL [--role ADMIN|OPERATOR|VIEWER|API_CLIENT]
   evp user list
+  evp user forget USERID
 
 "user add" invites someone from the command line: they sign in with a code sent to EMAIL.
 Adding the first ADMIN this way, before evp is reachable, means nobody else can become the
 first user (who is made ADMIN) by signing in first.
+
+"user forget" deletes every stored event whose userId is exactly USERID, from the events
+and from the analytics (an erasure request), as DELETE /api/v1/users/{userId}/events does;
+it opens the event store the settings name (EVP_DATA_DIR or MONGO_URI), also while evp runs.
+Events of the user still in the buffer, or sent later, are stored afterwards. A running evp
+stops counting them within a second; answers it cached before expire within 10 s.
 `
 
 func user(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -44,6 +55,9 @@ func user(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	cfg, rest, code, ok := load("evp user "+sub, args, getenv, stdout, stderr, extra)
 	if !ok {
 		return code
+	}
+	if sub == "forget" {
+		return forget(cfg, rest, stdout, stderr)
 	}
 	if sub != "add" && sub != "list" {
 		fmt.Fprintf(stderr, "evp: unknown user command %q\n\n%s", sub, userUsage)
@@ -100,5 +114,26 @@ func user(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 			u.CreatedAt.Format(time.RFC3339), fmtTime(u.LastLoginAt))
 	}
 	tw.Flush()
+	return 0
+}
+
+// forget is evp user forget USERID.
+func forget(cfg *config.Config, rest []string, stdout, stderr io.Writer) int {
+	if len(rest) != 1 || rest[0] == "" {
+		fmt.Fprintf(stderr, "evp: user forget needs one user id\n\n%s", userUsage)
+		return 2
+	}
+	if err := cfg.PrepareDataDir(); err != nil {
+		fmt.Fprintf(stderr, "evp: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	n, err := app.ForgetUser(ctx, cfg, slog.New(slog.NewTextHandler(stderr, nil)), rest[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "evp: deleted %d events of user %q, then: %v\nRun it again to delete the rest.\n", n, rest[0], err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Deleted %d events of user %q.\n", n, rest[0])
 	return 0
 }

@@ -12,6 +12,7 @@ const (
 	PermReadAnalytics     Permission = "analytics:read"     // analytics, metrics, stats
 	PermReadEvents        Permission = "events:read"        // the stored events themselves: search, export
 	PermImport            Permission = "events:import"      // load events exported from evp
+	PermForgetUsers       Permission = "events:forget"      // delete every event of one user (erasure)
 	PermManageKeys        Permission = "keys:manage"        // create, list, revoke API keys
 	PermManageDeadLetters Permission = "deadletters:manage" // inspect, replay, delete dead letters
 	PermManageUsers       Permission = "users:manage"       // invite, change role, suspend
@@ -19,7 +20,7 @@ const (
 
 // rolePermissions is the whole access policy for signed-in users: each role's rights.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:     {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermImport, PermManageKeys, PermManageDeadLetters, PermManageUsers},
+	RoleAdmin:     {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermImport, PermForgetUsers, PermManageKeys, PermManageDeadLetters, PermManageUsers},
 	RoleOperator:  {PermIngest, PermIngestStats, PermReadAnalytics, PermReadEvents, PermImport, PermManageKeys, PermManageDeadLetters},
 	RoleViewer:    {PermReadAnalytics, PermReadEvents},
 	RoleAPIClient: {PermIngest, PermIngestStats},

@@ -54,6 +54,37 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
+// purgeTimeout bounds Purge, which walks every key of the prefix.
+const purgeTimeout = 5 * time.Second
+
+// Purge implements httpapi.AnalyticsCache: every answer's key goes, found by SCAN (which
+// does not block Redis as KEYS would).
+func (r *Redis) Purge(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	iter := r.client.Scan(ctx, 0, r.prefix+"*", 1000).Iterator()
+	var keys []string
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := r.client.Unlink(ctx, keys...).Err()
+		keys = keys[:0]
+		return err
+	}
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("analytics cache: purge: %w", err)
+			}
+		}
+	}
+	if err := errors.Join(iter.Err(), flush()); err != nil {
+		return fmt.Errorf("analytics cache: purge: %w", err)
+	}
+	return nil
+}
+
 // Set implements httpapi.AnalyticsCache.
 func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,4 +227,32 @@ func TestFailsOpen(t *testing.T) {
 			t.Fatalf("X-Cache=%s totalEvents=%v, want HIT 2", xc, n)
 		}
 	})
+}
+
+// Purge drops every answer of the prefix, more than one SCAN page of them, and nothing of
+// another prefix.
+func TestPurge(t *testing.T) {
+	c := testutil.Redis(t)
+	ctx := context.Background()
+	cache := analyticscache.NewRedis(c, testutil.RedisPrefix(t, c))
+	other := analyticscache.NewRedis(c, testutil.RedisPrefix(t, c)+"other:")
+	for i := range 2500 {
+		if err := cache.Set(ctx, "q"+strconv.Itoa(i), []byte("x"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Set(ctx, "q0", []byte("kept"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"q0", "q1234", "q2499"} {
+		if _, ok, err := cache.Get(ctx, q); ok || err != nil {
+			t.Fatalf("%s after Purge: hit %v, %v", q, ok, err)
+		}
+	}
+	if v, ok, err := other.Get(ctx, "q0"); !ok || err != nil || string(v) != "kept" {
+		t.Fatalf("another prefix's answer after Purge: %q %v %v", v, ok, err)
+	}
 }

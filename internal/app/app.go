@@ -275,7 +275,7 @@ func serverDeps(role Role, cfg *config.Config, opts Options, b *backends, keys *
 		Auth: httpapi.AuthDeps{Keys: keys, Accounts: svc, AnalyticsPublic: cfg.AnalyticsPublic, RateLimit: cfg.AuthRateLimit,
 			LimitCounter: b.limits, TrustProxy: cfg.TrustProxy, TrustedProxies: cfg.TrustedProxies},
 		Reading: httpapi.ReadingDeps{Tails: liveTails(role, cfg), Processing: newProcessing(pool, st).Stats, StoredCount: st.Count, Stream: b.stream,
-			Analytics: st.Analytics, AnalyticsCache: b.acache, DeadLetters: st, Events: st, StoreCheck: b.gate},
+			Analytics: st.Analytics, AnalyticsCache: b.acache, DeadLetters: st, Events: st, Forget: st, StoreCheck: b.gate},
 		Serving: httpapi.ServingDeps{Health: b.health, Docs: openapi.Handler(), Dashboard: dashboardFor(role),
 			Metrics: newMetrics(pool, b.queue), MetricsToken: cfg.MetricsToken, CORSOrigins: cfg.CORSOrigins,
 			Log: opts.Log, Version: opts.Version},

@@ -19,6 +19,18 @@ type eventStore interface {
 	store.DeadLetters
 	store.Analyzer
 	store.EventReader
+	store.Forgetter
+}
+
+// ForgetUser deletes every stored event of userID from the store cfg selects (evp user
+// forget): the deletion DELETE /api/v1/users/{userId}/events makes.
+func ForgetUser(ctx context.Context, cfg *config.Config, log *slog.Logger, userID string) (int64, error) {
+	st, _, err := openEventStore(ctx, cfg, log)
+	if err != nil {
+		return 0, err
+	}
+	n, err := st.ForgetUser(ctx, userID)
+	return n, errors.Join(err, st.Close())
 }
 
 // openEventStore opens the store configuration selects: MongoDB when MONGO_URI is set,

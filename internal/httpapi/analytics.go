@@ -178,6 +178,8 @@ type AnalyticsCache interface {
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
 	// Set stores value under key for ttl.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Purge drops every answer (events were deleted that they count).
+	Purge(ctx context.Context) error
 }
 
 // localAnalyticsCache keeps answers in this process.
@@ -204,6 +206,14 @@ func (c *localAnalyticsCache) Get(_ context.Context, key string) ([]byte, bool, 
 		return nil, false, nil
 	}
 	return e.value, true, nil
+}
+
+// Purge implements AnalyticsCache.
+func (c *localAnalyticsCache) Purge(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	return nil
 }
 
 // Set implements AnalyticsCache. Expired entries are dropped once 1000 are held.

@@ -121,3 +121,41 @@ func TestUnsettledAnalyticsNotCached(t *testing.T) {
 		}
 	}
 }
+
+// forgetterFunc is a store.Forgetter from a function.
+type forgetterFunc func(context.Context, string) (int64, error)
+
+func (f forgetterFunc) ForgetUser(ctx context.Context, user string) (int64, error) {
+	return f(ctx, user)
+}
+
+// A deletion of a user's events drops the cached answers that counted them.
+func TestForgetPurgesAnalyticsCache(t *testing.T) {
+	total := 5
+	s := historyServer(Deps{Reading: ReadingDeps{
+		Analytics: func(context.Context, store.AnalyticsQuery) (store.AnalyticsResult, error) {
+			return store.AnalyticsResult{TotalEvents: int64(total)}, nil
+		},
+		Forget: forgetterFunc(func(context.Context, string) (int64, error) { total -= 2; return 2, nil }),
+	}})
+	ask := func() (cache, body string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/analytics/metrics?timeRange=1h", nil)
+		req.Header.Set("x-api-key", "evp_bench")
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Header().Get("X-Cache"), rec.Body.String()
+	}
+	ask()
+	if cache, body := ask(); cache != "HIT" || !strings.Contains(body, `"totalEvents":5`) {
+		t.Fatalf("second ask: X-Cache=%s %s, want a HIT of 5", cache, body)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("DELETE", "/api/v1/users/u1/events", nil)
+	req.SetPathValue("userId", "u1")
+	if e := s.forgetUser(rec, req); e != nil || !strings.Contains(rec.Body.String(), `"deleted":2`) {
+		t.Fatalf("forgetUser: %v %s", e, rec.Body.String())
+	}
+	if cache, body := ask(); cache != "MISS" || !strings.Contains(body, `"totalEvents":3`) {
+		t.Fatalf("after the deletion: X-Cache=%s %s, want a MISS of 3", cache, body)
+	}
+}

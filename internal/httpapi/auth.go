@@ -24,6 +24,17 @@ type caller struct {
 	key  *accounts.APIKey
 }
 
+// String names the caller for the log: the user's id and email, or the API key's id.
+func (c caller) String() string {
+	switch {
+	case c.user != nil:
+		return c.user.ID + " " + c.user.Email
+	case c.key != nil:
+		return "api key " + c.key.ID
+	}
+	return "anonymous"
+}
+
 // callerOf returns the authenticated caller of r.
 func callerOf(r *http.Request) caller {
 	if st := stateOf(r.Context()); st != nil {

@@ -135,6 +135,8 @@ type ReadingDeps struct {
 	// Events serves GET /api/v1/events, /api/v1/events/{eventId} and /api/v1/events/export;
 	// nil leaves them out.
 	Events store.EventReader
+	// Forget serves DELETE /api/v1/users/{userId}/events; nil leaves it out.
+	Forget store.Forgetter
 	// DeadLetters serves the /api/v1/dead-letters routes (list, show, replay into the
 	// buffer, delete); nil leaves them out.
 	DeadLetters store.DeadLetters
@@ -181,6 +183,7 @@ type Server struct {
 	handler  http.Handler
 	routes   []string
 	exports  chan struct{} // a place per export running
+	forgets  chan struct{} // the place of the one deletion of a user's events running
 	searches chan struct{} // a place per page or event being read
 	// stopping is closed when the server stops being ready, ending the live tails (which
 	// an HTTP server's shutdown would otherwise wait for).
@@ -200,7 +203,7 @@ func New(d Deps) *Server {
 		d.Ingestion.InflightMaxBytes = 128 << 20
 	}
 	s := &Server{Deps: d, log: d.Serving.Log, ids: newRequestIDs(), started: time.Now(), ingest: NewRateCounter(10), flight: newInflight(), acache: d.Reading.AnalyticsCache,
-		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce), searches: make(chan struct{}, searchesAtOnce),
+		budget: newByteBudget(d.Ingestion.InflightMaxBytes), exports: make(chan struct{}, exportsAtOnce), forgets: make(chan struct{}, 1), searches: make(chan struct{}, searchesAtOnce),
 		stopping: make(chan struct{})}
 	s.clients = clientip.New(d.Auth.TrustProxy, d.Auth.TrustedProxies)
 	if d.Reading.StoreCheck != nil { // before the routes: needsStore reads it as they are made
@@ -241,6 +244,9 @@ func New(d Deps) *Server {
 		handle("GET /api/v1/events", s.guard(accounts.PermReadEvents, s.needsStore(s.listEvents)))
 		handle("GET /api/v1/events/export", s.guard(accounts.PermReadEvents, s.needsStore(s.exportEvents)))
 		handle("GET /api/v1/events/{eventId}", s.guard(accounts.PermReadEvents, s.needsStore(s.getEvent)))
+	}
+	if d.Reading.Forget != nil {
+		handle("DELETE /api/v1/users/{userId}/events", s.guard(accounts.PermForgetUsers, s.needsStore(s.forgetUser)))
 	}
 	if d.Reading.Tails != nil {
 		handle("GET /api/v1/events/live", s.guard(accounts.PermReadEvents, s.liveEvents))

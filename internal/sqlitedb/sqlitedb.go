@@ -51,6 +51,9 @@ func open(path string, sync Sync, maxConns int, txlock string, queryOnly bool) (
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", txlock)
+	// Deleted rows are zeroed where that costs no extra write (their page is written
+	// anyway): deletions on request should not leave the data readable in the file.
+	q.Set("_secure_delete", "FAST")
 	if queryOnly {
 		q.Set("_query_only", "on")
 	}

@@ -687,6 +687,7 @@ func TestRolePolicy(t *testing.T) {
 		{"GET    /api/v1/events/evt_e1            401   2xx  403     2xx    2xx       2xx     403         401", ""},
 		{"GET    /api/v1/events/export            401   2xx  403     2xx    2xx       2xx     403         401", ""},
 		{"GET    /api/v1/events/live?timeRange=x  401   400  403     400    400       400     403         401", ""},
+		{"DELETE /api/v1/users/u1/events          401   403  403     2xx    403       403     403         401", ""},
 		{"GET    /api/v1/dead-letters             401   403  403     2xx    2xx       403     403         401", ""},
 		{"GET    /api/v1/dead-letters/1           401   403  403     2xx    2xx       403     403         401", ""},
 		{"POST   /api/v1/dead-letters/1/replay    401   403  403     2xx    2xx       403     403         401", ""},
@@ -713,7 +714,7 @@ func TestRolePolicy(t *testing.T) {
 			path == "/v1/{call}" || !strings.HasPrefix(path, "/api/") && path != "/metrics" { // SDK protocols: a key, not a role; TestServerResponsesMatchDocument covers them
 			continue
 		}
-		path = strings.NewReplacer("/events/{eventId}", "/events/evt_e1", "/dead-letters/{id}", "/dead-letters/1", "/api-keys/{id}", "/api-keys/{key}", "/users/{id}", "/users/{viewer}").Replace(path)
+		path = strings.NewReplacer("/events/{eventId}", "/events/evt_e1", "/users/{userId}/events", "/users/u1/events", "/dead-letters/{id}", "/dead-letters/1", "/api-keys/{id}", "/api-keys/{key}", "/users/{id}", "/users/{viewer}").Replace(path)
 		if !slices.Contains(inTable, method+" "+path) && !slices.Contains(inTable, method+" "+path+"?timeRange=x") {
 			t.Errorf("%s is not in the policy table", op)
 		}
@@ -736,7 +737,7 @@ func TestRolePolicy(t *testing.T) {
 					f.dl.Store = st
 					addDeadLetters(t, st, 1)
 				}
-				if strings.HasPrefix(target, "/api/v1/events") && method == "GET" && target != "/api/v1/events/stats" {
+				if strings.HasPrefix(target, "/api/v1/events") && method == "GET" && target != "/api/v1/events/stats" || strings.HasPrefix(target, "/api/v1/users/") {
 					st, err := sqlitestore.Open(context.Background(), t.TempDir(), sqlitedb.SyncNormal)
 					if err != nil {
 						t.Fatal(err)
@@ -745,7 +746,7 @@ func TestRolePolicy(t *testing.T) {
 					if _, _, err := st.InsertBatch(context.Background(), explorerEvents(), time.Now()); err != nil {
 						t.Fatal(err)
 					}
-					f.ev.EventReader = st
+					f.ev.EventReader, f.fg.Forgetter = st, st
 				}
 				w := newWorld(t, f)
 				url := strings.NewReplacer("{key}", w.key.ID, "{viewer}", w.viewer.ID).Replace(target)
@@ -775,7 +776,7 @@ func TestRolePolicy(t *testing.T) {
 					t.Errorf("%s %s as %s: %d, want %s: %.300s", method, target, caller, rec.Code, want[i], rec.Body.Bytes())
 				}
 				// The answer is one the document promises for the route.
-				route := strings.NewReplacer("?timeRange=x", "", "/events/evt_e1", "/events/{eventId}", "/dead-letters/1", "/dead-letters/{id}", "/api-keys/{key}", "/api-keys/{id}", "/users/{viewer}", "/users/{id}").Replace(target)
+				route := strings.NewReplacer("?timeRange=x", "", "/events/evt_e1", "/events/{eventId}", "/users/u1/events", "/users/{userId}/events", "/dead-letters/1", "/dead-letters/{id}", "/api-keys/{key}", "/api-keys/{id}", "/users/{viewer}", "/users/{id}").Replace(target)
 				if err := openapitest.ValidateResponse(method, route, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()); err != nil {
 					t.Error(err)
 				}

@@ -28,6 +28,28 @@ import (
 // real SQLite store (or a failing reader) in the steps below.
 type eventsSlot struct{ store.EventReader }
 
+// forgetSlot is the fixture's deletion of a user's events, like eventsSlot.
+type forgetSlot struct{ store.Forgetter }
+
+// brokenForgetter fails, or panics, or waits for release (to hold a deletion running).
+type brokenForgetter struct {
+	panics  bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b brokenForgetter) ForgetUser(context.Context, string) (int64, error) {
+	if b.panics {
+		panic("boom")
+	}
+	if b.entered != nil {
+		b.entered <- struct{}{}
+		<-b.release
+		return 0, nil
+	}
+	return 3, errors.New("disk I/O error")
+}
+
 // brokenReader fails every read, or panics, or waits for release (to hold exports open).
 type brokenReader struct {
 	panics  bool
@@ -81,6 +103,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		export = "/api/v1/events/export"
 		imp    = "/api/v1/events/import"
 		live   = "/api/v1/events/live"
+		forget = "/api/v1/users/{userId}/events"
 	)
 	key := []string{"x-api-key", "evp_good"}
 	ingestKey := []string{"x-api-key", "evp_ingest"}
@@ -252,6 +275,42 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 				}
 			}},
 		{name: "import buffer down", setup: func(f *fixture) { f.q.failAppend = true }, method: "POST", path: imp, target: imp, header: key, body: importLine, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "forget", method: "DELETE", path: forget, target: "/api/v1/users/u1/events", as: accounts.RoleAdmin, wantStatus: 200,
+			check: func(t *testing.T, f *fixture, d map[string]any, _ []byte) {
+				if d["userId"] != "u1" || d["deleted"] != 2.0 {
+					t.Errorf("answer %v, want u1's 2 events deleted", d)
+				}
+				wantIDs("evt_e4,evt_e2,evt_e0", false)(t, f, get(t, f, list, key), nil)
+			}},
+		{name: "forget nobody", method: "DELETE", path: forget, target: "/api/v1/users/U1/events", as: accounts.RoleAdmin, wantStatus: 200,
+			check: func(t *testing.T, f *fixture, d map[string]any, _ []byte) {
+				if d["deleted"] != 0.0 { // user ids are exact, case included
+					t.Errorf("answer %v, want nothing deleted", d)
+				}
+			}},
+		{name: "forget long id", method: "DELETE", path: forget, target: "/api/v1/users/" + strings.Repeat("u", 1025) + "/events", as: accounts.RoleAdmin,
+			wantStatus: 400, wantCode: "VALIDATION_ERROR", wantField: "userId"},
+		{name: "forget no credentials", method: "DELETE", path: forget, target: "/api/v1/users/u1/events", wantStatus: 401, wantCode: "UNAUTHORIZED"},
+		{name: "forget operator", method: "DELETE", path: forget, target: "/api/v1/users/u1/events", as: accounts.RoleOperator, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "forget key", method: "DELETE", path: forget, target: "/api/v1/users/u1/events", header: key, wantStatus: 403, wantCode: "FORBIDDEN"},
+		{name: "forget store down", setup: func(f *fixture) { f.fg.Forgetter = brokenForgetter{} }, method: "DELETE", path: forget, target: "/api/v1/users/u1/events",
+			as: accounts.RoleAdmin, wantStatus: 503, wantCode: "SERVICE_UNAVAILABLE"},
+		{name: "forget panics", setup: func(f *fixture) { f.fg.Forgetter = brokenForgetter{panics: true} }, method: "DELETE", path: forget, target: "/api/v1/users/u1/events",
+			as: accounts.RoleAdmin, wantStatus: 500, wantCode: "INTERNAL_ERROR"},
+		{name: "forget while another runs", method: "DELETE", path: forget, target: "/api/v1/users/u1/events", as: accounts.RoleAdmin, wantStatus: 429, wantCode: "DELETION_RUNNING",
+			setup: func(f *fixture) {
+				b := brokenForgetter{entered: make(chan struct{}), release: make(chan struct{})}
+				f.fg.Forgetter = b
+				done := make(chan struct{})
+				req := httptest.NewRequest("DELETE", "/api/v1/users/u0/events", nil)
+				req.Header.Set("Authorization", "Bearer "+f.acc.token(t, accounts.RoleAdmin))
+				go func() {
+					defer close(done)
+					f.srv.Handler().ServeHTTP(httptest.NewRecorder(), req)
+				}()
+				<-b.entered
+				f.cleanup = func() { close(b.release); <-done }
+			}},
 	}...)
 	covered := map[string]bool{}
 	for _, s := range steps {
@@ -265,7 +324,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 			if _, _, err := st.InsertBatch(context.Background(), explorerEvents(), time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			f.ev.EventReader = st
+			f.ev.EventReader, f.fg.Forgetter = st, st
 			if s.setup != nil {
 				s.setup(f)
 			}
@@ -336,7 +395,7 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, op := range []string{"GET " + list, "GET " + one, "GET " + export, "POST " + imp, "GET " + live} {
+	for _, op := range []string{"GET " + list, "GET " + one, "GET " + export, "POST " + imp, "GET " + live, "DELETE " + forget} {
 		method, path, _ := strings.Cut(op, " ")
 		var o struct {
 			Responses map[string]any `json:"responses"`
@@ -354,8 +413,8 @@ func TestEventsResponsesMatchDocument(t *testing.T) {
 			}
 		}
 	}
-	if n != 34 {
-		t.Errorf("%d documented events responses, want 34", n)
+	if n != 41 {
+		t.Errorf("%d documented events responses, want 41", n)
 	}
 }
 

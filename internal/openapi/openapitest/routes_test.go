@@ -107,6 +107,7 @@ type fixture struct {
 	lastBatch     time.Time
 	dl            *deadLetterSlot  // the dead-letter store; deadletters_test.go fills it
 	ev            *eventsSlot      // the event reader; events_test.go fills it
+	fg            *forgetSlot      // deletion of a user's events; events_test.go fills it
 	tails         *tail.Hub        // the live tails (two at most)
 	cleanup       func()           // what a step's setup left running, ended after its request
 	acc           *accountsFixture // the accounts service (accounts_fixture_test.go)
@@ -114,7 +115,7 @@ type fixture struct {
 
 // newFixture builds the server; opts may change its Deps first.
 func newFixture(t testing.TB, opts ...func(*fixture, *httpapi.Deps)) *fixture {
-	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true, dl: &deadLetterSlot{}, ev: &eventsSlot{}, tails: tail.New(2), acc: newAccounts(t)}
+	f := &fixture{q: &memQueue{}, keys: &keys{}, backendUp: true, dl: &deadLetterSlot{}, ev: &eventsSlot{}, fg: &forgetSlot{}, tails: tail.New(2), acc: newAccounts(t)}
 	d := httpapi.Deps{
 		Ingestion: httpapi.IngestionDeps{
 			Queue:        f.q,
@@ -125,6 +126,7 @@ func newFixture(t testing.TB, opts ...func(*fixture, *httpapi.Deps)) *fixture {
 		Reading: httpapi.ReadingDeps{
 			DeadLetters: f.dl,
 			Events:      f.ev,
+			Forget:      f.fg,
 			Tails:       f.tails,
 			Stream:      f.q,
 			Analytics: func(_ context.Context, q store.AnalyticsQuery) (store.AnalyticsResult, error) {
@@ -416,7 +418,7 @@ func TestServerResponsesMatchDocument(t *testing.T) {
 				t.Fatal(err)
 			}
 			if strings.HasPrefix(path, "/api/v1/dead-letters") || strings.HasPrefix(path, "/api/auth/") || strings.HasPrefix(path, "/api/users") ||
-				method == "get" && strings.HasPrefix(path, "/api/v1/events") && path != "/api/v1/events/stats" || path == "/api/v1/events/import" {
+				method == "get" && strings.HasPrefix(path, "/api/v1/events") && path != "/api/v1/events/stats" || path == "/api/v1/events/import" || path == "/api/v1/users/{userId}/events" {
 				// TestEventsResponsesMatchDocument and TestLiveTail provoke these
 				continue // TestDeadLetterResponsesMatchDocument, TestAccountResponsesMatchDocument and TestEventsResponsesMatchDocument provoke these
 			}

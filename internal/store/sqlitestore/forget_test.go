@@ -1,7 +1,10 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/evp-dev/evp/internal/event"
@@ -139,4 +142,42 @@ func TestForgetTheNewestRow(t *testing.T) {
 		t.Fatalf("%d placeholders (%v) once a newer row exists, want 0", placeholders, err)
 	}
 	checkCorpus(t, s, without(kept, other), "after a second deletion")
+}
+
+// The forgotten id is not left readable in the database file once the log is
+// checkpointed: the rows are zeroed as they are deleted, and the dictionaries rewritten.
+func TestForgetLeavesNoCopyInTheFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	evs := storetest.Corpus(3000, 35)
+	const gone = "User_000"
+	for i := range evs {
+		if evs[i].UserID == gone {
+			evs[i].UserID = "forget-me-please"
+		}
+	}
+	insert(t, s, evs, 3000, 0)
+	if err := s.seal(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ForgetUser(ctx, "forget-me-please"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := os.ReadFile(filepath.Join(dir, "events.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wal, err := os.ReadFile(filepath.Join(dir, "events.db-wal")); err == nil && len(wal) > 0 {
+		t.Fatalf("the write-ahead log holds %d bytes after Close", len(wal))
+	}
+	if n := bytes.Count(db, []byte("forget-me-please")); n > 0 {
+		t.Fatalf("the id is in the file %d times after the deletion", n)
+	}
+	if bytes.Count(db, []byte("user_001")) == 0 {
+		t.Fatal("the file holds no other user id either: the check sees nothing")
+	}
 }

@@ -170,6 +170,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{userId}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete every event of one user
+         * @description Deletes every stored event whose `userId` is exactly this one (an erasure request under privacy law), from the events and from every analytics figure: once it answers, searches, exports and analytics no longer show or count them, in this process and, within about a second, in the others. The answer says how many events were deleted; each deletion is logged with who asked (`audit: user's events deleted`). Events of the user still in the buffer, or sent later, are stored afterwards: ask again once the sending has stopped. A deletion runs on when the client goes away; one runs at a time per process.
+         *
+         *     Needs the session of an ADMIN; an API key, or any other role's session, is answered 403.
+         */
+        delete: operations["forgetUserEvents"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/metrics": {
         parameters: {
             query?: never;
@@ -1064,7 +1086,7 @@ export interface components {
          * @description Stable error code; see each response for the codes it can carry.
          * @enum {string}
          */
-        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "TOO_MANY_EXPORTS" | "TOO_MANY_TAILS" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
+        ErrorCode: "VALIDATION_ERROR" | "INVALID_JSON" | "MISSING_API_KEY" | "INVALID_API_KEY" | "UNAUTHORIZED" | "INVALID_CODE" | "FORBIDDEN" | "NOT_FOUND" | "NOT_REPLAYABLE" | "CONFLICT" | "LAST_ADMIN" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "TOO_MANY_EXPORTS" | "TOO_MANY_TAILS" | "DELETION_RUNNING" | "INGESTION_ERROR" | "ANALYTICS_ERROR" | "METRICS_ERROR" | "STREAM_ERROR" | "STATS_ERROR" | "API_KEY_GENERATION_ERROR" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "METHOD_NOT_ALLOWED";
         FieldError: {
             /** @description The failing field in the request's own names, such as `timestamp`, `events[3].timestamp`, `email` or the query parameter `limit`; `events` for the batch array itself; `body` when the request body is not a JSON object. */
             path: string;
@@ -1613,6 +1635,16 @@ export interface components {
             success: true;
             data: components["schemas"]["ImportResult"];
         };
+        UserEventsDeleted: {
+            userId: string;
+            /** @description How many events were deleted. */
+            deleted: number;
+        };
+        UserEventsDeletedResponse: {
+            /** @constant */
+            success: true;
+            data: components["schemas"]["UserEventsDeleted"];
+        };
     };
     responses: {
         /** @description `INVALID_JSON`: the body (or its gzip encoding) is malformed. `VALIDATION_ERROR`: the body is well-formed but breaks the rules; `details` lists every failing field. */
@@ -2132,6 +2164,31 @@ export interface components {
                 };
             };
         };
+        /** @description `DELETION_RUNNING`: another deletion of a user's events is running in this process. Retry after `Retry-After` seconds. */
+        DeletionRunning: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "Retry-After": components["headers"]["Retry-After"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "success": false,
+                 *       "error": {
+                 *         "code": "DELETION_RUNNING",
+                 *         "message": "another deletion is running; retry when it ends"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["ErrorResponse"] & {
+                    error?: {
+                        /** @constant */
+                        code?: "DELETION_RUNNING";
+                    };
+                };
+            };
+        };
     };
     parameters: {
         /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
@@ -2636,6 +2693,48 @@ export interface operations {
             401: components["responses"]["CredentialsUnauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    forgetUserEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A client's request id, echoed in the response's `X-Request-Id` and written to evp's logs. Used when it is 1 to 128 printable ASCII characters without spaces; otherwise evp generates one. */
+                "X-Request-Id"?: components["parameters"]["RequestId"];
+            };
+            path: {
+                /** @description The user's id, exactly as the events carry it (case-sensitive). */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The user's events were deleted (`deleted` may be 0: none were stored). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "success": true,
+                     *       "data": {
+                     *         "userId": "user_123",
+                     *         "deleted": 1843
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["UserEventsDeletedResponse"];
+                };
+            };
+            400: components["responses"]["QueryValidationError"];
+            401: components["responses"]["CredentialsUnauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["DeletionRunning"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
