@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/evp-dev/evp/internal/store"
 )
 
 // forgetTimeout bounds one deletion; it runs on when the client goes away, so that an
@@ -19,7 +22,8 @@ type userForgotten struct {
 
 // forgetUser is DELETE /api/v1/users/{userId}/events: every stored event of the user is
 // deleted, and the analytics no longer count them once it answers (an erasure request).
-// One runs at a time per process; each is logged with who asked.
+// One runs at a time per process (and one of a user at a time anywhere, where the store
+// tells); each is logged with who asked.
 func (s *Server) forgetUser(w http.ResponseWriter, r *http.Request) *Error {
 	user := r.PathValue("userId")
 	if user == "" {
@@ -40,6 +44,11 @@ func (s *Server) forgetUser(w http.ResponseWriter, r *http.Request) *Error {
 	defer cancel()
 	by := callerOf(r).String()
 	n, err := s.Reading.Forget.ForgetUser(ctx, user)
+	if errors.Is(err, store.ErrForgetRunning) {
+		e := errorf(http.StatusTooManyRequests, "DELETION_RUNNING", "another deletion of this user's events is running; retry when it ends")
+		e.RetryAfter = 5
+		return e
+	}
 	if err != nil {
 		s.log.Error("audit: deleting a user's events failed; the rest is deleted by asking again", "request_id", RequestID(r.Context()),
 			"by", by, "user_id", user, "deleted", n, "err", err)

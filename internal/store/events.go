@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -191,6 +192,10 @@ func propEquals(v []byte, want string) bool {
 	}
 	return false
 }
+
+// ErrForgetRunning is returned by ForgetUser while another deletion of the same user runs
+// (another process's).
+var ErrForgetRunning = errors.New("another deletion of this user's events is running")
 
 // Forgetter erases one user's events on request (privacy law's right to erasure).
 type Forgetter interface {

@@ -2,6 +2,8 @@ package mongostore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,7 +20,9 @@ import (
 
 // Forgetting a user (store.Forgetter). The user's events (userId_1_timestamp_1 finds them)
 // are deleted a thousand at a time, and rollup_minute lowered by what was deleted ($inc is
-// commutative with the inserts running meanwhile). Only events of finished InsertBatch calls
+// commutative with the inserts running meanwhile). One deletion of a user runs at a time
+// (lockUser), so that each event is counted off once. A crash between the deletion and the
+// lowering leaves those counts too high, as no transaction spans them. Only events of finished InsertBatch calls
 // are deleted: a call still registered may be recovered after a crash, and its recovery
 // recounts the events it finds, so a deletion meanwhile would be counted off twice.
 //
@@ -36,6 +40,8 @@ const (
 	forgetBatch  = 1000
 	forgetCheck  = time.Second
 	forgetSettle = 2 * forgetCheck
+	// forgetLease is how long a deletion's lock on its user outlives its last renewal.
+	forgetLease = time.Minute
 	// forgetPendingWait bounds how long a deletion waits for calls storing the user's events
 	// to finish before it gives up (their events are then still stored).
 	forgetPendingWait = 10 * time.Second
@@ -48,13 +54,33 @@ var _ store.Forgetter = (*Store)(nil)
 var ErrStoring = errors.New("mongostore: some of the user's events are still being stored")
 
 // ForgetUser implements store.Forgetter.
-func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
+func (s *Store) ForgetUser(ctx context.Context, userID string) (n int64, err error) {
+	renew, release, ok, err := s.lockUser(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: forget: %w", err)
+	}
+	if !ok {
+		return 0, store.ErrForgetRunning
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = errors.Join(err, release(rctx))
+	}()
+	return s.forgetLocked(ctx, userID, renew)
+}
+
+// forgetLocked is ForgetUser with the user's lock held.
+func (s *Store) forgetLocked(ctx context.Context, userID string, renew func(context.Context) error) (int64, error) {
 	minutes := map[int64]bool{}
 	var total int64
 	deadline := time.Now().Add(forgetPendingWait)
 	for {
 		n, busy, err := s.forgetBatch(ctx, userID, minutes)
 		total += n
+		if err == nil {
+			err = renew(ctx)
+		}
 		if err != nil {
 			return total, fmt.Errorf("mongostore: forget: %w", err)
 		}
@@ -78,7 +104,8 @@ func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
 
 // forgetBatch deletes up to forgetBatch of the user's events stored by finished calls and
 // lowers the rollups by them, adding their minutes to minutes. busy reports events of
-// calls still registered, left for later.
+// calls still registered, left for later. The caller holds the user's lock, so the events
+// it finds are deleted by it alone.
 func (s *Store) forgetBatch(ctx context.Context, user string, minutes map[int64]bool) (n int64, busy bool, err error) {
 	cur, err := s.events.Find(ctx, bson.D{{Key: "userId", Value: user}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "eventType", Value: 1}, {Key: "tsNs", Value: 1}, {Key: "bt", Value: 1}}).SetLimit(forgetBatch))
@@ -123,14 +150,8 @@ func (s *Store) forgetBatch(ctx context.Context, user string, minutes map[int64]
 	if len(ids) == 0 {
 		return 0, busy, nil
 	}
-	res, err := s.events.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "userId", Value: user}})
-	if err != nil {
+	if _, err := s.events.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "userId", Value: user}}); err != nil {
 		return 0, false, err
-	}
-	if res.DeletedCount != int64(len(ids)) {
-		// Another deletion of the same user took some: which ones cannot be told, so the
-		// counts of these minutes are not lowered by this one (that one lowers its own).
-		return 0, false, fmt.Errorf("%d of %d events were deleted by another call meanwhile: delete one user in one call at a time", int64(len(ids))-res.DeletedCount, len(ids))
 	}
 	models := make([]mongo.WriteModel, 0, len(counts))
 	for k, c := range counts {
@@ -142,6 +163,41 @@ func (s *Store) forgetBatch(ctx context.Context, user string, minutes map[int64]
 		return 0, false, fmt.Errorf("rollup: %w", err)
 	}
 	return int64(len(ids)), busy, nil
+}
+
+// lockUser takes the lock of the user's deletions: a document of rollup_writes named by the
+// hash of the user id (not the id itself), held until release or for forgetLease after its
+// last renewal (a process that died leaves it to expire). ok is false when another deletion
+// holds it.
+func (s *Store) lockUser(ctx context.Context, user string) (renew, release func(context.Context) error, ok bool, err error) {
+	sum := sha256.Sum256([]byte(user))
+	id, tok := "forget:"+hex.EncodeToString(sum[:]), s.newToken()
+	for attempt := 0; attempt < 2; attempt++ {
+		_, err = s.writes.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: tok}, {Key: "until", Value: time.Now().Add(forgetLease)}})
+		if err == nil {
+			break
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, nil, false, err
+		}
+		if attempt == 1 {
+			return nil, nil, false, nil
+		}
+		// Held: taken over only once expired.
+		if _, err := s.writes.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "until", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	mine := bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: tok}}
+	renew = func(ctx context.Context) error {
+		_, err := s.writes.UpdateOne(ctx, mine, bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: time.Now().Add(forgetLease)}}}})
+		return err
+	}
+	release = func(ctx context.Context) error {
+		_, err := s.writes.DeleteOne(ctx, mine)
+		return err
+	}
+	return renew, release, true, nil
 }
 
 // rebuildSketches rebuilds the sketches of minutes and of their hours once every writer

@@ -59,8 +59,9 @@ func indexHour(ns int64) int64 { return ns / hourNs }
 type analyticsState struct {
 	eng *blocks.Engine
 
-	feedMu sync.Mutex   // one feed at a time: events go to the engine in seq order
-	cutoff atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
+	feedMu   sync.Mutex   // one feed at a time: events go to the engine in seq order
+	forgetMu sync.Mutex   // one call applying deletions at a time
+	cutoff   atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
 	// forgotten is the last analytics_forget entry the engine has applied (forget.go).
 	forgotten atomic.Int64
 
@@ -264,11 +265,17 @@ func toEngineEvent(r feedRow) blocks.Event {
 }
 
 // feed gives the engine the events stored since its last feed, and applies a retention
-// cut-off and the deletions another process (or this one) made meanwhile.
+// cut-off another process (or Prune) set meanwhile. (Deletions of users' events are applied
+// by runAnalytics and ForgetUser: forget.go.)
 func (s *Store) feed(ctx context.Context) error {
+	s.an.feedMu.Lock()
+	defer s.an.feedMu.Unlock()
+	return s.feedLocked(ctx)
+}
+
+// feedLocked is feed with feedMu held.
+func (s *Store) feedLocked(ctx context.Context) error {
 	a := &s.an
-	a.feedMu.Lock()
-	defer a.feedMu.Unlock()
 	cut, err := s.retentionCutoff(ctx)
 	if err != nil {
 		return err
@@ -288,7 +295,7 @@ func (s *Store) feed(ctx context.Context) error {
 			}
 		}
 		if len(rows) == 0 {
-			return s.applyForgets(ctx)
+			return nil
 		}
 		evs := make([]blocks.Event, 0, len(rows))
 		for _, r := range rows {
@@ -337,8 +344,8 @@ var _ store.Resident = (*Store)(nil)
 // dictionaries.
 func (s *Store) ResidentBytes() int64 { return s.an.eng.Snapshot().Bytes() }
 
-// runAnalytics feeds the engine every feedEvery (or when the handoff fills) and seals every
-// sealEvery, until stop.
+// runAnalytics feeds the engine every feedEvery (or when the handoff fills), applies the
+// deletions of users' events other processes made, and seals every sealEvery, until stop.
 func (s *Store) runAnalytics() {
 	a := &s.an
 	defer close(a.done)
@@ -359,6 +366,12 @@ func (s *Store) runAnalytics() {
 			run(s.feed)
 		case <-feed.C:
 			run(s.feed)
+			if a.forgetMu.TryLock() { // not while ForgetUser applies them
+				ctx, cancel := context.WithTimeout(context.Background(), forgetApplyTimeout)
+				_ = s.applyForgets(ctx) // retried at the next tick
+				cancel()
+				a.forgetMu.Unlock()
+			}
 		case <-seal.C:
 			run(s.feed)
 			run(func(ctx context.Context) error { return s.seal(ctx, false) })

@@ -18,7 +18,8 @@ import (
 // Forgetting a user (store.Forgetter): their rows are deleted a chunk at a time, and each
 // chunk's transaction also lowers the counters and records in analytics_forget the hours
 // it touched (no user id). Every process's engine reads that log at its next feed and
-// rebuilds those hours from the events table, then drops the names nothing refers to any
+// rebuilds those hours from the events table (the deleting process before it answers, the
+// others in the background within a second), then drops the names nothing refers to any
 // more from its dictionaries; the persisted blocks carry the last entry they reflect
 // (blocks_forget), so a start after a crash rebuilds what was not persisted.
 //
@@ -35,6 +36,10 @@ const placeholderTS = math.MinInt64
 
 // forgetChunk bounds the rows one forget transaction deletes.
 const forgetChunk = 5000
+
+// forgetApplyTimeout bounds one background pass applying deletions: rebuilding every hour
+// of a user active all along reads the whole events table.
+const forgetApplyTimeout = 10 * time.Minute
 
 var _ store.Forgetter = (*Store)(nil)
 
@@ -59,9 +64,13 @@ func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
 		}
 		seqs = seqs[n:]
 	}
-	// The engine rebuilds the hours now, so that the answer comes after analytics stopped
-	// counting the events; then the new blocks and dictionaries are persisted.
-	if err := s.feed(ctx); err != nil {
+	// The engine rebuilds the hours now (waiting for a call applying deletions already), so
+	// that the answer comes after analytics stopped counting the events; then the new
+	// blocks and dictionaries are persisted.
+	s.an.forgetMu.Lock()
+	err = s.applyForgets(ctx)
+	s.an.forgetMu.Unlock()
+	if err != nil {
 		return total, err
 	}
 	if err := s.seal(ctx, false); err != nil {
@@ -189,9 +198,10 @@ func lowerCounters(ctx context.Context, tx *sql.Tx, n int64, byType map[string]i
 }
 
 // applyForgets rebuilds the hours of the analytics_forget entries this engine has not
-// applied, then drops the names no longer referred to. Called with feedMu held, after the
-// engine was fed: it may have taken rows since deleted (from the handoff), whose hours are
-// in the entries.
+// applied, then drops the names no longer referred to. Each hour is rebuilt under feedMu
+// after feeding the engine (it may have taken rows since deleted, from the handoff, and it
+// then holds every row the entry's deletion left), and feedMu is let go between hours, so
+// that queries wait one hour's rebuild at most. Called with forgetMu held.
 func (s *Store) applyForgets(ctx context.Context) error {
 	a := &s.an
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, hours FROM analytics_forget WHERE id > ? ORDER BY id`, a.forgotten.Load())
@@ -221,12 +231,14 @@ func (s *Store) applyForgets(ctx context.Context) error {
 	if last == a.forgotten.Load() {
 		return nil
 	}
-	cut := a.cutoff.Load()
 	for _, h := range slices.Sorted(maps.Keys(hours)) {
-		if (h+1)*hourNs <= cut {
-			continue // retention dropped it
+		a.feedMu.Lock()
+		err := s.feedLocked(ctx)
+		if cut := a.cutoff.Load(); err == nil && (h+1)*hourNs > cut { // else retention dropped it
+			err = s.rebuildHour(ctx, h, max(cut, h*hourNs))
 		}
-		if err := s.rebuildHour(ctx, h, max(cut, h*hourNs)); err != nil {
+		a.feedMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/evp-dev/evp/internal/event"
 	"github.com/evp-dev/evp/internal/store/storetest"
@@ -59,6 +60,12 @@ func TestForgetReachesEveryProcess(t *testing.T) {
 		t.Fatalf("ForgetUser = %d, %v; want %d", n, err, len(evs)-len(kept))
 	}
 	checkCorpus(t, b, kept, "the deleting process")
+	// The other applies it in the background, within a second or so.
+	for deadline := time.Now().Add(10 * time.Second); a.an.forgotten.Load() < b.an.forgotten.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other process has not applied the deletion after 10 s")
+		}
+	}
 	checkCorpus(t, a, kept, "the other process")
 	if _, known := a.an.eng.Snapshot().Dicts().Users.Lookup(gone); known {
 		t.Fatal("the other process's dictionary still names the user")
