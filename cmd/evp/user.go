@@ -33,7 +33,8 @@ first user (who is made ADMIN) by signing in first.
 and from the analytics (an erasure request), as DELETE /api/v1/users/{userId}/events does;
 it opens the event store the settings name (EVP_DATA_DIR or MONGO_URI), also while evp runs.
 Events of the user still in the buffer, or sent later, are stored afterwards. A running evp
-stops counting them within a second; answers it cached before expire within 10 s.
+stops counting them once it has rebuilt those hours (in the background, starting within a
+second); answers it cached before expire within 10 s.
 `
 
 func user(args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,7 +201,46 @@ var ErrForgetRunning = errors.New("another deletion of this user's events is run
 // Forgetter erases one user's events on request (privacy law's right to erasure).
 type Forgetter interface {
 	// ForgetUser deletes every event of userID (exact) stored before the call from the
-	// events and from the analytics, which no longer count them once it returns, and
-	// returns how many it deleted.
+	// events and from the analytics, which no longer count them once it returns, and the
+	// dead letters holding one (ForgetDeadLetters), and returns how many of both it deleted.
 	ForgetUser(ctx context.Context, userID string) (int64, error)
+}
+
+// forgetLetterPage is how many dead letters ForgetDeadLetters reads at a time.
+const forgetLetterPage = 500
+
+// ForgetDeadLetters deletes from dl the letters holding an event of user (exact userId),
+// and those that do not decode but hold the id's bytes (they may be the user's), and
+// returns how many it deleted: a store's ForgetUser calls it, so that an erasure reaches
+// events that failed to be stored too.
+func ForgetDeadLetters(ctx context.Context, dl DeadLetters, user string) (int, error) {
+	if user == "" {
+		return 0, nil
+	}
+	deleted, cursor := 0, ""
+	for {
+		page, next, err := dl.ListDeadLetters(ctx, cursor, forgetLetterPage)
+		if err != nil {
+			return deleted, err
+		}
+		var ids []string
+		for _, l := range page {
+			var ev event.Event
+			if err := event.Unmarshal(l.Data, &ev); err == nil && ev.UserID == user ||
+				err != nil && bytes.Contains(l.Data, []byte(user)) {
+				ids = append(ids, l.ID)
+			}
+		}
+		if len(ids) > 0 {
+			n, err := dl.DeleteDeadLetters(ctx, ids)
+			deleted += n
+			if err != nil {
+				return deleted, err
+			}
+		}
+		if next == "" {
+			return deleted, nil
+		}
+		cursor = next
+	}
 }

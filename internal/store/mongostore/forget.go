@@ -99,7 +99,11 @@ func (s *Store) forgetLocked(ctx context.Context, userID string, renew func(cont
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return total, s.rebuildSketches(ctx, minutes)
+	if err := s.rebuildSketches(ctx, minutes); err != nil {
+		return total, err
+	}
+	letters, err := store.ForgetDeadLetters(ctx, s, userID)
+	return total + int64(letters), err
 }
 
 // forgetBatch deletes up to forgetBatch of the user's events stored by finished calls and

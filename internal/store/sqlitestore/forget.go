@@ -76,7 +76,8 @@ func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
 	if err := s.seal(ctx, false); err != nil {
 		return total, fmt.Errorf("sqlitestore: forget: %w", err)
 	}
-	return total, nil
+	letters, err := store.ForgetDeadLetters(ctx, s, userID)
+	return total + int64(letters), err
 }
 
 // userSeqs returns the seqs of the user's stored events.

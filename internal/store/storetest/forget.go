@@ -50,9 +50,27 @@ func testForget(t *testing.T, s Store) {
 		t.Fatalf("corpus: %s has %d events, want a busy user", gone, len(evs)-len(kept))
 	}
 
+	// Dead letters: one of the user's events, one of another's, and an entry that does not
+	// decode but names the user; the first and the last go.
+	letter, err := event.Marshal(&event.Event{EventID: "f_dead", EventType: "click", UserID: gone, SessionID: "s", Timestamp: base, ReceivedAt: base, Priority: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := event.Marshal(&evs[0])
+	if err := s.DeadLetter(ctx, []store.DeadLetter{{EventID: "f_dead", Data: letter, Error: "x", Attempts: 3, FailedAt: base},
+		{EventID: evs[0].EventID, Data: other, Error: "x", Attempts: 3, FailedAt: base},
+		{Data: []byte(`{"userId":"` + gone + `",`), Error: "undecodable", Attempts: 1, FailedAt: base}}); err != nil {
+		t.Fatal(err)
+	}
 	n, err := f.ForgetUser(ctx, gone)
-	if err != nil || n != int64(len(evs)-len(kept)) {
-		t.Fatalf("ForgetUser(%s) = %d, %v; want %d", gone, n, err, len(evs)-len(kept))
+	if err != nil || n != int64(len(evs)-len(kept)+2) {
+		t.Fatalf("ForgetUser(%s) = %d, %v; want %d events and 2 dead letters", gone, n, err, len(evs)-len(kept))
+	}
+	if dl, ok := s.(store.DeadLetters); ok {
+		left, _, err := dl.ListDeadLetters(ctx, "", 10)
+		if err != nil || len(left) != 1 || left[0].EventID != evs[0].EventID {
+			t.Fatalf("dead letters left: %+v, %v; want only %s's", left, err, evs[0].UserID)
+		}
 	}
 	checkForgotten(t, s, "forgotten", kept, gone, lone)
 	if n, err := f.ForgetUser(ctx, gone); err != nil || n != 0 {

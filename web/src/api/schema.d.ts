@@ -182,7 +182,7 @@ export interface paths {
         post?: never;
         /**
          * Delete every event of one user
-         * @description Deletes every stored event whose `userId` is exactly this one (an erasure request under privacy law), from the events and from every analytics figure: once it answers, searches, exports and analytics no longer show or count them, in this process and, within about a second, in the others. The answer says how many events were deleted; each deletion is logged with who asked (`audit: user's events deleted`). Events of the user still in the buffer, or sent later, are stored afterwards: ask again once the sending has stopped. A deletion runs on when the client goes away; one runs at a time per process.
+         * @description Deletes every stored event whose `userId` is exactly this one (an erasure request under privacy law), from the events, from every analytics figure and from the dead-letter queue: once it answers, searches, exports and analytics no longer show or count them, in this process, and in the others once they have rebuilt their analytics of those hours (in the background, starting within a second). The answer says how many events were deleted (dead letters included); each deletion is logged with who asked (`audit: user's events deleted`). Events of the user still in the buffer, or sent later, are stored afterwards: ask again once the sending has stopped. A deletion runs on when the client goes away; one runs at a time per process.
          *
          *     Needs the session of an ADMIN; an API key, or any other role's session, is answered 403.
          */
