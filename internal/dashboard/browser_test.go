@@ -50,7 +50,8 @@ func freePort(t *testing.T) int {
 // created in the UI and revoked (a revoked new key's plain text hidden), events sent with one
 // and seen in Analytics (a preset, a custom range, the chart's tooltip and its height) and on the
 // Events page (filtered, an event's panel, the exports, Live: events sent shown at the top as
-// they arrive, counted while paused), Live (the rate history drawn at first
+// they arrive, counted while paused; one user's events deleted through the ADMIN's confirmation
+// dialog, then gone from the list and the analytics), Live (the rate history drawn at first
 // paint, an unreachable evp), dead letters inspected, replayed and deleted, a page whose code fails to load, users invited, changed, suspended
 // (and refused in a second browser) and reactivated, an error state, the keyboard, every page
 // at phone width (no sideways scroll), an axe-core accessibility audit of every page in the

@@ -603,6 +603,74 @@ try {
   if (withAuth) {
     const admin = await sessionToken(page)
 
+    // An ADMIN deletes every event of one user (an erasure request) from the Events page
+    // filtered by that user, through a dialog that wants the id typed. The id has a space and a
+    // slash: it travels encoded in the path. Another user's event stays.
+    const eraseId = 'erase me/1'
+    const eraseEvents = [0, 1, 2].map((i) => ({ eventType: 'erase_check', userId: eraseId, sessionId: 'sess_erase', timestamp: new Date(Date.now() - i * 1000).toISOString() }))
+    const keepEvent = { eventType: 'erase_check', userId: 'erase_keep', sessionId: 'sess_erase', timestamp: new Date().toISOString() }
+    const storedBeforeErase = (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents
+    await postJSON('/api/v1/events/batch', { events: [...eraseEvents, keepEvent] }, apiKey)
+    await until('the workers to store the 4 events to erase and keep', async () => (await getJSON('/api/metrics', { key: apiKey })).processing.totalEvents >= storedBeforeErase + 4)
+    await page.goto(base + '/events?timeRange=1h')
+    const forgetButton = page.getByRole('button', { name: "Delete this user's events…" })
+    await eventRows.first().waitFor()
+    check((await forgetButton.count()) === 0, 'no "Delete this user\'s events…" without a user filter')
+    await page.getByLabel('User id', { exact: true }).fill(eraseId)
+    await page.getByLabel('User id', { exact: true }).press('Enter')
+    await until(`the 3 events of ${eraseId}`, async () => (await eventRows.count()) === 3 && (await cellsOf(3)).every((t) => t === eraseId))
+    await forgetButton.click()
+    const forgetDialog = page.getByRole('dialog', { name: 'Delete every event of this user?' })
+    await forgetDialog.getByText('This cannot be undone').waitFor()
+    const forgetText = await forgetDialog.innerText()
+    check(forgetText.includes(`exactly ${eraseId} is deleted`) && /Analytics stop counting them/.test(forgetText) && /still being sent/.test(forgetText), `the dialog says what happens: ${forgetText}`)
+    const confirmField = forgetDialog.getByLabel('Type the user id to confirm', { exact: true })
+    const eraseConfirm = forgetDialog.getByRole('button', { name: 'Delete', exact: true })
+    await until('the focus to be in the confirmation field', () => confirmField.evaluate((el) => el === document.activeElement))
+    check(await eraseConfirm.isDisabled(), 'Delete is disabled until the id is typed')
+    await audit(page, "events, deleting a user's events")
+    await page.keyboard.press('Escape')
+    await forgetDialog.waitFor({ state: 'hidden' })
+    check(await forgetButton.evaluate((b) => b === document.activeElement), 'Escape closes the dialog and gives the focus back to its button')
+    check((await eventRows.count()) === 3, 'cancelled, the events are still listed')
+    // On a phone: the button and the dialog fit the screen.
+    await page.setViewportSize({ width: 390, height: 844 })
+    await noPageScroll(page, 'events filtered by a user, on a phone')
+    const triggerBox = await forgetButton.boundingBox()
+    check(triggerBox && triggerBox.x >= 0 && triggerBox.x + triggerBox.width <= 390, `"Delete this user's events…" is whole on a phone: ${JSON.stringify(triggerBox)}`)
+    await forgetButton.click()
+    await forgetDialog.getByText('This cannot be undone').waitFor()
+    const dialogBox = await forgetDialog.boundingBox()
+    check(dialogBox && dialogBox.x >= 0 && dialogBox.x + dialogBox.width <= 390 && dialogBox.y >= 0 && dialogBox.y + dialogBox.height <= 844, `the dialog fits a phone's screen: ${JSON.stringify(dialogBox)}`)
+    const deleteBox = await eraseConfirm.boundingBox()
+    check(deleteBox && deleteBox.x + deleteBox.width <= 390, `Delete is whole on a phone: ${JSON.stringify(deleteBox)}`)
+    await confirmField.fill(eraseId.slice(0, -1))
+    check(await eraseConfirm.isDisabled(), 'Delete stays disabled while the id is not typed exactly')
+    await confirmField.fill(eraseId)
+    check(await eraseConfirm.isEnabled(), 'Delete is enabled once the id is typed exactly')
+    await page.screenshot({ path: `${shots}/08-phone-events-forget-user.png` })
+    await audit(page, "events, deleting a user's events, on a phone")
+    const forgetAnswer = page.waitForResponse((r) => r.request().method() === 'DELETE' && new URL(r.url()).pathname.startsWith('/api/v1/users/'))
+    await eraseConfirm.click()
+    const forgot = await forgetAnswer
+    check(new URL(forgot.url()).pathname === '/api/v1/users/erase%20me%2F1/events' && forgot.status() === 200, `DELETE ${forgot.url()}: ${forgot.status()}`)
+    await page.getByTestId('forget-status').getByText(`Deleted 3 events of ${eraseId}.`).waitFor()
+    await forgetDialog.waitFor({ state: 'hidden' })
+    await page.getByTestId('empty-state').getByText('No events match the filters').waitFor()
+    check((await eventRows.count()) === 0, 'the list of the user is empty after the deletion')
+    check(await forgetButton.evaluate((b) => b === document.activeElement), 'after the deletion the focus is back on the button')
+    await noPageScroll(page, "a user's events deleted, on a phone")
+    await page.setViewportSize(viewport)
+    await shot('02h-events-user-deleted')
+    await audit(page, "events, a user's events deleted")
+    // evp agrees: none of the user's events is left or counted; the other user's is.
+    const leftOfUser = await getJSON(`/api/v1/events?timeRange=1h&userId=${encodeURIComponent(eraseId)}`, { key: apiKey })
+    check(leftOfUser.events.length === 0, `evp lists no event of ${eraseId}: ${JSON.stringify(leftOfUser)}`)
+    const eraseCounted = await getJSON('/api/v1/analytics/metrics?timeRange=1h&eventType=erase_check', { key: apiKey })
+    check(eraseCounted.totalEvents === 1 && eraseCounted.topUsers.length === 1 && eraseCounted.topUsers[0].userId === 'erase_keep', `analytics count only the kept event: ${JSON.stringify(eraseCounted)}`)
+    noProblems("deleting a user's events")
+    step(`deleted the 3 events of "${eraseId}" from the Events page after typing the id (Escape cancelled first); the list is empty, evp lists and counts none, another user's event stays`)
+
     // 6. Dead letters, for real: evp's store refuses events of type "poison" (a trigger the Go
     // test put in events.db), so the workers dead-letter them after their retries.
     await nav.getByRole('link', { name: 'Dead letters' }).click()

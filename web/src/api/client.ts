@@ -1,7 +1,11 @@
 // The dashboard's HTTP client: one fetch wrapper that adds the session's credentials, unwraps
 // evp's envelope ({success, data} / {success, error}) and turns every failure into an ApiError.
 import { clearSession, loadSession } from '../lib/session'
+import type { components } from './schema'
 import type { Health } from './types'
+
+/** The answer of DELETE /api/v1/users/{userId}/events: whose events, and how many were deleted. */
+export type UserEventsDeleted = components['schemas']['UserEventsDeleted']
 
 /** Where the API lives: the dashboard's own origin unless VITE_API_URL says otherwise. */
 export const apiBase = (import.meta.env.VITE_API_URL ?? '').replace(/\/+$/, '')
@@ -185,6 +189,19 @@ export async function getHealth(signal?: AbortSignal): Promise<Health> {
   }
 }
 
+/**
+ * forgetUserEvents deletes every stored event of userId, exactly as the events carry it
+ * (DELETE /api/v1/users/{userId}/events, an erasure request; an ADMIN's session only). The id
+ * travels encoded in the path; "." and ".." cannot (a URL resolves them as path steps, which
+ * would name another route), so they are refused here without asking evp.
+ */
+export function forgetUserEvents(userId: string, signal?: AbortSignal): Promise<UserEventsDeleted> {
+  if (userId === '.' || userId === '..') {
+    return Promise.reject(new ApiError(400, 'VALIDATION_ERROR', `The user id "${userId}" cannot be named in an address, so the dashboard cannot delete its events`))
+  }
+  return api<UserEventsDeleted>(`/api/v1/users/${encodeURIComponent(userId)}/events`, { method: 'DELETE', signal })
+}
+
 /** What to tell a person about an error: what happened and what to do. */
 export function explain(err: unknown): { title: string; hint: string } {
   if (!(err instanceof ApiError)) {
@@ -203,6 +220,8 @@ export function explain(err: unknown): { title: string; hint: string } {
       return { title: 'This evp does not offer this yet', hint: `${err.message}. Update evp to a version that has this route.` }
     case err.code === 'TOO_MANY_TAILS':
       return { title: 'Too many live views are open', hint: `${err.message}.` }
+    case err.code === 'DELETION_RUNNING':
+      return { title: 'Another deletion is running', hint: `Nothing was deleted this time (evp: ${err.message}). Retry shortly${err.retryAfter ? `, in ${err.retryAfter} s` : ''}.` }
     case err.status === 429:
       return { title: 'Too many requests', hint: `Wait${err.retryAfter ? ` ${err.retryAfter} s` : ' a moment'} and try again.` }
     case err.status === 503:

@@ -4,7 +4,7 @@ import userEvent from '@testing-library/user-event'
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { MemoryRouter, Route, Routes, useLocation } from 'react-router'
 import { AuthProvider } from '../lib/auth'
-import { saveSession } from '../lib/session'
+import { saveSession, type Session } from '../lib/session'
 import type { EventPage, StoredEvent } from '../api/types'
 import { Events } from './Events'
 
@@ -57,10 +57,10 @@ function Address() {
   return <output data-testid="address">{loc.pathname + loc.search}</output>
 }
 
-function renderPage(at = '/events') {
-  saveSession({ kind: 'apiKey', key: 'evp_test' })
+function renderPage(at = '/events', session: Session = { kind: 'apiKey', key: 'evp_test' }) {
+  saveSession(session)
   const qc = new QueryClient({ defaultOptions: { queries: { retry: false } } })
-  return render(
+  const view = render(
     <QueryClientProvider client={qc}>
       <MemoryRouter initialEntries={[at]}>
         <AuthProvider>
@@ -72,6 +72,7 @@ function renderPage(at = '/events') {
       </MemoryRouter>
     </QueryClientProvider>,
   )
+  return { ...view, qc }
 }
 
 /**
@@ -500,5 +501,156 @@ describe('Events, Live', () => {
     await vi.waitFor(() => expect(live.tails).toHaveLength(3))
     unmount()
     expect(live.tails[2].signal.aborted).toBe(true)
+  })
+})
+
+describe('Events, deleting a user\'s events', () => {
+  const jwt = (role: 'ADMIN' | 'OPERATOR' | 'VIEWER'): Session => ({ kind: 'jwt', token: 'h.e.s', user: { id: 'usr_1', email: 'someone@example.com', role } })
+  /** Answers /api/auth/me with role, DELETE of a user's events with forget (recording it), else undefined. */
+  const evpAs = (role: string, forget?: (url: string) => Response) => {
+    const deletes: { method?: string; url: string; headers: Record<string, string> }[] = []
+    const other = (url: string, init?: RequestInit) => {
+      if (url === '/api/auth/me') return ok({ id: 'usr_1', email: 'someone@example.com', role, status: 'ACTIVE' })
+      if (url.startsWith('/api/v1/users/')) {
+        deletes.push({ method: init?.method, url, headers: init?.headers as Record<string, string> })
+        return forget ? forget(url) : json(404, { success: false, error: { code: 'NOT_FOUND', message: 'no route' } })
+      }
+      return undefined
+    }
+    return { deletes, other }
+  }
+  const trigger = () => screen.queryByRole('button', { name: "Delete this user's events…" })
+  const openDialog = async (user: ReturnType<typeof userEvent.setup>) => {
+    await user.click(trigger()!)
+    return screen.findByRole('dialog', { name: 'Delete every event of this user?' })
+  }
+
+  it('is offered to an ADMIN only, and only when the list is filtered by a user', async () => {
+    const viewer = evpAs('VIEWER')
+    fakeEvp([{ events: [ev(1, { userId: 'u1' })] }], viewer.other)
+    const first = renderPage('/events?userId=u1', jwt('VIEWER'))
+    await screen.findAllByText('u1')
+    expect(trigger()).not.toBeInTheDocument()
+    first.unmount()
+
+    // An API key reads like a VIEWER.
+    fakeEvp([{ events: [ev(1, { userId: 'u1' })] }])
+    const second = renderPage('/events?userId=u1')
+    await screen.findAllByText('u1')
+    expect(trigger()).not.toBeInTheDocument()
+    second.unmount()
+
+    const admin = evpAs('ADMIN')
+    fakeEvp([{ events: [ev(1)] }], admin.other)
+    const third = renderPage('/events', jwt('ADMIN'))
+    await screen.findByText('user_1')
+    expect(trigger()).not.toBeInTheDocument()
+    third.unmount()
+
+    fakeEvp([{ events: [ev(1, { userId: 'u1' })] }], admin.other)
+    renderPage('/events?userId=u1', jwt('ADMIN'))
+    await screen.findAllByText('u1')
+    expect(trigger()).toBeInTheDocument()
+    expect(trigger()).toHaveAttribute('aria-haspopup', 'dialog')
+  })
+
+  it('says what happens, enables Delete only once the id is typed exactly, and Escape cancels', async () => {
+    const admin = evpAs('ADMIN')
+    fakeEvp([{ events: [ev(1, { userId: 'u1' })] }], admin.other)
+    const user = userEvent.setup()
+    renderPage('/events?userId=u1', jwt('ADMIN'))
+    await screen.findAllByText('u1')
+    const dialog = await openDialog(user)
+    expect(dialog).toHaveTextContent('Every stored event whose user id is exactly u1 is deleted')
+    expect(dialog).toHaveTextContent('Analytics stop counting them')
+    expect(dialog).toHaveTextContent('This cannot be undone')
+    expect(dialog).toHaveTextContent('still being sent')
+    const field = within(dialog).getByLabelText('Type the user id to confirm')
+    expect(field).toHaveFocus()
+    const del = within(dialog).getByRole('button', { name: 'Delete' })
+    expect(del).toBeDisabled()
+    await user.type(field, 'u')
+    expect(del).toBeDisabled()
+    await user.type(field, '12')
+    expect(del).toBeDisabled()
+    await user.type(field, '{Backspace}')
+    expect(del).toBeEnabled()
+    await user.clear(field)
+    await user.type(field, 'U1')
+    expect(del).toBeDisabled()
+    // Enter with a wrong id sends nothing.
+    await user.type(field, '{Enter}')
+    expect(admin.deletes).toHaveLength(0)
+
+    await user.keyboard('{Escape}')
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+    expect(trigger()).toHaveFocus()
+    expect(admin.deletes).toHaveLength(0)
+    // Opened again, the field starts empty.
+    const again = await openDialog(user)
+    expect(within(again).getByLabelText('Type the user id to confirm')).toHaveValue('')
+    await user.click(within(again).getByRole('button', { name: 'Cancel' }))
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+    expect(admin.deletes).toHaveLength(0)
+  })
+
+  it('deletes the events of the user, says how many, reloads the list and marks the analytics stale', async () => {
+    const id = 'u 1/ä?&'
+    const admin = evpAs('ADMIN', () => ok({ userId: id, deleted: 1843 }))
+    const { lists } = fakeEvp([{ events: [ev(1, { userId: id }), ev(2, { userId: id })] }, { events: [] }], admin.other)
+    const user = userEvent.setup()
+    const { qc } = renderPage(`/events?timeRange=24h&userId=${encodeURIComponent(id)}`, jwt('ADMIN'))
+    await vi.waitFor(() => expect(rows()).toHaveLength(2))
+    qc.setQueryData(['analytics', { timeRange: '24h' }], { totalEvents: 2 })
+    const dialog = await openDialog(user)
+    await user.type(within(dialog).getByLabelText('Type the user id to confirm'), id)
+    await user.click(within(dialog).getByRole('button', { name: 'Delete' }))
+
+    const status = await screen.findByTestId('forget-status')
+    await vi.waitFor(() => expect(status).toHaveTextContent(`Deleted 1,843 events of ${id}.`))
+    expect(status).toHaveAttribute('role', 'status')
+    expect(status).toHaveAttribute('aria-live', 'polite')
+    expect(admin.deletes).toHaveLength(1)
+    expect(admin.deletes[0].method).toBe('DELETE')
+    expect(admin.deletes[0].url).toBe('/api/v1/users/u%201%2F%C3%A4%3F%26/events')
+    expect(admin.deletes[0].headers.Authorization).toBe('Bearer h.e.s')
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+    expect(trigger()).toHaveFocus()
+    // The list is asked again, and is empty now.
+    await vi.waitFor(() => expect(lists()).toHaveLength(2))
+    expect(await screen.findByTestId('empty-state')).toHaveTextContent('No events match the filters')
+    expect(qc.getQueryState(['analytics', { timeRange: '24h' }])?.isInvalidated).toBe(true)
+  })
+
+  it('says when another deletion is running, keeping the dialog open to retry', async () => {
+    const busy = json(429, { success: false, error: { code: 'DELETION_RUNNING', message: 'another deletion is running; retry when it ends' } })
+    busy.headers.set('Retry-After', '5')
+    const admin = evpAs('ADMIN', () => busy)
+    const { lists } = fakeEvp([{ events: [ev(1, { userId: 'u1' })] }], admin.other)
+    const user = userEvent.setup()
+    renderPage('/events?userId=u1', jwt('ADMIN'))
+    await screen.findAllByText('u1')
+    const dialog = await openDialog(user)
+    await user.type(within(dialog).getByLabelText('Type the user id to confirm'), 'u1{Enter}')
+    const err = await within(dialog).findByRole('alert')
+    expect(err).toHaveTextContent('Another deletion is running')
+    expect(err).toHaveTextContent('another deletion is running; retry when it ends')
+    expect(err).toHaveTextContent('Retry shortly, in 5 s')
+    expect(admin.deletes).toHaveLength(1)
+    expect(screen.getByTestId('forget-status')).toBeEmptyDOMElement()
+    expect(within(dialog).getByRole('button', { name: 'Delete' })).toBeEnabled()
+    expect(lists()).toHaveLength(1)
+  })
+
+  it('says that only an ADMIN may delete when evp answers 403', async () => {
+    const admin = evpAs('ADMIN', () => json(403, { success: false, error: { code: 'FORBIDDEN', message: 'this needs the role ADMIN' } }))
+    fakeEvp([{ events: [ev(1, { userId: 'u1' })] }], admin.other)
+    const user = userEvent.setup()
+    renderPage('/events?userId=u1', jwt('ADMIN'))
+    await screen.findAllByText('u1')
+    const dialog = await openDialog(user)
+    await user.type(within(dialog).getByLabelText('Type the user id to confirm'), 'u1')
+    await user.click(within(dialog).getByRole('button', { name: 'Delete' }))
+    expect(await within(dialog).findByRole('alert')).toHaveTextContent("Only an ADMIN may delete a user's events (evp: this needs the role ADMIN)")
   })
 })

@@ -1,17 +1,22 @@
 import { useState, type FormEvent } from 'react'
 import { useLocation, useNavigate, useSearchParams } from 'react-router'
-import { useInfiniteQuery, useMutation } from '@tanstack/react-query'
-import { api, download } from '../api/client'
+import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query'
+import { api, download, forgetUserEvents, type UserEventsDeleted } from '../api/client'
 import type { EventPage, LiveEvent } from '../api/types'
 import { EventDrawer } from '../components/EventDrawer'
+import { ForgetError, ForgetUserDialog } from '../components/ForgetUserDialog'
 import { LiveBar } from '../components/LiveBar'
 import { Badge, Button, EmptyState, ErrorState, Field, inputClass, Loading, PageHeader, Panel } from '../components/ui'
+import { useAuth } from '../lib/auth'
 import { eventsQuery, filtersFrom, preview, textFilters, type TextFilter } from '../lib/events'
 import { formatClock, formatCount, formatDateTime } from '../lib/format'
 import { useLiveEvents } from '../lib/liveEvents'
 import { presets, toLocalInput, type Preset } from '../lib/range'
 
 const PAGE = 50
+
+/** A count in full (a deletion's record is exact, not 1.8k). */
+const exactCount = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 })
 
 const labels: Record<TextFilter, { label: string; placeholder: string; hint?: string }> = {
   eventType: { label: 'Event type', placeholder: 'page_view' },
@@ -106,6 +111,31 @@ export function Events() {
   const exportFile = useMutation({
     mutationFn: (format: 'ndjson' | 'csv') => download('/api/v1/events/export', { ...query!, format }, `events.${format}`),
   })
+
+  // An ADMIN may delete every event of the user the list is filtered by (an erasure request).
+  const { session, role } = useAuth()
+  const forgetId = session?.kind === 'jwt' && role === 'ADMIN' ? filters.userId : ''
+  const qc = useQueryClient()
+  const [forgetOpen, setForgetOpen] = useState(false)
+  const [forgotten, setForgotten] = useState<UserEventsDeleted | null>(null)
+  const forget = useMutation({
+    mutationFn: (userId: string) => forgetUserEvents(userId),
+    onSuccess: (r) => {
+      setForgetOpen(false)
+      setForgotten(r)
+      // What listed or counted the events: the list (refetched now), an open event, the
+      // analytics and the dead letters. Live starts again without the rows it held.
+      void qc.invalidateQueries({ queryKey: ['events'] })
+      void qc.invalidateQueries({ queryKey: ['analytics'] })
+      void qc.invalidateQueries({ queryKey: ['dead-letters'] })
+      if (live.on) live.start()
+    },
+  })
+  const openForget = () => {
+    // A deletion still running (the dialog was closed meanwhile) is shown as it goes on.
+    if (!forget.isPending) forget.reset()
+    setForgetOpen(true)
+  }
 
   const selectedId = sp.get('event')
   const selected = selectedId !== null ? events.find((e) => e.eventId === selectedId) : undefined
@@ -224,7 +254,30 @@ export function Events() {
         )}
       </Panel>
 
-      <Panel title={events.length > 0 ? `${formatCount(events.length)}${list.hasNextPage ? '+' : ''} event${events.length === 1 ? '' : 's'}` : 'Events'}>
+      <Panel
+        title={events.length > 0 ? `${formatCount(events.length)}${list.hasNextPage ? '+' : ''} event${events.length === 1 ? '' : 's'}` : 'Events'}
+        actions={
+          forgetId && (
+            <Button variant="danger" aria-haspopup="dialog" onClick={openForget} title={`Delete every stored event of ${forgetId}`} data-testid="forget-user">
+              Delete this user&apos;s events…
+            </Button>
+          )
+        }
+      >
+        {forgetId !== '' || forgotten ? (
+          <div role="status" aria-live="polite" data-testid="forget-status">
+            {forgotten && (
+              <p className="mb-3 text-sm wrap-anywhere text-good">
+                Deleted {exactCount.format(forgotten.deleted)} event{forgotten.deleted === 1 ? '' : 's'} of <span className="font-mono">{forgotten.userId}</span>.
+              </p>
+            )}
+          </div>
+        ) : null}
+        {forget.isError && !forgetOpen && (
+          <div className="mb-3">
+            <ForgetError error={forget.error} />
+          </div>
+        )}
         {live.on && <LiveBar live={live} />}
         {list.isPending && query !== null && !list.isError && <Loading label="Loading events…" />}
         {list.isError && !list.isFetchNextPageError && (
@@ -305,6 +358,16 @@ export function Events() {
         {live.on ? live.announcement : ''}
       </div>
       <EventDrawer eventId={selectedId} event={selected} onClose={close} hrefFor={hrefFor} />
+      {forgetId && (
+        <ForgetUserDialog
+          open={forgetOpen}
+          userId={forgetId}
+          busy={forget.isPending}
+          error={forget.error}
+          onConfirm={() => forget.mutate(forgetId)}
+          onCancel={() => setForgetOpen(false)}
+        />
+      )}
     </div>
   )
 }
