@@ -17,9 +17,9 @@ import (
 
 // Forgetting a user (store.Forgetter): their rows are deleted a chunk at a time, and each
 // chunk's transaction also lowers the counters and records in analytics_forget the hours
-// it touched (no user id). Every process's engine reads that log at its next feed and
-// rebuilds those hours from the events table (the deleting process before it answers, the
-// others in the background within a second), then drops the names nothing refers to any
+// it touched (no user id). Every process's engine reads that log and rebuilds those hours
+// from the events table (the deleting process before it answers, the others in the
+// background, starting within a second), then drops the names nothing refers to any
 // more from its dictionaries; the persisted blocks carry the last entry they reflect
 // (blocks_forget), so a start after a crash rebuilds what was not persisted.
 //
@@ -45,7 +45,8 @@ var _ store.Forgetter = (*Store)(nil)
 
 // ForgetUser implements store.Forgetter. The user's rows are found through the hours the
 // analytics engine has them in (fed first), or the whole table when the engine cannot tell
-// (its dictionary refused names).
+// (its dictionary refused names); and among the rows before the retention cut-off, which
+// the engine no longer holds and the next prune would delete.
 func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
 	if err := s.feed(ctx); err != nil {
 		return 0, err
@@ -86,7 +87,11 @@ func (s *Store) userSeqs(ctx context.Context, user string) ([]int64, error) {
 	if _, _, decided := snap.HourBefore(user, "", math.MaxInt64); !decided {
 		return s.querySeqs(ctx, `SELECT seq FROM events WHERE user_id = ?`, user)
 	}
-	var out []int64
+	cut := s.an.cutoff.Load()
+	out, err := s.querySeqs(ctx, `SELECT seq FROM events WHERE `+hourExpr+` <= ? AND ts < ? AND user_id = ?`, indexHour(cut), cut, user)
+	if err != nil {
+		return nil, err
+	}
 	for before := int64(math.MaxInt64); ; {
 		h, ok, _ := snap.HourBefore(user, "", before)
 		if !ok {

@@ -188,3 +188,35 @@ func TestForgetLeavesNoCopyInTheFile(t *testing.T) {
 		t.Fatal("the file holds no other user id either: the check sees nothing")
 	}
 }
+
+// The user's rows before the retention cut-off, hidden and not yet pruned, go too.
+func TestForgetReachesRowsBeforeTheCutoff(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	evs := storetest.Corpus(2000, 36)
+	insert(t, s, evs, 2000, 0)
+	const gone = "User_000"
+	cut := evs[1000].Timestamp
+	if _, err := s.wdb.Exec(`INSERT INTO counters(name, value) VALUES ('retention_cutoff', ?)`, cut.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	want, before := 0, 0
+	for _, e := range evs {
+		if e.UserID == gone {
+			want++
+			if e.Timestamp.Before(cut) {
+				before++
+			}
+		}
+	}
+	if before == 0 || before == want {
+		t.Fatalf("corpus: %d of %s's %d events before the cut-off, want some on each side", before, gone, want)
+	}
+	if n, err := s.ForgetUser(ctx, gone); err != nil || n != int64(want) {
+		t.Fatalf("ForgetUser = %d, %v; want %d", n, err, want)
+	}
+	var left int
+	if err := s.rdb.QueryRow(`SELECT COUNT(*) FROM events WHERE user_id = ?`, gone).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d rows of %s left (%v)", left, gone, err)
+	}
+}
