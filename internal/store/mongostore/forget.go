@@ -221,23 +221,8 @@ func (s *Store) rebuildSketches(ctx context.Context, minutes map[int64]bool) err
 	}
 	hours := map[int64]bool{}
 	for _, m := range slices.Sorted(maps.Keys(minutes)) {
-		cur, err := s.events.Find(ctx, timeBounds(m*int64(time.Minute), (m+1)*int64(time.Minute)),
-			options.Find().SetProjection(bson.D{{Key: "userId", Value: 1}, {Key: "sessionId", Value: 1}}))
+		p, err := s.minuteSketch(ctx, m)
 		if err != nil {
-			return fmt.Errorf("mongostore: forget: %w", err)
-		}
-		p := store.NewSketchPair()
-		for cur.Next(ctx) {
-			var d eventDoc
-			if err := cur.Decode(&d); err != nil {
-				cur.Close(ctx)
-				return fmt.Errorf("mongostore: forget: %w", err)
-			}
-			p.Users.Insert([]byte(d.UserID))
-			p.Sessions.Insert([]byte(d.SessionID))
-		}
-		cur.Close(ctx)
-		if err := cur.Err(); err != nil {
 			return fmt.Errorf("mongostore: forget: %w", err)
 		}
 		if err := s.replaceSketch(ctx, "m", m, p); err != nil {
@@ -269,6 +254,26 @@ func (s *Store) rebuildSketches(ctx context.Context, minutes map[int64]bool) err
 		}
 	}
 	return nil
+}
+
+// minuteSketch is the sketch of the users and sessions of the events of Unix minute m.
+func (s *Store) minuteSketch(ctx context.Context, m int64) (*store.SketchPair, error) {
+	cur, err := s.events.Find(ctx, timeBounds(m*int64(time.Minute), (m+1)*int64(time.Minute)),
+		options.Find().SetProjection(bson.D{{Key: "userId", Value: 1}, {Key: "sessionId", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	p := store.NewSketchPair()
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		p.Users.Insert([]byte(d.UserID))
+		p.Sessions.Insert([]byte(d.SessionID))
+	}
+	return p, cur.Err()
 }
 
 // replaceSketch makes p the one sketch document of the bucket, in place of every writer's:
