@@ -42,6 +42,16 @@ func (d *Dict) empty() *Dict {
 // Refused is how many times ID gave a new name other's id (see Limit).
 func (d *Dict) Refused() int64 { return d.refused.Load() }
 
+// Lumped reports whether some names' ids were refused and counted under other's: since
+// this dictionary was made (Refused), or before (other is numbered: loaded or renumbered
+// from a dictionary that refused names).
+func (d *Dict) Lumped() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, other := d.ids[d.other]
+	return d.refused.Load() > 0 || d.limit > 0 && other
+}
+
 // ID returns name's id, numbering it when it is new (see Limit for when it is not).
 func (d *Dict) ID(name string) uint32 {
 	d.mu.RLock()

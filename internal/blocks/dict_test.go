@@ -140,3 +140,24 @@ func TestEngineUserLimit(t *testing.T) {
 		t.Fatalf("after Compact the limit is %d", lim)
 	}
 }
+
+// A dictionary that lumped names under other says so, also once loaded again (its refusal
+// count then starts from zero).
+func TestDictLumped(t *testing.T) {
+	d := NewDict()
+	d.Limit(2, "~other")
+	d.ID("a")
+	d.ID("b")
+	if d.Lumped() {
+		t.Fatal("lumped before any refusal")
+	}
+	d.ID("c")
+	if !d.Lumped() {
+		t.Fatal("not lumped after a refusal")
+	}
+	again := NewDict()
+	again.Limit(2, "~other")
+	if !again.Load(d.Names()) || !again.Lumped() || again.Refused() != 0 {
+		t.Fatalf("loaded again: lumped %v, refused %d", again.Lumped(), again.Refused())
+	}
+}

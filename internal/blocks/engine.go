@@ -65,14 +65,17 @@ func (s *Snapshot) Query(q store.AnalyticsQuery) (store.AnalyticsResult, error) 
 // HourBefore returns the newest hour before before (Unix hours) that may hold events of the
 // user and of the session (each when not empty): a sealed hour holding both (the session by
 // its hash: a collision only adds an hour), or a head hour (not searched). ok is false when
-// there is none. decided is false when the snapshot cannot tell: the user is not in the
-// dictionary, but the dictionary refused names (their events count as another's).
+// there is none. decided is false when the snapshot cannot tell where a user's events
+// are: the dictionary counted some users' events under one name (Dict.Lumped).
 func (s *Snapshot) HourBefore(user, session string, before int64) (hour int64, ok, decided bool) {
 	var id uint32
 	if user != "" {
+		if s.d.Users.Lumped() {
+			return 0, false, false
+		}
 		var known bool
 		if id, known = s.d.Users.Lookup(user); !known {
-			return 0, false, s.d.Users.Refused() == 0
+			return 0, false, true
 		}
 	}
 	var hash uint64

@@ -59,9 +59,13 @@ func indexHour(ns int64) int64 { return ns / hourNs }
 type analyticsState struct {
 	eng *blocks.Engine
 
-	feedMu   sync.Mutex   // one feed at a time: events go to the engine in seq order
-	forgetMu sync.Mutex   // one call applying deletions at a time
-	cutoff   atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
+	feedMu   sync.Mutex // one feed at a time: events go to the engine in seq order
+	forgetMu sync.Mutex // one call applying deletions at a time; it guards the two below
+	// forgetHours are the hours still to rebuild for the analytics_forget entries up to
+	// forgetTarget (forget.go); nil until the first pass.
+	forgetHours  map[int64]bool
+	forgetTarget int64
+	cutoff       atomic.Int64 // the retention cut-off the engine has applied (Unix ns)
 	// forgotten is the last analytics_forget entry the engine has applied (forget.go).
 	forgotten atomic.Int64
 
@@ -353,6 +357,17 @@ func (s *Store) runAnalytics() {
 	defer feed.Stop()
 	seal := time.NewTicker(sealEvery)
 	defer seal.Stop()
+	// A long pass applying deletions ends when the store closes.
+	stopped, cancelStopped := context.WithCancel(context.Background())
+	defer cancelStopped()
+	stop := a.stop
+	go func() {
+		select {
+		case <-stop:
+			cancelStopped()
+		case <-stopped.Done():
+		}
+	}()
 	run := func(f func(context.Context) error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -367,7 +382,7 @@ func (s *Store) runAnalytics() {
 		case <-feed.C:
 			run(s.feed)
 			if a.forgetMu.TryLock() { // not while ForgetUser applies them
-				ctx, cancel := context.WithTimeout(context.Background(), forgetApplyTimeout)
+				ctx, cancel := context.WithTimeout(stopped, forgetApplyTimeout)
 				_ = s.applyForgets(ctx) // retried at the next tick
 				cancel()
 				a.forgetMu.Unlock()

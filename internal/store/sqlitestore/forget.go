@@ -47,10 +47,23 @@ var _ store.Forgetter = (*Store)(nil)
 // analytics engine has them in (fed first), or the whole table when the engine cannot tell
 // (its dictionary refused names); and among the rows before the retention cut-off, which
 // the engine no longer holds and the next prune would delete.
-func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
+func (s *Store) ForgetUser(ctx context.Context, userID string) (n int64, err error) {
 	if err := s.feed(ctx); err != nil {
 		return 0, err
 	}
+	// Every page the deletion frees is zeroed too (not only the rows within pages written
+	// anyway), and the log is emptied into the file at the end: no copy of the user's rows
+	// or name stays readable. One write connection: the setting holds for this call's writes.
+	if _, err := s.wdb.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+		return 0, fmt.Errorf("sqlitestore: forget: %w", err)
+	}
+	defer func() {
+		_, e1 := s.wdb.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = FAST`)
+		_, e2 := s.wdb.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
+		if err == nil && errors.Join(e1, e2) != nil {
+			err = fmt.Errorf("sqlitestore: forget: %w", errors.Join(e1, e2))
+		}
+	}()
 	seqs, err := s.userSeqs(ctx, userID)
 	if err != nil {
 		return 0, fmt.Errorf("sqlitestore: forget: %w", err)
@@ -207,14 +220,19 @@ func lowerCounters(ctx context.Context, tx *sql.Tx, n int64, byType map[string]i
 // applied, then drops the names no longer referred to. Each hour is rebuilt under feedMu
 // after feeding the engine (it may have taken rows since deleted, from the handoff, and it
 // then holds every row the entry's deletion left), and feedMu is let go between hours, so
-// that queries wait one hour's rebuild at most. Called with forgetMu held.
+// that queries wait one hour's rebuild at most. The hours still to rebuild are kept across
+// calls (forgetHours), so that a pass cut short goes on where it stopped. Called with
+// forgetMu held.
 func (s *Store) applyForgets(ctx context.Context) error {
 	a := &s.an
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, hours FROM analytics_forget WHERE id > ? ORDER BY id`, a.forgotten.Load())
+	if a.forgetHours == nil {
+		a.forgetHours, a.forgetTarget = map[int64]bool{}, a.forgotten.Load()
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, hours FROM analytics_forget WHERE id > ? ORDER BY id`, a.forgetTarget)
 	if err != nil {
 		return fmt.Errorf("sqlitestore: analytics forget: %w", err)
 	}
-	hours, last := map[int64]bool{}, a.forgotten.Load()
+	hours, last := a.forgetHours, a.forgetTarget
 	for rows.Next() {
 		var list string
 		var hs []int64
@@ -234,6 +252,7 @@ func (s *Store) applyForgets(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlitestore: analytics forget: %w", err)
 	}
+	a.forgetTarget = last
 	if last == a.forgotten.Load() {
 		return nil
 	}
@@ -247,6 +266,7 @@ func (s *Store) applyForgets(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		delete(hours, h)
 	}
 	a.forgotten.Store(last)
 	s.compact(true)
@@ -273,11 +293,13 @@ func (s *Store) rebuildHour(ctx context.Context, hour, from int64) error {
 	for i, r := range kept {
 		evs[i] = toEngineEvent(r)
 	}
+	// Under sealMu from Replace on, so that no sealing pass seals and persists the new head
+	// first (Seal would then return nil, which says the hour's block is to be deleted).
+	a.sealMu.Lock()
+	defer a.sealMu.Unlock()
 	if err := a.eng.Replace(hour, evs); err != nil {
 		return err
 	}
-	a.sealMu.Lock()
-	defer a.sealMu.Unlock()
 	blk, err := a.eng.Seal(hour)
 	if err != nil {
 		return err
