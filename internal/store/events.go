@@ -3,7 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -194,10 +194,6 @@ func propEquals(v []byte, want string) bool {
 	return false
 }
 
-// ErrForgetRunning is returned by ForgetUser while another deletion of the same user runs
-// (another process's).
-var ErrForgetRunning = errors.New("another deletion of this user's events is running")
-
 // Forgetter erases one user's events on request (privacy law's right to erasure).
 type Forgetter interface {
 	// ForgetUser deletes every event of userID (exact) stored before the call from the
@@ -210,13 +206,15 @@ type Forgetter interface {
 const forgetLetterPage = 500
 
 // ForgetDeadLetters deletes from dl the letters holding an event of user (exact userId),
-// and those that do not decode but hold the id's bytes (they may be the user's), and
+// and those that do not decode but hold "userId": and the id as JSON writes it, and
 // returns how many it deleted: a store's ForgetUser calls it, so that an erasure reaches
 // events that failed to be stored too.
 func ForgetDeadLetters(ctx context.Context, dl DeadLetters, user string) (int, error) {
 	if user == "" {
 		return 0, nil
 	}
+	quoted, _ := json.Marshal(user)
+	field := append([]byte(`"userId":`), quoted...)
 	deleted, cursor := 0, ""
 	for {
 		page, next, err := dl.ListDeadLetters(ctx, cursor, forgetLetterPage)
@@ -227,7 +225,7 @@ func ForgetDeadLetters(ctx context.Context, dl DeadLetters, user string) (int, e
 		for _, l := range page {
 			var ev event.Event
 			if err := event.Unmarshal(l.Data, &ev); err == nil && ev.UserID == user ||
-				err != nil && bytes.Contains(l.Data, []byte(user)) {
+				err != nil && bytes.Contains(l.Data, field) {
 				ids = append(ids, l.ID)
 			}
 		}

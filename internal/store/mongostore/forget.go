@@ -18,30 +18,31 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// Forgetting a user (store.Forgetter). The user's events (userId_1_timestamp_1 finds them)
-// are deleted a thousand at a time, and rollup_minute lowered by what was deleted ($inc is
-// commutative with the inserts running meanwhile). One deletion of a user runs at a time
-// (lockUser), so that each event is counted off once. A crash between the deletion and the
-// lowering leaves those counts too high, as no transaction spans them. Only events of finished InsertBatch calls
-// are deleted: a call still registered may be recovered after a crash, and its recovery
-// recounts the events it finds, so a deletion meanwhile would be counted off twice.
+// Forgetting a user (store.Forgetter). The user's events stored before the call
+// (userId_1_timestamp_1 finds them) are deleted a (minute, type) group at a time, and that
+// group's rollup_minute count lowered by what the deletion says it deleted: exact whoever
+// else deletes the same events meanwhile, and commutative with the inserts running ($inc).
+// Only events of finished InsertBatch calls are deleted: a call still registered may be
+// recovered after a crash, and its recovery recounts the events it finds. A crash between a
+// group's deletion and its lowering leaves that count too high (no transaction spans them).
 //
 // Sketches cannot lose an id, so those of the minutes and hours the events were in are
 // rebuilt: a minute's from its raw events, an hour's from its minutes' sketches, written as
-// one document in place of every writer's. Every writer keeps its sketches in memory and
-// would write the old ones back, so the deletion first bumps a counter in rollup_writes
-// (forgetsID) that each Store reads at most every forgetCheck before it adds to a sketch,
-// dropping its cached sketches when it changed; the rebuild waits forgetSettle after the
-// bump, so that writers read it first. A call storing events across that whole wait may
-// still put the user's id back into one minute's and one hour's estimates.
+// one document in place of every writer's. Writers keep their sketches in memory, so the
+// deletion first bumps the sketch epoch (a counter in rollup_writes, forgetsID) that each
+// Store reads at most every forgetCheck before it adds to a sketch: its documents carry
+// their epoch, and on a new one it starts new documents, empty, never reading the old. The
+// rebuild waits forgetSettle after the bump and then deletes the documents of older epochs
+// of the minutes and hours it rebuilds; a call storing events across that whole wait may
+// still put the user's id back into one minute's and one hour's estimates. The minutes to
+// rebuild are kept in a document named by the hash of the user id until the rebuild is
+// done, so that asking again after a failure finishes it.
 
 const (
 	forgetsID    = "forgets"
 	forgetBatch  = 1000
 	forgetCheck  = time.Second
 	forgetSettle = 2 * forgetCheck
-	// forgetLease is how long a deletion's lock on its user outlives its last renewal.
-	forgetLease = time.Minute
 	// forgetPendingWait bounds how long a deletion waits for calls storing the user's events
 	// to finish before it gives up (their events are then still stored).
 	forgetPendingWait = 10 * time.Second
@@ -54,32 +55,18 @@ var _ store.Forgetter = (*Store)(nil)
 var ErrStoring = errors.New("mongostore: some of the user's events are still being stored")
 
 // ForgetUser implements store.Forgetter.
-func (s *Store) ForgetUser(ctx context.Context, userID string) (n int64, err error) {
-	renew, release, ok, err := s.lockUser(ctx, userID)
-	if err != nil {
-		return 0, fmt.Errorf("mongostore: forget: %w", err)
-	}
-	if !ok {
-		return 0, store.ErrForgetRunning
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, release(rctx))
-	}()
-	return s.forgetLocked(ctx, userID, renew)
-}
-
-// forgetLocked is ForgetUser with the user's lock held.
-func (s *Store) forgetLocked(ctx context.Context, userID string, renew func(context.Context) error) (int64, error) {
-	minutes := map[int64]bool{}
+func (s *Store) ForgetUser(ctx context.Context, userID string) (int64, error) {
+	started := time.Now()
+	sum := sha256.Sum256([]byte(userID))
+	intent := bson.D{{Key: "_id", Value: "forget:" + hex.EncodeToString(sum[:])}}
 	var total int64
-	deadline := time.Now().Add(forgetPendingWait)
+	deadline := started.Add(forgetPendingWait)
 	for {
-		n, busy, err := s.forgetBatch(ctx, userID, minutes)
+		n, minutes, busy, err := s.forgetBatch(ctx, userID, started)
 		total += n
-		if err == nil {
-			err = renew(ctx)
+		if err == nil && len(minutes) > 0 {
+			_, err = s.writes.UpdateOne(ctx, intent, bson.D{{Key: "$addToSet", Value: bson.D{{Key: "minutes", Value: bson.D{{Key: "$each", Value: minutes}}}}}},
+				options.UpdateOne().SetUpsert(true))
 		}
 		if err != nil {
 			return total, fmt.Errorf("mongostore: forget: %w", err)
@@ -91,7 +78,7 @@ func (s *Store) forgetLocked(ctx context.Context, userID string, renew func(cont
 			break
 		}
 		if time.Now().After(deadline) {
-			return total, errors.Join(ErrStoring, s.rebuildSketches(ctx, minutes))
+			return total, ErrStoring
 		}
 		select {
 		case <-ctx.Done():
@@ -99,119 +86,101 @@ func (s *Store) forgetLocked(ctx context.Context, userID string, renew func(cont
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if err := s.rebuildSketches(ctx, minutes); err != nil {
+	var doc struct {
+		Minutes []int64 `bson:"minutes"`
+	}
+	if err := s.writes.FindOne(ctx, intent).Decode(&doc); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return total, fmt.Errorf("mongostore: forget: %w", err)
+	}
+	if err := s.rebuildSketches(ctx, doc.Minutes); err != nil {
 		return total, err
+	}
+	if _, err := s.writes.DeleteOne(ctx, intent); err != nil {
+		return total, fmt.Errorf("mongostore: forget: %w", err)
 	}
 	letters, err := store.ForgetDeadLetters(ctx, s, userID)
 	return total + int64(letters), err
 }
 
-// forgetBatch deletes up to forgetBatch of the user's events stored by finished calls and
-// lowers the rollups by them, adding their minutes to minutes. busy reports events of
-// calls still registered, left for later. The caller holds the user's lock, so the events
-// it finds are deleted by it alone.
-func (s *Store) forgetBatch(ctx context.Context, user string, minutes map[int64]bool) (n int64, busy bool, err error) {
-	cur, err := s.events.Find(ctx, bson.D{{Key: "userId", Value: user}},
+// forgetBatch deletes up to forgetBatch of the user's events stored before started by
+// finished calls and lowers the rollups by them, and returns how many it deleted and
+// their minutes. busy reports events of calls still registered, left for later.
+func (s *Store) forgetBatch(ctx context.Context, user string, started time.Time) (n int64, minutes []int64, busy bool, err error) {
+	cur, err := s.events.Find(ctx, bson.D{{Key: "userId", Value: user}, {Key: "processedAt", Value: bson.D{{Key: "$lte", Value: started}}}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "eventType", Value: 1}, {Key: "tsNs", Value: 1}, {Key: "bt", Value: 1}}).SetLimit(forgetBatch))
 	if err != nil {
-		return 0, false, err
+		return 0, nil, false, err
 	}
 	var docs []eventDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, false, err
+	if err := cur.All(ctx, &docs); err != nil || len(docs) == 0 {
+		return 0, nil, false, err
 	}
-	if len(docs) == 0 {
-		return 0, false, nil
-	}
-	tokens := map[string]bool{}
-	for _, d := range docs {
-		tokens[d.BT] = true
-	}
-	cur, err = s.pending.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: slices.Collect(maps.Keys(tokens))}}}})
+	running, err := s.runningCalls(ctx, docs)
 	if err != nil {
-		return 0, false, err
+		return 0, nil, false, err
 	}
-	var pending []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &pending); err != nil {
-		return 0, false, err
-	}
-	running := map[string]bool{}
-	for _, p := range pending {
-		running[p.ID] = true
-	}
-	var ids []string
-	counts := map[rollupKey]int64{}
+	groups := map[rollupKey][]string{}
 	for _, d := range docs {
 		if running[d.BT] {
 			busy = true
 			continue
 		}
-		ids = append(ids, d.ID)
-		counts[rollupKey{unixMinute(d.TsNs), d.EventType}]++
+		k := rollupKey{unixMinute(d.TsNs), d.EventType}
+		groups[k] = append(groups[k], d.ID)
 	}
-	if len(ids) == 0 {
-		return 0, busy, nil
+	for k, ids := range groups {
+		res, err := s.events.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "userId", Value: user}})
+		if err != nil {
+			return n, minutes, false, err
+		}
+		if res.DeletedCount == 0 {
+			continue // another deletion took them, and counts them off
+		}
+		if _, err := s.rollups.UpdateOne(ctx, bson.D{{Key: "_id", Value: k.id()}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "c", Value: -res.DeletedCount}}}}); err != nil {
+			return n, minutes, false, fmt.Errorf("rollup: %w", err)
+		}
+		n += res.DeletedCount
+		minutes = append(minutes, k.minute)
 	}
-	if _, err := s.events.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "userId", Value: user}}); err != nil {
-		return 0, false, err
-	}
-	models := make([]mongo.WriteModel, 0, len(counts))
-	for k, c := range counts {
-		models = append(models, mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: k.id()}}).
-			SetUpdate(bson.D{{Key: "$inc", Value: bson.D{{Key: "c", Value: -c}}}}))
-		minutes[k.minute] = true
-	}
-	if _, err := s.rollups.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return 0, false, fmt.Errorf("rollup: %w", err)
-	}
-	return int64(len(ids)), busy, nil
+	return n, minutes, busy, nil
 }
 
-// lockUser takes the lock of the user's deletions: a document of rollup_writes named by the
-// hash of the user id (not the id itself), held until release or for forgetLease after its
-// last renewal (a process that died leaves it to expire). ok is false when another deletion
-// holds it.
-func (s *Store) lockUser(ctx context.Context, user string) (renew, release func(context.Context) error, ok bool, err error) {
-	sum := sha256.Sum256([]byte(user))
-	id, tok := "forget:"+hex.EncodeToString(sum[:]), s.newToken()
-	for attempt := 0; attempt < 2; attempt++ {
-		_, err = s.writes.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: tok}, {Key: "until", Value: time.Now().Add(forgetLease)}})
-		if err == nil {
-			break
-		}
-		if !mongo.IsDuplicateKeyError(err) {
-			return nil, nil, false, err
-		}
-		if attempt == 1 {
-			return nil, nil, false, nil
-		}
-		// Held: taken over only once expired.
-		if _, err := s.writes.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "until", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}); err != nil {
-			return nil, nil, false, err
-		}
+// runningCalls returns which of the InsertBatch calls that stored docs are still
+// registered as pending.
+func (s *Store) runningCalls(ctx context.Context, docs []eventDoc) (map[string]bool, error) {
+	tokens := map[string]bool{}
+	for _, d := range docs {
+		tokens[d.BT] = true
 	}
-	mine := bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: tok}}
-	renew = func(ctx context.Context) error {
-		_, err := s.writes.UpdateOne(ctx, mine, bson.D{{Key: "$set", Value: bson.D{{Key: "until", Value: time.Now().Add(forgetLease)}}}})
-		return err
+	cur, err := s.pending.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: slices.Collect(maps.Keys(tokens))}}}})
+	if err != nil {
+		return nil, err
 	}
-	release = func(ctx context.Context) error {
-		_, err := s.writes.DeleteOne(ctx, mine)
-		return err
+	var pending []struct {
+		ID string `bson:"_id"`
 	}
-	return renew, release, true, nil
+	if err := cur.All(ctx, &pending); err != nil {
+		return nil, err
+	}
+	running := map[string]bool{}
+	for _, p := range pending {
+		running[p.ID] = true
+	}
+	return running, nil
 }
 
 // rebuildSketches rebuilds the sketches of minutes and of their hours once every writer
-// has had time to drop its cached ones.
-func (s *Store) rebuildSketches(ctx context.Context, minutes map[int64]bool) error {
+// has had time to start the new epoch's documents.
+func (s *Store) rebuildSketches(ctx context.Context, minutes []int64) error {
 	if len(minutes) == 0 {
 		return nil
 	}
-	if _, err := s.writes.UpdateOne(ctx, bson.D{{Key: "_id", Value: forgetsID}},
-		bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
+	var doc struct {
+		N int64 `bson:"n"`
+	}
+	err := s.writes.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: forgetsID}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
+	if err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
 	select {
@@ -220,12 +189,13 @@ func (s *Store) rebuildSketches(ctx context.Context, minutes map[int64]bool) err
 	case <-time.After(forgetSettle):
 	}
 	hours := map[int64]bool{}
-	for _, m := range slices.Sorted(maps.Keys(minutes)) {
+	slices.Sort(minutes)
+	for _, m := range minutes {
 		p, err := s.minuteSketch(ctx, m)
 		if err != nil {
 			return fmt.Errorf("mongostore: forget: %w", err)
 		}
-		if err := s.replaceSketch(ctx, "m", m, p); err != nil {
+		if err := s.replaceSketch(ctx, "m", m, doc.N, p); err != nil {
 			return err
 		}
 		hours[floorDiv(m, 60)] = true
@@ -249,7 +219,7 @@ func (s *Store) rebuildSketches(ctx context.Context, minutes map[int64]bool) err
 				return fmt.Errorf("mongostore: forget: %w", err)
 			}
 		}
-		if err := s.replaceSketch(ctx, "h", h, p); err != nil {
+		if err := s.replaceSketch(ctx, "h", h, doc.N, p); err != nil {
 			return err
 		}
 	}
@@ -276,16 +246,18 @@ func (s *Store) minuteSketch(ctx context.Context, m int64) (*store.SketchPair, e
 	return p, cur.Err()
 }
 
-// replaceSketch makes p the one sketch document of the bucket, in place of every writer's:
-// a document of its own (writer "rebuilt"), which no writer writes to.
-func (s *Store) replaceSketch(ctx context.Context, kind string, bucket int64, p *store.SketchPair) error {
+// replaceSketch makes p the bucket's sketch in place of every document of an epoch before
+// epoch: a document of its own (writer "rebuilt"), which no writer writes to; the current
+// epoch's documents, started empty after the bump, stay.
+func (s *Store) replaceSketch(ctx context.Context, kind string, bucket, epoch int64, p *store.SketchPair) error {
 	ub, err1 := p.Users.MarshalBinary()
 	sb, err2 := p.Sessions.MarshalBinary()
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
 	id := kind + ":" + strconv.FormatInt(bucket, 10) + ":rebuilt"
-	if _, err := s.sketch.DeleteMany(ctx, bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: id}}}}); err != nil {
+	older := bson.A{bson.D{{Key: "e", Value: bson.D{{Key: "$exists", Value: false}}}}, bson.D{{Key: "e", Value: bson.D{{Key: "$lt", Value: epoch}}}}}
+	if _, err := s.sketch.DeleteMany(ctx, bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: id}}}, {Key: "$or", Value: older}}); err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
 	at := time.Unix(bucket*60, 0).UTC()
@@ -293,27 +265,28 @@ func (s *Store) replaceSketch(ctx context.Context, kind string, bucket int64, p 
 		at = time.Unix(bucket*3600, 0).UTC()
 	}
 	if _, err := s.sketch.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}},
-		sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Users: ub, Sessions: sb, At: at},
+		sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Epoch: epoch, Users: ub, Sessions: sb, At: at},
 		options.Replace().SetUpsert(true)); err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
 	return nil
 }
 
-// checkForgets drops the cached sketches when a deletion happened since the last look
-// (at most every forgetCheck), so that they are read again, rebuilt.
-func (s *Store) checkForgets(ctx context.Context) error {
+// sketchEpoch returns the sketch epoch, reading it again when it was last read forgetCheck
+// ago or more; on a new one the cached sketches are dropped (their documents are of the old
+// epoch). A failed read keeps the epoch known: the next call reads again.
+func (s *Store) sketchEpoch(ctx context.Context) int64 {
 	s.forgets.mu.Lock()
 	defer s.forgets.mu.Unlock()
 	if time.Since(s.forgets.checked) < forgetCheck {
-		return nil
+		return s.forgets.seen
 	}
 	var doc struct {
 		N int64 `bson:"n"`
 	}
 	err := s.writes.FindOne(ctx, bson.D{{Key: "_id", Value: forgetsID}}).Decode(&doc)
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return fmt.Errorf("mongostore: sketch: %w", err)
+		return s.forgets.seen
 	}
 	s.forgets.checked = time.Now()
 	if doc.N != s.forgets.seen {
@@ -322,5 +295,5 @@ func (s *Store) checkForgets(ctx context.Context) error {
 		clear(s.sketches.entries)
 		s.sketches.mu.Unlock()
 	}
-	return nil
+	return s.forgets.seen
 }

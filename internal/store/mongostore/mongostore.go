@@ -72,8 +72,8 @@
 // # Forgetting a user
 //
 // ForgetUser deletes a user's events and lowers the rollups by them, then rebuilds the
-// sketches of the minutes and hours they were in, after telling every writer to drop its
-// cached sketches (forget.go).
+// sketches of the minutes and hours they were in, after moving every writer to a new
+// sketch epoch (forget.go).
 package mongostore
 
 import (

@@ -16,10 +16,13 @@ import (
 	"github.com/evp-dev/evp/internal/store"
 )
 
-// Sketch documents in rollup_sketch, one per (level, bucket, writer):
+// Sketch documents in rollup_sketch, one per (level, bucket, writer, epoch):
 //
-//	{_id: "m:<unix minute>:<writer>", k: "m" | "h", b: <unix minute or hour>, w: <writer>,
-//	 v: <version>, users: <HLL>, sessions: <HLL>, at: <bucket start>}
+//	{_id: "m:<unix minute>:<writer>:<epoch>", k: "m" | "h", b: <unix minute or hour>,
+//	 w: <writer>, e: <epoch>, v: <version>, users: <HLL>, sessions: <HLL>, at: <bucket start>}
+//
+// The epoch changes when a user's events are deleted (forget.go): a writer then starts new
+// documents rather than adding to the ones that may hold the user.
 //
 // Only the Store whose writer id is w writes a document, so there is no race between
 // processes; inside the process writes of one document are serialised and coalesced (one
@@ -31,6 +34,7 @@ type sketchDoc struct {
 	Kind     string    `bson:"k"`
 	Bucket   int64     `bson:"b"`
 	Writer   string    `bson:"w"`
+	Epoch    int64     `bson:"e"`
 	Version  int64     `bson:"v"`
 	Users    []byte    `bson:"users"`
 	Sessions []byte    `bson:"sessions"`
@@ -89,16 +93,14 @@ func (c *sketchCache) release(e *sketchEntry) {
 	c.mu.Unlock()
 }
 
-func (s *Store) sketchID(kind string, bucket int64) string {
-	return kind + ":" + strconv.FormatInt(bucket, 10) + ":" + s.writer
+func (s *Store) sketchID(kind string, bucket, epoch int64) string {
+	return kind + ":" + strconv.FormatInt(bucket, 10) + ":" + s.writer + ":" + strconv.FormatInt(epoch, 10)
 }
 
 // addSketches adds the user and session ids of every event to this writer's minute and hour
 // sketches and returns once they are written.
 func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
-	if err := s.checkForgets(ctx); err != nil {
-		return err
-	}
+	epoch := s.sketchEpoch(ctx)
 	minutes := map[int64]*store.SketchPair{}
 	for i := range events {
 		e := &events[i]
@@ -126,7 +128,7 @@ func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
 		sk   map[int64]*store.SketchPair
 	}{{"m", minutes}, {"h", hours}} {
 		for b, p := range level.sk {
-			if err := s.addSketch(ctx, level.kind, b, p); err != nil {
+			if err := s.addSketch(ctx, level.kind, b, epoch, p); err != nil {
 				return err
 			}
 		}
@@ -134,8 +136,8 @@ func (s *Store) addSketches(ctx context.Context, events []event.Event) error {
 	return nil
 }
 
-func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *store.SketchPair) error {
-	e := s.sketches.acquire(s.sketchID(kind, bucket), kind, bucket)
+func (s *Store) addSketch(ctx context.Context, kind string, bucket, epoch int64, p *store.SketchPair) error {
+	e := s.sketches.acquire(s.sketchID(kind, bucket, epoch), kind, bucket)
 	defer s.sketches.release(e)
 
 	e.mu.Lock()
@@ -185,7 +187,7 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket int64, p *sto
 	}
 	_, err = s.sketch.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: e.id}, {Key: "v", Value: bson.D{{Key: "$lt", Value: v}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "w", Value: s.writer},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "w", Value: s.writer}, {Key: "e", Value: epoch},
 			{Key: "v", Value: v}, {Key: "users", Value: ub}, {Key: "sessions", Value: sb}, {Key: "at", Value: at}}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // duplicate: a newer version is stored

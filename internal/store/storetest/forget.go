@@ -59,7 +59,8 @@ func testForget(t *testing.T, s Store) {
 	other, _ := event.Marshal(&evs[0])
 	if err := s.DeadLetter(ctx, []store.DeadLetter{{EventID: "f_dead", Data: letter, Error: "x", Attempts: 3, FailedAt: base},
 		{EventID: evs[0].EventID, Data: other, Error: "x", Attempts: 3, FailedAt: base},
-		{Data: []byte(`{"userId":"` + gone + `",`), Error: "undecodable", Attempts: 1, FailedAt: base}}); err != nil {
+		{Data: []byte(`{"userId":"` + gone + `",`), Error: "undecodable", Attempts: 1, FailedAt: base},
+		{Data: []byte(`{"note":"` + gone + `",`), Error: "undecodable, names the user elsewhere", Attempts: 1, FailedAt: base}}); err != nil {
 		t.Fatal(err)
 	}
 	n, err := f.ForgetUser(ctx, gone)
@@ -68,8 +69,8 @@ func testForget(t *testing.T, s Store) {
 	}
 	if dl, ok := s.(store.DeadLetters); ok {
 		left, _, err := dl.ListDeadLetters(ctx, "", 10)
-		if err != nil || len(left) != 1 || left[0].EventID != evs[0].EventID {
-			t.Fatalf("dead letters left: %+v, %v; want only %s's", left, err, evs[0].UserID)
+		if err != nil || len(left) != 2 || left[0].Error != "undecodable, names the user elsewhere" || left[1].EventID != evs[0].EventID {
+			t.Fatalf("dead letters left: %+v, %v; want %s's and the one naming the user elsewhere", left, err, evs[0].UserID)
 		}
 	}
 	checkForgotten(t, s, "forgotten", kept, gone, lone)

@@ -2164,7 +2164,7 @@ export interface components {
                 };
             };
         };
-        /** @description `DELETION_RUNNING`: another deletion of a user's events is running in this process, or (MongoDB) another process is deleting this user's events. Retry after `Retry-After` seconds. */
+        /** @description `DELETION_RUNNING`: another deletion of a user's events is running in this process. Retry after `Retry-After` seconds. */
         DeletionRunning: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
