@@ -264,9 +264,14 @@ func (s *Store) replaceSketch(ctx context.Context, kind string, bucket, epoch in
 	if kind == "h" {
 		at = time.Unix(bucket*3600, 0).UTC()
 	}
-	if _, err := s.sketch.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}},
-		sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Epoch: epoch, Users: ub, Sessions: sb, At: at},
-		options.Replace().SetUpsert(true)); err != nil {
+	doc := sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Epoch: epoch, Users: ub, Sessions: sb, At: at}
+	_, err := s.sketch.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		// Another deletion's rebuild inserted it between our match and our insert: replace
+		// theirs (both are made from the raw events after the deletions).
+		_, err = s.sketch.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	}
+	if err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
 	return nil

@@ -52,7 +52,7 @@ func TestForgetTwiceAtOnce(t *testing.T) {
 	b := openOn(t, srv, "evptest")
 	at := time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 	var evs []event.Event
-	for i := range 2500 {
+	for i := range 1000 {
 		user := "busy"
 		if i%5 == 0 {
 			user = "other"
@@ -60,8 +60,8 @@ func TestForgetTwiceAtOnce(t *testing.T) {
 		evs = append(evs, event.Event{EventID: fmt.Sprintf("t%d", i), EventType: []string{"click", "view"}[i%2], UserID: user, SessionID: "s",
 			Timestamp: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Priority: 1})
 	}
-	for i := 0; i < len(evs); i += 500 {
-		if _, _, err := a.InsertBatch(ctx, evs[i:i+500], time.Now()); err != nil {
+	for i := 0; i < len(evs); i += 250 {
+		if _, _, err := a.InsertBatch(ctx, evs[i:i+250], time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,14 +72,14 @@ func TestForgetTwiceAtOnce(t *testing.T) {
 	go func() { defer wg.Done(); na, ea = a.ForgetUser(ctx, "busy") }()
 	go func() { defer wg.Done(); nb, eb = b.ForgetUser(ctx, "busy") }()
 	wg.Wait()
-	if ea != nil || eb != nil || na+nb != 2000 {
-		t.Fatalf("deleted %d + %d (%v, %v), want 2000 between them", na, nb, ea, eb)
+	if ea != nil || eb != nil || na+nb != 800 {
+		t.Fatalf("deleted %d + %d (%v, %v), want 800 between them", na, nb, ea, eb)
 	}
 	res, err := a.Analytics(ctx, store.AnalyticsQuery{Start: at, End: at.Add(time.Hour), Bucket: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.TotalEvents != 500 || res.UniqueUsers != 1 {
-		t.Fatalf("after: %d events, %d users; want 500 of one user", res.TotalEvents, res.UniqueUsers)
+	if res.TotalEvents != 200 || res.UniqueUsers != 1 {
+		t.Fatalf("after: %d events, %d users; want 200 of one user", res.TotalEvents, res.UniqueUsers)
 	}
 }
