@@ -61,15 +61,18 @@ type stringsFlag []string
 func (s *stringsFlag) String() string     { return strings.Join(*s, ", ") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
+// isTerminal reports whether w is a terminal (where a progress line may redraw itself).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
 func export(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	job, code, ok := parseExport(args, getenv, stdout, stderr)
 	if !ok {
 		return code
 	}
-	tty := false
-	if f, ok := stderr.(*os.File); ok {
-		tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
-	}
+	tty := isTerminal(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	st, err := job.run(ctx, stdout, stderr, tty)

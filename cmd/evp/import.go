@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/evp-dev/evp/internal/event"
-	"github.com/mattn/go-isatty"
 )
 
 const importUsage = `Usage: evp import --url URL --key KEY [--strict] [--concurrency N] FILE|-
@@ -99,10 +98,7 @@ func importCmd(args []string, getenv func(string) string, stdout, stderr io.Writ
 	if !ok {
 		return code
 	}
-	tty := false
-	if f, ok := stderr.(*os.File); ok {
-		tty = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
-	}
+	tty := isTerminal(stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mattn/go-isatty"
 	"golang.org/x/sys/unix"
 
 	lg "github.com/evp-dev/evp/internal/loadgen"
@@ -94,7 +93,7 @@ func loadgen(args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		cfg.Progress = stderr
 		if f, ok := stderr.(*os.File); ok {
-			cfg.ProgressTTY = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+			cfg.ProgressTTY = isTerminal(f)
 			if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
 				cfg.ProgressWidth = int(ws.Col)
 			}

@@ -202,22 +202,8 @@ func (s *Store) rebuildSketches(ctx context.Context, minutes []int64) error {
 	}
 	for h := range hours {
 		p := store.NewSketchPair()
-		cur, err := s.sketch.Find(ctx, bson.D{{Key: "k", Value: "m"}, {Key: "b", Value: bson.D{{Key: "$gte", Value: h * 60}, {Key: "$lt", Value: (h + 1) * 60}}}})
-		if err != nil {
+		if err := s.mergeSketches(ctx, p, "m", h*60, (h+1)*60); err != nil {
 			return fmt.Errorf("mongostore: forget: %w", err)
-		}
-		var docs []sketchDoc
-		if err := cur.All(ctx, &docs); err != nil {
-			return fmt.Errorf("mongostore: forget: %w", err)
-		}
-		for _, d := range docs {
-			m := store.NewSketchPair()
-			if err := m.Unmarshal(d.Users, d.Sessions); err != nil {
-				return fmt.Errorf("mongostore: forget: sketch %s: %w", d.ID, err)
-			}
-			if err := p.Merge(m); err != nil {
-				return fmt.Errorf("mongostore: forget: %w", err)
-			}
 		}
 		if err := s.replaceSketch(ctx, "h", h, doc.N, p); err != nil {
 			return err
@@ -260,11 +246,7 @@ func (s *Store) replaceSketch(ctx context.Context, kind string, bucket, epoch in
 	if _, err := s.sketch.DeleteMany(ctx, bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: id}}}, {Key: "$or", Value: older}}); err != nil {
 		return fmt.Errorf("mongostore: forget: %w", err)
 	}
-	at := time.Unix(bucket*60, 0).UTC()
-	if kind == "h" {
-		at = time.Unix(bucket*3600, 0).UTC()
-	}
-	doc := sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Epoch: epoch, Users: ub, Sessions: sb, At: at}
+	doc := sketchDoc{ID: id, Kind: kind, Bucket: bucket, Writer: "rebuilt", Epoch: epoch, Users: ub, Sessions: sb, At: bucketStart(kind, bucket)}
 	_, err := s.sketch.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
 	if mongo.IsDuplicateKeyError(err) {
 		// Another deletion's rebuild inserted it between our match and our insert: replace

@@ -181,10 +181,7 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket, epoch int64,
 	if err := errors.Join(err1, err2); err != nil {
 		return fmt.Errorf("mongostore: sketch %s: %w", e.id, err)
 	}
-	at := time.Unix(bucket*60, 0).UTC()
-	if kind == "h" {
-		at = time.Unix(bucket*3600, 0).UTC()
-	}
+	at := bucketStart(kind, bucket)
 	_, err = s.sketch.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: e.id}, {Key: "v", Value: bson.D{{Key: "$lt", Value: v}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bucket}, {Key: "w", Value: s.writer}, {Key: "e", Value: epoch},
@@ -197,35 +194,48 @@ func (s *Store) addSketch(ctx context.Context, kind string, bucket, epoch int64,
 	return nil
 }
 
+// mergeSketches merges into acc every writer's sketches of kind ("m" or "h") of the
+// buckets in [a, b).
+func (s *Store) mergeSketches(ctx context.Context, acc *store.SketchPair, kind string, a, b int64) error {
+	if a >= b {
+		return nil
+	}
+	cur, err := s.sketch.Find(ctx, bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bson.D{{Key: "$gte", Value: a}, {Key: "$lt", Value: b}}}},
+		options.Find().SetProjection(bson.D{{Key: "users", Value: 1}, {Key: "sessions", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	for cur.Next(ctx) {
+		var d sketchDoc
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		p := store.NewSketchPair()
+		if err := p.Unmarshal(d.Users, d.Sessions); err != nil {
+			return err
+		}
+		if err := acc.Merge(p); err != nil {
+			return err
+		}
+	}
+	return cur.Err()
+}
+
+// bucketStart is when the minute or hour ("m" or "h") bucket starts (a sketch's at, for
+// its TTL).
+func bucketStart(kind string, bucket int64) time.Time {
+	if kind == "h" {
+		return time.Unix(bucket*3600, 0).UTC()
+	}
+	return time.Unix(bucket*60, 0).UTC()
+}
+
 // sketchEstimate merges every writer's hour sketches of the whole hours in [startMin,
 // endMin) and minute sketches of the remaining minutes, as the SQLite store does.
 func (s *Store) sketchEstimate(ctx context.Context, startMin, endMin int64) (users, sessions int64, err error) {
 	acc := store.NewSketchPair()
-	merge := func(kind string, a, b int64) error {
-		if a >= b {
-			return nil
-		}
-		cur, err := s.sketch.Find(ctx, bson.D{{Key: "k", Value: kind}, {Key: "b", Value: bson.D{{Key: "$gte", Value: a}, {Key: "$lt", Value: b}}}},
-			options.Find().SetProjection(bson.D{{Key: "users", Value: 1}, {Key: "sessions", Value: 1}}))
-		if err != nil {
-			return err
-		}
-		defer cur.Close(ctx)
-		for cur.Next(ctx) {
-			var d sketchDoc
-			if err := cur.Decode(&d); err != nil {
-				return err
-			}
-			p := store.NewSketchPair()
-			if err := p.Unmarshal(d.Users, d.Sessions); err != nil {
-				return err
-			}
-			if err := acc.Merge(p); err != nil {
-				return err
-			}
-		}
-		return cur.Err()
-	}
+	merge := func(kind string, a, b int64) error { return s.mergeSketches(ctx, acc, kind, a, b) }
 	firstHour, endHour := floorDiv(startMin+59, 60), floorDiv(endMin, 60)
 	if firstHour >= endHour {
 		err = merge("m", startMin, endMin)
