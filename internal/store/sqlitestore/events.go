@@ -148,21 +148,8 @@ func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.Event
 	if limit > 0 {
 		return r.scan(ctx, fn, `SELECT `+eventCols+` FROM events WHERE seq IN (`+match+` LIMIT ?) ORDER BY ts DESC, seq DESC`, append(args, limit)...)
 	}
-	var seqs []int64 // 8 bytes an event of one hour
-	rows, err := r.rdb.QueryContext(ctx, match, args...)
+	seqs, err := (*Store)(r).querySeqs(ctx, match, args...) // 8 bytes an event of one hour
 	if err != nil {
-		return fmt.Errorf("sqlitestore: events: %w", err)
-	}
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlitestore: events: %w", err)
-		}
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlitestore: events: %w", err)
 	}
 	for len(seqs) > 0 {
@@ -185,6 +172,24 @@ func (r *eventRange) ScanRange(ctx context.Context, lo, hi int64, q *store.Event
 		seqs = seqs[n:]
 	}
 	return nil
+}
+
+// querySeqs runs query, which selects seq, and returns the seqs in its order.
+func (s *Store) querySeqs(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		out = append(out, seq)
+	}
+	return out, rows.Err()
 }
 
 // exportFetch is how many rows an export reads at a time (events are at most a few MiB).

@@ -120,23 +120,6 @@ func (s *Store) userSeqs(ctx context.Context, user string) ([]int64, error) {
 	}
 }
 
-func (s *Store) querySeqs(ctx context.Context, query string, args ...any) ([]int64, error) {
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			return nil, err
-		}
-		out = append(out, seq)
-	}
-	return out, rows.Err()
-}
-
 // forgetChunk deletes the user's rows among seqs in one transaction, with the log entry
 // of the hours they were in, and returns how many it deleted.
 func (s *Store) forgetChunk(ctx context.Context, user string, seqs []int64) (n int64, err error) {
